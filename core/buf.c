@@ -1,0 +1,1 @@
+/* core/buf.c: being written */

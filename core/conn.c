@@ -1,0 +1,1 @@
+/* core/conn.c: being written */

@@ -1,0 +1,288 @@
+/* core: the event-loop toolkit every binary shares.
+ *
+ * Logging, checked allocation, byte buffers, TCP listeners and connections
+ * with bounded buffers, an HTTP/1.1 server (http-parser) with WebSocket
+ * upgrade (wslay), a WebSocket client, and a worker pool / mailbox that
+ * hands results from other threads back to the libev loop.
+ *
+ * Threading: everything here except core_pool_submit's work function,
+ * core_mailbox_post and the log/alloc helpers must be called on the loop
+ * thread that owns the object.
+ */
+#ifndef CHAT_CORE_H
+#define CHAT_CORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+/* ------------------------------------------------------------------ log */
+
+typedef enum {
+    CORE_LOG_DEBUG = 0,
+    CORE_LOG_INFO = 1,
+    CORE_LOG_WARN = 2,
+    CORE_LOG_ERROR = 3,
+} core_log_level_t;
+
+/* Lines go to stderr as "2026-11-23T09:31:37.123Z LEVEL [tag] text". */
+void core_log_set_level(core_log_level_t level);
+void core_log_set_tag(const char *tag); /* e.g. "node-1"; copied */
+/* "debug", "info", "warn", "error" -> level; -1 when unknown. */
+int core_log_parse_level(const char *name);
+void core_log(core_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define CORE_DEBUG(...) core_log(CORE_LOG_DEBUG, __VA_ARGS__)
+#define CORE_INFO(...) core_log(CORE_LOG_INFO, __VA_ARGS__)
+#define CORE_WARN(...) core_log(CORE_LOG_WARN, __VA_ARGS__)
+#define CORE_ERROR(...) core_log(CORE_LOG_ERROR, __VA_ARGS__)
+
+/* ------------------------------------------------------------------ memory */
+
+/* Allocation that aborts on out-of-memory (the real defence is bounded
+ * buffers); xcalloc and xreallocarray check n * size for overflow. */
+void *core_xmalloc(size_t size);
+void *core_xcalloc(size_t n, size_t size);
+void *core_xrealloc(void *p, size_t size);
+char *core_xstrdup(const char *s);
+char *core_xstrndup(const char *s, size_t n);
+
+/* ------------------------------------------------------------------ time */
+
+uint64_t core_now_ms(void);      /* wall clock, ms since the epoch */
+uint64_t core_mono_ms(void);     /* monotonic, ms */
+
+/* ------------------------------------------------------------------ buffers */
+
+/* A growable byte buffer. data is NUL-terminated for convenience (the NUL
+ * is not counted in len). core_buf_free(NULL-initialised) is a no-op. */
+typedef struct core_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} core_buf_t;
+
+void core_buf_init(core_buf_t *b);
+void core_buf_free(core_buf_t *b);
+void core_buf_reset(core_buf_t *b);
+void core_buf_append(core_buf_t *b, const void *data, size_t len);
+void core_buf_append_str(core_buf_t *b, const char *s);
+void core_buf_printf(core_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drops the first n bytes. */
+void core_buf_consume(core_buf_t *b, size_t n);
+
+/* Immutable reference-counted bytes: one encoded frame shared by many
+ * connections (fan-out encodes once). Loop-thread only. */
+typedef struct core_bytes {
+    int refs;
+    size_t len;
+    char data[];
+} core_bytes_t;
+
+core_bytes_t *core_bytes_new(const void *data, size_t len); /* refs = 1 */
+core_bytes_t *core_bytes_ref(core_bytes_t *b);
+void core_bytes_unref(core_bytes_t *b); /* NULL is a no-op */
+
+/* ------------------------------------------------------------------ address */
+
+/* Splits "host:port" (or "[v6]:port"); host may be empty (any). 0 / -1. */
+int core_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+/* ------------------------------------------------------------------ TCP */
+
+typedef struct core_conn core_conn_t;
+
+typedef struct core_conn_cbs {
+    /* Bytes arrived: data/len is everything unconsumed so far. Return how
+     * many bytes were consumed (0..len), or -1 to close the connection.
+     * The connection may be closed from inside the callback. */
+    long (*on_read)(core_conn_t *c, const char *data, size_t len, void *ud);
+    /* Outgoing connect finished: ok = 0 on success, else an errno. A failed
+     * connect is followed by on_close. May be NULL. */
+    void (*on_connect)(core_conn_t *c, int err, void *ud);
+    /* Called exactly once when the connection ends (peer close, error,
+     * buffer overflow, core_conn_close). The conn is freed after it. */
+    void (*on_close)(core_conn_t *c, void *ud);
+} core_conn_cbs_t;
+
+typedef struct core_conn_limits {
+    size_t max_in;  /* unconsumed input cap; over it the conn is closed */
+    size_t max_out; /* queued output cap; over it the conn is closed */
+} core_conn_limits_t;
+
+/* Non-blocking connect to host:port (numeric IP or "localhost"). */
+core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
+                               const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
+                               void *ud);
+/* Queues bytes for sending (copied). Returns 0, or -1 when the output cap
+ * would be exceeded: the connection is then being closed. */
+int core_conn_write(core_conn_t *c, const void *data, size_t len);
+/* Sends what is queued, then closes (on_close follows, maybe later). */
+void core_conn_close(core_conn_t *c);
+/* Closes now, dropping queued output. */
+void core_conn_abort(core_conn_t *c);
+size_t core_conn_out_pending(const core_conn_t *c);
+void core_conn_set_ud(core_conn_t *c, void *ud);
+void *core_conn_ud(const core_conn_t *c);
+const char *core_conn_peer(const core_conn_t *c); /* "ip:port" */
+
+typedef struct core_listener core_listener_t;
+typedef void (*core_accept_fn)(struct ev_loop *loop, int fd, const char *peer, void *ud);
+
+/* Binds and listens on host:port (port 0 = ephemeral; see core_listener_port).
+ * The accept callback owns fd (already non-blocking). When accept fails with
+ * EMFILE/ENFILE the listener pauses for a moment instead of spinning. */
+core_listener_t *core_listener_new(struct ev_loop *loop, const char *host, int port,
+                                   core_accept_fn on_accept, void *ud, char *err, size_t errlen);
+int core_listener_port(const core_listener_t *l);
+void core_listener_free(core_listener_t *l);
+
+/* Wraps an accepted fd. */
+core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
+                             const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
+                             void *ud);
+
+/* ------------------------------------------------------------------ HTTP + WebSocket server */
+
+#define CORE_WS_MAX_MESSAGE 65536
+
+/* WebSocket close codes used by the protocol. */
+enum {
+    CORE_WS_NORMAL = 1000,
+    CORE_WS_GOING_AWAY = 1001,
+    CORE_WS_PROTOCOL_ERROR = 1002,
+    CORE_WS_UNSUPPORTED = 1003,
+    CORE_WS_INVALID_DATA = 1007,
+    CORE_WS_POLICY = 1008,
+    CORE_WS_TOO_BIG = 1009,
+    CORE_WS_INTERNAL = 1011,
+};
+
+typedef struct core_http_server core_http_server_t;
+typedef struct core_http_req core_http_req_t;
+typedef struct core_ws core_ws_t;
+
+typedef struct core_http_server_cbs {
+    /* A plain HTTP request. The handler must call core_http_respond exactly
+     * once, now or later (async); if the client goes away first the
+     * response is dropped safely. */
+    void (*on_request)(core_http_req_t *req, void *ud);
+    /* WebSocket: upgrades are accepted only at ws_path (others get 404).
+     * NULL ws_path disables WebSocket. */
+    const char *ws_path;
+    void (*on_ws_open)(core_ws_t *ws, void *ud);
+    /* One complete, UTF-8-valid text message (not NUL-terminated). */
+    void (*on_ws_text)(core_ws_t *ws, const char *msg, size_t len, void *ud);
+    /* Called once when the WebSocket ends for any reason; ws is freed after. */
+    void (*on_ws_close)(core_ws_t *ws, int code, void *ud);
+} core_http_server_cbs_t;
+
+typedef struct core_http_server_opts {
+    size_t max_body;          /* request body cap (413 above); default 65536 */
+    size_t max_out;           /* per-connection output cap; default 4 MiB */
+    double ws_ping_interval;  /* seconds; idle clients get pinged; default 30 */
+    int ws_idle_pings;        /* closed (1001) after this many silent intervals; default 3 */
+} core_http_server_opts_t;
+
+core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host, int port,
+                                         const core_http_server_opts_t *opts,
+                                         const core_http_server_cbs_t *cbs, void *ud,
+                                         char *err, size_t errlen);
+int core_http_server_port(const core_http_server_t *s);
+/* Number of open connections (HTTP + WebSocket). */
+size_t core_http_server_conns(const core_http_server_t *s);
+/* Stops listening and closes every connection. */
+void core_http_server_free(core_http_server_t *s);
+
+const char *core_http_req_method(const core_http_req_t *r);
+const char *core_http_req_path(const core_http_req_t *r); /* without query */
+const char *core_http_req_query(const core_http_req_t *r); /* "" when none */
+/* Case-insensitive header lookup; NULL when absent. */
+const char *core_http_req_header(const core_http_req_t *r, const char *name);
+const char *core_http_req_body(const core_http_req_t *r, size_t *len);
+const char *core_http_req_peer(const core_http_req_t *r);
+void core_http_respond(core_http_req_t *r, int status, const char *content_type,
+                       const char *body, size_t len);
+
+/* Queues one text message (copied). Returns 0, or -1 when the connection
+ * is closing or its output cap is exceeded (it is then closed with 1008). */
+int core_ws_send_text(core_ws_t *ws, const char *msg, size_t len);
+/* Sends a close frame with code/reason and closes once it is flushed. */
+void core_ws_close(core_ws_t *ws, int code, const char *reason);
+void core_ws_set_ud(core_ws_t *ws, void *ud);
+void *core_ws_ud(const core_ws_t *ws);
+const char *core_ws_peer(const core_ws_t *ws);
+size_t core_ws_out_pending(const core_ws_t *ws);
+
+/* ------------------------------------------------------------------ WebSocket client */
+
+typedef struct core_wsc core_wsc_t;
+
+typedef struct core_wsc_cbs {
+    void (*on_open)(core_wsc_t *c, void *ud);                 /* handshake done */
+    void (*on_text)(core_wsc_t *c, const char *msg, size_t len, void *ud);
+    /* Once, for a failed connect/handshake or a closed session; freed after. */
+    void (*on_close)(core_wsc_t *c, int code, const char *why, void *ud);
+} core_wsc_cbs_t;
+
+/* url: ws://host:port/path. Returns NULL (and err) for a bad URL. */
+core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, const core_wsc_cbs_t *cbs,
+                             void *ud, char *err, size_t errlen);
+int core_wsc_send_text(core_wsc_t *c, const char *msg, size_t len);
+void core_wsc_close(core_wsc_t *c, int code);
+void core_wsc_set_ud(core_wsc_t *c, void *ud);
+
+/* ------------------------------------------------------------------ workers and mailbox */
+
+typedef void (*core_task_fn)(void *arg);
+
+/* A fixed pool of threads. work runs on a worker; done (may be NULL) runs
+ * afterwards on the loop thread. FIFO per pool. */
+typedef struct core_pool core_pool_t;
+core_pool_t *core_pool_new(struct ev_loop *loop, int threads);
+void core_pool_submit(core_pool_t *p, core_task_fn work, core_task_fn done, void *arg);
+size_t core_pool_backlog(core_pool_t *p); /* queued + running */
+/* Finishes queued work, joins the threads, runs remaining done callbacks. */
+void core_pool_free(core_pool_t *p);
+
+/* Lets any thread run fn(arg) on the loop thread (ev_async underneath). */
+typedef struct core_mailbox core_mailbox_t;
+core_mailbox_t *core_mailbox_new(struct ev_loop *loop);
+void core_mailbox_post(core_mailbox_t *m, core_task_fn fn, void *arg); /* thread-safe */
+void core_mailbox_free(core_mailbox_t *m); /* loop thread; runs nothing left */
+
+/* ------------------------------------------------------------------ Redis */
+
+/* An async Redis client (hiredis 0.14 on this loop) with what hiredis 0.14
+ * lacks: a timeout per command, reconnection with backoff, and a hook run
+ * after every (re)connect so callers can re-publish their state. */
+typedef struct core_redis core_redis_t;
+struct redisReply;
+
+/* reply is NULL on timeout, disconnect or when the client is freed; it is
+ * owned by the client (valid only during the callback). */
+typedef void (*core_redis_cb)(core_redis_t *r, struct redisReply *reply, void *ud);
+
+core_redis_t *core_redis_new(struct ev_loop *loop, const char *host, int port, double timeout_s);
+/* Runs fn every time a connection is established (first and re-connects). */
+void core_redis_on_connect(core_redis_t *r, void (*fn)(core_redis_t *r, void *ud), void *ud);
+int core_redis_connected(const core_redis_t *r);
+/* Queues a command (printf-style, hiredis formats). cb may be NULL. Returns
+ * 0, or -1 when not connected: cb is then NOT called. */
+int core_redis_cmd(core_redis_t *r, core_redis_cb cb, void *ud, const char *fmt, ...);
+int core_redis_cmdargv(core_redis_t *r, core_redis_cb cb, void *ud, int argc, const char **argv,
+                       const size_t *argvlen);
+/* Commands sent and not yet answered. */
+size_t core_redis_inflight(const core_redis_t *r);
+/* Every pending callback gets NULL, then the client is freed. */
+void core_redis_free(core_redis_t *r);
+
+/* ------------------------------------------------------------------ misc */
+
+/* Ignores SIGPIPE, stops the loop on SIGINT/SIGTERM. */
+void core_install_signals(struct ev_loop *loop);
+/* Validates UTF-8 (no overlongs, no surrogates, <= U+10FFFF). 1 = valid. */
+int core_utf8_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,1 @@
+/* core/http.c: being written */

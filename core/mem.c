@@ -1,0 +1,1 @@
+/* core/mem.c: being written */

@@ -1,0 +1,1 @@
+/* core/misc.c: being written */

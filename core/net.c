@@ -1,0 +1,1 @@
+/* core/net.c: being written */

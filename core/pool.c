@@ -1,0 +1,1 @@
+/* core/pool.c: being written */

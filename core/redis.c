@@ -1,0 +1,1 @@
+/* core/redis.c: being written */

@@ -1,0 +1,1 @@
+/* core/ws.c: being written */

@@ -1,0 +1,1 @@
+/* core/wsc.c: being written */

@@ -1,0 +1,1 @@
+/* proto/cluster.c: being written */

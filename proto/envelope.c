@@ -1,0 +1,1 @@
+/* proto/envelope.c: being written */

@@ -1,0 +1,1 @@
+/* proto/events.c: being written */

@@ -1,0 +1,1 @@
+/* proto/fields.c: being written */

@@ -1,0 +1,1 @@
+/* proto/msgid.c: being written */

@@ -1,0 +1,185 @@
+/* proto: the byte formats of the product, and nothing that touches a socket.
+ *
+ * - the client JSON envelope (PROTOCOL.md section 1): parse requests,
+ *   encode responses, errors and events;
+ * - field validation with the contract's names and limits;
+ * - event builders for every server-to-client event;
+ * - msgid generation (a hybrid logical clock, so ids sort in send order
+ *   within a conversation even across nodes);
+ * - the cluster link framing (docs/CLUSTER.md) and its HMAC proof.
+ *
+ * Ownership: every function returning char * or cJSON * hands it to the
+ * caller (free() / cJSON_Delete()); inputs are borrowed.
+ */
+#ifndef CHAT_PROTO_H
+#define CHAT_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+/* ------------------------------------------------------------------ codes */
+
+enum {
+    PROTO_OK = 0,
+    PROTO_BAD_REQUEST = 400,
+    PROTO_UNAUTHORIZED = 401,
+    PROTO_FORBIDDEN = 403,
+    PROTO_NOT_FOUND = 404,
+    PROTO_CONFLICT = 409,
+    PROTO_TOO_LONG = 413,
+    PROTO_RATE_LIMITED = 429,
+    PROTO_INTERNAL = 500,
+    PROTO_UNAVAILABLE = 503,
+};
+
+/* ------------------------------------------------------------------ limits */
+
+#define PROTO_NAME_MAX 32        /* user and room names: [A-Za-z0-9_.-]{1,32} */
+#define PROTO_PASSWORD_MIN 6
+#define PROTO_PASSWORD_MAX 128
+#define PROTO_NICK_MAX 64
+#define PROTO_GROUP_NAME_MAX 64
+#define PROTO_GROUP_ID_MAX 32
+#define PROTO_TITLE_MAX 128      /* project choice: room titles 0..128 bytes */
+#define PROTO_NOTE_MAX 256       /* project choice: friend request notes 0..256 bytes */
+#define PROTO_TEXT_MAX 4096
+#define PROTO_FORMAT_MAX 16      /* project choice: [a-z0-9_-]{1,16} */
+#define PROTO_CID_MAX 64         /* project choice: cid 1..64 bytes */
+#define PROTO_MSGID_LEN 23       /* see proto_msgid_next */
+#define PROTO_TOKEN_LEN 64       /* hex of 32 random bytes */
+#define PROTO_MAX_DEPTH 16       /* JSON nesting accepted in a request */
+
+/* ------------------------------------------------------------------ errors */
+
+/* A validation failure: the code to answer with and a human text. */
+typedef struct proto_err {
+    int code;
+    char msg[160];
+} proto_err_t;
+
+/* Sets e and returns code (so callers can "return proto_fail(...)"). */
+int proto_fail(proto_err_t *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ------------------------------------------------------------------ envelope */
+
+typedef struct proto_req {
+    cJSON *root;        /* owned: the parsed frame */
+    const cJSON *id;    /* borrowed from root; NULL when absent or not int/string */
+    const char *action; /* borrowed; NULL when the frame had no string action */
+    const cJSON *data;  /* borrowed; an empty object when "data" was absent */
+} proto_req_t;
+
+/* Parses one client frame (need not be NUL-terminated). Returns 0, or 400
+ * with e filled and req->id set when an id was readable (the caller answers
+ * {"action":"error","code":400,...} echoing it). Rejects non-objects, a
+ * missing/non-string action, data that is present but not an object, ids
+ * that are neither integer nor string, and nesting deeper than
+ * PROTO_MAX_DEPTH. Always call proto_req_free afterwards. */
+int proto_req_parse(const char *buf, size_t len, proto_req_t *req, proto_err_t *e);
+void proto_req_free(proto_req_t *req);
+
+/* Responses. id may be NULL (then no id is written); data is consumed (NULL
+ * means {}). The result is a malloc'd NUL-terminated string; *len its length. */
+char *proto_ok(const cJSON *id, const char *action, cJSON *data, size_t *len);
+char *proto_error(const cJSON *id, const char *action, int code, const char *text, size_t *len);
+/* {"event":name,"data":data}; data consumed. */
+char *proto_event(const char *name, cJSON *data, size_t *len);
+
+/* ------------------------------------------------------------------ fields */
+
+/* Each getter reads data[key]. required=0 lets the field be absent (then
+ * *out is left as the caller initialised it and 0 is returned). On a
+ * missing required field, a wrong type or a value out of range it returns
+ * the contract code (400, or 413 for too-long message text) and fills e. */
+int proto_get_string(const cJSON *data, const char *key, int required, size_t min, size_t max,
+                     const char **out, proto_err_t *e);
+int proto_get_name(const cJSON *data, const char *key, int required, const char **out,
+                   proto_err_t *e);     /* [A-Za-z0-9_.-]{1,32} */
+int proto_get_password(const cJSON *data, const char *key, const char **out, proto_err_t *e);
+int proto_get_text(const cJSON *data, const char *key, const char **out, proto_err_t *e);
+int proto_get_format(const cJSON *data, const char **out, proto_err_t *e); /* default "text" */
+int proto_get_int(const cJSON *data, const char *key, int required, long min, long max,
+                  long *out, proto_err_t *e);
+int proto_get_bool(const cJSON *data, const char *key, int required, int *out, proto_err_t *e);
+/* A non-empty array of msgid strings, at most max entries. */
+int proto_get_msgids(const cJSON *data, const char *key, size_t max, const cJSON **arr,
+                     proto_err_t *e);
+
+int proto_valid_name(const char *s, size_t len);
+
+/* ------------------------------------------------------------------ events */
+
+/* Builders return the event's data object (pass it to proto_event). */
+cJSON *proto_ev_chat(const char *msgid, const char *from, const char *to, uint64_t ts,
+                     const char *message, const char *format);
+cJSON *proto_ev_group_chat(const char *msgid, const char *group, const char *from, uint64_t ts,
+                           const char *message, const char *format);
+cJSON *proto_ev_room_chat(const char *msgid, const char *room, const char *from, uint64_t ts,
+                          const char *message, const char *format);
+cJSON *proto_ev_receipt(const char *msgid, const char *by);
+cJSON *proto_ev_friend_request(const char *from, const char *note, uint64_t ts);
+cJSON *proto_ev_friend_reply(const char *from, int accept);
+cJSON *proto_ev_presence(const char *user, int online);
+cJSON *proto_ev_system(const char *msgid, const char *message, uint64_t ts);
+cJSON *proto_ev_kicked(const char *reason);
+
+/* ------------------------------------------------------------------ msgid */
+
+/* A msgid is 23 ASCII bytes: 13 decimal digits of ms, 5 decimal digits of
+ * a per-ms counter, '-', 4 hex digits of the node number. Lexicographic
+ * order = (ms, counter, node). The generator is a hybrid logical clock:
+ * proto_msgid_observe() of every id a node receives keeps its next ids
+ * above it, so a reply sorts after the message it answers. */
+typedef struct proto_msgid_gen {
+    uint64_t last_ms;
+    uint32_t counter;
+    uint16_t node;
+} proto_msgid_gen_t;
+
+void proto_msgid_init(proto_msgid_gen_t *g, uint16_t node);
+/* Writes PROTO_MSGID_LEN chars + NUL into out. now_ms is the wall clock. */
+void proto_msgid_next(proto_msgid_gen_t *g, uint64_t now_ms, char out[PROTO_MSGID_LEN + 1]);
+void proto_msgid_observe(proto_msgid_gen_t *g, const char *msgid);
+int proto_msgid_valid(const char *s, size_t len);
+
+/* ------------------------------------------------------------------ cluster frames */
+
+/* Frame: 4-byte big-endian length N (of what follows), 1 type byte, N-1
+ * payload bytes. N is 1..PROTO_CF_MAX. */
+#define PROTO_CF_MAX (1u << 20)
+#define PROTO_CF_HEADER 5
+#define PROTO_CF_NONCE 32
+#define PROTO_CF_MAC 32
+
+typedef enum proto_cf_type {
+    PROTO_CF_HELLO = 1,     /* follower -> leader: JSON {node, cluster_addr} */
+    PROTO_CF_CHALLENGE = 2, /* leader -> follower: 32-byte nonce */
+    PROTO_CF_AUTH = 3,      /* follower -> leader: 32-byte HMAC (proto_cf_mac) */
+    PROTO_CF_WELCOME = 4,   /* leader -> follower: JSON {leader, epoch} */
+    PROTO_CF_PING = 5,
+    PROTO_CF_PONG = 6,
+    PROTO_CF_MSG = 16,      /* JSON: a routed cluster message (docs/CLUSTER.md) */
+} proto_cf_type_t;
+
+typedef struct proto_cf_frame {
+    uint8_t type;
+    const char *payload; /* borrowed from the input buffer */
+    size_t len;
+} proto_cf_frame_t;
+
+/* Decodes one frame from buf. Returns bytes consumed (> 0), 0 when more
+ * bytes are needed, or -1 for a bad frame (length 0 or over PROTO_CF_MAX,
+ * unknown type): the link must be closed. */
+long proto_cf_decode(const char *buf, size_t len, proto_cf_frame_t *f);
+/* Writes header + payload into out (at least PROTO_CF_HEADER + len bytes).
+ * Returns the total, or 0 when len is too large. */
+size_t proto_cf_encode(uint8_t type, const void *payload, size_t len, char *out, size_t outlen);
+/* HMAC-SHA256(secret, nonce || node) into mac. */
+void proto_cf_mac(const char *secret, const unsigned char nonce[PROTO_CF_NONCE], const char *node,
+                  unsigned char mac[PROTO_CF_MAC]);
+/* Constant-time check of a received MAC. 1 = valid. */
+int proto_cf_mac_ok(const char *secret, const unsigned char nonce[PROTO_CF_NONCE],
+                    const char *node, const unsigned char *mac, size_t maclen);
+
+#endif

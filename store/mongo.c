@@ -1,0 +1,1 @@
+/* store/mongo.c: being written */

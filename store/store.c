@@ -1,0 +1,1 @@
+/* store/store.c: being written */

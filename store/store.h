@@ -1,0 +1,228 @@
+/* store: what must survive. Accounts, resume tokens, friends and requests,
+ * groups and members, rooms, messages, pending deliveries, cid dedupe.
+ *
+ * Two backends behind one interface, picked by URI:
+ *   sqlite:PATH          embedded default (WAL, schema created at open)
+ *   mongodb://...        MongoDB through mongo-c-driver
+ *
+ * Two ways in:
+ * - The synchronous functions (store_user_create, ...) block. Call them
+ *   only off the event loop: from a work function given to store_submit,
+ *   or from tools and tests that have no loop (chat-seed).
+ * - store_submit() runs a work function on the store's own thread. Work
+ *   items queued together run in ONE transaction (group commit: one fsync
+ *   for a batch); each item runs inside its own savepoint, so one item's
+ *   failure rolls back only that item. done() runs on the loop thread
+ *   after the batch committed, so a done() may tell a client "stored".
+ *
+ * Return codes: STORE_OK, STORE_NOTFOUND, STORE_EXISTS, or STORE_ERR
+ * (backend failure: the caller answers 503). Output structs are filled by
+ * the callee; lists are freed with their _free function.
+ */
+#ifndef CHAT_STORE_H
+#define CHAT_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <ev.h>
+
+#include "core/core.h"
+
+enum {
+    STORE_OK = 0,
+    STORE_NOTFOUND = 1,
+    STORE_EXISTS = 2,
+    STORE_ERR = -1,
+};
+
+typedef struct store store_t;
+
+/* Opens the backend named by uri. NULL with err filled on failure. */
+store_t *store_open(const char *uri, char *err, size_t errlen);
+/* Starts the store thread and its mailbox on loop (needed by store_submit). */
+int store_start(store_t *st, struct ev_loop *loop);
+/* Drains queued work (running done callbacks), stops the thread, closes. */
+void store_close(store_t *st);
+const char *store_backend_name(const store_t *st); /* "sqlite" / "mongodb" */
+
+typedef void (*store_work_fn)(store_t *st, void *arg);
+void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg);
+size_t store_backlog(store_t *st);
+/* Max items per batch (default 256). */
+void store_set_batch_max(store_t *st, size_t n);
+
+/* ------------------------------------------------------------------ records */
+
+#define STORE_USER_MAX 33      /* 32 + NUL */
+#define STORE_NICK_MAX 65
+#define STORE_HASH_MAX 128     /* crypto_pwhash_STRBYTES */
+#define STORE_GID_MAX 33
+#define STORE_GNAME_MAX 65
+#define STORE_TITLE_MAX 129
+#define STORE_MSGID_MAX 24
+#define STORE_FORMAT_MAX 17
+
+typedef struct store_user {
+    char user[STORE_USER_MAX];
+    char nickname[STORE_NICK_MAX];
+    char pwhash[STORE_HASH_MAX];
+} store_user_t;
+
+/* A (name, nickname) pair, for friend lists and group members. */
+typedef struct store_name {
+    char user[STORE_USER_MAX];
+    char nickname[STORE_NICK_MAX];
+} store_name_t;
+
+typedef struct store_names {
+    store_name_t *items;
+    size_t count;
+} store_names_t;
+void store_names_free(store_names_t *l);
+
+typedef struct store_group {
+    char gid[STORE_GID_MAX];
+    char name[STORE_GNAME_MAX];
+    char owner[STORE_USER_MAX];
+    long members;
+} store_group_t;
+
+typedef struct store_groups {
+    store_group_t *items;
+    size_t count;
+} store_groups_t;
+void store_groups_free(store_groups_t *l);
+
+typedef struct store_room {
+    char room[STORE_USER_MAX];
+    char title[STORE_TITLE_MAX];
+    char creator[STORE_USER_MAX];
+} store_room_t;
+
+typedef struct store_rooms {
+    store_room_t *items;
+    size_t count;
+} store_rooms_t;
+void store_rooms_free(store_rooms_t *l);
+
+/* A stored chat or group message. conv is "d:<a>|<b>" (a < b) for direct
+ * messages and "g:<gid>" for groups (store_conv_direct/_group build it). */
+typedef struct store_msg {
+    char msgid[STORE_MSGID_MAX];
+    char kind;                   /* 'c' direct, 'g' group */
+    char from[STORE_USER_MAX];
+    char to[STORE_GID_MAX];      /* user (direct) or gid (group) */
+    uint64_t ts;
+    char format[STORE_FORMAT_MAX];
+    char *message;               /* heap; owned by the record */
+} store_msg_t;
+
+typedef struct store_msgs {
+    store_msg_t *items;
+    size_t count;
+} store_msgs_t;
+void store_msgs_free(store_msgs_t *l);
+
+#define STORE_CONV_MAX 80
+void store_conv_direct(const char *a, const char *b, char out[STORE_CONV_MAX]);
+void store_conv_group(const char *gid, char out[STORE_CONV_MAX]);
+
+/* A pending delivery: an event to push at the user's next login. */
+typedef struct store_pending {
+    int64_t seq;                 /* insertion order */
+    char msgid[STORE_MSGID_MAX]; /* "" when the item has none */
+    char event[24];              /* "chat", "group_chat", "system", "friend_request", ... */
+    char *data;                  /* heap: the event's data object as JSON text */
+} store_pending_t;
+
+typedef struct store_pendings {
+    store_pending_t *items;
+    size_t count;
+} store_pendings_t;
+void store_pendings_free(store_pendings_t *l);
+
+/* What an ack removed: for each acked direct message, who sent it (for the
+ * receipt). */
+typedef struct store_acked {
+    char msgid[STORE_MSGID_MAX];
+    char from[STORE_USER_MAX];
+} store_acked_t;
+
+typedef struct store_ackeds {
+    store_acked_t *items;
+    size_t count;
+} store_ackeds_t;
+void store_ackeds_free(store_ackeds_t *l);
+
+/* ------------------------------------------------------------------ accounts */
+
+int store_user_create(store_t *st, const char *user, const char *nickname, const char *pwhash,
+                      uint64_t ts);                                           /* OK / EXISTS */
+int store_user_get(store_t *st, const char *user, store_user_t *out);       /* OK / NOTFOUND */
+/* Tokens are stored as a hash (token_hash: hex of a digest of the token). */
+int store_token_put(store_t *st, const char *user, const char *token_hash, uint64_t expires_ms);
+int store_token_check(store_t *st, const char *user, const char *token_hash,
+                      uint64_t now_ms); /* OK / NOTFOUND (unknown or expired) */
+
+/* ------------------------------------------------------------------ friends */
+
+/* OK; EXISTS when already friends. A repeated request replaces the note. */
+int store_friend_request_put(store_t *st, const char *from, const char *to, const char *note,
+                             uint64_t ts);
+/* Removes the request from -> to. OK / NOTFOUND. */
+int store_friend_request_take(store_t *st, const char *from, const char *to);
+int store_friend_add(store_t *st, const char *a, const char *b, uint64_t ts); /* both ways */
+int store_friends_check(store_t *st, const char *a, const char *b);          /* OK / NOTFOUND */
+int store_friends_list(store_t *st, const char *user, store_names_t *out);
+
+/* ------------------------------------------------------------------ groups */
+
+int store_group_create(store_t *st, const char *gid, const char *name, const char *owner,
+                       uint64_t ts); /* also makes owner a member */
+int store_group_get(store_t *st, const char *gid, store_group_t *out);      /* OK / NOTFOUND */
+int store_group_join(store_t *st, const char *gid, const char *user);       /* OK / EXISTS */
+int store_group_leave(store_t *st, const char *gid, const char *user);      /* OK / NOTFOUND */
+int store_group_is_member(store_t *st, const char *gid, const char *user);  /* OK / NOTFOUND */
+int store_group_members(store_t *st, const char *gid, store_names_t *out);
+int store_groups_of(store_t *st, const char *user, store_groups_t *out);
+int store_groups_all(store_t *st, store_groups_t *out);
+
+/* ------------------------------------------------------------------ rooms */
+
+int store_room_create(store_t *st, const char *room, const char *title, const char *creator,
+                      uint64_t ts); /* OK / EXISTS */
+int store_room_get(store_t *st, const char *room, store_room_t *out);       /* OK / NOTFOUND */
+int store_rooms_list(store_t *st, store_rooms_t *out);
+
+/* ------------------------------------------------------------------ messages */
+
+int store_msg_put(store_t *st, const store_msg_t *m, const char *conv);
+/* Messages of conv with msgid < before (all when before is NULL or ""),
+ * the newest `limit`, returned oldest first. */
+int store_history(store_t *st, const char *conv, const char *before, int limit, store_msgs_t *out);
+int store_msg_get(store_t *st, const char *msgid, store_msg_t *out);        /* OK / NOTFOUND */
+
+/* ------------------------------------------------------------------ pending */
+
+int store_pending_add(store_t *st, const char *user, const char *msgid, const char *event,
+                      const char *data_json, uint64_t ts);
+/* Oldest first, at most limit. */
+int store_pending_list(store_t *st, const char *user, size_t limit, store_pendings_t *out);
+int store_pending_count(store_t *st, const char *user, long *count);
+/* Deletes the user's pending items with these msgids; fills out with the
+ * sender of each deleted direct ('c') message. */
+int store_pending_ack(store_t *st, const char *user, const char *const *msgids, size_t n,
+                      store_ackeds_t *out);
+/* Deletes one item by seq (items without msgid, once delivered). */
+int store_pending_drop(store_t *st, const char *user, int64_t seq);
+
+/* ------------------------------------------------------------------ cid dedupe */
+
+/* OK with msgid filled when (user, cid) was recorded after since_ms. */
+int store_cid_get(store_t *st, const char *user, const char *cid, uint64_t since_ms,
+                  char msgid[STORE_MSGID_MAX]);
+int store_cid_put(store_t *st, const char *user, const char *cid, const char *msgid, uint64_t ts);
+/* Housekeeping: drops cids and tokens older than before_ms. */
+int store_expire(store_t *st, uint64_t before_ms);
+
+#endif

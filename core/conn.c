@@ -1,1 +1,545 @@
-/* core/conn.c: being written */
+/* core/conn.c: non-blocking TCP connections with bounded buffers.
+ *
+ * Writes are coalesced: core_conn_write appends and marks the conn dirty;
+ * an ev_prepare watcher per loop flushes each dirty conn with one send()
+ * per loop iteration and arms EV_WRITE only for leftovers. Closing is
+ * deferred: a finished conn goes on the loop's close list and that same
+ * prepare watcher runs on_close and frees it outside user callbacks.
+ */
+#include "core_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_PER_EVENT (64 * 1024)
+#define DEFAULT_MAX_IN (1024 * 1024)
+#define DEFAULT_MAX_OUT (4 * 1024 * 1024)
+#define CLOSE_TIMEOUT_S 2.0
+#define IDLE_BUF_KEEP 4096 /* larger empty buffers are released */
+
+typedef enum {
+    CONN_CONNECTING,
+    CONN_OPEN,
+    CONN_FLUSHING, /* core_conn_close: sending what is queued */
+    CONN_LINGER,   /* output sent and shut down: draining input until EOF */
+    CONN_CLOSED,   /* fd closed, waiting for on_close + free */
+} conn_state_t;
+
+typedef struct conn_loop conn_loop_t;
+
+struct core_conn {
+    struct ev_loop *loop;
+    conn_loop_t *cl;
+    int fd;
+    conn_state_t state;
+    int connect_err; /* connect failed synchronously; reported from prepare */
+    ev_io rio, wio;
+    ev_timer close_timer;
+    core_buf_t in;
+    core_buf_t out;
+    size_t out_pos; /* bytes of out already sent */
+    core_conn_limits_t limits;
+    core_conn_cbs_t cbs;
+    void *ud;
+    core_conn_t *dirty_prev, *dirty_next;
+    int dirty;
+    core_conn_t *close_next;
+    char peer[64];
+};
+
+/* Per-loop state, found through a small registry keyed by loop. */
+struct conn_loop {
+    struct ev_loop *loop;
+    ev_prepare prepare;
+    size_t nconns;
+    core_conn_t *dirty_head;
+    core_conn_t *close_head, *close_tail;
+    conn_loop_t *next;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static conn_loop_t *registry;
+
+static void conn_loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
+
+static conn_loop_t *conn_loop_get(struct ev_loop *loop)
+{
+    conn_loop_t *cl;
+
+    pthread_mutex_lock(&registry_lock);
+    for (cl = registry; cl; cl = cl->next)
+        if (cl->loop == loop)
+            break;
+    if (!cl) {
+        cl = core_xcalloc(1, sizeof(*cl));
+        cl->loop = loop;
+        ev_prepare_init(&cl->prepare, conn_loop_on_prepare);
+        cl->prepare.data = cl;
+        cl->next = registry;
+        registry = cl;
+    }
+    cl->nconns++;
+    pthread_mutex_unlock(&registry_lock);
+    return cl;
+}
+
+static void conn_loop_release(conn_loop_t *cl)
+{
+    conn_loop_t **pp;
+
+    cl->nconns--;
+    if (cl->nconns > 0)
+        return;
+    ev_prepare_stop(cl->loop, &cl->prepare);
+    pthread_mutex_lock(&registry_lock);
+    for (pp = &registry; *pp; pp = &(*pp)->next) {
+        if (*pp == cl) {
+            *pp = cl->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+    free(cl);
+}
+
+/* The prepare watcher runs only while there is work, which also keeps
+ * ev_run alive until queued output and on_close calls are done. */
+static void conn_loop_wake(conn_loop_t *cl)
+{
+    if (!ev_is_active(&cl->prepare))
+        ev_prepare_start(cl->loop, &cl->prepare);
+}
+
+static void dirty_add(core_conn_t *c)
+{
+    conn_loop_t *cl = c->cl;
+
+    if (c->dirty)
+        return;
+    c->dirty = 1;
+    c->dirty_prev = NULL;
+    c->dirty_next = cl->dirty_head;
+    if (cl->dirty_head)
+        cl->dirty_head->dirty_prev = c;
+    cl->dirty_head = c;
+    conn_loop_wake(cl);
+}
+
+static void dirty_remove(core_conn_t *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        c->cl->dirty_head = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty = 0;
+    c->dirty_prev = c->dirty_next = NULL;
+}
+
+static void buf_trim_idle(core_buf_t *b)
+{
+    if (b->len == 0 && b->cap > IDLE_BUF_KEEP)
+        core_buf_free(b);
+}
+
+/* Ends the connection now: no more I/O; on_close runs from the prepare. */
+static void conn_finish(core_conn_t *c)
+{
+    conn_loop_t *cl = c->cl;
+
+    if (c->state == CONN_CLOSED)
+        return;
+    c->state = CONN_CLOSED;
+    ev_io_stop(c->loop, &c->rio);
+    ev_io_stop(c->loop, &c->wio);
+    ev_timer_stop(c->loop, &c->close_timer);
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    dirty_remove(c);
+    c->close_next = NULL;
+    if (cl->close_tail)
+        cl->close_tail->close_next = c;
+    else
+        cl->close_head = c;
+    cl->close_tail = c;
+    conn_loop_wake(cl);
+}
+
+static void conn_destroy(core_conn_t *c)
+{
+    conn_loop_t *cl = c->cl;
+
+    if (c->cbs.on_close)
+        c->cbs.on_close(c, c->ud);
+    dirty_remove(c);
+    core_buf_free(&c->in);
+    core_buf_free(&c->out);
+    free(c);
+    conn_loop_release(cl);
+}
+
+static size_t out_pending(const core_conn_t *c)
+{
+    return c->out.len - c->out_pos;
+}
+
+/* Output is fully sent after close: half-close and drain input until the
+ * peer closes, so unread input does not turn our close into a RST that
+ * could destroy the data just sent. */
+static void conn_start_linger(core_conn_t *c)
+{
+    c->state = CONN_LINGER;
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        conn_finish(c);
+        return;
+    }
+    core_buf_free(&c->in);
+    ev_io_start(c->loop, &c->rio);
+}
+
+/* One send() of everything queued. */
+static void conn_flush(core_conn_t *c)
+{
+    ssize_t n;
+
+    if (c->state != CONN_OPEN && c->state != CONN_FLUSHING)
+        return;
+    if (out_pending(c) > 0) {
+        do {
+            n = send(c->fd, c->out.data + c->out_pos, out_pending(c), MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            CORE_DEBUG("conn %s: send: %s", c->peer, strerror(errno));
+            conn_finish(c);
+            return;
+        }
+        if (n > 0)
+            c->out_pos += (size_t)n;
+    }
+    if (out_pending(c) > 0) {
+        /* Compact lazily so appends do not grow the buffer forever. */
+        if (c->out_pos > c->out.len / 2) {
+            core_buf_consume(&c->out, c->out_pos);
+            c->out_pos = 0;
+        }
+        ev_io_start(c->loop, &c->wio);
+        return;
+    }
+    ev_io_stop(c->loop, &c->wio);
+    core_buf_reset(&c->out);
+    c->out_pos = 0;
+    buf_trim_idle(&c->out);
+    if (c->state == CONN_FLUSHING)
+        conn_start_linger(c);
+}
+
+static void conn_run_dirty(core_conn_t *c)
+{
+    if (c->state == CONN_CONNECTING && c->connect_err) {
+        if (c->cbs.on_connect)
+            c->cbs.on_connect(c, c->connect_err, c->ud);
+        conn_finish(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void conn_loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    conn_loop_t *cl = w->data;
+
+    (void)loop;
+    (void)revents;
+    /* Pin the loop state: an on_close may drop the last conn. */
+    cl->nconns++;
+    while (cl->close_head || cl->dirty_head) {
+        while (cl->close_head) {
+            core_conn_t *c = cl->close_head;
+            cl->close_head = c->close_next;
+            if (!cl->close_head)
+                cl->close_tail = NULL;
+            conn_destroy(c);
+        }
+        while (cl->dirty_head) {
+            core_conn_t *c = cl->dirty_head;
+            dirty_remove(c);
+            conn_run_dirty(c);
+        }
+    }
+    ev_prepare_stop(cl->loop, &cl->prepare);
+    conn_loop_release(cl);
+}
+
+static void conn_on_read_overflow(core_conn_t *c)
+{
+    CORE_WARN("conn %s: input over %zu bytes unconsumed, closing", c->peer, c->limits.max_in);
+    core_conn_abort(c);
+}
+
+/* Hands all unconsumed input to on_read and drops what it consumed. */
+static void conn_deliver(core_conn_t *c)
+{
+    long used = c->cbs.on_read(c, c->in.data, c->in.len, c->ud);
+
+    if (used < 0) {
+        core_conn_close(c);
+        return;
+    }
+    if ((size_t)used > c->in.len) {
+        CORE_ERROR("conn %s: on_read consumed %ld of %zu bytes", c->peer, used, c->in.len);
+        core_conn_abort(c);
+        return;
+    }
+    if (c->state == CONN_CLOSED)
+        return;
+    core_buf_consume(&c->in, (size_t)used);
+    buf_trim_idle(&c->in);
+    if (c->state == CONN_OPEN && c->in.len > c->limits.max_in)
+        conn_on_read_overflow(c);
+}
+
+static void conn_on_eof(core_conn_t *c)
+{
+    if (c->state == CONN_OPEN && out_pending(c) > 0) {
+        ev_io_stop(c->loop, &c->rio);
+        c->state = CONN_FLUSHING;
+        ev_timer_start(c->loop, &c->close_timer);
+        dirty_add(c);
+        return;
+    }
+    conn_finish(c);
+}
+
+static void conn_linger_read(core_conn_t *c)
+{
+    char scratch[4096];
+    ssize_t n;
+
+    do {
+        n = read(c->fd, scratch, sizeof(scratch));
+    } while (n < 0 && errno == EINTR);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+        conn_finish(c);
+}
+
+static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    core_conn_t *c = w->data;
+    ssize_t n;
+
+    (void)loop;
+    (void)revents;
+    if (c->state == CONN_LINGER) {
+        conn_linger_read(c);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    if (c->in.cap < c->in.len + READ_PER_EVENT + 1) {
+        /* Grow once so a single read can take a full slice. */
+        c->in.cap = c->in.len + READ_PER_EVENT + 1;
+        c->in.data = core_xrealloc(c->in.data, c->in.cap);
+    }
+    do {
+        n = read(c->fd, c->in.data + c->in.len, READ_PER_EVENT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return;
+        CORE_DEBUG("conn %s: read: %s", c->peer, strerror(errno));
+        conn_finish(c);
+        return;
+    }
+    if (n == 0) {
+        conn_on_eof(c);
+        return;
+    }
+    c->in.len += (size_t)n;
+    c->in.data[c->in.len] = '\0';
+    conn_deliver(c);
+}
+
+static void conn_connected(core_conn_t *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        if (c->cbs.on_connect)
+            c->cbs.on_connect(c, err, c->ud);
+        conn_finish(c);
+        return;
+    }
+    c->state = CONN_OPEN;
+    ev_io_stop(c->loop, &c->wio);
+    ev_io_start(c->loop, &c->rio);
+    if (c->cbs.on_connect)
+        c->cbs.on_connect(c, 0, c->ud);
+    if (c->state == CONN_OPEN && out_pending(c) > 0)
+        dirty_add(c);
+}
+
+static void conn_on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    core_conn_t *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (c->state == CONN_CONNECTING) {
+        conn_connected(c);
+        return;
+    }
+    /* A flush from here counts as this iteration's write for the conn. */
+    dirty_remove(c);
+    conn_flush(c);
+}
+
+static void conn_on_close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    core_conn_t *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    CORE_DEBUG("conn %s: close timed out, %zu bytes dropped", c->peer, out_pending(c));
+    conn_finish(c);
+}
+
+static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
+                             const core_conn_limits_t *limits, const core_conn_cbs_t *cbs, void *ud)
+{
+    core_conn_t *c = core_xcalloc(1, sizeof(*c));
+    int one = 1;
+
+    c->loop = loop;
+    c->cl = conn_loop_get(loop);
+    c->fd = fd;
+    c->cbs = *cbs;
+    c->ud = ud;
+    c->limits.max_in = limits && limits->max_in ? limits->max_in : DEFAULT_MAX_IN;
+    c->limits.max_out = limits && limits->max_out ? limits->max_out : DEFAULT_MAX_OUT;
+    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "?");
+    core_buf_init(&c->in);
+    core_buf_init(&c->out);
+    ev_io_init(&c->rio, conn_on_readable, fd, EV_READ);
+    ev_io_init(&c->wio, conn_on_writable, fd, EV_WRITE);
+    ev_timer_init(&c->close_timer, conn_on_close_timeout, CLOSE_TIMEOUT_S, 0.);
+    c->rio.data = c->wio.data = c->close_timer.data = c;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return c;
+}
+
+core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
+                             const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
+                             void *ud)
+{
+    core_conn_t *c;
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || !cbs || !cbs->on_read)
+        return NULL;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return NULL;
+    c = conn_new(loop, fd, peer, limits, cbs, ud);
+    c->state = CONN_OPEN;
+    ev_io_start(loop, &c->rio);
+    return c;
+}
+
+core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
+                               const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
+                               void *ud)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    core_conn_t *c;
+    char peer[64];
+    int fd;
+
+    if (!cbs || !cbs->on_read || !host || core__sockaddr(host, port, 0, &ss, &sslen) < 0)
+        return NULL;
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    core__format_peer((struct sockaddr *)&ss, peer, sizeof(peer));
+    c = conn_new(loop, fd, peer, limits, cbs, ud);
+    c->state = CONN_CONNECTING;
+    /* Writability reports the connect result, including an instant one. */
+    if (connect(fd, (struct sockaddr *)&ss, sslen) < 0 && errno != EINPROGRESS) {
+        c->connect_err = errno;
+        dirty_add(c);
+        return c;
+    }
+    ev_io_start(loop, &c->wio);
+    return c;
+}
+
+int core_conn_write(core_conn_t *c, const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN && c->state != CONN_CONNECTING)
+        return -1;
+    if (len > c->limits.max_out || out_pending(c) > c->limits.max_out - len) {
+        CORE_WARN("conn %s: output over %zu bytes queued, closing", c->peer, c->limits.max_out);
+        core_conn_abort(c);
+        return -1;
+    }
+    core_buf_append(&c->out, data, len);
+    if (c->state == CONN_OPEN && !ev_is_active(&c->wio))
+        dirty_add(c);
+    return 0;
+}
+
+void core_conn_close(core_conn_t *c)
+{
+    if (c->state == CONN_CONNECTING) {
+        conn_finish(c);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    c->state = CONN_FLUSHING;
+    ev_io_stop(c->loop, &c->rio);
+    ev_timer_start(c->loop, &c->close_timer);
+    if (out_pending(c) == 0)
+        conn_start_linger(c);
+    else if (!ev_is_active(&c->wio))
+        dirty_add(c);
+}
+
+void core_conn_abort(core_conn_t *c)
+{
+    conn_finish(c);
+}
+
+size_t core_conn_out_pending(const core_conn_t *c)
+{
+    return out_pending(c);
+}
+
+void core_conn_set_ud(core_conn_t *c, void *ud)
+{
+    c->ud = ud;
+}
+
+void *core_conn_ud(const core_conn_t *c)
+{
+    return c->ud;
+}
+
+const char *core_conn_peer(const core_conn_t *c)
+{
+    return c->peer;
+}

@@ -1,1 +1,105 @@
-/* core/misc.c: being written */
+/* core/misc.c: clocks, signal setup, UTF-8 validation. */
+#include "core/core.h"
+
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+uint64_t core_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t core_mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Process-wide: libev binds a signal to one loop at a time. */
+static ev_signal sig_int_w, sig_term_w;
+static struct ev_loop *sig_loop;
+
+static void on_stop_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    CORE_INFO("signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void core_install_signals(struct ev_loop *loop)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (sig_loop) {
+        if (sig_loop != loop)
+            CORE_WARN("core_install_signals: already bound to another loop");
+        return;
+    }
+    sig_loop = loop;
+    ev_signal_init(&sig_int_w, on_stop_signal, SIGINT);
+    ev_signal_init(&sig_term_w, on_stop_signal, SIGTERM);
+    ev_signal_start(loop, &sig_int_w);
+    ev_signal_start(loop, &sig_term_w);
+    /* Signal watchers alone must not keep the loop running. */
+    ev_unref(loop);
+    ev_unref(loop);
+}
+
+/* Length of the multi-byte sequence at p (lead byte >= 0x80), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
+{
+    unsigned char c = p[0];
+
+    if (c >= 0xC2 && c <= 0xDF)
+        return avail >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned char lo = c == 0xE0 ? 0xA0 : 0x80; /* overlong */
+        unsigned char hi = c == 0xED ? 0x9F : 0xBF; /* surrogates */
+        if (avail < 3 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80)
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned char lo = c == 0xF0 ? 0x90 : 0x80; /* overlong */
+        unsigned char hi = c == 0xF4 ? 0x8F : 0xBF; /* > U+10FFFF */
+        if (avail < 4 || p[1] < lo || p[1] > hi || (p[2] & 0xC0) != 0x80 ||
+            (p[3] & 0xC0) != 0x80)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+int core_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        uint64_t word;
+        size_t n;
+
+        /* Fast path: eight ASCII bytes at a time. */
+        if (len - i >= 8) {
+            memcpy(&word, p + i, 8);
+            if ((word & 0x8080808080808080ull) == 0) {
+                i += 8;
+                continue;
+            }
+        }
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        n = utf8_seq(p + i, len - i);
+        if (n == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}

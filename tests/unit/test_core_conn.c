@@ -1,0 +1,587 @@
+/* Tests for core_conn_* and core_listener_* over real sockets on 127.0.0.1. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+#define DEADLINE_MS 10000
+
+/* One side of a test connection. */
+typedef struct side {
+    core_conn_t *conn;
+    core_buf_t got;
+    int closes;
+    int connected;
+    int connect_err;
+    int reads;
+    int partial_reads;  /* on_read calls that left bytes unconsumed */
+    int line_mode;      /* consume complete lines only */
+    int consume_none;   /* never consume (max_in test) */
+    int echo;
+    int close_on;       /* on "quit\n": write "bye" and close */
+    core_conn_t *abort_other; /* abort this conn from on_read */
+    struct env *env;
+} side_t;
+
+typedef struct env {
+    struct ev_loop *loop;
+    core_listener_t *listener;
+    core_conn_limits_t server_limits;
+    side_t server[2];
+    int accepted;
+    side_t client;
+} env_t;
+
+static long on_read(core_conn_t *c, const char *data, size_t len, void *ud)
+{
+    side_t *s = ud;
+    size_t used = len;
+
+    (void)c;
+    s->reads++;
+    if (s->abort_other) {
+        core_conn_abort(s->abort_other);
+        s->abort_other = NULL;
+    }
+    if (s->consume_none)
+        return 0;
+    if (s->line_mode) {
+        const char *nl = memrchr(data, '\n', len);
+        used = nl ? (size_t)(nl - data) + 1 : 0;
+        if (used < len)
+            s->partial_reads++;
+    }
+    core_buf_append(&s->got, data, used);
+    if (s->echo)
+        assert_int_equal(core_conn_write(s->conn, data, used), 0);
+    if (s->close_on && used >= 5 && memcmp(data + used - 5, "quit\n", 5) == 0) {
+        assert_int_equal(core_conn_write(s->conn, "bye", 3), 0);
+        core_conn_close(s->conn);
+    }
+    return (long)used;
+}
+
+static void on_connect(core_conn_t *c, int err, void *ud)
+{
+    side_t *s = ud;
+
+    (void)c;
+    s->connected++;
+    s->connect_err = err;
+}
+
+static void on_close(core_conn_t *c, void *ud)
+{
+    side_t *s = ud;
+
+    (void)c;
+    s->closes++;
+}
+
+static const core_conn_cbs_t cbs = {on_read, on_connect, on_close};
+
+static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
+{
+    env_t *e = ud;
+    side_t *s;
+
+    assert_non_null(peer);
+    assert_true(strncmp(peer, "127.0.0.1:", 10) == 0 || strncmp(peer, "[::1]:", 6) == 0);
+    assert_true(e->accepted < 2);
+    s = &e->server[e->accepted++];
+    s->conn = core_conn_adopt(loop, fd, peer, &e->server_limits, &cbs, s);
+    assert_non_null(s->conn);
+}
+
+static void noop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+/* Runs the loop until *flag >= want, failing the test after the deadline. */
+static void run_until(env_t *e, const int *flag, int want)
+{
+    uint64_t end = core_mono_ms() + DEADLINE_MS;
+    ev_timer tick;
+
+    ev_timer_init(&tick, noop_timer, 0.01, 0.01);
+    ev_timer_start(e->loop, &tick);
+    while (*flag < want && core_mono_ms() < end)
+        ev_run(e->loop, EVRUN_ONCE);
+    ev_timer_stop(e->loop, &tick);
+    assert_true(*flag >= want);
+}
+
+static void run_until_len(env_t *e, const core_buf_t *b, size_t want)
+{
+    uint64_t end = core_mono_ms() + DEADLINE_MS;
+    ev_timer tick;
+
+    ev_timer_init(&tick, noop_timer, 0.01, 0.01);
+    ev_timer_start(e->loop, &tick);
+    while (b->len < want && core_mono_ms() < end)
+        ev_run(e->loop, EVRUN_ONCE);
+    ev_timer_stop(e->loop, &tick);
+    assert_true(b->len >= want);
+}
+
+static env_t *env_new(size_t max_in, size_t max_out)
+{
+    env_t *e = calloc(1, sizeof(*e));
+    char err[128];
+
+    assert_non_null(e);
+    e->loop = ev_loop_new(EVFLAG_AUTO);
+    e->server_limits.max_in = max_in;
+    e->server_limits.max_out = max_out;
+    for (int i = 0; i < 2; i++) {
+        core_buf_init(&e->server[i].got);
+        e->server[i].env = e;
+    }
+    core_buf_init(&e->client.got);
+    e->client.env = e;
+    e->listener = core_listener_new(e->loop, "127.0.0.1", 0, on_accept, e, err, sizeof(err));
+    assert_non_null(e->listener);
+    assert_true(core_listener_port(e->listener) > 0);
+    return e;
+}
+
+static void env_connect_client(env_t *e)
+{
+    e->client.conn = core_conn_connect(e->loop, "127.0.0.1", core_listener_port(e->listener), NULL,
+                                       &cbs, &e->client);
+    assert_non_null(e->client.conn);
+    run_until(e, &e->client.connected, 1);
+    assert_int_equal(e->client.connect_err, 0);
+    run_until(e, &e->accepted, 1);
+}
+
+/* A plain blocking socket as the peer, to control reads exactly. */
+static int raw_connect(env_t *e, int rcvbuf)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)core_listener_port(e->listener));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    run_until(e, &e->accepted, 1);
+    return fd;
+}
+
+/* Reads from a raw fd until EOF/error or the deadline; returns bytes read. */
+static size_t raw_read_all(env_t *e, int fd, core_buf_t *into)
+{
+    uint64_t end = core_mono_ms() + DEADLINE_MS;
+    size_t total = 0;
+
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    while (core_mono_ms() < end) {
+        char buf[8192];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n > 0) {
+            core_buf_append(into, buf, (size_t)n);
+            total += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            break;
+        ev_run(e->loop, EVRUN_NOWAIT);
+        poll(NULL, 0, 1);
+    }
+    return total;
+}
+
+static void env_free(env_t *e)
+{
+    /* Every conn must have ended; the loop must then be idle. */
+    core_listener_free(e->listener);
+    ev_run(e->loop, 0);
+    for (int i = 0; i < 2; i++)
+        core_buf_free(&e->server[i].got);
+    core_buf_free(&e->client.got);
+    ev_loop_destroy(e->loop);
+    free(e);
+}
+
+static void close_client_and_wait(env_t *e)
+{
+    core_conn_close(e->client.conn);
+    run_until(e, &e->client.closes, 1);
+    run_until(e, &e->server[0].closes, 1);
+}
+
+static void test_echo(void **state)
+{
+    env_t *e = env_new(0, 0);
+    const char *msg = "hello, world\n";
+
+    (void)state;
+    e->server[0].echo = 1;
+    env_connect_client(e);
+    assert_string_equal(core_conn_peer(e->client.conn) + 0, core_conn_peer(e->client.conn));
+    for (size_t i = 0; i < strlen(msg); i++)
+        assert_int_equal(core_conn_write(e->client.conn, msg + i, 1), 0);
+    run_until_len(e, &e->client.got, strlen(msg));
+    assert_int_equal(e->client.got.len, strlen(msg));
+    assert_memory_equal(e->client.got.data, msg, strlen(msg));
+    close_client_and_wait(e);
+    assert_int_equal(e->client.closes, 1);
+    assert_int_equal(e->server[0].closes, 1);
+    env_free(e);
+}
+
+static void test_ud_and_peer(void **state)
+{
+    env_t *e = env_new(0, 0);
+    int marker = 0;
+
+    (void)state;
+    env_connect_client(e);
+    assert_ptr_equal(core_conn_ud(e->client.conn), &e->client);
+    core_conn_set_ud(e->client.conn, &marker);
+    assert_ptr_equal(core_conn_ud(e->client.conn), &marker);
+    core_conn_set_ud(e->client.conn, &e->client);
+    assert_true(strncmp(core_conn_peer(e->client.conn), "127.0.0.1:", 10) == 0);
+    close_client_and_wait(e);
+    env_free(e);
+}
+
+/* Input split at every byte boundary reaches a line parser intact. */
+static void test_split_input(void **state)
+{
+    env_t *e = env_new(0, 0);
+    const char *text = "alpha\nbravo charlie\ndelta\n";
+    int fd;
+
+    (void)state;
+    e->server[0].line_mode = 1;
+    fd = raw_connect(e, 0);
+    for (size_t i = 0; i < strlen(text); i++) {
+        int before = e->server[0].reads;
+        assert_int_equal(write(fd, text + i, 1), 1);
+        run_until(e, &e->server[0].reads, before + 1);
+    }
+    assert_int_equal(e->server[0].got.len, strlen(text));
+    assert_memory_equal(e->server[0].got.data, text, strlen(text));
+    assert_true(e->server[0].partial_reads > 0);
+    close(fd);
+    run_until(e, &e->server[0].closes, 1);
+    env_free(e);
+}
+
+static void test_max_in_overflow_closes(void **state)
+{
+    env_t *e = env_new(1024, 0);
+    char data[4096];
+    core_buf_t rest;
+    int fd;
+
+    (void)state;
+    core_buf_init(&rest);
+    memset(data, 'x', sizeof(data));
+    e->server[0].consume_none = 1;
+    fd = raw_connect(e, 0);
+    assert_int_equal(write(fd, data, sizeof(data)), (ssize_t)sizeof(data));
+    run_until(e, &e->server[0].closes, 1);
+    assert_int_equal(e->server[0].closes, 1);
+    raw_read_all(e, fd, &rest); /* the server side is gone: EOF or RST */
+    assert_int_equal(rest.len, 0);
+    close(fd);
+    core_buf_free(&rest);
+    env_free(e);
+}
+
+static void test_max_out_single_write_fails(void **state)
+{
+    env_t *e = env_new(0, 1000);
+    char data[1001];
+    int fd;
+
+    (void)state;
+    memset(data, 'y', sizeof(data));
+    fd = raw_connect(e, 0);
+    assert_int_equal(core_conn_write(e->server[0].conn, data, 1000), 0);
+    assert_int_equal(core_conn_out_pending(e->server[0].conn), 1000);
+    assert_int_equal(core_conn_write(e->server[0].conn, data, 1), -1);
+    /* Closing now: later writes fail too, on_close comes once. */
+    assert_int_equal(core_conn_write(e->server[0].conn, data, 1), -1);
+    run_until(e, &e->server[0].closes, 1);
+    assert_int_equal(e->server[0].closes, 1);
+    close(fd);
+    env_free(e);
+}
+
+/* A peer that never reads: writes start failing once max_out is queued. */
+static void test_slow_reader_hits_max_out(void **state)
+{
+    env_t *e = env_new(0, 256 * 1024);
+    static char chunk[16384];
+    size_t sent = 0;
+    int fd, rc = 0;
+
+    (void)state;
+    memset(chunk, 'z', sizeof(chunk));
+    fd = raw_connect(e, 4096);
+    while (sent < 512u * 1024 * 1024) {
+        rc = core_conn_write(e->server[0].conn, chunk, sizeof(chunk));
+        if (rc < 0)
+            break;
+        sent += sizeof(chunk);
+        ev_run(e->loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(rc, -1);
+    run_until(e, &e->server[0].closes, 1);
+    assert_int_equal(e->server[0].closes, 1);
+    close(fd);
+    env_free(e);
+}
+
+/* Close from inside on_read: queued output is flushed, then EOF. */
+static void test_close_inside_on_read(void **state)
+{
+    env_t *e = env_new(0, 0);
+    core_buf_t got;
+    int fd;
+
+    (void)state;
+    core_buf_init(&got);
+    e->server[0].close_on = 1;
+    fd = raw_connect(e, 0);
+    assert_int_equal(write(fd, "hi\nquit\n", 8), 8);
+    raw_read_all(e, fd, &got);
+    assert_int_equal(got.len, 3);
+    assert_memory_equal(got.data, "bye", 3);
+    close(fd);
+    run_until(e, &e->server[0].closes, 1);
+    /* Give any stray second on_close a chance to show up. */
+    ev_run(e->loop, EVRUN_NOWAIT);
+    assert_int_equal(e->server[0].closes, 1);
+    core_buf_free(&got);
+    env_free(e);
+}
+
+/* on_read of one conn aborts another conn. */
+static void test_abort_other_from_on_read(void **state)
+{
+    env_t *e = env_new(0, 0);
+    int fd1, fd2;
+
+    (void)state;
+    fd1 = raw_connect(e, 0);
+    fd2 = socket(AF_INET, SOCK_STREAM, 0);
+    {
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        sa.sin_port = htons((uint16_t)core_listener_port(e->listener));
+        assert_int_equal(connect(fd2, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    }
+    run_until(e, &e->accepted, 2);
+    e->server[0].abort_other = e->server[1].conn;
+    e->server[0].line_mode = 1;
+    /* Both usually get input in the same iteration: an aborted conn's pending event is dropped. */
+    assert_int_equal(write(fd2, "two\n", 4), 4);
+    assert_int_equal(write(fd1, "one\n", 4), 4);
+    run_until(e, &e->server[1].closes, 1);
+    run_until_len(e, &e->server[0].got, 4);
+    assert_int_equal(e->server[1].closes, 1);
+    assert_int_equal(e->server[0].closes, 0);
+    close(fd1);
+    close(fd2);
+    run_until(e, &e->server[0].closes, 1);
+    assert_int_equal(e->server[1].closes, 1);
+    env_free(e);
+}
+
+/* Many writes in one callback are queued (no syscall yet) and arrive intact. */
+static void test_coalesced_writes(void **state)
+{
+    env_t *e = env_new(0, 0);
+    core_buf_t expect, got;
+    int fd;
+
+    (void)state;
+    core_buf_init(&expect);
+    core_buf_init(&got);
+    fd = raw_connect(e, 0);
+    for (int i = 0; i < 5000; i++) {
+        size_t before = expect.len;
+        core_buf_printf(&expect, "message %05d\n", i);
+        assert_int_equal(core_conn_write(e->server[0].conn, expect.data + before, expect.len - before), 0);
+    }
+    assert_int_equal(core_conn_out_pending(e->server[0].conn), expect.len);
+    core_conn_close(e->server[0].conn);
+    assert_int_equal(core_conn_write(e->server[0].conn, "x", 1), -1);
+    raw_read_all(e, fd, &got);
+    assert_int_equal(got.len, expect.len);
+    assert_memory_equal(got.data, expect.data, expect.len);
+    close(fd);
+    run_until(e, &e->server[0].closes, 1);
+    assert_int_equal(e->server[0].closes, 1);
+    core_buf_free(&expect);
+    core_buf_free(&got);
+    env_free(e);
+}
+
+/* close() flushes a large queue through many partial writes. */
+static void test_close_flushes_large_output(void **state)
+{
+    env_t *e = env_new(0, 8 * 1024 * 1024);
+    size_t total = 3 * 1024 * 1024;
+    char *data = malloc(total);
+    core_buf_t got;
+    int fd;
+
+    (void)state;
+    core_buf_init(&got);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (char)('a' + i % 26);
+    fd = raw_connect(e, 0);
+    assert_int_equal(core_conn_write(e->server[0].conn, data, total), 0);
+    core_conn_close(e->server[0].conn);
+    raw_read_all(e, fd, &got);
+    assert_int_equal(got.len, total);
+    assert_memory_equal(got.data, data, total);
+    close(fd);
+    run_until(e, &e->server[0].closes, 1);
+    free(data);
+    core_buf_free(&got);
+    env_free(e);
+}
+
+static void test_connect_refused(void **state)
+{
+    env_t *e = env_new(0, 0);
+    int port = core_listener_port(e->listener);
+    side_t *s = &e->client;
+
+    (void)state;
+    core_listener_free(e->listener);
+    e->listener = NULL;
+    s->conn = core_conn_connect(e->loop, "localhost", port, NULL, &cbs, s);
+    assert_non_null(s->conn);
+    run_until(e, &s->closes, 1);
+    assert_int_equal(s->connected, 1);
+    assert_int_equal(s->connect_err, ECONNREFUSED);
+    assert_int_equal(s->closes, 1);
+    env_free(e);
+}
+
+static void test_connect_bad_host(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    side_t s = {0};
+
+    (void)state;
+    assert_null(core_conn_connect(loop, "not-an-ip.example", 80, NULL, &cbs, &s));
+    assert_null(core_conn_connect(loop, "127.0.0.1", 70000, NULL, &cbs, &s));
+    ev_loop_destroy(loop);
+}
+
+static void test_connect_ipv6_and_write_before_connect(void **state)
+{
+    env_t *e = calloc(1, sizeof(*e));
+    char err[128];
+
+    (void)state;
+    e->loop = ev_loop_new(EVFLAG_AUTO);
+    core_buf_init(&e->server[0].got);
+    core_buf_init(&e->server[1].got);
+    core_buf_init(&e->client.got);
+    e->listener = core_listener_new(e->loop, "::1", 0, on_accept, e, err, sizeof(err));
+    if (!e->listener) { /* no IPv6 loopback here */
+        ev_loop_destroy(e->loop);
+        free(e);
+        skip();
+        return;
+    }
+    e->server[0].echo = 1;
+    e->client.conn = core_conn_connect(e->loop, "[::1]", core_listener_port(e->listener), NULL,
+                                       &cbs, &e->client);
+    assert_non_null(e->client.conn);
+    assert_int_equal(core_conn_write(e->client.conn, "early", 5), 0);
+    run_until_len(e, &e->client.got, 5);
+    assert_memory_equal(e->client.got.data, "early", 5);
+    close_client_and_wait(e);
+    env_free(e);
+}
+
+static void test_listener_bad_address(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    char err[128] = "";
+
+    (void)state;
+    assert_null(core_listener_new(loop, "bogus", 0, on_accept, NULL, err, sizeof(err)));
+    assert_true(err[0] != '\0');
+    ev_loop_destroy(loop);
+}
+
+static void test_parse_hostport(void **state)
+{
+    char host[64];
+    int port = -1;
+
+    (void)state;
+    assert_int_equal(core_parse_hostport("127.0.0.1:8080", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_int_equal(core_parse_hostport(":9000", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "");
+    assert_int_equal(port, 9000);
+    assert_int_equal(core_parse_hostport("[::1]:65535", host, sizeof(host), &port), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 65535);
+    assert_int_equal(core_parse_hostport("localhost:0", host, sizeof(host), &port), 0);
+    assert_int_equal(port, 0);
+    assert_int_equal(core_parse_hostport("host", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("host:", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("host:65536", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("host:12a", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("::1:80", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("[::1]80", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("[::1:80", host, sizeof(host), &port), -1);
+    assert_int_equal(core_parse_hostport("averyveryverylonghostname:1", host, 8, &port), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_hostport),
+        cmocka_unit_test(test_listener_bad_address),
+        cmocka_unit_test(test_echo),
+        cmocka_unit_test(test_ud_and_peer),
+        cmocka_unit_test(test_split_input),
+        cmocka_unit_test(test_max_in_overflow_closes),
+        cmocka_unit_test(test_max_out_single_write_fails),
+        cmocka_unit_test(test_slow_reader_hits_max_out),
+        cmocka_unit_test(test_close_inside_on_read),
+        cmocka_unit_test(test_abort_other_from_on_read),
+        cmocka_unit_test(test_coalesced_writes),
+        cmocka_unit_test(test_close_flushes_large_output),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_connect_bad_host),
+        cmocka_unit_test(test_connect_ipv6_and_write_before_connect),
+    };
+
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,197 @@
+/* Tests for core_utf8_valid, clocks, core_install_signals and log lines. */
+#include <regex.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/core.h"
+
+typedef struct utf8_case {
+    const char *bytes;
+    size_t len; /* 0: strlen */
+    int valid;
+    const char *what;
+} utf8_case_t;
+
+static const utf8_case_t utf8_cases[] = {
+    {"", 0, 1, "empty"},
+    {"plain ascii text, longer than eight bytes", 0, 1, "ascii"},
+    {"a\0b", 3, 1, "embedded NUL is valid UTF-8"},
+    {"\x7f", 0, 1, "DEL"},
+    {"\xc2\x80", 0, 1, "U+0080"},
+    {"caf\xc3\xa9", 0, 1, "2-byte"},
+    {"\xdf\xbf", 0, 1, "U+07FF"},
+    {"\xe0\xa0\x80", 0, 1, "U+0800"},
+    {"\xe2\x82\xac", 0, 1, "euro sign"},
+    {"\xed\x9f\xbf", 0, 1, "U+D7FF"},
+    {"\xee\x80\x80", 0, 1, "U+E000"},
+    {"\xef\xbf\xbd", 0, 1, "U+FFFD"},
+    {"\xef\xbf\xbf", 0, 1, "U+FFFF (noncharacter, still valid)"},
+    {"\xf0\x90\x80\x80", 0, 1, "U+10000"},
+    {"\xf0\x9f\x98\x80 emoji after ascii", 0, 1, "emoji"},
+    {"\xf4\x8f\xbf\xbf", 0, 1, "U+10FFFF"},
+    {"12345678\xc3\xa9" "12345678", 0, 1, "multibyte between ascii words"},
+    {"\x80", 0, 0, "lone continuation"},
+    {"\xbf", 0, 0, "lone continuation bf"},
+    {"\xc0\x80", 0, 0, "overlong NUL"},
+    {"\xc1\xbf", 0, 0, "overlong 2-byte"},
+    {"\xe0\x80\x80", 0, 0, "overlong 3-byte"},
+    {"\xe0\x9f\xbf", 0, 0, "overlong U+07FF"},
+    {"\xf0\x80\x80\x80", 0, 0, "overlong 4-byte"},
+    {"\xf0\x8f\xbf\xbf", 0, 0, "overlong U+FFFF"},
+    {"\xed\xa0\x80", 0, 0, "high surrogate U+D800"},
+    {"\xed\xbf\xbf", 0, 0, "low surrogate U+DFFF"},
+    {"\xed\xa0\xbd\xed\xb8\x80", 0, 0, "CESU-8 surrogate pair"},
+    {"\xf4\x90\x80\x80", 0, 0, "U+110000"},
+    {"\xf5\x80\x80\x80", 0, 0, "lead f5"},
+    {"\xf8\x88\x80\x80\x80", 0, 0, "5-byte form"},
+    {"\xfe", 0, 0, "fe"},
+    {"\xff", 0, 0, "ff"},
+    {"\xc3", 0, 0, "truncated 2-byte"},
+    {"\xe2\x82", 0, 0, "truncated 3-byte"},
+    {"\xf0\x9f\x98", 0, 0, "truncated 4-byte"},
+    {"abcdefgh\xf0\x9f\x98", 0, 0, "truncated after ascii block"},
+    {"\xc3\x28", 0, 0, "bad continuation"},
+    {"\xe2\x28\xa1", 0, 0, "bad 2nd of 3"},
+    {"\xe2\x82\x28", 0, 0, "bad 3rd of 3"},
+    {"\xf0\x9f\x28\x80", 0, 0, "bad 3rd of 4"},
+    {"\xf0\x9f\x98\x28", 0, 0, "bad 4th of 4"},
+    {"abcdefghijklmno\x80pq", 0, 0, "continuation inside ascii run"},
+};
+
+static void test_utf8_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(utf8_cases) / sizeof(utf8_cases[0]); i++) {
+        const utf8_case_t *c = &utf8_cases[i];
+        size_t len = c->len ? c->len : strlen(c->bytes);
+        int got = core_utf8_valid(c->bytes, len);
+        if (got != c->valid)
+            fail_msg("utf8 case '%s': got %d, want %d", c->what, got, c->valid);
+    }
+}
+
+/* The validator never reads past len: a valid prefix of an invalid buffer. */
+static void test_utf8_respects_len(void **state)
+{
+    const char *s = "ok\xc3\xa9\xff";
+
+    (void)state;
+    assert_int_equal(core_utf8_valid(s, 4), 1);
+    assert_int_equal(core_utf8_valid(s, 5), 0); /* the 0xff */
+    assert_int_equal(core_utf8_valid(s, 3), 0); /* cut inside the 2-byte sequence */
+}
+
+/* Every 2-byte lead/continuation pair agrees with a direct decode. */
+static void test_utf8_all_two_byte(void **state)
+{
+    (void)state;
+    for (int a = 0x80; a < 0x100; a++) {
+        for (int b = 0; b < 0x100; b++) {
+            char s[2] = {(char)a, (char)b};
+            int want = a >= 0xC2 && a <= 0xDF && (b & 0xC0) == 0x80;
+            assert_int_equal(core_utf8_valid(s, 2), want);
+        }
+    }
+}
+
+static void test_clocks(void **state)
+{
+    uint64_t now = core_now_ms(), m1 = core_mono_ms(), m2;
+
+    (void)state;
+    assert_true(now > 1600000000000ull); /* after 2020 */
+    m2 = core_mono_ms();
+    assert_true(m2 >= m1);
+}
+
+static void raise_term(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    raise(SIGTERM);
+}
+
+static void deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    *(int *)w->data = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void test_signals_stop_loop(void **state)
+{
+    struct ev_loop *loop = ev_default_loop(0);
+    ev_timer fire, guard;
+    int timed_out = 0;
+
+    (void)state;
+    core_install_signals(loop);
+    assert_ptr_equal(signal(SIGPIPE, SIG_IGN), SIG_IGN);
+    ev_timer_init(&fire, raise_term, 0.01, 0.);
+    ev_timer_init(&guard, deadline, 10., 0.);
+    guard.data = &timed_out;
+    ev_timer_start(loop, &fire);
+    ev_timer_start(loop, &guard);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &guard);
+    assert_int_equal(timed_out, 0);
+    /* The signal watchers alone do not keep the loop alive. */
+    ev_run(loop, 0);
+}
+
+static void test_log_line_format(void **state)
+{
+    int fds[2], saved;
+    char line[512];
+    ssize_t n;
+    regex_t re;
+
+    (void)state;
+    assert_int_equal(pipe(fds), 0);
+    saved = dup(STDERR_FILENO);
+    dup2(fds[1], STDERR_FILENO);
+    core_log_set_tag("node-7");
+    core_log_set_level(CORE_LOG_INFO);
+    CORE_DEBUG("hidden %d", 1);
+    CORE_WARN("visible %d", 2);
+    core_log_set_tag("");
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(fds[1]);
+    n = read(fds[0], line, sizeof(line) - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    line[n] = '\0';
+    assert_int_equal(regcomp(&re,
+                             "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+                             "WARN \\[node-7\\] visible 2\n$",
+                             REG_EXTENDED),
+                     0);
+    if (regexec(&re, line, 0, NULL, 0) != 0)
+        fail_msg("bad log line: %s", line);
+    regfree(&re);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_table),
+        cmocka_unit_test(test_utf8_respects_len),
+        cmocka_unit_test(test_utf8_all_two_byte),
+        cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_signals_stop_loop),
+        cmocka_unit_test(test_log_line_format),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

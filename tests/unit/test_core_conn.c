@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -524,6 +525,57 @@ static void test_connect_ipv6_and_write_before_connect(void **state)
     env_free(e);
 }
 
+static void count_iteration(struct ev_loop *loop, ev_check *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    (*(int *)w->data)++;
+}
+
+/* Out of descriptors: the listener pauses instead of spinning, then resumes. */
+static void test_listener_emfile_pauses(void **state)
+{
+    env_t *e = env_new(0, 0);
+    struct rlimit saved, low;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int fd, lowest, iterations = 0;
+    uint64_t until;
+    ev_check check;
+    ev_timer tick;
+
+    (void)state;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)core_listener_port(e->listener));
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    lowest = dup(0);
+    assert_true(lowest >= 0);
+    close(lowest);
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    low.rlim_cur = (rlim_t)lowest;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+    ev_check_init(&check, count_iteration);
+    check.data = &iterations;
+    ev_check_start(e->loop, &check);
+    ev_timer_init(&tick, noop_timer, 0.01, 0.01);
+    ev_timer_start(e->loop, &tick);
+    until = core_mono_ms() + 300;
+    while (core_mono_ms() < until)
+        ev_run(e->loop, EVRUN_ONCE);
+    ev_timer_stop(e->loop, &tick);
+    ev_check_stop(e->loop, &check);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    assert_int_equal(e->accepted, 0);
+    /* ~30 ticks plus a few pauses; a spinning listener makes thousands. */
+    assert_true(iterations < 200);
+    run_until(e, &e->accepted, 1);
+    close(fd);
+    run_until(e, &e->server[0].closes, 1);
+    env_free(e);
+}
+
 static void test_listener_bad_address(void **state)
 {
     struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -567,6 +619,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_hostport),
         cmocka_unit_test(test_listener_bad_address),
+        cmocka_unit_test(test_listener_emfile_pauses),
         cmocka_unit_test(test_echo),
         cmocka_unit_test(test_ud_and_peer),
         cmocka_unit_test(test_split_input),

@@ -107,13 +107,14 @@ static int only_whitespace(const char *p, const char *end)
     return 1;
 }
 
-/* Depth of item counting item itself; stops counting once past limit. */
+/* Whether objects/arrays nest more than limit levels (item itself is one;
+ * scalars add none). Stops as soon as the limit is passed. */
 static int depth_exceeds(const cJSON *item, int limit)
 {
-    if (limit <= 0)
-        return 1;
     if (!cJSON_IsObject(item) && !cJSON_IsArray(item))
         return 0;
+    if (limit <= 0)
+        return 1;
     for (const cJSON *c = item->child; c; c = c->next)
         if (depth_exceeds(c, limit - 1))
             return 1;

@@ -1,0 +1,318 @@
+/* Accounts: register, login (password or token), logout, user_info, ping. */
+#include <string.h>
+
+#include "node/node.h"
+
+static const char *const BAD_CREDENTIALS = "invalid user or password";
+
+/* ------------------------------------------------------------------ register */
+
+typedef struct register_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    char nickname[PROTO_NICK_MAX + 1];
+    char hash[STORE_HASH_MAX];
+} register_job_t;
+
+static void register_work(store_t *st, void *arg)
+{
+    register_job_t *j = arg;
+    j->job.rc = store_user_create(st, j->user, j->nickname, j->hash, core_now_ms());
+}
+
+static void register_done(void *arg)
+{
+    register_job_t *j = arg;
+    node_req_t *r = j->job.req;
+    if (j->job.rc == STORE_EXISTS) {
+        node_req_fail(r, PROTO_CONFLICT, "user already exists");
+    } else if (j->job.rc != STORE_OK) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
+    } else {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "user", j->user);
+        cJSON_AddStringToObject(d, "nickname", j->nickname);
+        node_req_ok(r, d);
+    }
+    free(j);
+}
+
+static void register_hashed(int ok, const char *hash, void *ud)
+{
+    register_job_t *j = ud;
+    if (!ok) {
+        node_req_fail(j->job.req, PROTO_INTERNAL, "password hashing failed");
+        free(j);
+        return;
+    }
+    snprintf(j->hash, sizeof j->hash, "%s", hash);
+    node_job_submit(j->job.req->sess->node, &j->job, register_work, register_done);
+}
+
+void node_act_register(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *user = NULL, *password = NULL, *nickname = NULL;
+    if (proto_get_name(data, "user", 1, &user, &e) || proto_get_password(data, "password", &password, &e) ||
+        proto_get_string(data, "nickname", 0, 1, PROTO_NICK_MAX, &nickname, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    register_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    snprintf(j->nickname, sizeof j->nickname, "%s", nickname ? nickname : user);
+    node_auth_hash(r->sess->node->auth, password, register_hashed, j);
+}
+
+/* ------------------------------------------------------------------ login */
+
+typedef struct login_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    char password[PROTO_PASSWORD_MAX + 1];
+    char token_digest[65];      /* token login: digest of the presented token */
+    int by_token;
+    store_user_t rec;
+    /* second step: new token and pending items */
+    char token[PROTO_TOKEN_LEN + 1];
+    char new_digest[65];
+    uint64_t expires;
+    size_t pending_max;
+    store_pendings_t pending;
+} login_job_t;
+
+static void login_job_free(login_job_t *j)
+{
+    store_pendings_free(&j->pending);
+    memset(j->password, 0, sizeof j->password);
+    free(j);
+}
+
+static void lookup_work(store_t *st, void *arg)
+{
+    login_job_t *j = arg;
+    j->job.rc = store_user_get(st, j->user, &j->rec);
+    if (j->job.rc == STORE_OK && j->by_token)
+        j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
+}
+
+/* New token + pending items (items without a msgid are dropped once read:
+ * they cannot be acked). */
+static void session_work(store_t *st, void *arg)
+{
+    login_job_t *j = arg;
+    j->job.rc = store_token_put(st, j->user, j->new_digest, j->expires);
+    if (j->job.rc != STORE_OK)
+        return;
+    j->job.rc = store_pending_list(st, j->user, j->pending_max, &j->pending);
+    for (size_t i = 0; j->job.rc == STORE_OK && i < j->pending.count; i++)
+        if (!j->pending.items[i].msgid[0])
+            j->job.rc = store_pending_drop(st, j->user, j->pending.items[i].seq);
+}
+
+static void on_presence_set(node_t *n, const char *old, void *ud)
+{
+    (void)ud;
+    (void)n;
+    /* a session on another node is ended through the cluster (route.c) */
+    if (old)
+        CORE_DEBUG("login replaced global session %s", old);
+}
+
+static cJSON *login_data(const login_job_t *j, node_t *n)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "user", j->rec.user);
+    cJSON_AddStringToObject(d, "nickname", j->rec.nickname);
+    cJSON_AddStringToObject(d, "node", n->cfg.id);
+    cJSON_AddStringToObject(d, "token", j->token);
+    cJSON_AddNumberToObject(d, "pending", (double)j->pending.count);
+    return d;
+}
+
+static void session_done(void *arg)
+{
+    login_job_t *j = arg;
+    node_req_t *r = j->job.req;
+    node_sess_t *s = r->sess;
+    node_t *n = s->node;
+    if (j->job.rc != STORE_OK) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
+        login_job_free(j);
+        return;
+    }
+    if (!s->ws || s->logged_in) {
+        node_req_fail(r, PROTO_CONFLICT, "session ended or already logged in");
+        login_job_free(j);
+        return;
+    }
+    node_route_kick(n, j->user, n->cfg.id, s);
+    node_sess_bind(s, j->rec.user, j->rec.nickname);
+    node_presence_login(n, s, on_presence_set, NULL);
+    node_rooms_join(n, "world", s);
+    for (size_t i = 0; i < j->pending.count; i++) {
+        size_t len = 0;
+        char *f = node_offline_frame(j->pending.items[i].event, j->pending.items[i].data, &len);
+        node_req_follow(r, f, len);
+        free(f);
+    }
+    n->metrics.logins_total++;
+    node_req_ok(r, login_data(j, n));
+    node_presence_notify_friends(n, j->rec.user, 1);
+    login_job_free(j);
+}
+
+static void login_accept(login_job_t *j)
+{
+    node_t *n = j->job.req->sess->node;
+    node_auth_token_new(j->token, j->new_digest);
+    j->expires = core_now_ms() + (uint64_t)(n->cfg.token_ttl * 1000.0);
+    j->pending_max = n->cfg.pending_max;
+    node_job_submit(n, &j->job, session_work, session_done);
+}
+
+static void login_reject(login_job_t *j, int code, const char *text)
+{
+    j->job.req->sess->node->metrics.login_failures_total++;
+    node_req_fail(j->job.req, code, text);
+    login_job_free(j);
+}
+
+static void login_verified(int ok, const char *hash, void *ud)
+{
+    (void)hash;
+    login_job_t *j = ud;
+    if (ok)
+        login_accept(j);
+    else
+        login_reject(j, PROTO_UNAUTHORIZED, BAD_CREDENTIALS);
+}
+
+static void lookup_done(void *arg)
+{
+    login_job_t *j = arg;
+    if (j->job.rc == STORE_NOTFOUND)
+        login_reject(j, PROTO_UNAUTHORIZED, BAD_CREDENTIALS);
+    else if (j->job.rc != STORE_OK)
+        login_reject(j, PROTO_UNAVAILABLE, "store unavailable, retry");
+    else if (j->by_token)
+        login_accept(j);
+    else
+        node_auth_verify(j->job.req->sess->node->auth, j->password, j->rec.pwhash, login_verified, j);
+}
+
+void node_act_login(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *user = NULL, *password = NULL, *token = NULL;
+    if (r->sess->logged_in) {
+        node_req_fail(r, PROTO_CONFLICT, "already logged in on this connection");
+        return;
+    }
+    if (proto_get_name(data, "user", 1, &user, &e) ||
+        proto_get_string(data, "token", 0, 1, 256, &token, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    if (!token && proto_get_password(data, "password", &password, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    login_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    if (token) {
+        j->by_token = 1;
+        node_auth_token_digest(token, j->token_digest);
+    } else {
+        snprintf(j->password, sizeof j->password, "%s", password);
+    }
+    node_job_submit(r->sess->node, &j->job, lookup_work, lookup_done);
+}
+
+/* ------------------------------------------------------------------ logout and session end */
+
+void node_account_session_end(node_sess_t *s)
+{
+    node_t *n = s->node;
+    node_rooms_leave_all(n, s);
+    node_presence_logout(n, s);
+    node_presence_notify_friends(n, s->user, 0);
+}
+
+void node_act_logout(node_req_t *r, const cJSON *data)
+{
+    (void)data;
+    node_sess_t *s = r->sess;
+    node_account_session_end(s);
+    s->kicked = 1; /* the session is over: the close must not end it twice */
+    s->closing = 1;
+    node_req_ok(r, NULL);
+}
+
+/* ------------------------------------------------------------------ user_info, ping */
+
+typedef struct info_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    store_user_t rec;
+} info_job_t;
+
+static void info_work(store_t *st, void *arg)
+{
+    info_job_t *j = arg;
+    j->job.rc = store_user_get(st, j->user, &j->rec);
+}
+
+static void info_online(node_t *n, const int *online, size_t count, void *ud)
+{
+    (void)n;
+    (void)count;
+    info_job_t *j = ud;
+    if (!online) {
+        node_req_fail(j->job.req, PROTO_UNAVAILABLE, "session registry unavailable, retry");
+    } else {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "user", j->rec.user);
+        cJSON_AddStringToObject(d, "nickname", j->rec.nickname);
+        cJSON_AddBoolToObject(d, "online", online[0]);
+        node_req_ok(j->job.req, d);
+    }
+    free(j);
+}
+
+static void info_done(void *arg)
+{
+    info_job_t *j = arg;
+    if (j->job.rc != STORE_OK) {
+        node_req_fail(j->job.req, j->job.rc == STORE_NOTFOUND ? PROTO_NOT_FOUND : PROTO_UNAVAILABLE,
+                      j->job.rc == STORE_NOTFOUND ? "user not found" : "store unavailable, retry");
+        free(j);
+        return;
+    }
+    const char *users[1] = {j->rec.user};
+    node_presence_online(j->job.node, users, 1, info_online, j);
+}
+
+void node_act_user_info(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *user = NULL;
+    if (proto_get_name(data, "user", 1, &user, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    info_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    node_job_submit(r->sess->node, &j->job, info_work, info_done);
+}
+
+void node_act_ping(node_req_t *r, const cJSON *data)
+{
+    (void)data;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "ts", (double)core_now_ms());
+    node_req_ok(r, d);
+}

@@ -1,0 +1,293 @@
+/* Direct messages: chat, ack, history. */
+#include <string.h>
+#include <hiredis/hiredis.h>
+
+#include "node/node.h"
+
+#define CID_WINDOW_MS (24ull * 3600 * 1000)
+#define ACK_MAX 1000
+
+/* ------------------------------------------------------------------ chat */
+
+typedef struct chat_job {
+    node_job_t job;
+    char from[PROTO_NAME_MAX + 1];
+    char to[PROTO_NAME_MAX + 1];
+    char msgid[PROTO_MSGID_LEN + 1];
+    char cid[PROTO_CID_MAX + 1];
+    char format[PROTO_FORMAT_MAX + 1];
+    uint64_t ts;
+    char *message;  /* masked */
+    char *event;    /* the event data as JSON (pending item) */
+    int duplicate;  /* cid seen: msgid is the first one's */
+} chat_job_t;
+
+static void chat_job_free(chat_job_t *j)
+{
+    free(j->message);
+    free(j->event);
+    free(j);
+}
+
+static int chat_store(store_t *st, chat_job_t *j)
+{
+    store_user_t to;
+    int rc = store_user_get(st, j->to, &to);
+    if (rc != STORE_OK)
+        return rc;
+    if (j->cid[0]) {
+        char first[STORE_MSGID_MAX];
+        rc = store_cid_get(st, j->from, j->cid, j->ts - CID_WINDOW_MS, first);
+        if (rc == STORE_OK) {
+            snprintf(j->msgid, sizeof j->msgid, "%s", first);
+            j->duplicate = 1;
+            return STORE_OK;
+        }
+        if (rc != STORE_NOTFOUND)
+            return rc;
+    }
+    store_msg_t m = {.kind = 'c', .ts = j->ts, .message = j->message};
+    snprintf(m.msgid, sizeof m.msgid, "%s", j->msgid);
+    snprintf(m.from, sizeof m.from, "%s", j->from);
+    snprintf(m.to, sizeof m.to, "%s", j->to);
+    snprintf(m.format, sizeof m.format, "%s", j->format);
+    char conv[STORE_CONV_MAX];
+    store_conv_direct(j->from, j->to, conv);
+    if ((rc = store_msg_put(st, &m, conv)) != STORE_OK)
+        return rc;
+    if ((rc = store_pending_add(st, j->to, j->msgid, "chat", j->event, j->ts)) != STORE_OK)
+        return rc;
+    return j->cid[0] ? store_cid_put(st, j->from, j->cid, j->msgid, j->ts) : STORE_OK;
+}
+
+static void chat_work(store_t *st, void *arg)
+{
+    chat_job_t *j = arg;
+    j->job.rc = chat_store(st, j);
+}
+
+static void chat_reply(node_req_t *r, const chat_job_t *j, int online)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "msgid", j->msgid);
+    cJSON_AddNumberToObject(d, "ts", (double)j->ts);
+    cJSON_AddBoolToObject(d, "online", online);
+    node_req_ok(r, d);
+}
+
+static void chat_delivered(node_t *n, int delivered, void *ud)
+{
+    (void)n;
+    chat_job_t *j = ud;
+    chat_reply(j->job.req, j, delivered);
+    chat_job_free(j);
+}
+
+static void chat_dup_online(node_t *n, const int *online, size_t count, void *ud)
+{
+    (void)n;
+    (void)count;
+    chat_job_t *j = ud;
+    chat_reply(j->job.req, j, online ? online[0] : 0);
+    chat_job_free(j);
+}
+
+static void chat_done(void *arg)
+{
+    chat_job_t *j = arg;
+    node_t *n = j->job.node;
+    if (j->job.rc != STORE_OK) {
+        int nf = j->job.rc == STORE_NOTFOUND;
+        node_req_fail(j->job.req, nf ? PROTO_NOT_FOUND : PROTO_UNAVAILABLE,
+                      nf ? "user not found" : "store unavailable, retry");
+        chat_job_free(j);
+        return;
+    }
+    if (j->duplicate) {
+        const char *users[1] = {j->to};
+        node_presence_online(n, users, 1, chat_dup_online, j);
+        return;
+    }
+    n->metrics.messages_total++;
+    size_t len = 0;
+    char *frame = node_event_frame(
+        "chat", proto_ev_chat(j->msgid, j->from, j->to, j->ts, j->message, j->format), &len);
+    node_route_user(n, j->to, frame, len, chat_delivered, j);
+    free(frame);
+}
+
+void node_act_chat(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *to = NULL, *message = NULL, *format = "text", *cid = NULL;
+    if (proto_get_name(data, "to", 1, &to, &e) || proto_get_text(data, "message", &message, &e) ||
+        proto_get_format(data, &format, &e) ||
+        proto_get_string(data, "cid", 0, 1, PROTO_CID_MAX, &cid, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    node_t *n = r->sess->node;
+    chat_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->from, sizeof j->from, "%s", r->sess->user);
+    snprintf(j->to, sizeof j->to, "%s", to);
+    snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
+    snprintf(j->format, sizeof j->format, "%s", format);
+    j->ts = core_now_ms();
+    proto_msgid_next(&n->msgids, j->ts, j->msgid);
+    j->message = node_filter_mask(n->filter, message);
+    j->event = node_json_take(
+        proto_ev_chat(j->msgid, j->from, j->to, j->ts, j->message, j->format));
+    node_job_submit(n, &j->job, chat_work, chat_done);
+}
+
+/* ------------------------------------------------------------------ ack */
+
+typedef struct ack_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    char **msgids;
+    size_t count;
+    store_ackeds_t acked;
+} ack_job_t;
+
+static void ack_work(store_t *st, void *arg)
+{
+    ack_job_t *j = arg;
+    j->job.rc = store_pending_ack(st, j->user, (const char *const *)j->msgids, j->count, &j->acked);
+}
+
+static void ack_done(void *arg)
+{
+    ack_job_t *j = arg;
+    node_t *n = j->job.node;
+    if (j->job.rc != STORE_OK) {
+        node_req_fail(j->job.req, PROTO_UNAVAILABLE, "store unavailable, retry");
+    } else {
+        node_req_ok(j->job.req, NULL);
+        for (size_t i = 0; i < j->acked.count; i++) {
+            size_t len = 0;
+            char *frame = node_event_frame(
+                "receipt", proto_ev_receipt(j->acked.items[i].msgid, j->user), &len);
+            node_route_user(n, j->acked.items[i].from, frame, len, NULL, NULL);
+            free(frame);
+        }
+    }
+    for (size_t i = 0; i < j->count; i++)
+        free(j->msgids[i]);
+    free(j->msgids);
+    store_ackeds_free(&j->acked);
+    free(j);
+}
+
+void node_act_ack(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const cJSON *arr = NULL;
+    if (proto_get_msgids(data, "msgids", ACK_MAX, &arr, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    ack_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
+    j->count = (size_t)cJSON_GetArraySize(arr);
+    j->msgids = core_xcalloc(j->count + 1, sizeof *j->msgids);
+    size_t i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) j->msgids[i++] = core_xstrdup(it->valuestring);
+    node_job_submit(r->sess->node, &j->job, ack_work, ack_done);
+}
+
+/* ------------------------------------------------------------------ history */
+
+typedef struct history_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    char with[PROTO_NAME_MAX + 1];
+    char group[PROTO_GROUP_ID_MAX + 1];
+    char before[PROTO_MSGID_LEN + 1];
+    int limit;
+    store_msgs_t msgs;
+} history_job_t;
+
+static void history_work(store_t *st, void *arg)
+{
+    history_job_t *j = arg;
+    char conv[STORE_CONV_MAX];
+    if (j->with[0]) {
+        store_user_t u;
+        if ((j->job.rc = store_user_get(st, j->with, &u)) != STORE_OK)
+            return;
+        store_conv_direct(j->user, j->with, conv);
+    } else {
+        store_group_t g;
+        if ((j->job.rc = store_group_get(st, j->group, &g)) != STORE_OK)
+            return;
+        if ((j->job.rc = store_group_is_member(st, j->group, j->user)) != STORE_OK) {
+            j->job.rc = j->job.rc == STORE_NOTFOUND ? STORE_EXISTS : j->job.rc; /* 403 */
+            return;
+        }
+        store_conv_group(j->group, conv);
+    }
+    j->job.rc = store_history(st, conv, j->before, j->limit, &j->msgs);
+}
+
+static cJSON *msg_json(const store_msg_t *m)
+{
+    if (m->kind == 'g')
+        return proto_ev_group_chat(m->msgid, m->to, m->from, m->ts, m->message, m->format);
+    return proto_ev_chat(m->msgid, m->from, m->to, m->ts, m->message, m->format);
+}
+
+static void history_done(void *arg)
+{
+    history_job_t *j = arg;
+    node_req_t *r = j->job.req;
+    if (j->job.rc == STORE_NOTFOUND) {
+        node_req_fail(r, PROTO_NOT_FOUND, j->with[0] ? "user not found" : "group not found");
+    } else if (j->job.rc == STORE_EXISTS) {
+        node_req_fail(r, PROTO_FORBIDDEN, "not a member of this group");
+    } else if (j->job.rc != STORE_OK) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
+    } else {
+        cJSON *d = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(d, "messages");
+        for (size_t i = 0; i < j->msgs.count; i++)
+            cJSON_AddItemToArray(arr, msg_json(&j->msgs.items[i]));
+        node_req_ok(r, d);
+    }
+    store_msgs_free(&j->msgs);
+    free(j);
+}
+
+void node_act_history(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *with = NULL, *group = NULL, *room = NULL, *before = NULL;
+    long limit = 20;
+    if (proto_get_name(data, "with", 0, &with, &e) ||
+        proto_get_string(data, "group", 0, 1, PROTO_GROUP_ID_MAX, &group, &e) ||
+        proto_get_name(data, "room", 0, &room, &e) ||
+        proto_get_string(data, "before", 0, 0, PROTO_MSGID_LEN, &before, &e) ||
+        proto_get_int(data, "limit", 0, 1, 100, &limit, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    if ((with != NULL) + (group != NULL) + (room != NULL) != 1) {
+        node_req_fail(r, PROTO_BAD_REQUEST, "history needs exactly one of 'with', 'group', 'room'");
+        return;
+    }
+    if (room) {
+        node_act_room_history(r, room, before, (int)limit);
+        return;
+    }
+    history_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
+    snprintf(j->with, sizeof j->with, "%s", with ? with : "");
+    snprintf(j->group, sizeof j->group, "%s", group ? group : "");
+    snprintf(j->before, sizeof j->before, "%s", before ? before : "");
+    j->limit = (int)limit;
+    node_job_submit(r->sess->node, &j->job, history_work, history_done);
+}

@@ -1,0 +1,187 @@
+/* Friends: request, reply, list. */
+#include <string.h>
+
+#include "node/node.h"
+
+/* ------------------------------------------------------------------ friend_request */
+
+typedef struct freq_job {
+    node_job_t job;
+    char from[PROTO_NAME_MAX + 1];
+    char to[PROTO_NAME_MAX + 1];
+    char note[PROTO_NOTE_MAX + 1];
+    uint64_t ts;
+} freq_job_t;
+
+static void freq_work(store_t *st, void *arg)
+{
+    freq_job_t *j = arg;
+    store_user_t u;
+    if ((j->job.rc = store_user_get(st, j->to, &u)) != STORE_OK)
+        return;
+    j->job.rc = store_friends_check(st, j->from, j->to);
+    if (j->job.rc == STORE_OK) {
+        j->job.rc = STORE_EXISTS;
+        return;
+    }
+    if (j->job.rc == STORE_NOTFOUND)
+        j->job.rc = store_friend_request_put(st, j->from, j->to, j->note, j->ts);
+}
+
+static void freq_done(void *arg)
+{
+    freq_job_t *j = arg;
+    node_req_t *r = j->job.req;
+    if (j->job.rc == STORE_NOTFOUND) {
+        node_req_fail(r, PROTO_NOT_FOUND, "user not found");
+    } else if (j->job.rc == STORE_EXISTS) {
+        node_req_fail(r, PROTO_CONFLICT, "already friends");
+    } else if (j->job.rc != STORE_OK) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
+    } else {
+        node_req_ok(r, NULL);
+        node_route_user_or_pending(j->job.node, j->to, NULL, "friend_request",
+                                   proto_ev_friend_request(j->from, j->note, j->ts));
+    }
+    free(j);
+}
+
+void node_act_friend_request(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *user = NULL, *note = "";
+    if (proto_get_name(data, "user", 1, &user, &e) ||
+        proto_get_string(data, "note", 0, 0, PROTO_NOTE_MAX, &note, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    if (strcmp(user, r->sess->user) == 0) {
+        node_req_fail(r, PROTO_BAD_REQUEST, "cannot befriend yourself");
+        return;
+    }
+    freq_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->from, sizeof j->from, "%s", r->sess->user);
+    snprintf(j->to, sizeof j->to, "%s", user);
+    snprintf(j->note, sizeof j->note, "%s", note);
+    j->ts = core_now_ms();
+    node_job_submit(r->sess->node, &j->job, freq_work, freq_done);
+}
+
+/* ------------------------------------------------------------------ friend_reply */
+
+typedef struct frep_job {
+    node_job_t job;
+    char me[PROTO_NAME_MAX + 1];
+    char requester[PROTO_NAME_MAX + 1];
+    int accept;
+} frep_job_t;
+
+static void frep_work(store_t *st, void *arg)
+{
+    frep_job_t *j = arg;
+    if ((j->job.rc = store_friend_request_take(st, j->requester, j->me)) != STORE_OK)
+        return;
+    if (j->accept)
+        j->job.rc = store_friend_add(st, j->me, j->requester, core_now_ms());
+}
+
+static void frep_done(void *arg)
+{
+    frep_job_t *j = arg;
+    node_req_t *r = j->job.req;
+    if (j->job.rc == STORE_NOTFOUND) {
+        node_req_fail(r, PROTO_NOT_FOUND, "no pending friend request from this user");
+    } else if (j->job.rc != STORE_OK) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
+    } else {
+        node_req_ok(r, NULL);
+        node_route_user_or_pending(j->job.node, j->requester, NULL, "friend_reply",
+                                   proto_ev_friend_reply(j->me, j->accept));
+    }
+    free(j);
+}
+
+void node_act_friend_reply(node_req_t *r, const cJSON *data)
+{
+    proto_err_t e;
+    const char *user = NULL;
+    int accept = 0;
+    if (proto_get_name(data, "user", 1, &user, &e) || proto_get_bool(data, "accept", 1, &accept, &e)) {
+        node_req_fail_e(r, &e);
+        return;
+    }
+    frep_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->me, sizeof j->me, "%s", r->sess->user);
+    snprintf(j->requester, sizeof j->requester, "%s", user);
+    j->accept = accept;
+    node_job_submit(r->sess->node, &j->job, frep_work, frep_done);
+}
+
+/* ------------------------------------------------------------------ friends */
+
+typedef struct flist_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    store_names_t names;
+} flist_job_t;
+
+static void flist_work(store_t *st, void *arg)
+{
+    flist_job_t *j = arg;
+    j->job.rc = store_friends_list(st, j->user, &j->names);
+}
+
+static void flist_online(node_t *n, const int *online, size_t count, void *ud)
+{
+    (void)n;
+    flist_job_t *j = ud;
+    if (!online) {
+        node_req_fail(j->job.req, PROTO_UNAVAILABLE, "session registry unavailable, retry");
+    } else {
+        cJSON *d = cJSON_CreateObject();
+        cJSON *arr = cJSON_AddArrayToObject(d, "friends");
+        for (size_t i = 0; i < count; i++) {
+            cJSON *f = cJSON_CreateObject();
+            cJSON_AddStringToObject(f, "user", j->names.items[i].user);
+            cJSON_AddStringToObject(f, "nickname", j->names.items[i].nickname);
+            cJSON_AddBoolToObject(f, "online", online[i]);
+            cJSON_AddItemToArray(arr, f);
+        }
+        node_req_ok(j->job.req, d);
+    }
+    store_names_free(&j->names);
+    free(j);
+}
+
+/* Looks up the online flag of every name in a store_names_t. */
+void node_names_online(node_t *n, const store_names_t *names, node_online_cb cb, void *ud)
+{
+    const char **users = core_xcalloc(names->count + 1, sizeof *users);
+    for (size_t i = 0; i < names->count; i++)
+        users[i] = names->items[i].user;
+    node_presence_online(n, users, names->count, cb, ud);
+    free(users);
+}
+
+static void flist_done(void *arg)
+{
+    flist_job_t *j = arg;
+    if (j->job.rc != STORE_OK) {
+        node_req_fail(j->job.req, PROTO_UNAVAILABLE, "store unavailable, retry");
+        store_names_free(&j->names);
+        free(j);
+        return;
+    }
+    node_names_online(j->job.node, &j->names, flist_online, j);
+}
+
+void node_act_friends(node_req_t *r, const cJSON *data)
+{
+    (void)data;
+    flist_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.req = r;
+    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
+    node_job_submit(r->sess->node, &j->job, flist_work, flist_done);
+}

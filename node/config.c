@@ -1,0 +1,224 @@
+/* chat-node flags. Every option has a default; --help lists them all. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "node/node.h"
+
+void node_config_defaults(node_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:9001");
+    snprintf(c->redis, sizeof c->redis, "127.0.0.1:6379");
+    snprintf(c->store_uri, sizeof c->store_uri, "sqlite:chat.db");
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->rate = 50;
+    c->burst = 100;
+    c->ping_interval = 30;
+    c->idle_pings = 3;
+    c->hot_reset = 3600;
+    c->redis_timeout = 2.0;
+    c->pwhash_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+    c->pwhash_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+    c->auth_threads = 2;
+    c->token_ttl = 7 * 24 * 3600;
+    c->max_out = 4u << 20;
+    c->pending_max = 10000;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: chat-node [options]\n"
+"  --id ID               node id, unique in the cluster (default node-PORT)\n"
+"  --num N               node number 0..65535 used in msgids (default PORT)\n"
+"  --listen HOST:PORT    client endpoint, WebSocket at /ws (default 127.0.0.1:9001)\n"
+"  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
+"  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
+"  --store URI           sqlite:PATH or mongodb://... (default sqlite:chat.db)\n"
+"  --dirty-words FILE    words to mask, one per line ('#' comments)\n"
+"  --log-level LEVEL     debug, info, warn, error (default info)\n"
+"  --rate N              requests/s per connection (default 50)\n"
+"  --burst N             rate-limit burst (default 100)\n"
+"  --ping-interval SEC   ping idle clients this often (default 30)\n"
+"  --idle-pings N        close clients silent for N intervals (default 3)\n"
+"  --hot-reset SEC       reset hot-word counts this often (default 3600)\n"
+"  --redis-timeout SEC   per-command Redis timeout (default 2)\n"
+"  --pwhash-ops N        argon2id opslimit (default %u)\n"
+"  --pwhash-mem BYTES    argon2id memlimit, K/M suffix allowed (default 64M)\n"
+"  --auth-threads N      password-hashing threads (default 2)\n"
+"  --token-ttl SEC       resume token lifetime (default 604800)\n"
+"  --max-out BYTES       per-connection output cap, K/M suffix (default 4M)\n"
+"  --pending-max N       pending items streamed per login (default 10000)\n"
+"  --help                this text\n",
+            (unsigned)crypto_pwhash_OPSLIMIT_INTERACTIVE);
+}
+
+/* "64M" -> 67108864; -1 when malformed. */
+static long long parse_size(const char *s)
+{
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || v < 0)
+        return -1;
+    if (*end == 'K' || *end == 'k')
+        v <<= 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        v <<= 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        v <<= 30, end++;
+    return *end ? -1 : v;
+}
+
+static int parse_double(const char *s, double min, double *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end == s || *end || v < min)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+enum {
+    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DIRTY,
+    OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
+    OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_HELP,
+};
+
+static const struct option options[] = {
+    {"id", required_argument, NULL, OPT_ID},
+    {"num", required_argument, NULL, OPT_NUM},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"store", required_argument, NULL, OPT_STORE},
+    {"dirty-words", required_argument, NULL, OPT_DIRTY},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"burst", required_argument, NULL, OPT_BURST},
+    {"ping-interval", required_argument, NULL, OPT_PING},
+    {"idle-pings", required_argument, NULL, OPT_IDLE},
+    {"hot-reset", required_argument, NULL, OPT_HOT},
+    {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
+    {"pwhash-ops", required_argument, NULL, OPT_OPS},
+    {"pwhash-mem", required_argument, NULL, OPT_MEM},
+    {"auth-threads", required_argument, NULL, OPT_AUTH_THREADS},
+    {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
+    {"max-out", required_argument, NULL, OPT_MAX_OUT},
+    {"pending-max", required_argument, NULL, OPT_PENDING_MAX},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int copy_arg(char *dst, size_t cap, const char *arg)
+{
+    if (strlen(arg) >= cap)
+        return -1;
+    memcpy(dst, arg, strlen(arg) + 1);
+    return 0;
+}
+
+/* Applies one option; -1 on a bad value. */
+static int apply(node_config_t *c, int opt, const char *arg)
+{
+    double d = 0;
+    long long sz;
+    switch (opt) {
+    case OPT_ID: return copy_arg(c->id, sizeof c->id, arg);
+    case OPT_NUM:
+        if (parse_double(arg, 0, &d) || d > 65535)
+            return -1;
+        c->num = (uint16_t)d;
+        return 0;
+    case OPT_LISTEN: return copy_arg(c->listen, sizeof c->listen, arg);
+    case OPT_PUBLIC_URL: return copy_arg(c->public_url, sizeof c->public_url, arg);
+    case OPT_REDIS: return copy_arg(c->redis, sizeof c->redis, arg);
+    case OPT_STORE: return copy_arg(c->store_uri, sizeof c->store_uri, arg);
+    case OPT_DIRTY: return copy_arg(c->dirty_words, sizeof c->dirty_words, arg);
+    case OPT_LOG: return core_log_parse_level(arg) < 0 ? -1 : copy_arg(c->log_level, sizeof c->log_level, arg);
+    case OPT_RATE: return parse_double(arg, 0.001, &c->rate);
+    case OPT_BURST: return parse_double(arg, 1, &c->burst);
+    case OPT_PING: return parse_double(arg, 0.05, &c->ping_interval);
+    case OPT_IDLE:
+        if (parse_double(arg, 1, &d))
+            return -1;
+        c->idle_pings = (int)d;
+        return 0;
+    case OPT_HOT: return parse_double(arg, 1, &c->hot_reset);
+    case OPT_REDIS_TIMEOUT: return parse_double(arg, 0.01, &c->redis_timeout);
+    case OPT_OPS:
+        if (parse_double(arg, 1, &d))
+            return -1;
+        c->pwhash_ops = (unsigned long)d;
+        return 0;
+    case OPT_MEM:
+        if ((sz = parse_size(arg)) < 8192)
+            return -1;
+        c->pwhash_mem = (size_t)sz;
+        return 0;
+    case OPT_AUTH_THREADS:
+        if (parse_double(arg, 1, &d) || d > 64)
+            return -1;
+        c->auth_threads = (int)d;
+        return 0;
+    case OPT_TOKEN_TTL: return parse_double(arg, 60, &c->token_ttl);
+    case OPT_MAX_OUT:
+        if ((sz = parse_size(arg)) < 65536)
+            return -1;
+        c->max_out = (size_t)sz;
+        return 0;
+    case OPT_PENDING_MAX:
+        if (parse_double(arg, 1, &d))
+            return -1;
+        c->pending_max = (size_t)d;
+        return 0;
+    default: return -1;
+    }
+}
+
+/* Derived defaults: id, num and URL follow the listen port. */
+static int finish(node_config_t *c)
+{
+    char host[128];
+    int port = 0;
+    if (core_parse_hostport(c->listen, host, sizeof host, &port) != 0) {
+        fprintf(stderr, "chat-node: bad --listen '%s'\n", c->listen);
+        return -1;
+    }
+    if (!c->id[0])
+        snprintf(c->id, sizeof c->id, "node-%d", port);
+    if (!c->num)
+        c->num = (uint16_t)port;
+    if (!c->public_url[0]) {
+        const char *h = (!host[0] || strcmp(host, "0.0.0.0") == 0) ? "127.0.0.1" : host;
+        snprintf(c->public_url, sizeof c->public_url, "ws://%s:%d/ws", h, port);
+    }
+    return 0;
+}
+
+int node_config_parse(node_config_t *c, int argc, char **argv)
+{
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt == OPT_HELP) {
+            usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || apply(c, opt, optarg) != 0) {
+            if (opt != '?')
+                fprintf(stderr, "chat-node: bad value '%s' for --%s\n", optarg,
+                        options[opt - OPT_ID].name);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "chat-node: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return finish(c);
+}

@@ -1,0 +1,91 @@
+/* The action table: parse, rate-limit, gate on login, hand to a handler. */
+#include <string.h>
+
+#include "node/node.h"
+
+typedef struct action {
+    const char *name;
+    node_action_fn fn;
+    int before_login; /* allowed without a session */
+} action_t;
+
+static const action_t actions[] = {
+    {"register", node_act_register, 1},
+    {"login", node_act_login, 1},
+    {"ping", node_act_ping, 1},
+    {"logout", node_act_logout, 0},
+    {"user_info", node_act_user_info, 0},
+    {"chat", node_act_chat, 0},
+    {"ack", node_act_ack, 0},
+    {"history", node_act_history, 0},
+    {"friend_request", node_act_friend_request, 0},
+    {"friend_reply", node_act_friend_reply, 0},
+    {"friends", node_act_friends, 0},
+    {"group_create", node_act_group_create, 0},
+    {"group_join", node_act_group_join, 0},
+    {"group_leave", node_act_group_leave, 0},
+    {"groups", node_act_groups, 0},
+    {"group_members", node_act_group_members, 0},
+    {"group_chat", node_act_group_chat, 0},
+    {"room_create", node_act_room_create, 0},
+    {"room_join", node_act_room_join, 0},
+    {"room_leave", node_act_room_leave, 0},
+    {"rooms", node_act_rooms, 0},
+    {"room_members", node_act_room_members, 0},
+    {"room_chat", node_act_room_chat, 0},
+    {"popular", node_act_popular, 0},
+};
+
+static const action_t *find_action(const char *name)
+{
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        if (strcmp(actions[i].name, name) == 0)
+            return &actions[i];
+    return NULL;
+}
+
+/* Token bucket: rate per second, up to burst. 1 = allowed. */
+static int rate_allow(node_sess_t *s)
+{
+    const node_config_t *c = &s->node->cfg;
+    uint64_t now = core_mono_ms();
+    s->tokens += (double)(now - s->tokens_ms) * c->rate / 1000.0;
+    if (s->tokens > c->burst)
+        s->tokens = c->burst;
+    s->tokens_ms = now;
+    if (s->tokens < 1.0)
+        return 0;
+    s->tokens -= 1.0;
+    return 1;
+}
+
+void node_dispatch(node_sess_t *s, const char *msg, size_t len)
+{
+    node_t *n = s->node;
+    proto_req_t pr;
+    proto_err_t e;
+    n->metrics.requests_total++;
+    if (proto_req_parse(msg, len, &pr, &e) != 0) {
+        /* bad envelopes answer as action "error" and keep the connection */
+        proto_req_t bad = {.id = pr.id, .action = "error"};
+        node_req_fail_e(node_req_new(s, &bad), &e);
+        proto_req_free(&pr);
+        return;
+    }
+    node_req_t *r = node_req_new(s, &pr);
+    const action_t *a = find_action(pr.action);
+    if (!rate_allow(s)) {
+        n->metrics.rate_limited_total++;
+        node_req_fail(r, PROTO_RATE_LIMITED, "rate limit exceeded");
+    } else if (!a && !s->logged_in) {
+        node_req_fail(r, PROTO_UNAUTHORIZED, "not logged in");
+    } else if (!a) {
+        proto_fail(&e, PROTO_NOT_FOUND, "unknown action '%.40s'", pr.action);
+        node_req_fail_e(r, &e);
+    } else if (!a->before_login && !s->logged_in) {
+        node_req_fail(r, PROTO_UNAUTHORIZED, "not logged in");
+    } else {
+        a->fn(r, pr.data);
+    }
+    proto_req_free(&pr);
+}

@@ -1,0 +1,131 @@
+/* chat-node: start-up, timers and shutdown. */
+#include <stdio.h>
+#include <string.h>
+
+#include "node/node.h"
+
+#define HEARTBEAT_SEC 1.0
+
+static void on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    node_presence_heartbeat(w->data);
+}
+
+static void on_hot_reset(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    node_t *n = w->data;
+    core_redis_cmd(n->redis, NULL, NULL, "DEL chat:hot");
+}
+
+/* Re-publish what Redis must know after every (re)connect. */
+static void on_redis_connect(core_redis_t *r, void *ud)
+{
+    (void)r;
+    node_t *n = ud;
+    CORE_INFO("redis connected; re-publishing %u sessions", HASH_COUNT(n->sessions));
+    node_presence_heartbeat(n);
+    node_sess_t *s, *tmp;
+    HASH_ITER(hh, n->sessions, s, tmp) {
+        if (node_sess_live(s))
+            node_presence_login(n, s, NULL, NULL);
+    }
+}
+
+typedef struct world_job {
+    node_job_t job;
+} world_job_t;
+
+static void world_work(store_t *st, void *arg)
+{
+    world_job_t *j = arg;
+    j->job.rc = store_room_create(st, "world", "world", "", core_now_ms());
+}
+
+static void world_done(void *arg)
+{
+    world_job_t *j = arg;
+    if (j->job.rc == STORE_OK || j->job.rc == STORE_EXISTS)
+        node_rooms_remember(j->job.node, "world");
+    else
+        CORE_ERROR("could not create the room 'world'");
+    free(j);
+}
+
+static int open_backends(node_t *n, char *err, size_t errlen)
+{
+    char host[128];
+    int port = 0;
+    n->store = store_open(n->cfg.store_uri, err, errlen);
+    if (!n->store || store_start(n->store, n->loop) != 0)
+        return -1;
+    if (core_parse_hostport(n->cfg.redis, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "bad --redis '%s'", n->cfg.redis);
+        return -1;
+    }
+    n->redis = core_redis_new(n->loop, host[0] ? host : "127.0.0.1", port, n->cfg.redis_timeout);
+    core_redis_on_connect(n->redis, on_redis_connect, n);
+    n->auth = node_auth_new(n->loop, n->cfg.auth_threads, n->cfg.pwhash_ops, n->cfg.pwhash_mem);
+    n->filter = node_filter_load(n->cfg.dirty_words, err, errlen);
+    return n->auth && n->filter ? 0 : -1;
+}
+
+static void start_timers(node_t *n)
+{
+    ev_timer_init(&n->heartbeat, on_heartbeat, HEARTBEAT_SEC, HEARTBEAT_SEC);
+    n->heartbeat.data = n;
+    ev_timer_start(n->loop, &n->heartbeat);
+    ev_timer_init(&n->hot_reset, on_hot_reset, n->cfg.hot_reset, n->cfg.hot_reset);
+    n->hot_reset.data = n;
+    ev_timer_start(n->loop, &n->hot_reset);
+}
+
+static void shutdown_node(node_t *n)
+{
+    ev_timer_stop(n->loop, &n->heartbeat);
+    ev_timer_stop(n->loop, &n->hot_reset);
+    if (n->http)
+        node_server_stop(n);
+    if (n->redis)
+        core_redis_cmd(n->redis, NULL, NULL, "HDEL chat:nodes %s", n->cfg.id);
+    node_auth_free(n->auth);
+    if (n->store)
+        store_close(n->store);
+    core_redis_free(n->redis);
+    node_filter_free(n->filter);
+    node_rooms_free_all(n);
+}
+
+int main(int argc, char **argv)
+{
+    static node_t node;
+    node_t *n = &node;
+    char err[256] = "";
+    node_config_defaults(&n->cfg);
+    int rc = node_config_parse(&n->cfg, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    core_log_set_level((core_log_level_t)core_log_parse_level(n->cfg.log_level));
+    core_log_set_tag(n->cfg.id);
+    n->loop = EV_DEFAULT;
+    n->started_ms = core_now_ms();
+    proto_msgid_init(&n->msgids, n->cfg.num);
+    core_install_signals(n->loop);
+    if (open_backends(n, err, sizeof err) != 0 || node_server_start(n, err, sizeof err) != 0) {
+        CORE_ERROR("cannot start: %s", err);
+        shutdown_node(n);
+        return 1;
+    }
+    world_job_t *wj = core_xcalloc(1, sizeof *wj);
+    node_job_submit(n, &wj->job, world_work, world_done);
+    start_timers(n);
+    CORE_INFO("chat-node %s serving %s (store %s, redis %s)", n->cfg.id, n->cfg.public_url,
+              store_backend_name(n->store), n->cfg.redis);
+    ev_run(n->loop, 0);
+    CORE_INFO("shutting down");
+    shutdown_node(n);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* The Prometheus page of a node. */
+#include "node/node.h"
+
+static void counter(core_buf_t *out, const char *name, const char *help, uint64_t v)
+{
+    core_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
+                    (unsigned long long)v);
+}
+
+static void gauge(core_buf_t *out, const char *name, const char *help, double v)
+{
+    core_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+}
+
+void node_metrics_render(node_t *n, core_buf_t *out)
+{
+    const node_metrics_t *m = &n->metrics;
+    gauge(out, "chat_node_connections", "Open WebSocket connections.", (double)n->conns);
+    gauge(out, "chat_node_sessions", "Logged-in sessions on this node.",
+          (double)HASH_COUNT(n->sessions));
+    gauge(out, "chat_node_store_backlog", "Store jobs queued or running.",
+          (double)store_backlog(n->store));
+    gauge(out, "chat_node_redis_connected", "1 when Redis is connected.",
+          core_redis_connected(n->redis) ? 1.0 : 0.0);
+    gauge(out, "chat_node_uptime_seconds", "Seconds since start.",
+          (double)(core_now_ms() - n->started_ms) / 1000.0);
+    counter(out, "chat_node_connections_total", "WebSocket connections accepted.", m->connections_total);
+    counter(out, "chat_node_requests_total", "Client requests received.", m->requests_total);
+    counter(out, "chat_node_errors_total", "Requests answered with an error.", m->errors_total);
+    counter(out, "chat_node_rate_limited_total", "Requests refused with 429.", m->rate_limited_total);
+    counter(out, "chat_node_messages_total", "chat, group_chat and room_chat accepted.", m->messages_total);
+    counter(out, "chat_node_deliveries_total", "Event frames queued to local sessions.", m->deliveries_total);
+    counter(out, "chat_node_logins_total", "Successful logins.", m->logins_total);
+    counter(out, "chat_node_login_failures_total", "Refused logins.", m->login_failures_total);
+}

@@ -1,0 +1,312 @@
+/* node: the chat server (chat-node).
+ *
+ * Files and their jobs:
+ *   main.c      flags, start-up and shutdown
+ *   server.c    client endpoint: HTTP routes, WebSocket sessions, rate
+ *               limit, reply ordering, the local session table
+ *   dispatch.c  the action table and the login gate
+ *   act_*.c     one file per area of PROTOCOL.md section 2
+ *   route.c     where an event for a user / room / group goes (local
+ *               sessions today; the cluster link plugs in here)
+ *   presence.c  global sessions in Redis, online lookups, presence events
+ *   rooms.c     live room membership
+ *   filter.c    dirty-word masking and hot-word counting
+ *   auth.c      password hashing off the loop, resume tokens
+ *   metrics.c   counters and the Prometheus page
+ *
+ * Everything runs on the loop thread except the work functions handed to
+ * store_submit (store thread) and the hashing in auth.c (its pool).
+ */
+#ifndef CHAT_NODE_H
+#define CHAT_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ev.h>
+#include <cjson/cJSON.h>
+#include <uthash.h>
+
+#include "core/core.h"
+#include "proto/proto.h"
+#include "store/store.h"
+
+typedef struct node node_t;
+typedef struct node_sess node_sess_t;
+typedef struct node_req node_req_t;
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct node_config {
+    char id[64];                /* node id, unique in the cluster */
+    uint16_t num;               /* node number in msgids */
+    char listen[128];           /* client endpoint host:port */
+    char public_url[192];       /* ws://host:port/ws advertised to clients */
+    char redis[128];            /* host:port */
+    char store_uri[512];
+    char dirty_words[512];      /* word-list file, "" for none */
+    char log_level[16];
+    double rate;                /* requests/s per connection */
+    double burst;
+    double ping_interval;       /* seconds */
+    int idle_pings;
+    double hot_reset;           /* seconds between hot-word resets */
+    double redis_timeout;
+    unsigned long pwhash_ops;   /* argon2id cost */
+    size_t pwhash_mem;
+    int auth_threads;
+    double token_ttl;           /* seconds */
+    size_t max_out;             /* per-connection output cap */
+    size_t pending_max;         /* pending items streamed per login */
+} node_config_t;
+
+void node_config_defaults(node_config_t *c);
+/* Parses argv into c; prints usage and returns 1 for --help, -1 on errors. */
+int node_config_parse(node_config_t *c, int argc, char **argv);
+
+/* ------------------------------------------------------------------ sessions */
+
+/* One request waiting for its turn to answer: responses leave in request
+ * order, so each request takes a slot and answers fill slots. */
+typedef struct node_slot {
+    struct node_slot *next;
+    int ready;
+    core_buf_t frames;          /* the response, plus any frames that must follow it */
+} node_slot_t;
+
+struct node_sess {
+    node_t *node;
+    core_ws_t *ws;              /* NULL once the connection has gone */
+    uint64_t conn_id;           /* unique on this node; stale async results check it */
+    int refs;                   /* the connection + every async op in flight */
+    int logged_in;
+    int kicked;                 /* ended by a login elsewhere: no presence, no cleanup */
+    int closing;                /* logout answered: close after the reply */
+    char user[PROTO_NAME_MAX + 1];
+    char nickname[PROTO_NICK_MAX + 1];
+    double tokens;              /* rate-limit bucket */
+    uint64_t tokens_ms;
+    node_slot_t *slot_head, *slot_tail;
+    struct node_room_link *rooms; /* live rooms joined (rooms.c) */
+    UT_hash_handle hh;          /* node->sessions, by user */
+};
+
+node_sess_t *node_sess_ref(node_sess_t *s);
+void node_sess_unref(node_sess_t *s);
+/* 1 when the session still has its connection and is logged in as user. */
+int node_sess_live(const node_sess_t *s);
+/* Sends an event frame now (not ordered against pending replies). */
+void node_sess_send(node_sess_t *s, const char *frame, size_t len);
+void node_sess_close(node_sess_t *s, int code, const char *reason);
+node_sess_t *node_sess_find(node_t *n, const char *user);
+/* Binds s to user in the local table (the caller kicked any older one). */
+void node_sess_bind(node_sess_t *s, const char *user, const char *nickname);
+
+/* ------------------------------------------------------------------ requests */
+
+/* A request being served: the reply slot, a copy of the id, the session. */
+struct node_req {
+    node_sess_t *sess;          /* holds a ref */
+    node_slot_t *slot;
+    cJSON *id;                  /* duplicated from the frame; may be NULL */
+    char action[32];
+};
+
+/* Takes a slot for the request (called by dispatch). */
+node_req_t *node_req_new(node_sess_t *s, const proto_req_t *pr);
+/* Answer and free the request. data is consumed. */
+void node_req_ok(node_req_t *r, cJSON *data);
+void node_req_fail(node_req_t *r, int code, const char *text);
+void node_req_fail_e(node_req_t *r, const proto_err_t *e);
+/* Frames to send right after the response (e.g. pending items after login). */
+void node_req_follow(node_req_t *r, const char *frame, size_t len);
+
+typedef void (*node_action_fn)(node_req_t *r, const cJSON *data);
+
+/* dispatch.c */
+void node_dispatch(node_sess_t *s, const char *msg, size_t len);
+
+/* act_*.c: one handler per action */
+void node_act_register(node_req_t *r, const cJSON *data);
+void node_act_login(node_req_t *r, const cJSON *data);
+void node_act_logout(node_req_t *r, const cJSON *data);
+void node_act_user_info(node_req_t *r, const cJSON *data);
+void node_act_ping(node_req_t *r, const cJSON *data);
+void node_act_chat(node_req_t *r, const cJSON *data);
+void node_act_ack(node_req_t *r, const cJSON *data);
+void node_act_history(node_req_t *r, const cJSON *data);
+void node_act_friend_request(node_req_t *r, const cJSON *data);
+void node_act_friend_reply(node_req_t *r, const cJSON *data);
+void node_act_friends(node_req_t *r, const cJSON *data);
+void node_act_group_create(node_req_t *r, const cJSON *data);
+void node_act_group_join(node_req_t *r, const cJSON *data);
+void node_act_group_leave(node_req_t *r, const cJSON *data);
+void node_act_groups(node_req_t *r, const cJSON *data);
+void node_act_group_members(node_req_t *r, const cJSON *data);
+void node_act_group_chat(node_req_t *r, const cJSON *data);
+void node_act_room_create(node_req_t *r, const cJSON *data);
+void node_act_room_join(node_req_t *r, const cJSON *data);
+void node_act_room_leave(node_req_t *r, const cJSON *data);
+void node_act_rooms(node_req_t *r, const cJSON *data);
+void node_act_room_members(node_req_t *r, const cJSON *data);
+void node_act_room_chat(node_req_t *r, const cJSON *data);
+void node_act_popular(node_req_t *r, const cJSON *data);
+
+/* history {room}: the room's recent messages from Redis (act_rooms.c). */
+void node_act_room_history(node_req_t *r, const char *room, const char *before, int limit);
+
+/* Session end (disconnect or logout): leave rooms, global session, presence. */
+void node_account_session_end(node_sess_t *s);
+
+/* ------------------------------------------------------------------ async store helper */
+
+/* A store job: work runs on the store thread, then done on the loop with
+ * the request (if any) still owned by the job. The job struct is the
+ * caller's, with node_job_t as its first member. */
+typedef struct node_job {
+    node_t *node;
+    node_req_t *req;            /* may be NULL */
+    int rc;                     /* set by work */
+} node_job_t;
+
+void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done);
+
+/* ------------------------------------------------------------------ routing */
+
+/* Delivers an event frame to user wherever its session is. cb (may be
+ * NULL) learns whether it was handed to a live session (local or remote). */
+typedef void (*node_route_cb)(node_t *n, int delivered, void *ud);
+void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
+                     node_route_cb cb, void *ud);
+/* Delivers to user, or stores it as a pending item (event name + data JSON)
+ * when the user has no live session. data is consumed. */
+void node_route_user_or_pending(node_t *n, const char *user, const char *msgid,
+                                const char *event, cJSON *data);
+/* Every live member of room except `except` (may be NULL). */
+void node_route_room(node_t *n, const char *room, const char *except, const char *frame,
+                     size_t len);
+/* Every logged-in user on every node. */
+void node_route_all(node_t *n, const char *frame, size_t len);
+/* Ends the older session of user (anywhere) with the kicked event; keep is
+ * the session that stays. */
+void node_route_kick(node_t *n, const char *user, const char *old_owner, node_sess_t *keep);
+
+/* ------------------------------------------------------------------ presence (Redis) */
+
+/* Global session value: "<node id> <conn id>". */
+void node_presence_login(node_t *n, node_sess_t *s, void (*cb)(node_t *, const char *old, void *),
+                         void *ud);
+void node_presence_logout(node_t *n, node_sess_t *s);
+/* online[i] for each user; cb gets NULL on Redis failure. */
+typedef void (*node_online_cb)(node_t *n, const int *online, size_t count, void *ud);
+void node_presence_online(node_t *n, const char *const *users, size_t count, node_online_cb cb,
+                          void *ud);
+/* The same for every name of a store list (act_friends.c). */
+void node_names_online(node_t *n, const store_names_t *names, node_online_cb cb, void *ud);
+/* Tells the user's online friends (presence event). */
+void node_presence_notify_friends(node_t *n, const char *user, int online);
+/* Node heartbeat in Redis (node list with load) - see docs/CLUSTER.md. */
+void node_presence_heartbeat(node_t *n);
+
+/* ------------------------------------------------------------------ rooms (live) */
+
+typedef struct node_room_link {
+    struct node_room_link *next;
+    char room[PROTO_NAME_MAX + 1];
+} node_room_link_t;
+
+int node_rooms_join(node_t *n, const char *room, node_sess_t *s);    /* 0 / 409 */
+int node_rooms_leave(node_t *n, const char *room, node_sess_t *s);   /* 0 / 404 */
+void node_rooms_leave_all(node_t *n, node_sess_t *s);
+int node_rooms_is_member(node_t *n, const char *room, const node_sess_t *s);
+size_t node_rooms_count(node_t *n, const char *room);
+/* Member user names (borrowed pointers, valid until the loop runs again). */
+size_t node_rooms_members(node_t *n, const char *room, const char **out, size_t max);
+/* Calls fn for each live member session of room. */
+void node_rooms_each(node_t *n, const char *room, void (*fn)(node_sess_t *, void *), void *ud);
+/* Room names known to exist (cache of the store). */
+int node_rooms_known(node_t *n, const char *room);
+void node_rooms_remember(node_t *n, const char *room);
+void node_rooms_free_all(node_t *n);
+
+/* ------------------------------------------------------------------ filter */
+
+typedef struct node_filter node_filter_t;
+/* Loads a word list (one word per line, '#' comments). NULL path = empty. */
+node_filter_t *node_filter_load(const char *path, char *err, size_t errlen);
+void node_filter_free(node_filter_t *f);
+size_t node_filter_size(const node_filter_t *f);
+/* Returns a malloc'd copy of text with every dirty word replaced by one '*'
+ * per character, case-insensitively. */
+char *node_filter_mask(const node_filter_t *f, const char *text);
+/* Calls fn for each countable word of text (lowercased, 2..32 bytes). */
+void node_filter_words(const char *text, void (*fn)(const char *word, size_t len, void *ud),
+                       void *ud);
+
+/* ------------------------------------------------------------------ auth */
+
+typedef struct node_auth node_auth_t;
+node_auth_t *node_auth_new(struct ev_loop *loop, int threads, unsigned long ops, size_t mem);
+void node_auth_free(node_auth_t *a);
+/* Hash (password -> hash) or verify (password, hash -> ok) off the loop. */
+typedef void (*node_auth_cb)(int ok, const char *hash, void *ud);
+void node_auth_hash(node_auth_t *a, const char *password, node_auth_cb cb, void *ud);
+void node_auth_verify(node_auth_t *a, const char *password, const char *hash, node_auth_cb cb,
+                      void *ud);
+/* A fresh random token (hex) and the digest stored for it. */
+void node_auth_token_new(char token[PROTO_TOKEN_LEN + 1], char digest[65]);
+void node_auth_token_digest(const char *token, char digest[65]);
+
+/* ------------------------------------------------------------------ metrics */
+
+typedef struct node_metrics {
+    uint64_t connections_total;
+    uint64_t requests_total;
+    uint64_t errors_total;
+    uint64_t rate_limited_total;
+    uint64_t messages_total;       /* chat + group_chat + room_chat accepted */
+    uint64_t deliveries_total;     /* event frames handed to local sessions */
+    uint64_t logins_total;
+    uint64_t login_failures_total;
+} node_metrics_t;
+
+void node_metrics_render(node_t *n, core_buf_t *out);
+
+/* ------------------------------------------------------------------ the node */
+
+typedef struct node_room_entry node_room_entry_t;
+typedef struct node_room_name node_room_name_t;
+
+struct node {
+    struct ev_loop *loop;
+    node_config_t cfg;
+    core_http_server_t *http;
+    core_redis_t *redis;
+    store_t *store;
+    node_auth_t *auth;
+    node_filter_t *filter;
+    proto_msgid_gen_t msgids;
+    node_sess_t *sessions;         /* logged-in local sessions by user */
+    size_t conns;                  /* open WebSocket sessions */
+    uint64_t next_conn_id;
+    node_room_entry_t *rooms;      /* live membership */
+    node_room_name_t *room_names;  /* known rooms */
+    node_metrics_t metrics;
+    ev_timer heartbeat;
+    ev_timer hot_reset;
+    uint64_t started_ms;
+};
+
+/* server.c: the client endpoint */
+int node_server_start(node_t *n, char *err, size_t errlen);
+void node_server_stop(node_t *n);
+
+/* Prints o compactly and deletes it; malloc'd. */
+char *node_json_take(cJSON *o);
+/* Encodes an event frame (data consumed); malloc'd. */
+char *node_event_frame(const char *event, cJSON *data, size_t *len);
+/* Same data as an offline item: {"event":..,"data":{...,"offline":true}}. */
+char *node_offline_frame(const char *event, const char *data_json, size_t *len);
+
+#endif

@@ -1,0 +1,163 @@
+/* Global sessions and the node list in Redis (keys: docs/CLUSTER.md). */
+#include <string.h>
+#include <hiredis/hiredis.h>
+
+#include "node/node.h"
+
+#define SESS_KEY "chat:sess:%s"
+
+/* Lua: delete the session key only if it still names this connection. */
+static const char *const DEL_IF_MINE =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+
+static void sess_value(const node_sess_t *s, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s %llu", s->node->cfg.id, (unsigned long long)s->conn_id);
+}
+
+typedef struct login_ctx {
+    node_t *node;
+    void (*cb)(node_t *, const char *old, void *);
+    void *ud;
+} login_ctx_t;
+
+static void on_sess_set(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    login_ctx_t *c = ud;
+    const char *old = (reply && reply->type == REDIS_REPLY_STRING) ? reply->str : NULL;
+    if (c->cb)
+        c->cb(c->node, old, c->ud);
+    free(c);
+}
+
+void node_presence_login(node_t *n, node_sess_t *s, void (*cb)(node_t *, const char *old, void *),
+                         void *ud)
+{
+    char val[128];
+    sess_value(s, val, sizeof val);
+    login_ctx_t *c = core_xcalloc(1, sizeof *c);
+    c->node = n;
+    c->cb = cb;
+    c->ud = ud;
+    if (core_redis_cmd(n->redis, on_sess_set, c, "SET " SESS_KEY " %s GET", s->user, val) != 0)
+        on_sess_set(NULL, NULL, c);
+}
+
+void node_presence_logout(node_t *n, node_sess_t *s)
+{
+    char key[64], val[128];
+    snprintf(key, sizeof key, SESS_KEY, s->user);
+    sess_value(s, val, sizeof val);
+    core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s", DEL_IF_MINE, key, val);
+}
+
+typedef struct online_ctx {
+    node_t *node;
+    size_t count;
+    node_online_cb cb;
+    void *ud;
+} online_ctx_t;
+
+static void on_mget(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    online_ctx_t *c = ud;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != c->count) {
+        c->cb(c->node, NULL, c->count, c->ud);
+        free(c);
+        return;
+    }
+    int *online = core_xcalloc(c->count + 1, sizeof *online);
+    for (size_t i = 0; i < c->count; i++)
+        online[i] = reply->element[i]->type == REDIS_REPLY_STRING;
+    c->cb(c->node, online, c->count, c->ud);
+    free(online);
+    free(c);
+}
+
+void node_presence_online(node_t *n, const char *const *users, size_t count, node_online_cb cb,
+                          void *ud)
+{
+    if (count == 0) {
+        int none = 0;
+        cb(n, &none, 0, ud);
+        return;
+    }
+    online_ctx_t *c = core_xcalloc(1, sizeof *c);
+    c->node = n;
+    c->count = count;
+    c->cb = cb;
+    c->ud = ud;
+    const char **argv = core_xcalloc(count + 1, sizeof *argv);
+    size_t *lens = core_xcalloc(count + 1, sizeof *lens);
+    char **keys = core_xcalloc(count, sizeof *keys);
+    argv[0] = "MGET";
+    lens[0] = 4;
+    for (size_t i = 0; i < count; i++) {
+        keys[i] = core_xmalloc(strlen(users[i]) + 16);
+        sprintf(keys[i], SESS_KEY, users[i]);
+        argv[i + 1] = keys[i];
+        lens[i + 1] = strlen(keys[i]);
+    }
+    if (core_redis_cmdargv(n->redis, on_mget, c, (int)count + 1, argv, lens) != 0)
+        on_mget(NULL, NULL, c);
+    for (size_t i = 0; i < count; i++)
+        free(keys[i]);
+    free(keys);
+    free(lens);
+    free(argv);
+}
+
+/* ------------------------------------------------------------------ presence events */
+
+typedef struct friends_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    int online;
+    store_names_t friends;
+} friends_job_t;
+
+static void friends_work(store_t *st, void *arg)
+{
+    friends_job_t *j = arg;
+    j->job.rc = store_friends_list(st, j->user, &j->friends);
+}
+
+static void friends_done(void *arg)
+{
+    friends_job_t *j = arg;
+    if (j->job.rc == STORE_OK && j->friends.count > 0) {
+        size_t len = 0;
+        char *frame = node_event_frame("presence", proto_ev_presence(j->user, j->online), &len);
+        for (size_t i = 0; i < j->friends.count; i++)
+            node_route_user(j->job.node, j->friends.items[i].user, frame, len, NULL, NULL);
+        free(frame);
+    }
+    store_names_free(&j->friends);
+    free(j);
+}
+
+void node_presence_notify_friends(node_t *n, const char *user, int online)
+{
+    friends_job_t *j = core_xcalloc(1, sizeof *j);
+    snprintf(j->user, sizeof j->user, "%s", user);
+    j->online = online;
+    node_job_submit(n, &j->job, friends_work, friends_done);
+}
+
+/* ------------------------------------------------------------------ node list */
+
+void node_presence_heartbeat(node_t *n)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", n->cfg.id);
+    cJSON_AddStringToObject(o, "addr", n->cfg.listen);
+    cJSON_AddStringToObject(o, "url", n->cfg.public_url);
+    cJSON_AddNumberToObject(o, "load", (double)n->conns);
+    cJSON_AddNumberToObject(o, "ts", (double)core_now_ms());
+    char *json = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    core_redis_cmd(n->redis, NULL, NULL, "HSET chat:nodes %s %s", n->cfg.id, json);
+    free(json);
+}

@@ -205,7 +205,7 @@ static void conn_start_linger(core_conn_t *c)
         conn_finish(c);
         return;
     }
-    core_buf_free(&c->in);
+    /* c->in stays: on_read may still be reading it when it closes. */
     ev_io_start(c->loop, &c->rio);
 }
 
@@ -316,7 +316,8 @@ static void conn_on_eof(core_conn_t *c)
         ev_io_stop(c->loop, &c->rio);
         c->state = CONN_FLUSHING;
         ev_timer_start(c->loop, &c->close_timer);
-        dirty_add(c);
+        if (!ev_is_active(&c->wio))
+            dirty_add(c);
         return;
     }
     conn_finish(c);

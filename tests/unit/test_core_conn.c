@@ -71,6 +71,8 @@ static long on_read(core_conn_t *c, const char *data, size_t len, void *ud)
     if (s->close_on && used >= 5 && memcmp(data + used - 5, "quit\n", 5) == 0) {
         assert_int_equal(core_conn_write(s->conn, "bye", 3), 0);
         core_conn_close(s->conn);
+        /* The input stays readable until on_read returns. */
+        assert_int_equal(data[used - 1], '\n');
     }
     return (long)used;
 }

@@ -470,6 +470,32 @@ static void test_close_flushes_large_output(void **state)
     env_free(e);
 }
 
+/* Two loops alive at once keep separate state: each flushes its own conns. */
+static void test_two_loops_at_once(void **state)
+{
+    env_t *a = env_new(0, 0), *b = env_new(0, 0);
+
+    (void)state;
+    a->server[0].echo = 1;
+    b->server[0].echo = 1;
+    env_connect_client(a);
+    env_connect_client(b);
+    assert_int_equal(core_conn_write(a->client.conn, "from-a", 6), 0);
+    assert_int_equal(core_conn_write(b->client.conn, "from-b", 6), 0);
+    run_until_len(b, &b->client.got, 6);
+    run_until_len(a, &a->client.got, 6);
+    assert_memory_equal(a->client.got.data, "from-a", 6);
+    assert_memory_equal(b->client.got.data, "from-b", 6);
+    close_client_and_wait(a);
+    env_free(a);
+    /* b still works after a's loop state is gone. */
+    assert_int_equal(core_conn_write(b->client.conn, "again", 5), 0);
+    run_until_len(b, &b->client.got, 11);
+    assert_memory_equal(b->client.got.data, "from-bagain", 11);
+    close_client_and_wait(b);
+    env_free(b);
+}
+
 static void test_connect_refused(void **state)
 {
     env_t *e = env_new(0, 0);
@@ -632,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_abort_other_from_on_read),
         cmocka_unit_test(test_coalesced_writes),
         cmocka_unit_test(test_close_flushes_large_output),
+        cmocka_unit_test(test_two_loops_at_once),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_connect_bad_host),
         cmocka_unit_test(test_connect_ipv6_and_write_before_connect),

@@ -496,6 +496,27 @@ static void test_two_loops_at_once(void **state)
     env_free(b);
 }
 
+/* close() against a peer that never reads gives up after a short timeout. */
+static void test_close_times_out_on_stuck_peer(void **state)
+{
+    env_t *e = env_new(0, 0);
+    size_t total = 2 * 1024 * 1024;
+    char *data = calloc(1, total);
+    uint64_t start;
+    int fd;
+
+    (void)state;
+    fd = raw_connect(e, 4096);
+    assert_int_equal(core_conn_write(e->server[0].conn, data, total), 0);
+    core_conn_close(e->server[0].conn);
+    start = core_mono_ms();
+    run_until(e, &e->server[0].closes, 1);
+    assert_true(core_mono_ms() - start < 5000);
+    close(fd);
+    free(data);
+    env_free(e);
+}
+
 static void test_connect_refused(void **state)
 {
     env_t *e = env_new(0, 0);
@@ -659,6 +680,7 @@ int main(void)
         cmocka_unit_test(test_coalesced_writes),
         cmocka_unit_test(test_close_flushes_large_output),
         cmocka_unit_test(test_two_loops_at_once),
+        cmocka_unit_test(test_close_times_out_on_stuck_peer),
         cmocka_unit_test(test_connect_refused),
         cmocka_unit_test(test_connect_bad_host),
         cmocka_unit_test(test_connect_ipv6_and_write_before_connect),

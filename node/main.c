@@ -68,6 +68,7 @@ static int open_backends(node_t *n, char *err, size_t errlen)
     }
     n->redis = core_redis_new(n->loop, host[0] ? host : "127.0.0.1", port, n->cfg.redis_timeout);
     core_redis_on_connect(n->redis, on_redis_connect, n);
+    node_push_start(n, host[0] ? host : "127.0.0.1", port);
     n->auth = node_auth_new(n->loop, n->cfg.auth_threads, n->cfg.pwhash_ops, n->cfg.pwhash_mem);
     n->filter = node_filter_load(n->cfg.dirty_words, err, errlen);
     return n->auth && n->filter ? 0 : -1;
@@ -91,6 +92,8 @@ static void shutdown_node(node_t *n)
         node_server_stop(n);
     if (n->redis)
         core_redis_cmd(n->redis, NULL, NULL, "HDEL chat:nodes %s", n->cfg.id);
+    if (n->redis_push)
+        node_push_stop(n);
     node_auth_free(n->auth);
     if (n->store)
         store_close(n->store);

@@ -295,8 +295,15 @@ struct node {
     node_metrics_t metrics;
     ev_timer heartbeat;
     ev_timer hot_reset;
+    core_redis_t *redis_push;      /* dedicated: BRPOP blocks its connection */
+    ev_timer push_retry;
+    int push_enabled;
     uint64_t started_ms;
 };
+
+/* push.c: server pushes queued by gateways */
+void node_push_start(node_t *n, const char *host, int port);
+void node_push_stop(node_t *n);
 
 /* server.c: the client endpoint */
 int node_server_start(node_t *n, char *err, size_t errlen);

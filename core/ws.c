@@ -1,1 +1,489 @@
-/* core/ws.c: being written */
+/* core/ws.c: the server side of a WebSocket (RFC 6455) on wslay 1.1.1.
+ *
+ * wslay parses, unmasks, reassembles, validates and answers pings. Its
+ * context costs about 9 KB (two 4 KB buffers), far too much to keep on each
+ * of tens of thousands of idle connections, so a context exists only while
+ * input is being processed or a frame/message is incomplete: a tiny shadow
+ * parser follows frame boundaries and the context is freed whenever the
+ * stream sits between complete messages. Outgoing data frames (text, ping,
+ * close when no context exists) are framed here directly: a server frame is
+ * just a header and the payload, and wslay's own queue is always drained
+ * into the conn right away, so the order on the wire is the call order.
+ */
+#include "core/http_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <wslay/wslay.h>
+
+enum { WS_OPEN, WS_CLOSING, WS_CLOSED };
+
+struct core_ws {
+    core__peer_t base;
+    core_conn_t *conn;
+    core_ws_t *prev, *next;       /* the server's list, for the idle sweep */
+    wslay_event_context_ptr ctx;  /* only while input is open (see above) */
+    void *ud;
+    const char *in;               /* input being handed to wslay */
+    size_t in_len;
+    uint64_t frame_left;          /* shadow parser: payload bytes still due */
+    uint8_t hdr[14];              /* shadow parser: partial frame header */
+    uint8_t hdr_have;
+    uint8_t frag_open;            /* a fragmented data message is incomplete */
+    uint8_t state;
+    uint8_t in_recv;              /* inside wslay_event_recv */
+    uint8_t heard;                /* input arrived since the last sweep */
+    uint8_t silent;               /* sweeps without input */
+    uint16_t close_code;          /* reported to on_ws_close */
+};
+
+/* ------------------------------------------------------------------ frame boundaries */
+
+static size_t shadow_header_len(const uint8_t *h, size_t have)
+{
+    size_t n = 2;
+
+    if (have < 2)
+        return 2;
+    if ((h[1] & 0x7f) == 126)
+        n += 2;
+    else if ((h[1] & 0x7f) == 127)
+        n += 8;
+    if (h[1] & 0x80)
+        n += 4;
+    return n;
+}
+
+static void shadow_frame_start(core_ws_t *ws)
+{
+    const uint8_t *h = ws->hdr;
+    uint8_t opcode = h[0] & 0x0f, fin = h[0] & 0x80;
+    uint64_t len = h[1] & 0x7f;
+
+    if (len == 126) {
+        len = ((uint64_t)h[2] << 8) | h[3];
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 2; i < 10; i++)
+            len = (len << 8) | h[i];
+    }
+    ws->frame_left = len;
+    ws->hdr_have = 0;
+    if (opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_BINARY_FRAME)
+        ws->frag_open = !fin;
+    else if (opcode == WSLAY_CONTINUATION_FRAME && fin)
+        ws->frag_open = 0;
+}
+
+static void shadow_feed(core_ws_t *ws, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        if (ws->frame_left > 0) {
+            size_t n = ws->frame_left < len ? (size_t)ws->frame_left : len;
+            ws->frame_left -= n;
+            p += n;
+            len -= n;
+            continue;
+        }
+        ws->hdr[ws->hdr_have++] = *p++;
+        len--;
+        if (ws->hdr_have >= shadow_header_len(ws->hdr, ws->hdr_have))
+            shadow_frame_start(ws);
+    }
+}
+
+/* ------------------------------------------------------------------ direct framing */
+
+static int ws_write_frame(core_ws_t *ws, uint8_t opcode, const void *data, size_t len)
+{
+    uint8_t h[10];
+    size_t hl = 2;
+
+    h[0] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        h[1] = (uint8_t)len;
+    } else if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        hl = 4;
+    } else {
+        h[1] = 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        hl = 10;
+    }
+    if (!ws->conn || core_conn_write(ws->conn, h, hl) < 0)
+        return -1;
+    if (len > 0 && core_conn_write(ws->conn, data, len) < 0)
+        return -1;
+    return 0;
+}
+
+static int ws_write_close(core_ws_t *ws, int code, const char *reason)
+{
+    uint8_t payload[125];
+    size_t rl = reason ? strlen(reason) : 0;
+
+    if (rl > sizeof(payload) - 2)
+        rl = sizeof(payload) - 2;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (rl)
+        memcpy(payload + 2, reason, rl);
+    return ws_write_frame(ws, WSLAY_CONNECTION_CLOSE, payload, rl + 2);
+}
+
+/* ------------------------------------------------------------------ wslay glue */
+
+static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                          void *user_data)
+{
+    core_ws_t *ws = user_data;
+    size_t n = ws->in_len < len ? ws->in_len : len;
+
+    (void)flags;
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    memcpy(buf, ws->in, n);
+    ws->in += n;
+    ws->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                          void *user_data)
+{
+    core_ws_t *ws = user_data;
+
+    (void)flags;
+    if (!ws->conn || core_conn_write(ws->conn, data, len) < 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+/* Closes from inside wslay_event_recv: wslay queues the close frame after
+ * anything already queued (a pong) and stops reading further frames. */
+static void ws_close_in_recv(core_ws_t *ws, int code, const char *reason)
+{
+    size_t rl = reason ? strlen(reason) : 0;
+
+    if (ws->state != WS_OPEN)
+        return;
+    ws->state = WS_CLOSING;
+    ws->close_code = (uint16_t)code;
+    wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, rl > 123 ? 123 : rl);
+    wslay_event_shutdown_read(ws->ctx);
+}
+
+static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                      void *user_data)
+{
+    core_ws_t *ws = user_data;
+    core_http_server_t *s = ws->base.srv;
+
+    (void)ctx;
+    if (ws->state != WS_OPEN)
+        return;
+    if (arg->opcode == WSLAY_BINARY_FRAME) {
+        ws_close_in_recv(ws, CORE_WS_UNSUPPORTED, "binary frames are not supported");
+    } else if (arg->opcode == WSLAY_TEXT_FRAME) {
+        /* wslay validates too; this keeps the rule ours whatever its version */
+        if (!core_utf8_valid((const char *)arg->msg, arg->msg_length))
+            ws_close_in_recv(ws, CORE_WS_INVALID_DATA, "invalid UTF-8");
+        else if (s->cbs.on_ws_text)
+            s->cbs.on_ws_text(ws, (const char *)arg->msg, arg->msg_length, s->ud);
+    }
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = ws_recv_cb,
+    .send_callback = ws_send_cb,
+    .on_msg_recv_callback = ws_on_msg,
+};
+
+static int ws_ctx_open(core_ws_t *ws)
+{
+    if (ws->ctx)
+        return 0;
+    if (wslay_event_context_server_init(&ws->ctx, &ws_callbacks, ws) != 0) {
+        ws->ctx = NULL;
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(ws->ctx, CORE_WS_MAX_MESSAGE);
+    return 0;
+}
+
+static void ws_ctx_free(core_ws_t *ws)
+{
+    wslay_event_context_free(ws->ctx);
+    ws->ctx = NULL;
+}
+
+/* Between complete messages wslay holds no state worth keeping. */
+static int ws_ctx_idle(core_ws_t *ws)
+{
+    return ws->hdr_have == 0 && ws->frame_left == 0 && !ws->frag_open &&
+           wslay_event_get_read_enabled(ws->ctx) && !wslay_event_want_write(ws->ctx);
+}
+
+/* ------------------------------------------------------------------ closing */
+
+/* The close frame is queued (or dropped): end the TCP connection after
+ * flushing; on_ws_close follows from the conn's on_close. */
+static void ws_finish(core_ws_t *ws, int code, int abort_now)
+{
+    ws->state = WS_CLOSED;
+    ws->close_code = (uint16_t)code;
+    if (!ws->in_recv) {
+        ws_ctx_free(ws);
+    } else { /* wslay is on the stack: just make it stop; freed after recv */
+        wslay_event_shutdown_read(ws->ctx);
+        wslay_event_shutdown_write(ws->ctx);
+    }
+    if (!ws->conn)
+        return;
+    if (abort_now)
+        core_conn_abort(ws->conn);
+    else
+        core_conn_close(ws->conn);
+}
+
+/* The code wslay closed with: the peer's (echoed) or its own error. */
+static int ws_wslay_close_code(core_ws_t *ws)
+{
+    if (ws->state == WS_CLOSING)
+        return ws->close_code;
+    if (wslay_event_get_close_received(ws->ctx))
+        return wslay_event_get_status_code_received(ws->ctx);
+    return wslay_event_get_status_code_sent(ws->ctx);
+}
+
+static void ws_after_recv(core_ws_t *ws, int rv)
+{
+    if (ws->state == WS_CLOSED) {
+        ws_ctx_free(ws);
+        return;
+    }
+    if (rv != 0) {
+        CORE_WARN("ws %s: wslay recv failed (%d)", core_ws_peer(ws), rv);
+        ws_finish(ws, CORE_WS_INTERNAL, 1);
+        return;
+    }
+    if (wslay_event_send(ws->ctx) != 0) { /* the conn refused output: it is closing */
+        ws_finish(ws, CORE_WS_POLICY, 1);
+        return;
+    }
+    if (ws->state == WS_CLOSING || !wslay_event_get_read_enabled(ws->ctx)) {
+        ws_finish(ws, ws_wslay_close_code(ws), 0);
+        return;
+    }
+    if (ws_ctx_idle(ws))
+        ws_ctx_free(ws);
+}
+
+void core_ws_close(core_ws_t *ws, int code, const char *reason)
+{
+    if (ws->state != WS_OPEN)
+        return;
+    if (ws->in_recv) {
+        ws_close_in_recv(ws, code, reason);
+        return;
+    }
+    if (ws->ctx) {
+        size_t rl = reason ? strlen(reason) : 0;
+        wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason,
+                                rl > 123 ? 123 : rl);
+        wslay_event_send(ws->ctx);
+    } else {
+        ws_write_close(ws, code, reason);
+    }
+    ws_finish(ws, code, 0);
+}
+
+/* ------------------------------------------------------------------ conn side (from http.c) */
+
+static void ws_link(core_http_server_t *s, core_ws_t *ws)
+{
+    ws->next = s->ws_head;
+    if (s->ws_head)
+        s->ws_head->prev = ws;
+    s->ws_head = ws;
+}
+
+static void ws_unlink(core_ws_t *ws)
+{
+    core_http_server_t *s = ws->base.srv;
+
+    if (ws->prev)
+        ws->prev->next = ws->next;
+    else if (s->ws_head == ws)
+        s->ws_head = ws->next;
+    if (ws->next)
+        ws->next->prev = ws->prev;
+    ws->prev = ws->next = NULL;
+}
+
+long core__ws_attach(core_http_server_t *s, core_conn_t *conn, const char *rest, size_t len)
+{
+    core_ws_t *ws = core_xcalloc(1, sizeof(*ws));
+
+    ws->base.kind = CORE__PEER_WS;
+    ws->base.srv = s;
+    ws->conn = conn;
+    ws->state = WS_OPEN;
+    ws->heard = 1; /* a fresh connection is not idle at the first sweep */
+    ws->close_code = 1006;
+    ws_link(s, ws);
+    core_conn_set_ud(conn, ws);
+    if (s->cbs.on_ws_open)
+        s->cbs.on_ws_open(ws, s->ud);
+    if (len == 0)
+        return 0;
+    return core__ws_on_read(ws, rest, len);
+}
+
+long core__ws_on_read(core_ws_t *ws, const char *data, size_t len)
+{
+    int rv;
+
+    if (ws->state != WS_OPEN)
+        return (long)len; /* closing: the rest is of no interest */
+    ws->heard = 1;
+    shadow_feed(ws, (const uint8_t *)data, len);
+    if (ws_ctx_open(ws) < 0) {
+        ws_finish(ws, CORE_WS_INTERNAL, 1);
+        return (long)len;
+    }
+    ws->in = data;
+    ws->in_len = len;
+    ws->in_recv = 1;
+    rv = wslay_event_recv(ws->ctx);
+    ws->in_recv = 0;
+    ws->in = NULL;
+    ws->in_len = 0;
+    ws_after_recv(ws, rv);
+    return (long)len;
+}
+
+static void ws_notify_close(core_ws_t *ws)
+{
+    core_http_server_t *s = ws->base.srv;
+
+    if (s->cbs.on_ws_close)
+        s->cbs.on_ws_close(ws, ws->close_code, s->ud);
+}
+
+void core__ws_on_close(core_ws_t *ws)
+{
+    ws_unlink(ws);
+    ws_ctx_free(ws);
+    ws_notify_close(ws);
+    free(ws);
+}
+
+/* ------------------------------------------------------------------ idle sweep */
+
+static void ws_sweep_one(core_http_server_t *s, core_ws_t *ws)
+{
+    if (ws->state != WS_OPEN)
+        return;
+    if (ws->heard) {
+        ws->heard = 0;
+        ws->silent = 0;
+        return;
+    }
+    if (++ws->silent >= s->opts.ws_idle_pings) {
+        core_ws_close(ws, CORE_WS_GOING_AWAY, "idle");
+        return;
+    }
+    if (ws_write_frame(ws, WSLAY_PING, NULL, 0) < 0)
+        ws_finish(ws, CORE_WS_POLICY, 1);
+}
+
+/* Closing never frees a ws synchronously (on_close is deferred by the
+ * conn layer), so walking the list while closing is safe. */
+static void ws_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    core_http_server_t *s = w->data;
+
+    (void)loop;
+    (void)revents;
+    for (core_ws_t *ws = s->ws_head; ws; ws = ws->next)
+        ws_sweep_one(s, ws);
+}
+
+void core__ws_server_init(core_http_server_t *s)
+{
+    ev_timer_init(&s->sweep, ws_on_sweep, s->opts.ws_ping_interval, s->opts.ws_ping_interval);
+    s->sweep.data = s;
+    ev_timer_start(s->loop, &s->sweep);
+    ev_unref(s->loop); /* the sweep alone does not keep ev_run going */
+}
+
+void core__ws_server_shutdown(core_http_server_t *s)
+{
+    ev_ref(s->loop);
+    ev_timer_stop(s->loop, &s->sweep);
+    while (s->ws_head) {
+        core_ws_t *ws = s->ws_head;
+        if (ws->state == WS_OPEN) {
+            ws_write_close(ws, CORE_WS_GOING_AWAY, "server shutting down");
+            ws->close_code = CORE_WS_GOING_AWAY;
+        }
+        core_conn_set_ud(ws->conn, NULL);
+        core_conn_close(ws->conn);
+        ws_unlink(ws);
+        ws_ctx_free(ws);
+        ws_notify_close(ws);
+        free(ws);
+    }
+}
+
+/* ------------------------------------------------------------------ public */
+
+int core_ws_send_text(core_ws_t *ws, const char *msg, size_t len)
+{
+    size_t max_out = ws->base.srv->opts.max_out;
+
+    if (ws->state != WS_OPEN || !ws->conn)
+        return -1;
+    if (len + 10 > max_out || core_ws_out_pending(ws) > max_out - len - 10) {
+        CORE_WARN("ws %s: output over %zu bytes, closing slow client", core_ws_peer(ws), max_out);
+        ws_finish(ws, CORE_WS_POLICY, 1);
+        return -1;
+    }
+    if (ws_write_frame(ws, WSLAY_TEXT_FRAME, msg, len) < 0) {
+        ws_finish(ws, CORE_WS_POLICY, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void core_ws_set_ud(core_ws_t *ws, void *ud)
+{
+    ws->ud = ud;
+}
+
+void *core_ws_ud(const core_ws_t *ws)
+{
+    return ws->ud;
+}
+
+const char *core_ws_peer(const core_ws_t *ws)
+{
+    return ws->conn ? core_conn_peer(ws->conn) : "";
+}
+
+size_t core_ws_out_pending(const core_ws_t *ws)
+{
+    size_t n = ws->conn ? core_conn_out_pending(ws->conn) : 0;
+
+    if (ws->ctx)
+        n += wslay_event_get_queued_msg_length(ws->ctx);
+    return n;
+}

@@ -1,0 +1,50 @@
+/* http_int.h: what core/http.c and core/ws.c share (core/ only).
+ *
+ * A connection accepted by the HTTP server starts as an HTTP peer; after a
+ * WebSocket handshake the same core_conn is handed to ws.c. Both peer
+ * structs start with a core__peer_kind_t so the one set of conn callbacks
+ * in http.c can dispatch on core_conn_ud().
+ */
+#ifndef CHAT_HTTP_INT_H
+#define CHAT_HTTP_INT_H
+
+#include "core/core.h"
+
+typedef enum {
+    CORE__PEER_HTTP = 1,
+    CORE__PEER_WS = 2,
+} core__peer_kind_t;
+
+typedef struct core__http_conn core__http_conn_t;
+
+/* The first member of both peer structs. */
+typedef struct core__peer {
+    core__peer_kind_t kind;
+    core_http_server_t *srv;
+} core__peer_t;
+
+struct core_http_server {
+    struct ev_loop *loop;
+    core_listener_t *listener;
+    core_http_server_cbs_t cbs; /* ws_path points at ws_path_copy */
+    char *ws_path_copy;
+    core_http_server_opts_t opts;
+    void *ud;
+    size_t nconns;
+    core__http_conn_t *http_head; /* plain HTTP connections */
+    core_ws_t *ws_head;           /* open WebSockets, swept for idleness */
+    ev_timer sweep;
+};
+
+/* ws.c: takes over conn (whose 101 response is queued) and feeds it the
+ * bytes that followed the handshake. Returns how many of them were
+ * consumed (all), or -1 when the conn must close. */
+long core__ws_attach(core_http_server_t *s, core_conn_t *conn, const char *rest, size_t len);
+/* ws.c: conn callbacks forwarded by http.c for a WebSocket peer. */
+long core__ws_on_read(core_ws_t *ws, const char *data, size_t len);
+void core__ws_on_close(core_ws_t *ws);
+/* ws.c: the idle sweep timer, and closing every WebSocket on server free. */
+void core__ws_server_init(core_http_server_t *s);
+void core__ws_server_shutdown(core_http_server_t *s);
+
+#endif

@@ -19,8 +19,8 @@ static void add_str(cJSON *o, const char *key, const char *val)
     must(cJSON_AddStringToObject(o, key, val ? val : ""));
 }
 
-/* ms timestamps are exact in a double, and cJSON prints integers of up to
- * 17 digits without an exponent. */
+/* A number (not raw text) so consumers can read it back; cJSON prints 15
+ * significant digits, exact for any ms before the year 33658. */
 static void add_ts(cJSON *o, uint64_t ts)
 {
     must(cJSON_AddNumberToObject(o, "ts", (double)ts));

@@ -1,0 +1,56 @@
+# Shared helpers for the integration scripts: free ports, a private Redis,
+# process bookkeeping and log dumps. Source it; it sets TMP and traps EXIT.
+set -u
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-it.XXXXXX")
+PIDS=()
+KEEP_LOGS=${KEEP_LOGS:-0}
+
+it_cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    if [ "$rc" -ne 0 ] || [ "$KEEP_LOGS" = 1 ]; then
+        for f in "$TMP"/*.log; do
+            [ -f "$f" ] || continue
+            echo "----- $f (last 60 lines)"
+            tail -n 60 "$f"
+        done
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap it_cleanup EXIT
+
+# A TCP port nobody listens on (the kernel picks it).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+    local port=$1 deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on port $port after $2 s" >&2
+    return 1
+}
+
+# start_redis PORT: a throw-away redis-server under $TMP.
+start_redis() {
+    local port=$1
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$TMP" --logfile "$TMP/redis-$port.log" &
+    PIDS+=($!)
+    wait_port "$port" 10
+}
+
+# start_bg NAME CMD...: runs a command in the background, logging to $TMP/NAME.log.
+start_bg() {
+    local name=$1
+    shift
+    "$@" >"$TMP/$name.log" 2>&1 &
+    PIDS+=($!)
+}

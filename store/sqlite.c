@@ -1,1 +1,1043 @@
-/* store/sqlite.c: being written */
+/* store/sqlite.c: the SQLite backend.
+ *
+ * One connection, WAL, synchronous=FULL (a committed batch is on disk),
+ * foreign keys on, busy timeout for other processes (chat-seed) sharing the
+ * file. Every statement is prepared once and cached. The caller (store.c)
+ * serialises all use of the connection.
+ */
+#include "store/store_int.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQLITE_SCHEMA_VERSION 1
+#define SQLITE_BUSY_MS 5000
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
+    "INSERT INTO schema_version(version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
+    "CREATE TABLE IF NOT EXISTS users(user TEXT PRIMARY KEY, nickname TEXT NOT NULL,"
+    " pwhash TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tokens(hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
+    " expires INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tokens_expires ON tokens(expires);"
+    "CREATE TABLE IF NOT EXISTS friends(a TEXT NOT NULL, b TEXT NOT NULL,"
+    " since INTEGER NOT NULL, PRIMARY KEY(a, b));"
+    "CREATE TABLE IF NOT EXISTS friend_requests(\"from\" TEXT NOT NULL, \"to\" TEXT NOT NULL,"
+    " note TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(\"from\", \"to\"));"
+    "CREATE TABLE IF NOT EXISTS \"groups\"(gid TEXT PRIMARY KEY, name TEXT NOT NULL,"
+    " owner TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS group_members(gid TEXT NOT NULL REFERENCES \"groups\"(gid)"
+    " ON DELETE CASCADE, user TEXT NOT NULL, PRIMARY KEY(gid, user));"
+    "CREATE INDEX IF NOT EXISTS group_members_user ON group_members(user);"
+    "CREATE TABLE IF NOT EXISTS rooms(room TEXT PRIMARY KEY, title TEXT NOT NULL,"
+    " creator TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS messages(msgid TEXT PRIMARY KEY,"
+    " kind TEXT NOT NULL CHECK(kind IN ('c', 'g')),"
+    " sender TEXT NOT NULL, target TEXT NOT NULL, conv TEXT NOT NULL, ts INTEGER NOT NULL,"
+    " format TEXT NOT NULL, message TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS messages_conv ON messages(conv, msgid);"
+    "CREATE TABLE IF NOT EXISTS pending(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " user TEXT NOT NULL, msgid TEXT NOT NULL, event TEXT NOT NULL, data TEXT NOT NULL,"
+    " ts INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS pending_user_seq ON pending(user, seq);"
+    "CREATE INDEX IF NOT EXISTS pending_user_msgid ON pending(user, msgid);"
+    "CREATE TABLE IF NOT EXISTS cids(user TEXT NOT NULL, cid TEXT NOT NULL,"
+    " msgid TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(user, cid));"
+    "CREATE INDEX IF NOT EXISTS cids_ts ON cids(ts);";
+
+#define GROUP_COLS "g.gid, g.name, g.owner, (SELECT count(*) FROM group_members c WHERE c.gid = g.gid)"
+#define MSG_COLS "msgid, kind, sender, target, ts, format, message"
+
+enum stmt_id {
+    S_BEGIN, S_COMMIT, S_ROLLBACK,
+    S_ITEM_SP, S_ITEM_RELEASE, S_ITEM_UNDO,
+    S_OP_SP, S_OP_RELEASE, S_OP_UNDO,
+    S_USER_INS, S_USER_GET, S_TOKEN_PUT, S_TOKEN_CHECK,
+    S_FRIEND_IS, S_FREQ_PUT, S_FREQ_TAKE, S_FRIEND_INS, S_FRIENDS_LIST,
+    S_GROUP_INS, S_MEMBER_INS, S_GROUP_GET, S_GROUP_EXISTS, S_MEMBER_DEL, S_MEMBER_IS,
+    S_MEMBERS, S_GROUPS_OF, S_GROUPS_ALL,
+    S_ROOM_INS, S_ROOM_GET, S_ROOMS,
+    S_MSG_INS, S_HIST, S_HIST_BEFORE, S_MSG_GET,
+    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_MSG_SENDER_C, S_PEND_DROP,
+    S_CID_GET, S_CID_PUT, S_EXPIRE_CIDS, S_EXPIRE_TOKENS,
+    S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_ITEM_SP] = "SAVEPOINT item",
+    [S_ITEM_RELEASE] = "RELEASE item",
+    [S_ITEM_UNDO] = "ROLLBACK TO item",
+    [S_OP_SP] = "SAVEPOINT op",
+    [S_OP_RELEASE] = "RELEASE op",
+    [S_OP_UNDO] = "ROLLBACK TO op",
+    [S_USER_INS] = "INSERT INTO users(user, nickname, pwhash, created) VALUES(?1, ?2, ?3, ?4)",
+    [S_USER_GET] = "SELECT user, nickname, pwhash FROM users WHERE user = ?1",
+    [S_TOKEN_PUT] = "INSERT OR REPLACE INTO tokens(hash, user, expires) VALUES(?1, ?2, ?3)",
+    [S_TOKEN_CHECK] = "SELECT 1 FROM tokens WHERE hash = ?1 AND user = ?2 AND expires > ?3",
+    [S_FRIEND_IS] = "SELECT 1 FROM friends WHERE a = ?1 AND b = ?2",
+    [S_FREQ_PUT] = "INSERT OR REPLACE INTO friend_requests(\"from\", \"to\", note, ts)"
+                   " VALUES(?1, ?2, ?3, ?4)",
+    [S_FREQ_TAKE] = "DELETE FROM friend_requests WHERE \"from\" = ?1 AND \"to\" = ?2",
+    [S_FRIEND_INS] = "INSERT OR IGNORE INTO friends(a, b, since) VALUES(?1, ?2, ?3)",
+    [S_FRIENDS_LIST] = "SELECT f.b, COALESCE(u.nickname, '') FROM friends f"
+                       " LEFT JOIN users u ON u.user = f.b WHERE f.a = ?1 ORDER BY f.b",
+    [S_GROUP_INS] = "INSERT INTO \"groups\"(gid, name, owner, created) VALUES(?1, ?2, ?3, ?4)",
+    [S_MEMBER_INS] = "INSERT INTO group_members(gid, user) VALUES(?1, ?2)",
+    [S_GROUP_GET] = "SELECT " GROUP_COLS " FROM \"groups\" g WHERE g.gid = ?1",
+    [S_GROUP_EXISTS] = "SELECT 1 FROM \"groups\" WHERE gid = ?1",
+    [S_MEMBER_DEL] = "DELETE FROM group_members WHERE gid = ?1 AND user = ?2",
+    [S_MEMBER_IS] = "SELECT 1 FROM group_members WHERE gid = ?1 AND user = ?2",
+    [S_MEMBERS] = "SELECT m.user, COALESCE(u.nickname, '') FROM group_members m"
+                  " LEFT JOIN users u ON u.user = m.user WHERE m.gid = ?1 ORDER BY m.user",
+    [S_GROUPS_OF] = "SELECT " GROUP_COLS " FROM group_members m JOIN \"groups\" g"
+                    " ON g.gid = m.gid WHERE m.user = ?1 ORDER BY g.gid",
+    [S_GROUPS_ALL] = "SELECT " GROUP_COLS " FROM \"groups\" g ORDER BY g.gid",
+    [S_ROOM_INS] = "INSERT INTO rooms(room, title, creator, created) VALUES(?1, ?2, ?3, ?4)",
+    [S_ROOM_GET] = "SELECT room, title, creator FROM rooms WHERE room = ?1",
+    [S_ROOMS] = "SELECT room, title, creator FROM rooms ORDER BY room",
+    [S_MSG_INS] = "INSERT INTO messages(msgid, kind, sender, target, conv, ts, format, message)"
+                  " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_HIST] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1"
+               " ORDER BY msgid DESC LIMIT ?2",
+    [S_HIST_BEFORE] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND msgid < ?3"
+                      " ORDER BY msgid DESC LIMIT ?2",
+    [S_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE msgid = ?1",
+    [S_PEND_INS] = "INSERT INTO pending(user, msgid, event, data, ts) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_PEND_LIST] = "SELECT seq, msgid, event, data FROM pending WHERE user = ?1"
+                    " ORDER BY seq LIMIT ?2",
+    [S_PEND_COUNT] = "SELECT count(*) FROM pending WHERE user = ?1",
+    [S_PEND_DEL_MSGID] = "DELETE FROM pending WHERE user = ?1 AND msgid = ?2",
+    [S_MSG_SENDER_C] = "SELECT sender FROM messages WHERE msgid = ?1 AND kind = 'c'",
+    [S_PEND_DROP] = "DELETE FROM pending WHERE user = ?1 AND seq = ?2",
+    [S_CID_GET] = "SELECT msgid FROM cids WHERE user = ?1 AND cid = ?2 AND ts > ?3",
+    [S_CID_PUT] = "INSERT OR REPLACE INTO cids(user, cid, msgid, ts) VALUES(?1, ?2, ?3, ?4)",
+    [S_EXPIRE_CIDS] = "DELETE FROM cids WHERE ts < ?1",
+    [S_EXPIRE_TOKENS] = "DELETE FROM tokens WHERE expires < ?1",
+};
+
+typedef struct sqlite_be {
+    sqlite3 *db;
+    sqlite3_stmt *stmts[S_COUNT];
+} sqlite_be_t;
+
+/* ------------------------------------------------------------------ statement helpers */
+
+static sqlite3_stmt *stmt_get(sqlite_be_t *be, enum stmt_id id)
+{
+    if (!be->stmts[id] && sqlite3_prepare_v3(be->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                             &be->stmts[id], NULL) != SQLITE_OK) {
+        CORE_ERROR("store/sqlite: prepare: %s", sqlite3_errmsg(be->db));
+        be->stmts[id] = NULL;
+    }
+    return be->stmts[id];
+}
+
+static void stmt_done(sqlite3_stmt *s)
+{
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+}
+
+static void bind_text(sqlite3_stmt *s, int idx, const char *v)
+{
+    sqlite3_bind_text(s, idx, v ? v : "", -1, SQLITE_STATIC);
+}
+
+static void bind_u64(sqlite3_stmt *s, int idx, uint64_t v)
+{
+    sqlite3_bind_int64(s, idx, v > INT64_MAX ? INT64_MAX : (sqlite3_int64)v);
+}
+
+static const char *col_text(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    return t ? (const char *)t : "";
+}
+
+static int step_error(sqlite_be_t *be, sqlite3_stmt *s, int rc)
+{
+    int ext = sqlite3_extended_errcode(be->db);
+
+    if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+        return STORE_EXISTS;
+    CORE_ERROR("store/sqlite: %s: %s (%d)", sqlite3_sql(s), sqlite3_errmsg(be->db), rc);
+    return STORE_ERR;
+}
+
+/* Runs a bound statement without result rows: OK, EXISTS (key taken) or ERR. */
+static int run_write(sqlite_be_t *be, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+    int ret = rc == SQLITE_DONE ? STORE_OK : step_error(be, s, rc);
+
+    stmt_done(s);
+    return ret;
+}
+
+/* Like run_write, and NOTFOUND when no row changed. */
+static int run_delete(sqlite_be_t *be, sqlite3_stmt *s)
+{
+    int ret = run_write(be, s);
+
+    if (ret == STORE_OK && sqlite3_changes(be->db) == 0)
+        ret = STORE_NOTFOUND;
+    return ret;
+}
+
+/* Steps to the first row: OK (row available; caller reads then stmt_done),
+ * NOTFOUND or ERR (statement already reset). */
+static int run_first(sqlite_be_t *be, sqlite3_stmt *s)
+{
+    int rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW)
+        return STORE_OK;
+    stmt_done(s);
+    return rc == SQLITE_DONE ? STORE_NOTFOUND : step_error(be, s, rc);
+}
+
+/* A bound statement whose only question is "is there a row". */
+static int run_exists(sqlite_be_t *be, sqlite3_stmt *s)
+{
+    int ret = run_first(be, s);
+
+    if (ret == STORE_OK)
+        stmt_done(s);
+    return ret;
+}
+
+static int run_simple(sqlite_be_t *be, enum stmt_id id)
+{
+    sqlite3_stmt *s = stmt_get(be, id);
+
+    return s ? run_write(be, s) : STORE_ERR;
+}
+
+typedef void (*row_fill_fn)(sqlite3_stmt *s, void *slot);
+
+/* Appends one element per row. On ERR the partial list is left to the
+ * caller's _free. */
+static int run_list(sqlite_be_t *be, sqlite3_stmt *s, void **items, size_t *count, size_t elem,
+                    row_fill_fn fill)
+{
+    size_t cap = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        fill(s, store__list_push(items, count, &cap, elem));
+    stmt_done(s);
+    return rc == SQLITE_DONE ? STORE_OK : step_error(be, s, rc);
+}
+
+/* Nested savepoint so a multi-statement call is atomic on its own. */
+static int op_begin(sqlite_be_t *be)
+{
+    return run_simple(be, S_OP_SP);
+}
+
+static int op_end(sqlite_be_t *be, int ret)
+{
+    if (ret == STORE_ERR)
+        run_simple(be, S_OP_UNDO);
+    if (run_simple(be, S_OP_RELEASE) != STORE_OK)
+        ret = STORE_ERR;
+    return ret;
+}
+
+/* ------------------------------------------------------------------ row readers */
+
+static void fill_name(sqlite3_stmt *s, void *slot)
+{
+    store_name_t *n = slot;
+
+    store__copy(n->user, sizeof(n->user), col_text(s, 0));
+    store__copy(n->nickname, sizeof(n->nickname), col_text(s, 1));
+}
+
+static void fill_group(sqlite3_stmt *s, void *slot)
+{
+    store_group_t *g = slot;
+
+    store__copy(g->gid, sizeof(g->gid), col_text(s, 0));
+    store__copy(g->name, sizeof(g->name), col_text(s, 1));
+    store__copy(g->owner, sizeof(g->owner), col_text(s, 2));
+    g->members = (long)sqlite3_column_int64(s, 3);
+}
+
+static void fill_room(sqlite3_stmt *s, void *slot)
+{
+    store_room_t *r = slot;
+
+    store__copy(r->room, sizeof(r->room), col_text(s, 0));
+    store__copy(r->title, sizeof(r->title), col_text(s, 1));
+    store__copy(r->creator, sizeof(r->creator), col_text(s, 2));
+}
+
+static void fill_msg(sqlite3_stmt *s, void *slot)
+{
+    store_msg_t *m = slot;
+
+    store__copy(m->msgid, sizeof(m->msgid), col_text(s, 0));
+    m->kind = col_text(s, 1)[0];
+    store__copy(m->from, sizeof(m->from), col_text(s, 2));
+    store__copy(m->to, sizeof(m->to), col_text(s, 3));
+    m->ts = (uint64_t)sqlite3_column_int64(s, 4);
+    store__copy(m->format, sizeof(m->format), col_text(s, 5));
+    m->message = core_xstrdup(col_text(s, 6));
+}
+
+static void fill_pending(sqlite3_stmt *s, void *slot)
+{
+    store_pending_t *p = slot;
+
+    p->seq = sqlite3_column_int64(s, 0);
+    store__copy(p->msgid, sizeof(p->msgid), col_text(s, 1));
+    store__copy(p->event, sizeof(p->event), col_text(s, 2));
+    p->data = core_xstrdup(col_text(s, 3));
+}
+
+/* ------------------------------------------------------------------ batches */
+
+static int sq_batch_begin(void *be)
+{
+    return run_simple(be, S_BEGIN);
+}
+
+static int sq_batch_commit(void *be)
+{
+    return run_simple(be, S_COMMIT);
+}
+
+static void sq_batch_abort(void *be)
+{
+    sqlite_be_t *b = be;
+
+    if (!sqlite3_get_autocommit(b->db))
+        run_simple(b, S_ROLLBACK);
+}
+
+static int sq_batch_alive(void *be)
+{
+    return !sqlite3_get_autocommit(((sqlite_be_t *)be)->db);
+}
+
+static int sq_item_begin(void *be)
+{
+    return run_simple(be, S_ITEM_SP);
+}
+
+static int sq_item_end(void *be, int failed)
+{
+    int ret = STORE_OK;
+
+    if (failed && run_simple(be, S_ITEM_UNDO) != STORE_OK)
+        ret = STORE_ERR;
+    if (run_simple(be, S_ITEM_RELEASE) != STORE_OK)
+        ret = STORE_ERR;
+    return ret;
+}
+
+/* ------------------------------------------------------------------ accounts */
+
+static int sq_user_create(void *be, const char *user, const char *nickname, const char *pwhash,
+                          uint64_t ts)
+{
+    sqlite3_stmt *s = stmt_get(be, S_USER_INS);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    bind_text(s, 2, nickname);
+    bind_text(s, 3, pwhash);
+    bind_u64(s, 4, ts);
+    return run_write(be, s);
+}
+
+static int sq_user_get(void *be, const char *user, store_user_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_USER_GET);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    store__copy(out->user, sizeof(out->user), col_text(s, 0));
+    store__copy(out->nickname, sizeof(out->nickname), col_text(s, 1));
+    store__copy(out->pwhash, sizeof(out->pwhash), col_text(s, 2));
+    stmt_done(s);
+    return STORE_OK;
+}
+
+static int sq_token_put(void *be, const char *user, const char *token_hash, uint64_t expires_ms)
+{
+    sqlite3_stmt *s = stmt_get(be, S_TOKEN_PUT);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, token_hash);
+    bind_text(s, 2, user);
+    bind_u64(s, 3, expires_ms);
+    return run_write(be, s);
+}
+
+static int sq_token_check(void *be, const char *user, const char *token_hash, uint64_t now_ms)
+{
+    sqlite3_stmt *s = stmt_get(be, S_TOKEN_CHECK);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, token_hash);
+    bind_text(s, 2, user);
+    bind_u64(s, 3, now_ms);
+    return run_exists(be, s);
+}
+
+/* ------------------------------------------------------------------ friends */
+
+static int pair_stmt(sqlite_be_t *be, enum stmt_id id, const char *a, const char *b,
+                     int (*run)(sqlite_be_t *, sqlite3_stmt *))
+{
+    sqlite3_stmt *s = stmt_get(be, id);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, a);
+    bind_text(s, 2, b);
+    return run(be, s);
+}
+
+static int sq_friends_check(void *be, const char *a, const char *b)
+{
+    return pair_stmt(be, S_FRIEND_IS, a, b, run_exists);
+}
+
+static int sq_friend_request_put(void *be, const char *from, const char *to, const char *note,
+                                 uint64_t ts)
+{
+    int ret = sq_friends_check(be, from, to);
+    sqlite3_stmt *s;
+
+    if (ret != STORE_NOTFOUND)
+        return ret == STORE_OK ? STORE_EXISTS : ret;
+    s = stmt_get(be, S_FREQ_PUT);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, from);
+    bind_text(s, 2, to);
+    bind_text(s, 3, note);
+    bind_u64(s, 4, ts);
+    return run_write(be, s);
+}
+
+static int sq_friend_request_take(void *be, const char *from, const char *to)
+{
+    return pair_stmt(be, S_FREQ_TAKE, from, to, run_delete);
+}
+
+static int friend_insert(sqlite_be_t *be, const char *a, const char *b, uint64_t ts, int *added)
+{
+    sqlite3_stmt *s = stmt_get(be, S_FRIEND_INS);
+    int ret;
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, a);
+    bind_text(s, 2, b);
+    bind_u64(s, 3, ts);
+    ret = run_write(be, s);
+    if (ret == STORE_OK && sqlite3_changes(be->db) > 0)
+        (*added)++;
+    return ret;
+}
+
+/* Both directions; EXISTS when both already existed. */
+static int sq_friend_add(void *be, const char *a, const char *b, uint64_t ts)
+{
+    int added = 0;
+    int ret = op_begin(be);
+
+    if (ret != STORE_OK)
+        return ret;
+    ret = friend_insert(be, a, b, ts, &added);
+    if (ret == STORE_OK)
+        ret = friend_insert(be, b, a, ts, &added);
+    ret = op_end(be, ret);
+    return ret == STORE_OK && added == 0 ? STORE_EXISTS : ret;
+}
+
+static int sq_friends_list(void *be, const char *user, store_names_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_FRIENDS_LIST);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    ret = run_list(be, s, (void **)&out->items, &out->count, sizeof(*out->items), fill_name);
+    if (ret != STORE_OK)
+        store_names_free(out);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ groups */
+
+static int sq_group_create(void *be, const char *gid, const char *name, const char *owner,
+                           uint64_t ts)
+{
+    sqlite3_stmt *s;
+    int ret = op_begin(be);
+
+    if (ret != STORE_OK)
+        return ret;
+    s = stmt_get(be, S_GROUP_INS);
+    if (!s)
+        return op_end(be, STORE_ERR);
+    bind_text(s, 1, gid);
+    bind_text(s, 2, name);
+    bind_text(s, 3, owner);
+    bind_u64(s, 4, ts);
+    ret = run_write(be, s);
+    if (ret == STORE_OK)
+        ret = pair_stmt(be, S_MEMBER_INS, gid, owner, run_write);
+    return op_end(be, ret);
+}
+
+static int sq_group_get(void *be, const char *gid, store_group_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_GROUP_GET);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, gid);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    fill_group(s, out);
+    stmt_done(s);
+    return STORE_OK;
+}
+
+static int group_exists(sqlite_be_t *be, const char *gid)
+{
+    sqlite3_stmt *s = stmt_get(be, S_GROUP_EXISTS);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, gid);
+    return run_exists(be, s);
+}
+
+static int sq_group_join(void *be, const char *gid, const char *user)
+{
+    int ret = group_exists(be, gid);
+
+    if (ret != STORE_OK)
+        return ret;
+    return pair_stmt(be, S_MEMBER_INS, gid, user, run_write);
+}
+
+static int sq_group_leave(void *be, const char *gid, const char *user)
+{
+    return pair_stmt(be, S_MEMBER_DEL, gid, user, run_delete);
+}
+
+static int sq_group_is_member(void *be, const char *gid, const char *user)
+{
+    return pair_stmt(be, S_MEMBER_IS, gid, user, run_exists);
+}
+
+/* NOTFOUND for an unknown group. */
+static int sq_group_members(void *be, const char *gid, store_names_t *out)
+{
+    sqlite3_stmt *s;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    ret = group_exists(be, gid);
+    if (ret != STORE_OK)
+        return ret;
+    s = stmt_get(be, S_MEMBERS);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, gid);
+    ret = run_list(be, s, (void **)&out->items, &out->count, sizeof(*out->items), fill_name);
+    if (ret != STORE_OK)
+        store_names_free(out);
+    return ret;
+}
+
+static int groups_query(sqlite_be_t *be, enum stmt_id id, const char *user, store_groups_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, id);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    if (user)
+        bind_text(s, 1, user);
+    ret = run_list(be, s, (void **)&out->items, &out->count, sizeof(*out->items), fill_group);
+    if (ret != STORE_OK)
+        store_groups_free(out);
+    return ret;
+}
+
+static int sq_groups_of(void *be, const char *user, store_groups_t *out)
+{
+    return groups_query(be, S_GROUPS_OF, user ? user : "", out);
+}
+
+static int sq_groups_all(void *be, store_groups_t *out)
+{
+    return groups_query(be, S_GROUPS_ALL, NULL, out);
+}
+
+/* ------------------------------------------------------------------ rooms */
+
+static int sq_room_create(void *be, const char *room, const char *title, const char *creator,
+                          uint64_t ts)
+{
+    sqlite3_stmt *s = stmt_get(be, S_ROOM_INS);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, room);
+    bind_text(s, 2, title);
+    bind_text(s, 3, creator);
+    bind_u64(s, 4, ts);
+    return run_write(be, s);
+}
+
+static int sq_room_get(void *be, const char *room, store_room_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_ROOM_GET);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, room);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    fill_room(s, out);
+    stmt_done(s);
+    return STORE_OK;
+}
+
+static int sq_rooms_list(void *be, store_rooms_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_ROOMS);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    ret = run_list(be, s, (void **)&out->items, &out->count, sizeof(*out->items), fill_room);
+    if (ret != STORE_OK)
+        store_rooms_free(out);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+static int sq_msg_put(void *be, const store_msg_t *m, const char *conv)
+{
+    sqlite3_stmt *s = stmt_get(be, S_MSG_INS);
+    char kind[2] = {m->kind, '\0'};
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, m->msgid);
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_TRANSIENT);
+    bind_text(s, 3, m->from);
+    bind_text(s, 4, m->to);
+    bind_text(s, 5, conv);
+    bind_u64(s, 6, m->ts);
+    bind_text(s, 7, m->format);
+    bind_text(s, 8, m->message);
+    return run_write(be, s);
+}
+
+/* Reverses the newest-first rows into oldest-first. */
+static void msgs_reverse(store_msgs_t *l)
+{
+    for (size_t i = 0, j = l->count; i + 1 < j; i++, j--) {
+        store_msg_t t = l->items[i];
+        l->items[i] = l->items[j - 1];
+        l->items[j - 1] = t;
+    }
+}
+
+static int sq_history(void *be, const char *conv, const char *before, int limit,
+                      store_msgs_t *out)
+{
+    int has_before = before && before[0];
+    sqlite3_stmt *s = stmt_get(be, has_before ? S_HIST_BEFORE : S_HIST);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    if (limit <= 0)
+        return STORE_OK;
+    bind_text(s, 1, conv);
+    sqlite3_bind_int(s, 2, limit > STORE_HISTORY_MAX ? STORE_HISTORY_MAX : limit);
+    if (has_before)
+        bind_text(s, 3, before);
+    ret = run_list(be, s, (void **)&out->items, &out->count, sizeof(*out->items), fill_msg);
+    if (ret != STORE_OK) {
+        store_msgs_free(out);
+        return ret;
+    }
+    msgs_reverse(out);
+    return STORE_OK;
+}
+
+static int sq_msg_get(void *be, const char *msgid, store_msg_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_MSG_GET);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, msgid);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    fill_msg(s, out);
+    stmt_done(s);
+    return STORE_OK;
+}
+
+/* ------------------------------------------------------------------ pending */
+
+static int sq_pending_add(void *be, const char *user, const char *msgid, const char *event,
+                          const char *data_json, uint64_t ts)
+{
+    sqlite3_stmt *s = stmt_get(be, S_PEND_INS);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    bind_text(s, 2, msgid);
+    bind_text(s, 3, event);
+    bind_text(s, 4, data_json ? data_json : "{}");
+    bind_u64(s, 5, ts);
+    return run_write(be, s);
+}
+
+static int sq_pending_list(void *be, const char *user, size_t limit, store_pendings_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_PEND_LIST);
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    sqlite3_bind_int64(s, 2, limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+    ret = run_list(be, s, (void **)&out->items, &out->count, sizeof(*out->items), fill_pending);
+    if (ret != STORE_OK)
+        store_pendings_free(out);
+    return ret;
+}
+
+static int sq_pending_count(void *be, const char *user, long *count)
+{
+    sqlite3_stmt *s = stmt_get(be, S_PEND_COUNT);
+    int ret;
+
+    *count = 0;
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    *count = (long)sqlite3_column_int64(s, 0);
+    stmt_done(s);
+    return STORE_OK;
+}
+
+/* Looks up the sender of a direct message; NOTFOUND for group messages. */
+static int direct_sender(sqlite_be_t *be, const char *msgid, store_acked_t *out)
+{
+    sqlite3_stmt *s = stmt_get(be, S_MSG_SENDER_C);
+    int ret;
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, msgid);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    store__copy(out->msgid, sizeof(out->msgid), msgid);
+    store__copy(out->from, sizeof(out->from), col_text(s, 0));
+    stmt_done(s);
+    return STORE_OK;
+}
+
+static int ack_one(sqlite_be_t *be, const char *user, const char *msgid, store_ackeds_t *out,
+                   size_t *cap)
+{
+    store_acked_t a;
+    int ret;
+
+    if (!msgid || !msgid[0])
+        return STORE_OK;
+    ret = pair_stmt(be, S_PEND_DEL_MSGID, user, msgid, run_delete);
+    if (ret == STORE_NOTFOUND)
+        return STORE_OK;
+    if (ret != STORE_OK)
+        return ret;
+    ret = direct_sender(be, msgid, &a);
+    if (ret == STORE_OK)
+        *(store_acked_t *)store__list_push((void **)&out->items, &out->count, cap,
+                                           sizeof(a)) = a;
+    return ret == STORE_ERR ? STORE_ERR : STORE_OK;
+}
+
+static int sq_pending_ack(void *be, const char *user, const char *const *msgids, size_t n,
+                          store_ackeds_t *out)
+{
+    size_t cap = 0;
+    int ret;
+
+    memset(out, 0, sizeof(*out));
+    ret = op_begin(be);
+    if (ret != STORE_OK)
+        return ret;
+    for (size_t i = 0; i < n && ret == STORE_OK; i++)
+        ret = ack_one(be, user, msgids[i], out, &cap);
+    ret = op_end(be, ret);
+    if (ret != STORE_OK)
+        store_ackeds_free(out);
+    return ret;
+}
+
+static int sq_pending_drop(void *be, const char *user, int64_t seq)
+{
+    sqlite3_stmt *s = stmt_get(be, S_PEND_DROP);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    sqlite3_bind_int64(s, 2, seq);
+    return run_delete(be, s);
+}
+
+/* ------------------------------------------------------------------ cids */
+
+static int sq_cid_get(void *be, const char *user, const char *cid, uint64_t since_ms,
+                      char msgid[STORE_MSGID_MAX])
+{
+    sqlite3_stmt *s = stmt_get(be, S_CID_GET);
+    int ret;
+
+    msgid[0] = '\0';
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    bind_text(s, 2, cid);
+    bind_u64(s, 3, since_ms);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    store__copy(msgid, STORE_MSGID_MAX, col_text(s, 0));
+    stmt_done(s);
+    return STORE_OK;
+}
+
+static int sq_cid_put(void *be, const char *user, const char *cid, const char *msgid, uint64_t ts)
+{
+    sqlite3_stmt *s = stmt_get(be, S_CID_PUT);
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    bind_text(s, 2, cid);
+    bind_text(s, 3, msgid);
+    bind_u64(s, 4, ts);
+    return run_write(be, s);
+}
+
+static int expire_one(sqlite_be_t *be, enum stmt_id id, uint64_t before_ms)
+{
+    sqlite3_stmt *s = stmt_get(be, id);
+
+    if (!s)
+        return STORE_ERR;
+    bind_u64(s, 1, before_ms);
+    return run_write(be, s);
+}
+
+static int sq_expire(void *be, uint64_t before_ms)
+{
+    int ret = op_begin(be);
+
+    if (ret != STORE_OK)
+        return ret;
+    ret = expire_one(be, S_EXPIRE_CIDS, before_ms);
+    if (ret == STORE_OK)
+        ret = expire_one(be, S_EXPIRE_TOKENS, before_ms);
+    return op_end(be, ret);
+}
+
+/* ------------------------------------------------------------------ open / close */
+
+static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    snprintf(err, errlen, "store/sqlite: %s", msg ? msg : sqlite3_errmsg(db));
+    sqlite3_free(msg);
+    return -1;
+}
+
+static int check_wal(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int ok = 0;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        ok = sqlite3_stricmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
+    if (!ok)
+        snprintf(err, errlen, "store/sqlite: cannot enable WAL: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(s);
+    return ok ? 0 : -1;
+}
+
+static int check_version(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_stmt *s = NULL;
+    int version = -1;
+
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (version >= 1 && version <= SQLITE_SCHEMA_VERSION)
+        return 0;
+    snprintf(err, errlen, "store/sqlite: unsupported schema version %d (this build knows %d)",
+             version, SQLITE_SCHEMA_VERSION);
+    return -1;
+}
+
+static int setup_db(sqlite3 *db, char *err, size_t errlen)
+{
+    sqlite3_busy_timeout(db, SQLITE_BUSY_MS);
+    if (check_wal(db, err, errlen) != 0)
+        return -1;
+    if (exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err, errlen) != 0)
+        return -1;
+    if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    if (exec_sql(db, schema_sql, err, errlen) != 0 || check_version(db, err, errlen) != 0) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
+    }
+    return exec_sql(db, "COMMIT", err, errlen);
+}
+
+void *store__sqlite_open(const char *path, char *err, size_t errlen)
+{
+    sqlite_be_t *be;
+    sqlite3 *db = NULL;
+    int rc;
+
+    if (!path || !path[0]) {
+        snprintf(err, errlen, "store/sqlite: empty path (want sqlite:PATH)");
+        return NULL;
+    }
+    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                        SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "store/sqlite: open %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    if (setup_db(db, err, errlen) != 0) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    be = core_xcalloc(1, sizeof(*be));
+    be->db = db;
+    return be;
+}
+
+static void sq_close(void *be)
+{
+    sqlite_be_t *b = be;
+
+    if (!b)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(b->stmts[i]);
+    if (sqlite3_close(b->db) != SQLITE_OK)
+        CORE_ERROR("store/sqlite: close: %s", sqlite3_errmsg(b->db));
+    free(b);
+}
+
+const store_ops_t store__sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .batch_begin = sq_batch_begin,
+    .batch_commit = sq_batch_commit,
+    .batch_abort = sq_batch_abort,
+    .batch_alive = sq_batch_alive,
+    .item_begin = sq_item_begin,
+    .item_end = sq_item_end,
+    .user_create = sq_user_create,
+    .user_get = sq_user_get,
+    .token_put = sq_token_put,
+    .token_check = sq_token_check,
+    .friend_request_put = sq_friend_request_put,
+    .friend_request_take = sq_friend_request_take,
+    .friend_add = sq_friend_add,
+    .friends_check = sq_friends_check,
+    .friends_list = sq_friends_list,
+    .group_create = sq_group_create,
+    .group_get = sq_group_get,
+    .group_join = sq_group_join,
+    .group_leave = sq_group_leave,
+    .group_is_member = sq_group_is_member,
+    .group_members = sq_group_members,
+    .groups_of = sq_groups_of,
+    .groups_all = sq_groups_all,
+    .room_create = sq_room_create,
+    .room_get = sq_room_get,
+    .rooms_list = sq_rooms_list,
+    .msg_put = sq_msg_put,
+    .history = sq_history,
+    .msg_get = sq_msg_get,
+    .pending_add = sq_pending_add,
+    .pending_list = sq_pending_list,
+    .pending_count = sq_pending_count,
+    .pending_ack = sq_pending_ack,
+    .pending_drop = sq_pending_drop,
+    .cid_get = sq_cid_get,
+    .cid_put = sq_cid_put,
+    .expire = sq_expire,
+};

@@ -39,7 +39,10 @@ typedef struct store store_t;
 
 /* Opens the backend named by uri. NULL with err filled on failure. */
 store_t *store_open(const char *uri, char *err, size_t errlen);
-/* Starts the store thread and its mailbox on loop (needed by store_submit). */
+/* Starts the store thread and its mailbox on loop (needed by store_submit).
+ * Before it, store_submit runs work and done inline (tools and tests).
+ * After it, a synchronous call from a thread other than the store thread
+ * waits for the running batch and then runs on its own (autocommit). */
 int store_start(store_t *st, struct ev_loop *loop);
 /* Drains queued work (running done callbacks), stops the thread, closes. */
 void store_close(store_t *st);
@@ -50,6 +53,21 @@ void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 size_t store_backlog(store_t *st);
 /* Max items per batch (default 256). */
 void store_set_batch_max(store_t *st, size_t n);
+/* Only inside a done callback (loop thread): STORE_OK when that item's work
+ * is committed; STORE_ERR when it was rolled back, because a store_* call
+ * inside it returned STORE_ERR or because the batch failed to commit (the
+ * work's own result fields are set either way: trust them only on OK).
+ * On MongoDB a failed item is NOT undone (no transactions). */
+int store_done_status(const store_t *st);
+
+/* Counters since open (any thread). */
+typedef struct store_stats {
+    uint64_t items;          /* work items run */
+    uint64_t items_failed;   /* items whose done saw STORE_ERR */
+    uint64_t commits;        /* batch transactions committed */
+    uint64_t commit_failures;
+} store_stats_t;
+void store_get_stats(store_t *st, store_stats_t *out);
 
 /* ------------------------------------------------------------------ records */
 

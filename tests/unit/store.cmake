@@ -1,0 +1,5 @@
+chat_unit_test(test_store_sqlite store)
+chat_unit_test(test_store_async store)
+if(CHAT_MONGO)
+  chat_unit_test(test_store_mongo store)
+endif()

@@ -1,0 +1,474 @@
+/* Every synchronous store call on a real SQLite file in a private temp dir. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+typedef struct fixture {
+    char dir[64];
+    char uri[128];
+    store_t *st;
+} fixture_t;
+
+static void remove_db(fixture_t *f)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    char path[160];
+
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "%s/chat.db%s", f->dir, suffix[i]);
+        unlink(path);
+    }
+    rmdir(f->dir);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    char err[256] = "";
+
+    snprintf(f->dir, sizeof(f->dir), "/tmp/store-test-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->uri, sizeof(f->uri), "sqlite:%s/chat.db", f->dir);
+    f->st = store_open(f->uri, err, sizeof(err));
+    if (!f->st) {
+        fprintf(stderr, "open: %s\n", err);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+
+    store_close(f->st);
+    remove_db(f);
+    free(f);
+    return 0;
+}
+
+static void reopen(fixture_t *f)
+{
+    char err[256] = "";
+
+    store_close(f->st);
+    f->st = store_open(f->uri, err, sizeof(err));
+    assert_non_null(f->st);
+}
+
+static void test_open_errors(void **state)
+{
+    char err[256] = "";
+    (void)state;
+
+    assert_null(store_open("bogus:x", err, sizeof(err)));
+    assert_non_null(strstr(err, "unknown URI scheme"));
+    err[0] = '\0';
+    assert_null(store_open("sqlite:", err, sizeof(err)));
+    assert_non_null(strstr(err, "empty path"));
+    err[0] = '\0';
+    assert_null(store_open("sqlite:/nonexistent-dir-xyz/a.db", err, sizeof(err)));
+    assert_true(err[0] != '\0');
+}
+
+static void test_users(void **state)
+{
+    fixture_t *f = *state;
+    store_user_t u;
+
+    assert_string_equal(store_backend_name(f->st), "sqlite");
+    assert_int_equal(store_user_get(f->st, "alice", &u), STORE_NOTFOUND);
+    assert_int_equal(store_user_create(f->st, "alice", "Alice", "$argon2id$x", 100), STORE_OK);
+    assert_int_equal(store_user_create(f->st, "alice", "Other", "h2", 101), STORE_EXISTS);
+    assert_int_equal(store_user_get(f->st, "alice", &u), STORE_OK);
+    assert_string_equal(u.user, "alice");
+    assert_string_equal(u.nickname, "Alice");
+    assert_string_equal(u.pwhash, "$argon2id$x");
+}
+
+static void test_tokens(void **state)
+{
+    fixture_t *f = *state;
+
+    assert_int_equal(store_token_put(f->st, "alice", "aa11", 5000), STORE_OK);
+    assert_int_equal(store_token_check(f->st, "alice", "aa11", 4999), STORE_OK);
+    assert_int_equal(store_token_check(f->st, "alice", "aa11", 5000), STORE_NOTFOUND);
+    assert_int_equal(store_token_check(f->st, "bob", "aa11", 10), STORE_NOTFOUND);
+    assert_int_equal(store_token_check(f->st, "alice", "bb22", 10), STORE_NOTFOUND);
+    /* Re-putting the same hash extends it. */
+    assert_int_equal(store_token_put(f->st, "alice", "aa11", 9000), STORE_OK);
+    assert_int_equal(store_token_check(f->st, "alice", "aa11", 8000), STORE_OK);
+    /* expire drops tokens whose expiry is before the cut. */
+    assert_int_equal(store_token_put(f->st, "alice", "cc33", 3000), STORE_OK);
+    assert_int_equal(store_expire(f->st, 4000), STORE_OK);
+    assert_int_equal(store_token_check(f->st, "alice", "cc33", 0), STORE_NOTFOUND);
+    assert_int_equal(store_token_check(f->st, "alice", "aa11", 0), STORE_OK);
+}
+
+static void test_friends(void **state)
+{
+    fixture_t *f = *state;
+    store_names_t l;
+
+    assert_int_equal(store_user_create(f->st, "bob", "Bobby", "h", 1), STORE_OK);
+    assert_int_equal(store_user_create(f->st, "carol", "Carol", "h", 1), STORE_OK);
+    assert_int_equal(store_friend_request_take(f->st, "bob", "alice"), STORE_NOTFOUND);
+    assert_int_equal(store_friend_request_put(f->st, "bob", "alice", "hi", 10), STORE_OK);
+    assert_int_equal(store_friend_request_put(f->st, "bob", "alice", "hi again", 11), STORE_OK);
+    assert_int_equal(store_friends_check(f->st, "alice", "bob"), STORE_NOTFOUND);
+    assert_int_equal(store_friend_request_take(f->st, "bob", "alice"), STORE_OK);
+    assert_int_equal(store_friend_request_take(f->st, "bob", "alice"), STORE_NOTFOUND);
+    assert_int_equal(store_friend_add(f->st, "bob", "alice", 12), STORE_OK);
+    assert_int_equal(store_friend_add(f->st, "alice", "bob", 13), STORE_EXISTS);
+    assert_int_equal(store_friends_check(f->st, "alice", "bob"), STORE_OK);
+    assert_int_equal(store_friends_check(f->st, "bob", "alice"), STORE_OK);
+    assert_int_equal(store_friend_request_put(f->st, "alice", "bob", "x", 14), STORE_EXISTS);
+    assert_int_equal(store_friend_add(f->st, "alice", "carol", 15), STORE_OK);
+
+    assert_int_equal(store_friends_list(f->st, "alice", &l), STORE_OK);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].user, "bob");
+    assert_string_equal(l.items[0].nickname, "Bobby");
+    assert_string_equal(l.items[1].user, "carol");
+    store_names_free(&l);
+    assert_int_equal(store_friends_list(f->st, "nobody", &l), STORE_OK);
+    assert_int_equal(l.count, 0);
+    store_names_free(&l);
+}
+
+static void test_groups(void **state)
+{
+    fixture_t *f = *state;
+    store_group_t g;
+    store_groups_t gl;
+    store_names_t ml;
+
+    assert_int_equal(store_group_get(f->st, "g1", &g), STORE_NOTFOUND);
+    assert_int_equal(store_group_create(f->st, "g1", "Group one", "alice", 1), STORE_OK);
+    assert_int_equal(store_group_create(f->st, "g1", "dup", "bob", 2), STORE_EXISTS);
+    assert_int_equal(store_group_create(f->st, "g2", "Group two", "bob", 3), STORE_OK);
+    assert_int_equal(store_group_get(f->st, "g1", &g), STORE_OK);
+    assert_string_equal(g.name, "Group one");
+    assert_string_equal(g.owner, "alice");
+    assert_int_equal(g.members, 1);
+
+    assert_int_equal(store_group_join(f->st, "g1", "bob"), STORE_OK);
+    assert_int_equal(store_group_join(f->st, "g1", "bob"), STORE_EXISTS);
+    assert_int_equal(store_group_join(f->st, "nope", "bob"), STORE_NOTFOUND);
+    assert_int_equal(store_group_is_member(f->st, "g1", "bob"), STORE_OK);
+    assert_int_equal(store_group_is_member(f->st, "g1", "carol"), STORE_NOTFOUND);
+    assert_int_equal(store_group_get(f->st, "g1", &g), STORE_OK);
+    assert_int_equal(g.members, 2);
+
+    assert_int_equal(store_group_members(f->st, "g1", &ml), STORE_OK);
+    assert_int_equal(ml.count, 2);
+    assert_string_equal(ml.items[0].user, "alice");
+    assert_string_equal(ml.items[0].nickname, "Alice");
+    assert_string_equal(ml.items[1].user, "bob");
+    store_names_free(&ml);
+    assert_int_equal(store_group_members(f->st, "nope", &ml), STORE_NOTFOUND);
+    assert_int_equal(ml.count, 0);
+
+    assert_int_equal(store_groups_of(f->st, "bob", &gl), STORE_OK);
+    assert_int_equal(gl.count, 2);
+    assert_string_equal(gl.items[0].gid, "g1");
+    assert_int_equal(gl.items[0].members, 2);
+    assert_string_equal(gl.items[1].gid, "g2");
+    assert_int_equal(gl.items[1].members, 1);
+    store_groups_free(&gl);
+
+    assert_int_equal(store_group_leave(f->st, "g1", "bob"), STORE_OK);
+    assert_int_equal(store_group_leave(f->st, "g1", "bob"), STORE_NOTFOUND);
+    assert_int_equal(store_groups_all(f->st, &gl), STORE_OK);
+    assert_int_equal(gl.count, 2);
+    assert_int_equal(gl.items[0].members, 1);
+    store_groups_free(&gl);
+}
+
+static void test_rooms(void **state)
+{
+    fixture_t *f = *state;
+    store_room_t r;
+    store_rooms_t rl;
+
+    assert_int_equal(store_room_get(f->st, "lobby", &r), STORE_NOTFOUND);
+    assert_int_equal(store_room_create(f->st, "lobby", "The lobby", "alice", 1), STORE_OK);
+    assert_int_equal(store_room_create(f->st, "lobby", "x", "bob", 2), STORE_EXISTS);
+    assert_int_equal(store_room_create(f->st, "attic", "Up", "bob", 3), STORE_OK);
+    assert_int_equal(store_room_get(f->st, "lobby", &r), STORE_OK);
+    assert_string_equal(r.title, "The lobby");
+    assert_string_equal(r.creator, "alice");
+    assert_int_equal(store_rooms_list(f->st, &rl), STORE_OK);
+    assert_int_equal(rl.count, 2);
+    assert_string_equal(rl.items[0].room, "attic");
+    assert_string_equal(rl.items[1].room, "lobby");
+    store_rooms_free(&rl);
+}
+
+static void put_msg(store_t *st, const char *msgid, char kind, const char *from, const char *to,
+                    const char *text)
+{
+    char conv[STORE_CONV_MAX];
+    store_msg_t m = {.kind = kind, .ts = 1000, .message = (char *)text};
+
+    snprintf(m.msgid, sizeof(m.msgid), "%s", msgid);
+    snprintf(m.from, sizeof(m.from), "%s", from);
+    snprintf(m.to, sizeof(m.to), "%s", to);
+    snprintf(m.format, sizeof(m.format), "text");
+    if (kind == 'c')
+        store_conv_direct(from, to, conv);
+    else
+        store_conv_group(to, conv);
+    assert_int_equal(store_msg_put(st, &m, conv), STORE_OK);
+}
+
+static void test_conv_names(void **state)
+{
+    char a[STORE_CONV_MAX], b[STORE_CONV_MAX];
+    (void)state;
+
+    store_conv_direct("bob", "alice", a);
+    store_conv_direct("alice", "bob", b);
+    assert_string_equal(a, "d:alice|bob");
+    assert_string_equal(b, a);
+    store_conv_group("g1", a);
+    assert_string_equal(a, "g:g1");
+}
+
+static void test_messages_history(void **state)
+{
+    fixture_t *f = *state;
+    char id[STORE_MSGID_MAX], conv[STORE_CONV_MAX];
+    store_msgs_t l;
+    store_msg_t m;
+
+    for (int i = 0; i < 10; i++) {
+        snprintf(id, sizeof(id), "m%02d", i);
+        put_msg(f->st, id, 'c', i % 2 ? "alice" : "bob", i % 2 ? "bob" : "alice", id);
+    }
+    put_msg(f->st, "m50", 'g', "alice", "g1", "to group");
+    store_conv_direct("alice", "bob", conv);
+    {
+        store_msg_t dup = {.msgid = "m03", .kind = 'c'};
+        assert_int_equal(store_msg_put(f->st, &dup, conv), STORE_EXISTS);
+    }
+
+    assert_int_equal(store_history(f->st, conv, NULL, 3, &l), STORE_OK);
+    assert_int_equal(l.count, 3);
+    assert_string_equal(l.items[0].msgid, "m07");
+    assert_string_equal(l.items[2].msgid, "m09");
+    assert_string_equal(l.items[2].message, "m09");
+    assert_string_equal(l.items[2].from, "alice");
+    assert_string_equal(l.items[2].to, "bob");
+    assert_int_equal(l.items[2].kind, 'c');
+    store_msgs_free(&l);
+
+    /* before is exclusive; oldest first. */
+    assert_int_equal(store_history(f->st, conv, "m07", 4, &l), STORE_OK);
+    assert_int_equal(l.count, 4);
+    assert_string_equal(l.items[0].msgid, "m03");
+    assert_string_equal(l.items[3].msgid, "m06");
+    store_msgs_free(&l);
+    assert_int_equal(store_history(f->st, conv, "m02", 10, &l), STORE_OK);
+    assert_int_equal(l.count, 2);
+    assert_string_equal(l.items[0].msgid, "m00");
+    store_msgs_free(&l);
+    assert_int_equal(store_history(f->st, conv, "", 100, &l), STORE_OK);
+    assert_int_equal(l.count, 10);
+    store_msgs_free(&l);
+    assert_int_equal(store_history(f->st, conv, NULL, 0, &l), STORE_OK);
+    assert_int_equal(l.count, 0);
+
+    store_conv_group("g1", conv);
+    assert_int_equal(store_history(f->st, conv, NULL, 10, &l), STORE_OK);
+    assert_int_equal(l.count, 1);
+    assert_int_equal(l.items[0].kind, 'g');
+    store_msgs_free(&l);
+
+    assert_int_equal(store_msg_get(f->st, "m50", &m), STORE_OK);
+    assert_string_equal(m.message, "to group");
+    assert_string_equal(m.format, "text");
+    assert_int_equal(m.ts, 1000);
+    free(m.message);
+    assert_int_equal(store_msg_get(f->st, "zz", &m), STORE_NOTFOUND);
+}
+
+static void test_pending(void **state)
+{
+    fixture_t *f = *state;
+    const char *acks[] = {"p50", "p01", "p01", "none", ""};
+    store_pendings_t pl;
+    store_ackeds_t al;
+    long n = -1;
+
+    put_msg(f->st, "p01", 'c', "bob", "carol", "hello");
+    put_msg(f->st, "p50", 'g', "alice", "g1", "hi all");
+    assert_int_equal(store_pending_add(f->st, "carol", "p01", "chat", "{\"a\":1}", 1), STORE_OK);
+    assert_int_equal(store_pending_add(f->st, "carol", "", "system", "{\"b\":2}", 2), STORE_OK);
+    assert_int_equal(store_pending_add(f->st, "carol", "p50", "group_chat", "{}", 3), STORE_OK);
+    assert_int_equal(store_pending_add(f->st, "dave", "p01", "chat", "{}", 4), STORE_OK);
+    assert_int_equal(store_pending_count(f->st, "carol", &n), STORE_OK);
+    assert_int_equal(n, 3);
+
+    assert_int_equal(store_pending_list(f->st, "carol", 2, &pl), STORE_OK);
+    assert_int_equal(pl.count, 2);
+    assert_string_equal(pl.items[0].msgid, "p01");
+    assert_string_equal(pl.items[0].event, "chat");
+    assert_string_equal(pl.items[0].data, "{\"a\":1}");
+    assert_string_equal(pl.items[1].msgid, "");
+    assert_true(pl.items[0].seq < pl.items[1].seq);
+    int64_t sys_seq = pl.items[1].seq;
+    store_pendings_free(&pl);
+
+    /* Ack: the group message is removed without a receipt; m01 once. */
+    assert_int_equal(store_pending_ack(f->st, "carol", acks, 5, &al), STORE_OK);
+    assert_int_equal(al.count, 1);
+    assert_string_equal(al.items[0].msgid, "p01");
+    assert_string_equal(al.items[0].from, "bob");
+    store_ackeds_free(&al);
+    assert_int_equal(store_pending_count(f->st, "carol", &n), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_pending_count(f->st, "dave", &n), STORE_OK);
+    assert_int_equal(n, 1);
+
+    assert_int_equal(store_pending_drop(f->st, "dave", sys_seq), STORE_NOTFOUND);
+    assert_int_equal(store_pending_drop(f->st, "carol", sys_seq), STORE_OK);
+    assert_int_equal(store_pending_drop(f->st, "carol", sys_seq), STORE_NOTFOUND);
+    assert_int_equal(store_pending_list(f->st, "carol", 10, &pl), STORE_OK);
+    assert_int_equal(pl.count, 0);
+    store_pendings_free(&pl);
+}
+
+static void test_cids(void **state)
+{
+    fixture_t *f = *state;
+    char msgid[STORE_MSGID_MAX];
+
+    assert_int_equal(store_cid_get(f->st, "alice", "c1", 0, msgid), STORE_NOTFOUND);
+    assert_int_equal(store_cid_put(f->st, "alice", "c1", "m77", 1000), STORE_OK);
+    assert_int_equal(store_cid_get(f->st, "alice", "c1", 999, msgid), STORE_OK);
+    assert_string_equal(msgid, "m77");
+    assert_int_equal(store_cid_get(f->st, "alice", "c1", 1000, msgid), STORE_NOTFOUND);
+    assert_int_equal(store_cid_get(f->st, "bob", "c1", 0, msgid), STORE_NOTFOUND);
+    assert_int_equal(store_cid_put(f->st, "alice", "c2", "m78", 3000), STORE_OK);
+    assert_int_equal(store_expire(f->st, 2000), STORE_OK);
+    assert_int_equal(store_cid_get(f->st, "alice", "c1", 0, msgid), STORE_NOTFOUND);
+    assert_int_equal(store_cid_get(f->st, "alice", "c2", 0, msgid), STORE_OK);
+    assert_string_equal(msgid, "m78");
+}
+
+static void test_survives_reopen(void **state)
+{
+    fixture_t *f = *state;
+    store_user_t u;
+    store_group_t g;
+    store_msgs_t l;
+    char conv[STORE_CONV_MAX];
+
+    assert_int_equal(store_user_create(f->st, "erin", "Erin", "h", 1), STORE_OK);
+    assert_int_equal(store_group_create(f->st, "gx", "X", "erin", 1), STORE_OK);
+    put_msg(f->st, "m90", 'c', "erin", "bob", "persisted");
+    assert_int_equal(store_pending_add(f->st, "bob", "m90", "chat", "{}", 1), STORE_OK);
+    reopen(f);
+    assert_int_equal(store_user_get(f->st, "erin", &u), STORE_OK);
+    assert_string_equal(u.nickname, "Erin");
+    assert_int_equal(store_group_get(f->st, "gx", &g), STORE_OK);
+    assert_int_equal(g.members, 1);
+    store_conv_direct("bob", "erin", conv);
+    assert_int_equal(store_history(f->st, conv, NULL, 5, &l), STORE_OK);
+    assert_int_equal(l.count, 1);
+    assert_string_equal(l.items[0].message, "persisted");
+    store_msgs_free(&l);
+    assert_int_equal(store_friends_check(f->st, "alice", "bob"), STORE_OK);
+}
+
+/* Before store_start, store_submit runs work and done inline; a failed
+ * call rolls back only its own item. */
+typedef struct inline_op {
+    store_t *st;
+    const char *user;
+    char kind;
+    int rc_user, rc_msg;
+    int status;
+} inline_op_t;
+
+static void inline_work(store_t *st, void *arg)
+{
+    inline_op_t *op = arg;
+    store_msg_t m = {.kind = op->kind, .message = (char *)"x"};
+
+    snprintf(m.msgid, sizeof(m.msgid), "i-%s", op->user);
+    op->rc_user = store_user_create(st, op->user, "N", "h", 1);
+    op->rc_msg = store_msg_put(st, &m, "conv"); /* kind 'x' breaks a CHECK: STORE_ERR */
+}
+
+static void inline_done(void *arg)
+{
+    inline_op_t *op = arg;
+
+    op->status = store_done_status(op->st);
+}
+
+static void test_inline_submit(void **state)
+{
+    fixture_t *f = *state;
+    inline_op_t good = {f->st, "ivy", 'c', -9, -9, -9};
+    inline_op_t bad = {f->st, "ghost", 'x', -9, -9, -9};
+    store_user_t u;
+    store_msg_t m;
+    store_stats_t stats;
+
+    store_submit(f->st, inline_work, inline_done, &good);
+    assert_int_equal(good.rc_user, STORE_OK);
+    assert_int_equal(good.rc_msg, STORE_OK);
+    assert_int_equal(good.status, STORE_OK);
+    store_submit(f->st, inline_work, inline_done, &bad);
+    assert_int_equal(bad.rc_user, STORE_OK);
+    assert_int_equal(bad.rc_msg, STORE_ERR);
+    assert_int_equal(bad.status, STORE_ERR);
+    assert_int_equal(store_backlog(f->st), 0);
+
+    assert_int_equal(store_user_get(f->st, "ivy", &u), STORE_OK);
+    assert_int_equal(store_msg_get(f->st, "i-ivy", &m), STORE_OK);
+    free(m.message);
+    assert_int_equal(store_user_get(f->st, "ghost", &u), STORE_NOTFOUND);
+    store_get_stats(f->st, &stats);
+    assert_int_equal(stats.items, 2);
+    assert_int_equal(stats.items_failed, 1);
+    assert_int_equal(stats.commits, 2);
+
+    /* A direct call that fails leaves the connection usable. */
+    m = (store_msg_t){.msgid = "direct-bad", .kind = 'q'};
+    assert_int_equal(store_msg_put(f->st, &m, "c"), STORE_ERR);
+    assert_int_equal(store_user_create(f->st, "after", "A", "h", 1), STORE_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_conv_names),
+        cmocka_unit_test(test_users),
+        cmocka_unit_test(test_tokens),
+        cmocka_unit_test(test_friends),
+        cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_rooms),
+        cmocka_unit_test(test_messages_history),
+        cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_cids),
+        cmocka_unit_test(test_survives_reopen),
+        cmocka_unit_test(test_inline_submit),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

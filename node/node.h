@@ -13,6 +13,8 @@
  *   filter.c    dirty-word masking and hot-word counting
  *   auth.c      password hashing off the loop, resume tokens
  *   metrics.c   counters and the Prometheus page
+ *   zk.c        ZooKeeper membership and leader election
+ *   cluster.c   the cluster link (leader <-> followers) and cross-node routing
  *
  * Everything runs on the loop thread except the work functions handed to
  * store_submit (store thread) and the hashing in auth.c (its pool).
@@ -59,6 +61,11 @@ typedef struct node_config {
     double token_ttl;           /* seconds */
     size_t max_out;             /* per-connection output cap */
     size_t pending_max;         /* pending items streamed per login */
+    char zk[256];               /* ZooKeeper host:port[,...], "" = standalone */
+    char zk_root[64];           /* znode prefix, default /chat */
+    int zk_timeout_ms;          /* ZooKeeper session timeout */
+    char cluster_listen[128];   /* cluster link host:port */
+    char cluster_secret_file[512];
 } node_config_t;
 
 void node_config_defaults(node_config_t *c);
@@ -257,6 +264,47 @@ void node_auth_verify(node_auth_t *a, const char *password, const char *hash, no
 /* A fresh random token (hex) and the digest stored for it. */
 void node_auth_token_new(char token[PROTO_TOKEN_LEN + 1], char digest[65]);
 void node_auth_token_digest(const char *token, char digest[65]);
+
+
+/* ------------------------------------------------------------------ ZooKeeper (zk.c) */
+
+/* Layout under root (default /chat; docs/CLUSTER.md):
+ *   <root>/nodes/<id>                 ephemeral, data = JSON {"id","url","cluster"}
+ *   <root>/election/n_<session>_<seq> ephemeral sequential, data = node id
+ * The lowest sequence leads; every other node watches only its predecessor.
+ * The epoch is the leader's sequence number: it only grows. All callbacks
+ * run on the loop thread (the ZooKeeper library's threads hand back through
+ * ev_async). */
+typedef struct node_zk node_zk_t;
+
+typedef struct node_zk_member {
+    char id[64];
+    char url[192];              /* client WebSocket URL */
+    char cluster[128];          /* cluster link host:port */
+} node_zk_member_t;
+
+typedef struct node_zk_cbs {
+    /* A leader is known: its id, cluster address, epoch; is_self when it is
+     * this node. Called again whenever any of those change. */
+    void (*on_leader)(void *ud, const char *id, const char *cluster, int64_t epoch, int is_self);
+    /* No leader is known any more (session lost, or the leader's znode went
+     * and the next one is not yet known). A leader stops leading at once. */
+    void (*on_no_leader)(void *ud);
+    /* The member list changed (members borrowed for the call). */
+    void (*on_members)(void *ud, const node_zk_member_t *members, size_t count);
+} node_zk_cbs_t;
+
+/* Connects and keeps registering/electing until node_zk_stop (re-joins by
+ * itself after session expiry). NULL on bad arguments. */
+node_zk_t *node_zk_start(struct ev_loop *loop, const char *hosts, const char *root,
+                         int session_timeout_ms, const node_zk_member_t *self,
+                         const node_zk_cbs_t *cbs, void *ud);
+/* Closes the session (the ephemeral znodes go at once) and frees. */
+void node_zk_stop(node_zk_t *z);
+/* 1 when id is currently a registered member (last known list). */
+int node_zk_is_member(const node_zk_t *z, const char *id);
+/* 1 while this node holds the leadership. */
+int node_zk_is_leader(const node_zk_t *z);
 
 /* ------------------------------------------------------------------ metrics */
 

@@ -1,0 +1,1 @@
+/* node/cluster.c: being written (cluster link and routing) */

@@ -1,0 +1,1 @@
+/* node/zk.c: being written (ZooKeeper membership and election) */

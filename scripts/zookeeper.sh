@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A private standalone ZooKeeper server under a directory of our own.
+#   scripts/zookeeper.sh run   DIR PORT   foreground (for pm2)
+#   scripts/zookeeper.sh start DIR PORT   background; waits until it serves
+#   scripts/zookeeper.sh stop  DIR        stops a server started with start
+set -euo pipefail
+cmd=${1:-}
+dir=${2:-}
+port=${3:-}
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 run|start|stop DIR [PORT]" >&2; exit 2; }
+
+write_config() {
+    mkdir -p "$dir/data"
+    cat >"$dir/zoo.cfg" <<CFG
+tickTime=500
+initLimit=10
+syncLimit=5
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr,mntr
+maxSessionTimeout=60000
+minSessionTimeout=1000
+CFG
+    cat >"$dir/log4j.properties" <<'CFG'
+log4j.rootLogger=WARN, CONSOLE
+log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender
+log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout
+log4j.appender.CONSOLE.layout.ConversionPattern=%d{ISO8601} [zk] %-5p %m%n
+CFG
+}
+
+java_cmd() {
+    local cp="$dir:/usr/share/java/zookeeper.jar"
+    local j
+    for j in /usr/share/java/*.jar; do cp="$cp:$j"; done
+    echo java -Xmx256m -XX:+UseSerialGC -Dzookeeper.jmx.log4j.disable=true \
+        -Dlog4j.configuration="file:$dir/log4j.properties" -cp "$cp" \
+        org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg"
+}
+
+serving() { # ruok over a raw socket, no nc needed
+    { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+    printf 'ruok' >&3
+    local answer
+    answer=$(timeout 2 cat <&3 || true)
+    exec 3<&- 3>&- || true
+    [ "$answer" = imok ]
+}
+
+case $cmd in
+run)
+    [ -n "$port" ] || { echo "PORT missing" >&2; exit 2; }
+    write_config
+    # shellcheck disable=SC2046
+    exec $(java_cmd)
+    ;;
+start)
+    [ -n "$port" ] || { echo "PORT missing" >&2; exit 2; }
+    write_config
+    # shellcheck disable=SC2046
+    nohup $(java_cmd) >"$dir/zookeeper.log" 2>&1 &
+    echo $! >"$dir/zk.pid"
+    for _ in $(seq 1 120); do
+        serving && exit 0
+        kill -0 "$(cat "$dir/zk.pid")" 2>/dev/null || { cat "$dir/zookeeper.log" >&2; exit 1; }
+        sleep 0.25
+    done
+    echo "zookeeper on port $port did not start in 30 s" >&2
+    exit 1
+    ;;
+stop)
+    [ -f "$dir/zk.pid" ] || exit 0
+    pid=$(cat "$dir/zk.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/zk.pid"
+    ;;
+*) echo "unknown command $cmd" >&2; exit 2 ;;
+esac

@@ -26,6 +26,8 @@ void node_config_defaults(node_config_t *c)
     c->token_ttl = 7 * 24 * 3600;
     c->max_out = 4u << 20;
     c->pending_max = 10000;
+    snprintf(c->zk_root, sizeof c->zk_root, "/chat");
+    c->zk_timeout_ms = 6000;
 }
 
 static void usage(FILE *f)
@@ -52,6 +54,12 @@ static void usage(FILE *f)
 "  --token-ttl SEC       resume token lifetime (default 604800)\n"
 "  --max-out BYTES       per-connection output cap, K/M suffix (default 4M)\n"
 "  --pending-max N       pending items streamed per login (default 10000)\n"
+"  --zk HOSTS            ZooKeeper host:port[,host:port...]; none = standalone\n"
+"                        node that is its own leader\n"
+"  --zk-root PATH        znode prefix (default /chat)\n"
+"  --zk-timeout MS       ZooKeeper session timeout (default 6000)\n"
+"  --cluster-listen HOST:PORT  cluster link endpoint (required with --zk)\n"
+"  --cluster-secret-file FILE  shared cluster secret (required with --zk)\n"
 "  --help                this text\n",
             (unsigned)crypto_pwhash_OPSLIMIT_INTERACTIVE);
 }
@@ -85,7 +93,8 @@ static int parse_double(const char *s, double min, double *out)
 enum {
     OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DIRTY,
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
-    OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_HELP,
+    OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
+    OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -109,6 +118,11 @@ static const struct option options[] = {
     {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
     {"max-out", required_argument, NULL, OPT_MAX_OUT},
     {"pending-max", required_argument, NULL, OPT_PENDING_MAX},
+    {"zk", required_argument, NULL, OPT_ZK},
+    {"zk-root", required_argument, NULL, OPT_ZK_ROOT},
+    {"zk-timeout", required_argument, NULL, OPT_ZK_TIMEOUT},
+    {"cluster-listen", required_argument, NULL, OPT_CLUSTER_LISTEN},
+    {"cluster-secret-file", required_argument, NULL, OPT_CLUSTER_SECRET},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -175,6 +189,16 @@ static int apply(node_config_t *c, int opt, const char *arg)
             return -1;
         c->pending_max = (size_t)d;
         return 0;
+    case OPT_ZK: return copy_arg(c->zk, sizeof c->zk, arg);
+    case OPT_ZK_ROOT: return arg[0] != '/' ? -1 : copy_arg(c->zk_root, sizeof c->zk_root, arg);
+    case OPT_ZK_TIMEOUT:
+        if (parse_double(arg, 1000, &d) || d > 120000)
+            return -1;
+        c->zk_timeout_ms = (int)d;
+        return 0;
+    case OPT_CLUSTER_LISTEN: return copy_arg(c->cluster_listen, sizeof c->cluster_listen, arg);
+    case OPT_CLUSTER_SECRET:
+        return copy_arg(c->cluster_secret_file, sizeof c->cluster_secret_file, arg);
     default: return -1;
     }
 }
@@ -195,6 +219,10 @@ static int finish(node_config_t *c)
     if (!c->public_url[0]) {
         const char *h = (!host[0] || strcmp(host, "0.0.0.0") == 0) ? "127.0.0.1" : host;
         snprintf(c->public_url, sizeof c->public_url, "ws://%s:%d/ws", h, port);
+    }
+    if (c->zk[0] && (!c->cluster_listen[0] || !c->cluster_secret_file[0])) {
+        fprintf(stderr, "chat-node: --zk needs --cluster-listen and --cluster-secret-file\n");
+        return -1;
     }
     return 0;
 }

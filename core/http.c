@@ -408,6 +408,10 @@ static int on_headers_complete(http_parser *p)
         hc->err_status = 431;
         return -1;
     }
+    if (p->http_major != 1) { /* http-parser takes any digit; we speak 1.x only */
+        hc->err_status = 505;
+        return -1;
+    }
     if (req_split_url(r, p->method == HTTP_CONNECT) < 0) {
         hc->err_status = 400;
         return -1;
@@ -604,7 +608,7 @@ static const core_conn_cbs_t peer_cbs = {
     .on_close = peer_on_close,
 };
 
-static void server_on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
+void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
 {
     core_http_server_t *s = ud;
     core__http_conn_t *hc = core_xcalloc(1, sizeof(*hc));
@@ -663,7 +667,7 @@ core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host,
         s->cbs.ws_path = s->ws_path_copy;
     }
     server_apply_defaults(s, opts);
-    s->listener = core_listener_new(loop, host, port, server_on_accept, s, err, errlen);
+    s->listener = core_listener_new(loop, host, port, core__http_accept, s, err, errlen);
     if (!s->listener) {
         free(s->ws_path_copy);
         free(s);

@@ -36,6 +36,11 @@ struct core_http_server {
     ev_timer sweep;
 };
 
+/* http.c: serves an accepted (or socketpair) fd as an HTTP peer of the
+ * server srv; the listener's accept callback. Fuzz targets use it to run
+ * the real parser without TCP. */
+void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *srv);
+
 /* ws.c: takes over conn (whose 101 response is queued) and feeds it the
  * bytes that followed the handshake. Returns how many of them were
  * consumed (all), or -1 when the conn must close. */

@@ -1,0 +1,1 @@
+chat_unit_test(test_core_http core)

@@ -111,13 +111,18 @@ static void session_work(store_t *st, void *arg)
             j->job.rc = store_pending_drop(st, j->user, j->pending.items[i].seq);
 }
 
-static void on_presence_set(node_t *n, const char *old, void *ud)
+/* The global session this login replaced: a session on another live node
+ * is ended through the cluster (one session per user). */
+static void on_presence_set(node_t *n, const char *user, const char *old, void *ud)
 {
     (void)ud;
-    (void)n;
-    /* a session on another node is ended through the cluster (route.c) */
-    if (old)
-        CORE_DEBUG("login replaced global session %s", old);
+    char node_id[64] = "";
+    unsigned long long conn = 0;
+    if (!old)
+        return;
+    if (sscanf(old, "%63s %llu", node_id, &conn) == 2 && strcmp(node_id, n->cfg.id) != 0 &&
+        node_cluster_is_member(n, node_id))
+        node_cluster_kick(n, node_id, user, conn);
 }
 
 static cJSON *login_data(const login_job_t *j, node_t *n)
@@ -150,7 +155,8 @@ static void session_done(void *arg)
     node_route_kick(n, j->user, n->cfg.id, s);
     node_sess_bind(s, j->rec.user, j->rec.nickname);
     node_presence_login(n, s, on_presence_set, NULL);
-    node_rooms_join(n, "world", s);
+    if (node_rooms_join(n, "world", s) == 0)
+        node_cluster_room_join(n, "world", s->user, NULL, NULL);
     for (size_t i = 0; i < j->pending.count; i++) {
         size_t len = 0;
         char *f = node_offline_frame(j->pending.items[i].event, j->pending.items[i].data, &len);

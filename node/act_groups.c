@@ -326,9 +326,11 @@ static void gchat_done(void *arg)
         size_t len = 0;
         char *frame = node_event_frame("group_chat",
             proto_ev_group_chat(j->msgid, j->g.gid, j->g.user, j->ts, j->message, j->format), &len);
+        const char **users = core_xcalloc(j->g.members.count + 1, sizeof *users);
         for (size_t i = 0; i < j->g.members.count; i++)
-            if (strcmp(j->g.members.items[i].user, j->g.user) != 0)
-                node_route_user(n, j->g.members.items[i].user, frame, len, NULL, NULL);
+            users[i] = j->g.members.items[i].user;
+        node_route_users(n, users, j->g.members.count, j->g.user, frame, len);
+        free(users);
         free(frame);
     }
     gchat_free(j);

@@ -117,6 +117,32 @@ void node_act_room_create(node_req_t *r, const cJSON *data)
 
 /* ------------------------------------------------------------------ join, leave, members */
 
+typedef struct join_ctx {
+    node_req_t *req;
+    uint64_t conn_id;
+    char room[PROTO_NAME_MAX + 1];
+} join_ctx_t;
+
+/* The leader counted the member in: answer with the cluster-wide count. */
+static void joined(node_t *n, int code, const cJSON *data, void *ud)
+{
+    join_ctx_t *c = ud;
+    node_req_t *r = c->req;
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(data, "members");
+    if (code != 0 && code != PROTO_CONFLICT) {
+        /* the leader did not take it: undo the local half, the client retries */
+        if (node_sess_live(r->sess) && r->sess->conn_id == c->conn_id)
+            node_rooms_leave_local(n, c->room, r->sess);
+        node_req_fail(r, PROTO_UNAVAILABLE, "cluster leader unavailable, retry");
+    } else {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "room", c->room);
+        cJSON_AddNumberToObject(d, "members", cJSON_IsNumber(members) ? members->valuedouble : 1);
+        node_req_ok(r, d);
+    }
+    free(c);
+}
+
 static void join_cont(node_req_t *r, const char *room, const cJSON *data)
 {
     (void)data;
@@ -125,10 +151,11 @@ static void join_cont(node_req_t *r, const char *room, const cJSON *data)
         node_req_fail(r, PROTO_CONFLICT, "already in this room");
         return;
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "room", room);
-    cJSON_AddNumberToObject(d, "members", (double)node_rooms_count(n, room));
-    node_req_ok(r, d);
+    join_ctx_t *c = core_xcalloc(1, sizeof *c);
+    c->req = r;
+    c->conn_id = r->sess->conn_id;
+    snprintf(c->room, sizeof c->room, "%s", room);
+    node_cluster_room_join(n, room, r->sess->user, joined, c);
 }
 
 void node_act_room_join(node_req_t *r, const cJSON *data)
@@ -150,19 +177,24 @@ void node_act_room_leave(node_req_t *r, const cJSON *data)
     with_room(r, data, leave_cont);
 }
 
+static void members_answer(node_t *n, int code, const cJSON *data, void *ud)
+{
+    (void)n;
+    node_req_t *r = ud;
+    const cJSON *members = cJSON_GetObjectItemCaseSensitive(data, "members");
+    if (code != 0 || !cJSON_IsArray(members)) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "cluster leader unavailable, retry");
+        return;
+    }
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddItemToObject(d, "members", cJSON_Duplicate(members, 1));
+    node_req_ok(r, d);
+}
+
 static void members_cont(node_req_t *r, const char *room, const cJSON *data)
 {
     (void)data;
-    node_t *n = r->sess->node;
-    size_t count = node_rooms_count(n, room);
-    const char **users = core_xcalloc(count + 1, sizeof *users);
-    count = node_rooms_members(n, room, users, count);
-    cJSON *d = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(d, "members");
-    for (size_t i = 0; i < count; i++)
-        cJSON_AddItemToArray(arr, cJSON_CreateString(users[i]));
-    free(users);
-    node_req_ok(r, d);
+    node_cluster_room_members(r->sess->node, room, members_answer, r);
 }
 
 void node_act_room_members(node_req_t *r, const cJSON *data)
@@ -178,27 +210,45 @@ static void rooms_work(store_t *st, void *arg)
     j->job.rc = store_rooms_list(st, &j->rooms);
 }
 
+/* The rooms from the store, with live counts from the leader. */
+static void rooms_counted(node_t *n, int code, const cJSON *data, void *ud)
+{
+    room_job_t *j = ud;
+    const cJSON *counts = cJSON_GetObjectItemCaseSensitive(data, "counts");
+    if (code != 0 || cJSON_GetArraySize(counts) != (int)j->rooms.count) {
+        node_req_fail(j->job.req, PROTO_UNAVAILABLE, "cluster leader unavailable, retry");
+        room_job_free(j);
+        return;
+    }
+    cJSON *d = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(d, "rooms");
+    const cJSON *c = counts->child;
+    for (size_t i = 0; i < j->rooms.count; i++, c = c->next) {
+        const store_room_t *rm = &j->rooms.items[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "room", rm->room);
+        cJSON_AddStringToObject(o, "title", rm->title);
+        cJSON_AddNumberToObject(o, "members", cJSON_IsNumber(c) ? c->valuedouble : 0);
+        cJSON_AddItemToArray(arr, o);
+        node_rooms_remember(n, rm->room);
+    }
+    node_req_ok(j->job.req, d);
+    room_job_free(j);
+}
+
 static void rooms_done(void *arg)
 {
     room_job_t *j = arg;
-    node_t *n = j->job.node;
     if (j->job.rc != STORE_OK) {
         node_req_fail(j->job.req, PROTO_UNAVAILABLE, "store unavailable, retry");
-    } else {
-        cJSON *d = cJSON_CreateObject();
-        cJSON *arr = cJSON_AddArrayToObject(d, "rooms");
-        for (size_t i = 0; i < j->rooms.count; i++) {
-            const store_room_t *rm = &j->rooms.items[i];
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "room", rm->room);
-            cJSON_AddStringToObject(o, "title", rm->title);
-            cJSON_AddNumberToObject(o, "members", (double)node_rooms_count(n, rm->room));
-            cJSON_AddItemToArray(arr, o);
-            node_rooms_remember(n, rm->room);
-        }
-        node_req_ok(j->job.req, d);
+        room_job_free(j);
+        return;
     }
-    room_job_free(j);
+    const char **names = core_xcalloc(j->rooms.count + 1, sizeof *names);
+    for (size_t i = 0; i < j->rooms.count; i++)
+        names[i] = j->rooms.items[i].room;
+    node_cluster_room_counts(j->job.node, names, j->rooms.count, rooms_counted, j);
+    free(names);
 }
 
 void node_act_rooms(node_req_t *r, const cJSON *data)

@@ -1,1 +1,1198 @@
-/* node/cluster.c: being written (cluster link and routing) */
+/* The cluster link and cross-node routing (docs/CLUSTER.md).
+ *
+ * Every node listens on its cluster port; only the leader accepts links.
+ * A follower keeps one link to the leader: HELLO {node, nonce} ->
+ * CHALLENGE nonce -> AUTH HMAC(secret, nonce || follower) -> WELCOME
+ * {leader, epoch, mac = HMAC(secret, follower nonce || leader ":" epoch)},
+ * so each side proves the secret without sending it. Then MSG frames carry
+ * JSON: followers send to the leader, which relays to the node concerned
+ * (one copy per node) or answers calls about room membership. Every leader
+ * message carries the epoch; a follower drops a link whose epoch is not the
+ * one ZooKeeper names. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sodium.h>
+#include <hiredis/hiredis.h>
+
+#include "node/node.h"
+
+#define LINK_MAX_IN (PROTO_CF_MAX + PROTO_CF_HEADER)
+#define LINK_MAX_OUT (64u << 20)
+#define TICK_SEC 0.25
+#define PING_MS 1000
+#define LINK_DEAD_MS 5000
+#define HANDSHAKE_MS 3000
+#define CALL_TIMEOUT_MS 3000
+#define QUEUE_MAX_BYTES (16u << 20)
+#define QUEUE_MAX_AGE_MS 10000
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 2000
+#define SWEEP_TICKS 8
+
+typedef enum {
+    LINK_OUT_HELLO,     /* follower: HELLO sent, waiting for CHALLENGE */
+    LINK_OUT_AUTH,      /* follower: AUTH sent, waiting for WELCOME */
+    LINK_IN_HELLO,      /* leader: waiting for HELLO */
+    LINK_IN_AUTH,       /* leader: CHALLENGE sent, waiting for AUTH */
+    LINK_UP,
+} link_state_t;
+
+typedef struct link {
+    struct node_cluster *cl;
+    core_conn_t *conn;
+    link_state_t state;
+    int outbound;
+    char peer[64];                           /* the other node's id */
+    unsigned char nonce[PROTO_CF_NONCE];     /* the nonce this side sent */
+    unsigned char peer_nonce[PROTO_CF_NONCE];/* the nonce the other side sent */
+    int64_t epoch;
+    uint64_t last_rx_ms, last_tx_ms, opened_ms;
+    UT_hash_handle hh;                       /* cl->links, by peer (leader side) */
+} link_t;
+
+typedef struct call {
+    struct call *next;
+    uint64_t id;
+    uint64_t deadline_ms;
+    node_cluster_cb cb;
+    void *ud;
+} call_t;
+
+typedef struct member {
+    char id[64];
+    UT_hash_handle hh;
+} member_t;
+
+typedef struct node_cluster {
+    node_t *node;
+    char secret[256];
+    node_zk_t *zk;
+    core_listener_t *listener;
+    ev_timer tick;
+    unsigned ticks;
+    /* what ZooKeeper says */
+    int leader_known;
+    int is_leader;
+    char leader_id[64];
+    char leader_addr[128];
+    int64_t epoch;
+    member_t *members;
+    /* follower side */
+    link_t *up;                      /* the link to the leader, once connecting */
+    uint64_t next_connect_ms;
+    uint64_t backoff_ms;
+    core_buf_t queue;                /* MSG frames waiting for a leader */
+    uint64_t queue_since_ms;
+    call_t *calls;
+    uint64_t next_call_id;
+    /* leader side */
+    link_t *links;                   /* authenticated followers by id */
+    link_t **pending_in;             /* accepted, not yet authenticated */
+    size_t pending_in_count, pending_in_cap;
+    node_croom_t *rooms;
+} node_cluster_t;
+
+static void link_close(link_t *l, const char *why);
+static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m);
+
+/* ------------------------------------------------------------------ helpers */
+
+static uint64_t now_ms(void)
+{
+    return core_mono_ms();
+}
+
+static void hex_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
+{
+    sodium_bin2hex(out, outlen, in, len);
+}
+
+static int hex_decode(const char *hex, unsigned char *out, size_t outlen)
+{
+    size_t got = 0;
+    if (!hex || strlen(hex) != outlen * 2)
+        return -1;
+    return sodium_hex2bin(out, outlen, hex, strlen(hex), NULL, &got, NULL) == 0 && got == outlen
+               ? 0 : -1;
+}
+
+static const char *jstr(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int link_send(link_t *l, uint8_t type, const void *payload, size_t len)
+{
+    if (!l->conn || len + 1 > PROTO_CF_MAX)
+        return -1;
+    char stack[512];
+    size_t total = PROTO_CF_HEADER + len;
+    char *buf = total <= sizeof stack ? stack : core_xmalloc(total);
+    proto_cf_encode(type, payload, len, buf, total);
+    int rc = core_conn_write(l->conn, buf, total);
+    if (buf != stack)
+        free(buf);
+    l->last_tx_ms = now_ms();
+    return rc;
+}
+
+/* Sends a JSON message (consumed) on l. */
+static int link_send_json(link_t *l, cJSON *m)
+{
+    char *json = node_json_take(m);
+    int rc = link_send(l, PROTO_CF_MSG, json, strlen(json));
+    free(json);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ local delivery */
+
+static void deliver_users(node_t *n, const cJSON *users, const char *frame, size_t len)
+{
+    const cJSON *u;
+    cJSON_ArrayForEach(u, users) {
+        if (!cJSON_IsString(u))
+            continue;
+        node_sess_t *s = node_sess_find(n, u->valuestring);
+        if (s && node_sess_live(s))
+            node_sess_send(s, frame, len);
+    }
+}
+
+typedef struct fan {
+    const char *except;
+    const char *frame;
+    size_t len;
+} fan_t;
+
+static void fan_one(node_sess_t *s, void *ud)
+{
+    fan_t *f = ud;
+    if (f->except && strcmp(s->user, f->except) == 0)
+        return;
+    node_sess_send(s, f->frame, f->len);
+}
+
+static void deliver_room(node_t *n, const char *room, const char *except, const char *frame,
+                         size_t len)
+{
+    fan_t f = {except, frame, len};
+    node_rooms_each(n, room, fan_one, &f);
+}
+
+static void deliver_all(node_t *n, const char *frame, size_t len)
+{
+    node_sess_t *s, *tmp;
+    HASH_ITER(hh, n->sessions, s, tmp) {
+        if (node_sess_live(s))
+            node_sess_send(s, frame, len);
+    }
+}
+
+static void deliver_kick(node_t *n, const char *user, const char *conn)
+{
+    node_sess_t *s = node_sess_find(n, user);
+    if (!s || !node_sess_live(s) || strtoull(conn, NULL, 10) != s->conn_id)
+        return;
+    size_t len = 0;
+    char *frame = node_event_frame("kicked", proto_ev_kicked("login elsewhere"), &len);
+    node_sess_send(s, frame, len);
+    free(frame);
+    s->kicked = 1;
+    HASH_DEL(n->sessions, s);
+    node_rooms_leave_all(n, s);
+    node_sess_close(s, CORE_WS_POLICY, "login elsewhere");
+}
+
+/* A message for this node (from the leader, or from itself as leader). */
+static void node_msg(node_cluster_t *cl, const cJSON *m)
+{
+    node_t *n = cl->node;
+    const char *t = jstr(m, "t"), *f = jstr(m, "f");
+    if (!t)
+        return;
+    if (strcmp(t, "dlv") == 0 && f)
+        deliver_users(n, cJSON_GetObjectItemCaseSensitive(m, "users"), f, strlen(f));
+    else if (strcmp(t, "room") == 0 && f && jstr(m, "room"))
+        deliver_room(n, jstr(m, "room"), jstr(m, "x"), f, strlen(f));
+    else if (strcmp(t, "all") == 0 && f)
+        deliver_all(n, f, strlen(f));
+    else if (strcmp(t, "kick") == 0 && jstr(m, "user") && jstr(m, "conn"))
+        deliver_kick(n, jstr(m, "user"), jstr(m, "conn"));
+}
+
+/* ------------------------------------------------------------------ sending towards the leader */
+
+static void queue_drop(node_cluster_t *cl, const char *why)
+{
+    if (cl->queue.len)
+        CORE_WARN("cluster: dropping %zu queued bytes (%s)", cl->queue.len, why);
+    core_buf_reset(&cl->queue);
+    cl->queue_since_ms = 0;
+}
+
+/* Sends m (consumed) to the leader: handled here when this node leads,
+ * queued (bounded, briefly) while no leader link is up. */
+static void to_leader(node_cluster_t *cl, cJSON *m)
+{
+    if (cl->is_leader) {
+        leader_msg(cl, cl->node->cfg.id, m);
+        cJSON_Delete(m);
+        return;
+    }
+    if (cl->up && cl->up->state == LINK_UP) {
+        link_send_json(cl->up, m);
+        return;
+    }
+    char *json = node_json_take(m);
+    size_t len = strlen(json);
+    if (cl->queue.len + PROTO_CF_HEADER + len > QUEUE_MAX_BYTES) {
+        CORE_WARN("cluster: no leader and the queue is full; a message is dropped");
+    } else {
+        char hdr[PROTO_CF_HEADER];
+        uint32_t n = (uint32_t)len + 1;
+        hdr[0] = (char)(n >> 24), hdr[1] = (char)(n >> 16), hdr[2] = (char)(n >> 8),
+        hdr[3] = (char)n, hdr[4] = (char)PROTO_CF_MSG;
+        if (!cl->queue.len)
+            cl->queue_since_ms = now_ms();
+        core_buf_append(&cl->queue, hdr, sizeof hdr);
+        core_buf_append(&cl->queue, json, len);
+    }
+    free(json);
+}
+
+static void queue_flush(node_cluster_t *cl)
+{
+    if (cl->queue.len && cl->up && cl->up->conn)
+        core_conn_write(cl->up->conn, cl->queue.data, cl->queue.len);
+    core_buf_reset(&cl->queue);
+    cl->queue_since_ms = 0;
+}
+
+/* ------------------------------------------------------------------ calls (request/response to the leader) */
+
+static void call_finish(node_cluster_t *cl, call_t *c, int code, const cJSON *data)
+{
+    c->cb(cl->node, code, data, c->ud);
+    free(c);
+}
+
+static void calls_fail_all(node_cluster_t *cl)
+{
+    call_t *c = cl->calls;
+    cl->calls = NULL;
+    while (c) {
+        call_t *next = c->next;
+        call_finish(cl, c, PROTO_UNAVAILABLE, NULL);
+        c = next;
+    }
+}
+
+static void calls_expire(node_cluster_t *cl, uint64_t now)
+{
+    call_t **pp = &cl->calls;
+    while (*pp) {
+        call_t *c = *pp;
+        if (c->deadline_ms <= now) {
+            *pp = c->next;
+            call_finish(cl, c, PROTO_UNAVAILABLE, NULL);
+        } else {
+            pp = &c->next;
+        }
+    }
+}
+
+static void call_answer(node_cluster_t *cl, const cJSON *m)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(m, "code");
+    if (!cJSON_IsNumber(id) || !cJSON_IsNumber(code))
+        return;
+    for (call_t **pp = &cl->calls; *pp; pp = &(*pp)->next) {
+        call_t *c = *pp;
+        if (c->id == (uint64_t)id->valuedouble) {
+            *pp = c->next;
+            call_finish(cl, c, code->valueint, cJSON_GetObjectItemCaseSensitive(m, "data"));
+            return;
+        }
+    }
+}
+
+static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, cJSON **data);
+
+/* Runs op at the leader; cb gets the answer (PROTO_UNAVAILABLE without one). */
+static void call_leader(node_cluster_t *cl, cJSON *m, node_cluster_cb cb, void *ud)
+{
+    if (cl->is_leader) {
+        cJSON *data = NULL;
+        int code = leader_call(cl, cl->node->cfg.id, m, &data);
+        cb(cl->node, code, data, ud);
+        cJSON_Delete(data);
+        cJSON_Delete(m);
+        return;
+    }
+    if (!cl->up || cl->up->state != LINK_UP) {
+        cJSON_Delete(m);
+        cb(cl->node, PROTO_UNAVAILABLE, NULL, ud);
+        return;
+    }
+    call_t *c = core_xcalloc(1, sizeof *c);
+    c->id = ++cl->next_call_id;
+    c->deadline_ms = now_ms() + CALL_TIMEOUT_MS;
+    c->cb = cb;
+    c->ud = ud;
+    c->next = cl->calls;
+    cl->calls = c;
+    cJSON_AddStringToObject(m, "t", "call");
+    cJSON_AddNumberToObject(m, "id", (double)c->id);
+    link_send_json(cl->up, m);
+}
+
+/* ------------------------------------------------------------------ leader duties */
+
+static link_t *link_of(node_cluster_t *cl, const char *id)
+{
+    link_t *l = NULL;
+    HASH_FIND_STR(cl->links, id, l);
+    return l && l->state == LINK_UP ? l : NULL;
+}
+
+/* Sends m (not consumed) to node id: handled here when id is this node. */
+static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
+{
+    if (strcmp(id, cl->node->cfg.id) == 0) {
+        node_msg(cl, m);
+        return;
+    }
+    link_t *l = link_of(cl, id);
+    if (!l) {
+        CORE_DEBUG("cluster: no link to %s; a %s is dropped", id, jstr(m, "t"));
+        return;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(m, "e");
+    cJSON_AddNumberToObject(m, "e", (double)cl->epoch);
+    char *json = cJSON_PrintUnformatted(m);
+    link_send(l, PROTO_CF_MSG, json, strlen(json));
+    free(json);
+}
+
+typedef struct room_fan {
+    node_cluster_t *cl;
+    const char *origin;
+    cJSON *msg;
+} room_fan_t;
+
+static void room_fan_node(const char *node, void *ud)
+{
+    room_fan_t *rf = ud;
+    if (strcmp(node, rf->origin) != 0)
+        leader_send_to(rf->cl, node, rf->msg);
+}
+
+static void leader_room(node_cluster_t *cl, const char *origin, cJSON *m)
+{
+    room_fan_t rf = {cl, origin, m};
+    node_croom_each_node(cl->rooms, jstr(m, "room"), room_fan_node, &rf);
+}
+
+static void leader_all(node_cluster_t *cl, const char *origin, cJSON *m)
+{
+    if (strcmp(origin, cl->node->cfg.id) != 0)
+        node_msg(cl, m);
+    link_t *l, *tmp;
+    HASH_ITER(hh, cl->links, l, tmp) {
+        if (strcmp(l->peer, origin) != 0)
+            leader_send_to(cl, l->peer, m);
+    }
+}
+
+static void add_user(const char *user, void *ud)
+{
+    cJSON_AddItemToArray(ud, cJSON_CreateString(user));
+}
+
+/* Room membership questions; returns the code, *data the answer. */
+static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, cJSON **data)
+{
+    const char *op = jstr(m, "op"), *room = jstr(m, "room"), *user = jstr(m, "user");
+    *data = cJSON_CreateObject();
+    if (op && strcmp(op, "rjoin") == 0 && room && user) {
+        int rc = node_croom_join(cl->rooms, room, user, origin);
+        cJSON_AddNumberToObject(*data, "members", (double)node_croom_count(cl->rooms, room));
+        return rc;
+    }
+    if (op && strcmp(op, "rmembers") == 0 && room) {
+        node_croom_each_user(cl->rooms, room, add_user,
+                             cJSON_AddArrayToObject(*data, "members"));
+        return 0;
+    }
+    if (op && strcmp(op, "rcounts") == 0) {
+        cJSON *counts = cJSON_AddArrayToObject(*data, "counts");
+        const cJSON *r;
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(m, "rooms")) {
+            size_t c = cJSON_IsString(r) ? node_croom_count(cl->rooms, r->valuestring) : 0;
+            cJSON_AddItemToArray(counts, cJSON_CreateNumber((double)c));
+        }
+        return 0;
+    }
+    return PROTO_BAD_REQUEST;
+}
+
+/* Replaces origin's share of the room table with what it announces. */
+static void leader_rsync(node_cluster_t *cl, const char *origin, const cJSON *m)
+{
+    node_croom_drop_node(cl->rooms, origin);
+    const cJSON *room;
+    cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(m, "rooms")) {
+        const cJSON *u;
+        cJSON_ArrayForEach(u, room) {
+            if (cJSON_IsString(u))
+                node_croom_join(cl->rooms, room->string, u->valuestring, origin);
+        }
+    }
+}
+
+/* One message from origin (a follower, or this node itself). */
+static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m)
+{
+    const char *t = jstr(m, "t");
+    if (!t)
+        return;
+    if ((strcmp(t, "dlv") == 0 || strcmp(t, "kick") == 0) && jstr(m, "node")) {
+        leader_send_to(cl, jstr(m, "node"), (cJSON *)m);
+    } else if (strcmp(t, "room") == 0 && jstr(m, "room")) {
+        leader_room(cl, origin, (cJSON *)m);
+    } else if (strcmp(t, "all") == 0) {
+        leader_all(cl, origin, (cJSON *)m);
+    } else if (strcmp(t, "rleave") == 0 && jstr(m, "room") && jstr(m, "user")) {
+        node_croom_leave(cl->rooms, jstr(m, "room"), jstr(m, "user"), origin);
+    } else if (strcmp(t, "rjoin") == 0 && jstr(m, "room") && jstr(m, "user")) {
+        node_croom_join(cl->rooms, jstr(m, "room"), jstr(m, "user"), origin);
+    } else if (strcmp(t, "rsync") == 0) {
+        leader_rsync(cl, origin, m);
+    } else if (strcmp(t, "call") == 0) {
+        link_t *l = link_of(cl, origin);
+        cJSON *data = NULL;
+        int code = leader_call(cl, origin, m, &data);
+        if (!l) {
+            cJSON_Delete(data);
+            return;
+        }
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "t", "ret");
+        cJSON_AddItemToObject(r, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(m, "id"), 1));
+        cJSON_AddNumberToObject(r, "code", code);
+        cJSON_AddItemToObject(r, "data", data);
+        cJSON_AddNumberToObject(r, "e", (double)cl->epoch);
+        link_send_json(l, r);
+    }
+}
+
+/* The local share of the room table, as a follower announces it. */
+static cJSON *local_rooms_json(node_t *n)
+{
+    cJSON *rooms = cJSON_CreateObject();
+    node_sess_t *s, *tmp;
+    HASH_ITER(hh, n->sessions, s, tmp) {
+        if (!node_sess_live(s))
+            continue;
+        for (node_room_link_t *rl = s->rooms; rl; rl = rl->next) {
+            cJSON *arr = cJSON_GetObjectItemCaseSensitive(rooms, rl->room);
+            if (!arr)
+                arr = cJSON_AddArrayToObject(rooms, rl->room);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(s->user));
+        }
+    }
+    return rooms;
+}
+
+static void become_leader(node_cluster_t *cl)
+{
+    CORE_INFO("cluster: this node leads (epoch %lld)", (long long)cl->epoch);
+    cl->is_leader = 1;
+    if (cl->up)
+        link_close(cl->up, "this node leads now");
+    node_croom_free(cl->rooms);
+    cl->rooms = node_croom_new();
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddItemToObject(m, "rooms", local_rooms_json(cl->node));
+    leader_rsync(cl, cl->node->cfg.id, m);
+    cJSON_Delete(m);
+    /* what was queued for the old leader is handled here now */
+    core_buf_t q = cl->queue;
+    core_buf_init(&cl->queue);
+    cl->queue_since_ms = 0;
+    for (size_t off = 0; off < q.len;) {
+        proto_cf_frame_t f;
+        long used = proto_cf_decode(q.data + off, q.len - off, &f);
+        if (used <= 0)
+            break;
+        cJSON *qm = cJSON_ParseWithLength(f.payload, f.len);
+        if (qm)
+            leader_msg(cl, cl->node->cfg.id, qm);
+        cJSON_Delete(qm);
+        off += (size_t)used;
+    }
+    core_buf_free(&q);
+}
+
+static void stop_leading(node_cluster_t *cl)
+{
+    if (!cl->is_leader)
+        return;
+    CORE_WARN("cluster: this node no longer leads");
+    cl->is_leader = 0;
+    link_t *l, *tmp;
+    HASH_ITER(hh, cl->links, l, tmp)
+        link_close(l, "leadership lost");
+    while (cl->pending_in_count)
+        link_close(cl->pending_in[0], "leadership lost");
+    node_croom_free(cl->rooms);
+    cl->rooms = node_croom_new();
+}
+
+/* ------------------------------------------------------------------ link I/O */
+
+static void pending_in_remove(node_cluster_t *cl, link_t *l)
+{
+    for (size_t i = 0; i < cl->pending_in_count; i++) {
+        if (cl->pending_in[i] == l) {
+            cl->pending_in[i] = cl->pending_in[--cl->pending_in_count];
+            return;
+        }
+    }
+}
+
+static void link_close(link_t *l, const char *why)
+{
+    if (l->conn) {
+        CORE_INFO("cluster: link %s %s closed: %s", l->outbound ? "to" : "from",
+                  l->peer[0] ? l->peer : "?", why);
+        core_conn_t *c = l->conn;
+        l->conn = NULL;
+        core_conn_abort(c); /* on_close frees l */
+    }
+}
+
+static void send_hello(link_t *l)
+{
+    node_cluster_t *cl = l->cl;
+    char nonce_hex[PROTO_CF_NONCE * 2 + 1];
+    randombytes_buf(l->nonce, sizeof l->nonce);
+    hex_encode(l->nonce, sizeof l->nonce, nonce_hex, sizeof nonce_hex);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "node", cl->node->cfg.id);
+    cJSON_AddStringToObject(m, "nonce", nonce_hex);
+    char *json = node_json_take(m);
+    link_send(l, PROTO_CF_HELLO, json, strlen(json));
+    free(json);
+    l->state = LINK_OUT_HELLO;
+}
+
+/* The proof a leader gives: HMAC over the follower's nonce and "id:epoch". */
+static void leader_proof(node_cluster_t *cl, const unsigned char nonce[PROTO_CF_NONCE],
+                         const char *leader, int64_t epoch, unsigned char mac[PROTO_CF_MAC])
+{
+    char who[96];
+    snprintf(who, sizeof who, "%s:%lld", leader, (long long)epoch);
+    proto_cf_mac(cl->secret, nonce, who, mac);
+}
+
+/* Follower side: one frame from the leader. -1 closes the link. */
+static int out_frame(link_t *l, const proto_cf_frame_t *f)
+{
+    node_cluster_t *cl = l->cl;
+    if (l->state == LINK_OUT_HELLO) {
+        if (f->type != PROTO_CF_CHALLENGE || f->len != PROTO_CF_NONCE)
+            return -1;
+        unsigned char mac[PROTO_CF_MAC];
+        proto_cf_mac(cl->secret, (const unsigned char *)f->payload, cl->node->cfg.id, mac);
+        link_send(l, PROTO_CF_AUTH, mac, sizeof mac);
+        l->state = LINK_OUT_AUTH;
+        return 0;
+    }
+    if (l->state == LINK_OUT_AUTH) {
+        if (f->type != PROTO_CF_WELCOME)
+            return -1;
+        cJSON *m = cJSON_ParseWithLength(f->payload, f->len);
+        const char *leader = jstr(m, "leader"), *mac_hex = jstr(m, "mac");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, "epoch");
+        unsigned char mac[PROTO_CF_MAC], want[PROTO_CF_MAC];
+        int ok = leader && cJSON_IsNumber(e) && hex_decode(mac_hex, mac, sizeof mac) == 0 &&
+                 strcmp(leader, cl->leader_id) == 0 && (int64_t)e->valuedouble == cl->epoch;
+        if (ok) {
+            leader_proof(cl, l->nonce, leader, cl->epoch, want);
+            ok = sodium_memcmp(mac, want, sizeof mac) == 0;
+        }
+        cJSON_Delete(m);
+        if (!ok) {
+            CORE_WARN("cluster: leader %s failed its proof or names another epoch", cl->leader_id);
+            return -1;
+        }
+        l->state = LINK_UP;
+        l->epoch = cl->epoch;
+        snprintf(l->peer, sizeof l->peer, "%s", cl->leader_id);
+        cl->backoff_ms = 0;
+        CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)l->epoch);
+        cJSON *sync = cJSON_CreateObject();
+        cJSON_AddStringToObject(sync, "t", "rsync");
+        cJSON_AddItemToObject(sync, "rooms", local_rooms_json(cl->node));
+        link_send_json(l, sync);
+        queue_flush(cl);
+        return 0;
+    }
+    if (f->type == PROTO_CF_PONG || f->type == PROTO_CF_PING)
+        return 0;
+    if (f->type != PROTO_CF_MSG)
+        return -1;
+    cJSON *m = cJSON_ParseWithLength(f->payload, f->len);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, "e");
+    if (!m || !cJSON_IsNumber(e) || (int64_t)e->valuedouble != cl->epoch) {
+        cJSON_Delete(m);
+        CORE_WARN("cluster: a message from a stale leader epoch; dropping the link");
+        return -1;
+    }
+    const char *t = jstr(m, "t");
+    if (t && strcmp(t, "ret") == 0)
+        call_answer(cl, m);
+    else
+        node_msg(cl, m);
+    cJSON_Delete(m);
+    return 0;
+}
+
+/* Leader side: HELLO from a follower; answer with our challenge. */
+static int in_hello(link_t *l, const proto_cf_frame_t *f)
+{
+    cJSON *m = f->type == PROTO_CF_HELLO ? cJSON_ParseWithLength(f->payload, f->len) : NULL;
+    const char *id = jstr(m, "node");
+    int ok = id && id[0] && strlen(id) < sizeof l->peer &&
+             hex_decode(jstr(m, "nonce"), l->peer_nonce, sizeof l->peer_nonce) == 0;
+    if (ok)
+        snprintf(l->peer, sizeof l->peer, "%s", id);
+    cJSON_Delete(m);
+    if (!ok)
+        return -1;
+    randombytes_buf(l->nonce, sizeof l->nonce);
+    link_send(l, PROTO_CF_CHALLENGE, l->nonce, sizeof l->nonce);
+    l->state = LINK_IN_AUTH;
+    return 0;
+}
+
+/* Leader side: AUTH; on success the follower is welcomed and replaces any
+ * older link from the same node. */
+static int in_auth(link_t *l, const proto_cf_frame_t *f)
+{
+    node_cluster_t *cl = l->cl;
+    if (f->type != PROTO_CF_AUTH ||
+        !proto_cf_mac_ok(cl->secret, l->nonce, l->peer, (const unsigned char *)f->payload, f->len)) {
+        CORE_WARN("cluster: %s from %s failed the secret check", l->peer, core_conn_peer(l->conn));
+        return -1;
+    }
+    link_t *old = NULL;
+    HASH_FIND_STR(cl->links, l->peer, old);
+    if (old)
+        link_close(old, "replaced by a new link");
+    pending_in_remove(cl, l);
+    l->state = LINK_UP;
+    l->epoch = cl->epoch;
+    HASH_ADD_STR(cl->links, peer, l);
+    unsigned char mac[PROTO_CF_MAC];
+    char mac_hex[PROTO_CF_MAC * 2 + 1];
+    leader_proof(cl, l->peer_nonce, cl->node->cfg.id, cl->epoch, mac);
+    hex_encode(mac, sizeof mac, mac_hex, sizeof mac_hex);
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "leader", cl->node->cfg.id);
+    cJSON_AddNumberToObject(w, "epoch", (double)cl->epoch);
+    cJSON_AddStringToObject(w, "mac", mac_hex);
+    char *json = node_json_take(w);
+    link_send(l, PROTO_CF_WELCOME, json, strlen(json));
+    free(json);
+    CORE_INFO("cluster: follower %s linked", l->peer);
+    return 0;
+}
+
+/* Leader side: one frame from a follower. -1 closes the link. */
+static int in_frame(link_t *l, const proto_cf_frame_t *f)
+{
+    node_cluster_t *cl = l->cl;
+    if (!cl->is_leader)
+        return -1;
+    if (l->state == LINK_IN_HELLO)
+        return in_hello(l, f);
+    if (l->state == LINK_IN_AUTH)
+        return in_auth(l, f);
+    if (f->type == PROTO_CF_PING)
+        return link_send(l, PROTO_CF_PONG, "", 0) == 0 ? 0 : -1;
+    if (f->type == PROTO_CF_PONG)
+        return 0;
+    if (f->type != PROTO_CF_MSG)
+        return -1;
+    cJSON *m = cJSON_ParseWithLength(f->payload, f->len);
+    if (!m)
+        return -1;
+    leader_msg(cl, l->peer, m);
+    cJSON_Delete(m);
+    return 0;
+}
+
+static long link_on_read(core_conn_t *c, const char *data, size_t len, void *ud)
+{
+    (void)c;
+    link_t *l = ud;
+    size_t off = 0;
+    l->last_rx_ms = now_ms();
+    while (off < len && l->conn) {
+        proto_cf_frame_t f;
+        long used = proto_cf_decode(data + off, len - off, &f);
+        if (used == 0)
+            break;
+        if (used < 0 || (l->outbound ? out_frame(l, &f) : in_frame(l, &f)) != 0) {
+            link_close(l, used < 0 ? "bad frame" : "protocol error");
+            return -1;
+        }
+        off += (size_t)used;
+    }
+    return (long)off;
+}
+
+static void link_on_connect(core_conn_t *c, int err, void *ud)
+{
+    (void)c;
+    link_t *l = ud;
+    if (err == 0)
+        send_hello(l);
+}
+
+static void link_on_close(core_conn_t *c, void *ud)
+{
+    (void)c;
+    link_t *l = ud;
+    node_cluster_t *cl = l->cl;
+    l->conn = NULL;
+    if (l->outbound) {
+        if (cl->up == l) {
+            cl->up = NULL;
+            calls_fail_all(cl);
+            cl->backoff_ms = cl->backoff_ms ? cl->backoff_ms * 2 : RECONNECT_MIN_MS;
+            if (cl->backoff_ms > RECONNECT_MAX_MS)
+                cl->backoff_ms = RECONNECT_MAX_MS;
+            cl->next_connect_ms = now_ms() + cl->backoff_ms;
+        }
+    } else {
+        link_t *found = NULL;
+        if (l->state == LINK_UP)
+            HASH_FIND_STR(cl->links, l->peer, found);
+        if (found == l)
+            HASH_DEL(cl->links, l);
+        pending_in_remove(cl, l);
+    }
+    free(l);
+}
+
+static const core_conn_cbs_t link_cbs = {link_on_read, link_on_connect, link_on_close};
+
+static link_t *link_new(node_cluster_t *cl, int outbound, link_state_t state)
+{
+    link_t *l = core_xcalloc(1, sizeof *l);
+    l->cl = cl;
+    l->outbound = outbound;
+    l->state = state;
+    l->opened_ms = l->last_rx_ms = l->last_tx_ms = now_ms();
+    return l;
+}
+
+static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
+{
+    node_cluster_t *cl = ud;
+    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT};
+    link_t *l = link_new(cl, 0, LINK_IN_HELLO);
+    l->conn = core_conn_adopt(loop, fd, peer, &lim, &link_cbs, l);
+    if (!l->conn) {
+        free(l);
+        return;
+    }
+    if (cl->pending_in_count == cl->pending_in_cap) {
+        cl->pending_in_cap = cl->pending_in_cap ? cl->pending_in_cap * 2 : 8;
+        cl->pending_in = core_xrealloc(cl->pending_in, cl->pending_in_cap * sizeof *cl->pending_in);
+    }
+    cl->pending_in[cl->pending_in_count++] = l;
+}
+
+static void connect_leader(node_cluster_t *cl)
+{
+    char host[128];
+    int port = 0;
+    if (core_parse_hostport(cl->leader_addr, host, sizeof host, &port) != 0) {
+        CORE_ERROR("cluster: leader %s has a bad cluster address '%s'", cl->leader_id,
+                   cl->leader_addr);
+        cl->next_connect_ms = now_ms() + RECONNECT_MAX_MS;
+        return;
+    }
+    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT};
+    link_t *l = link_new(cl, 1, LINK_OUT_HELLO);
+    l->conn = core_conn_connect(cl->node->loop, host[0] ? host : "127.0.0.1", port, &lim,
+                                &link_cbs, l);
+    if (!l->conn) {
+        free(l);
+        cl->next_connect_ms = now_ms() + RECONNECT_MAX_MS;
+        return;
+    }
+    cl->up = l;
+}
+
+/* ------------------------------------------------------------------ the periodic tick */
+
+/* The leader keeps the node list to live members (a node that died
+ * without cleaning up leaves its entry behind). */
+static void on_node_keys(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    node_cluster_t *cl = ud;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || !cl->is_leader)
+        return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const char *id = reply->element[i]->str;
+        if (id && !node_cluster_is_member(cl->node, id))
+            core_redis_cmd(r, NULL, NULL, "HDEL chat:nodes %s", id);
+    }
+}
+
+static void link_check(link_t *l, uint64_t now)
+{
+    uint64_t limit = l->state == LINK_UP ? LINK_DEAD_MS : HANDSHAKE_MS;
+    if (now - (l->state == LINK_UP ? l->last_rx_ms : l->opened_ms) > limit) {
+        link_close(l, l->state == LINK_UP ? "silent peer" : "handshake timeout");
+        return;
+    }
+    if (l->outbound && l->state == LINK_UP && now - l->last_tx_ms >= PING_MS)
+        link_send(l, PROTO_CF_PING, "", 0);
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    node_cluster_t *cl = w->data;
+    uint64_t now = now_ms();
+    calls_expire(cl, now);
+    if (cl->queue.len && now - cl->queue_since_ms > QUEUE_MAX_AGE_MS)
+        queue_drop(cl, "no leader for too long");
+    if (cl->up)
+        link_check(cl->up, now);
+    else if (cl->leader_known && !cl->is_leader && now >= cl->next_connect_ms)
+        connect_leader(cl);
+    link_t *l, *tmp;
+    HASH_ITER(hh, cl->links, l, tmp)
+        link_check(l, now);
+    for (size_t i = cl->pending_in_count; i-- > 0;)
+        link_check(cl->pending_in[i], now);
+    if (cl->is_leader && cl->zk && ++cl->ticks % SWEEP_TICKS == 0)
+        core_redis_cmd(cl->node->redis, on_node_keys, cl, "HKEYS chat:nodes");
+}
+
+/* ------------------------------------------------------------------ ZooKeeper events */
+
+static void on_leader(void *ud, const char *id, const char *cluster, int64_t epoch, int is_self)
+{
+    node_cluster_t *cl = ud;
+    int changed = !cl->leader_known || strcmp(cl->leader_id, id) != 0 || cl->epoch != epoch;
+    if (!changed && cl->is_leader == is_self)
+        return;
+    if (cl->is_leader && (!is_self || changed))
+        stop_leading(cl);
+    cl->leader_known = 1;
+    snprintf(cl->leader_id, sizeof cl->leader_id, "%s", id);
+    snprintf(cl->leader_addr, sizeof cl->leader_addr, "%s", cluster);
+    cl->epoch = epoch;
+    if (cl->up)
+        link_close(cl->up, "the leader changed");
+    cl->backoff_ms = 0;
+    cl->next_connect_ms = 0;
+    if (is_self)
+        become_leader(cl);
+    else
+        CORE_INFO("cluster: leader is %s at %s (epoch %lld)", id, cluster, (long long)epoch);
+}
+
+static void on_no_leader(void *ud)
+{
+    node_cluster_t *cl = ud;
+    CORE_WARN("cluster: no leader known");
+    stop_leading(cl);
+    cl->leader_known = 0;
+    if (cl->up)
+        link_close(cl->up, "no leader");
+}
+
+/* The leader forgets departed nodes: their room members and node entry. */
+static void forget_node(node_cluster_t *cl, const char *id)
+{
+    if (!cl->is_leader)
+        return;
+    node_croom_drop_node(cl->rooms, id);
+    core_redis_cmd(cl->node->redis, NULL, NULL, "HDEL chat:nodes %s", id);
+}
+
+static void on_members(void *ud, const node_zk_member_t *members, size_t count)
+{
+    node_cluster_t *cl = ud;
+    member_t *old = cl->members, *m, *tmp;
+    cl->members = NULL;
+    for (size_t i = 0; i < count; i++) {
+        HASH_FIND_STR(old, members[i].id, m);
+        if (m) {
+            HASH_DEL(old, m);
+        } else {
+            m = core_xcalloc(1, sizeof *m);
+            snprintf(m->id, sizeof m->id, "%s", members[i].id);
+        }
+        HASH_ADD_STR(cl->members, id, m);
+    }
+    HASH_ITER(hh, old, m, tmp) {
+        CORE_INFO("cluster: node %s left", m->id);
+        forget_node(cl, m->id);
+        HASH_DEL(old, m);
+        free(m);
+    }
+}
+
+/* ------------------------------------------------------------------ start / stop */
+
+static int read_secret(node_cluster_t *cl, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cluster secret %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t len = fread(cl->secret, 1, sizeof cl->secret - 1, f);
+    fclose(f);
+    cl->secret[len] = '\0';
+    while (len && (cl->secret[len - 1] == '\n' || cl->secret[len - 1] == '\r' ||
+                   cl->secret[len - 1] == ' '))
+        cl->secret[--len] = '\0';
+    if (len < 16) {
+        snprintf(err, errlen, "cluster secret %s: needs at least 16 characters", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_zk(node_cluster_t *cl, char *err, size_t errlen)
+{
+    node_t *n = cl->node;
+    char host[128];
+    int port = 0;
+    if (read_secret(cl, n->cfg.cluster_secret_file, err, errlen) != 0)
+        return -1;
+    if (core_parse_hostport(n->cfg.cluster_listen, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "bad --cluster-listen '%s'", n->cfg.cluster_listen);
+        return -1;
+    }
+    cl->listener = core_listener_new(n->loop, host, port, on_accept, cl, err, errlen);
+    if (!cl->listener)
+        return -1;
+    node_zk_member_t self;
+    memset(&self, 0, sizeof self);
+    snprintf(self.id, sizeof self.id, "%s", n->cfg.id);
+    snprintf(self.url, sizeof self.url, "%s", n->cfg.public_url);
+    snprintf(self.cluster, sizeof self.cluster, "%s", n->cfg.cluster_listen);
+    static const node_zk_cbs_t cbs = {on_leader, on_no_leader, on_members};
+    cl->zk = node_zk_start(n->loop, n->cfg.zk, n->cfg.zk_root, n->cfg.zk_timeout_ms, &self, &cbs,
+                           cl);
+    if (!cl->zk) {
+        snprintf(err, errlen, "bad ZooKeeper settings '%s'", n->cfg.zk);
+        return -1;
+    }
+    return 0;
+}
+
+int node_cluster_start(node_t *n, char *err, size_t errlen)
+{
+    node_cluster_t *cl = core_xcalloc(1, sizeof *cl);
+    cl->node = n;
+    cl->rooms = node_croom_new();
+    core_buf_init(&cl->queue);
+    n->cluster = cl;
+    ev_timer_init(&cl->tick, on_tick, TICK_SEC, TICK_SEC);
+    cl->tick.data = cl;
+    ev_timer_start(n->loop, &cl->tick);
+    if (!n->cfg.zk[0]) {
+        /* standalone: a cluster of one that leads itself */
+        cl->leader_known = cl->is_leader = 1;
+        snprintf(cl->leader_id, sizeof cl->leader_id, "%s", n->cfg.id);
+        return 0;
+    }
+    return start_zk(cl, err, errlen);
+}
+
+void node_cluster_stop(node_t *n)
+{
+    node_cluster_t *cl = n->cluster;
+    if (!cl)
+        return;
+    ev_timer_stop(n->loop, &cl->tick);
+    node_zk_stop(cl->zk);
+    cl->zk = NULL;
+    cl->is_leader = 0;
+    if (cl->up)
+        link_close(cl->up, "shutting down");
+    link_t *l, *tmp;
+    HASH_ITER(hh, cl->links, l, tmp)
+        link_close(l, "shutting down");
+    while (cl->pending_in_count)
+        link_close(cl->pending_in[0], "shutting down");
+    core_listener_free(cl->listener);
+    calls_fail_all(cl);
+    member_t *m, *mt;
+    HASH_ITER(hh, cl->members, m, mt) {
+        HASH_DEL(cl->members, m);
+        free(m);
+    }
+    free(cl->pending_in);
+    core_buf_free(&cl->queue);
+    node_croom_free(cl->rooms);
+    free(cl);
+    n->cluster = NULL;
+}
+
+/* ------------------------------------------------------------------ public API */
+
+int node_cluster_is_leader(const node_t *n)
+{
+    return n->cluster && n->cluster->is_leader;
+}
+
+int node_cluster_linked(const node_t *n)
+{
+    const node_cluster_t *cl = n->cluster;
+    return cl && (cl->is_leader || (cl->up && cl->up->state == LINK_UP));
+}
+
+int64_t node_cluster_epoch(const node_t *n)
+{
+    return n->cluster ? n->cluster->epoch : 0;
+}
+
+int node_cluster_is_member(const node_t *n, const char *id)
+{
+    if (strcmp(id, n->cfg.id) == 0)
+        return 1;
+    if (!n->cluster || !n->cluster->zk)
+        return 0;
+    member_t *m = NULL;
+    HASH_FIND_STR(n->cluster->members, id, m);
+    return m != NULL;
+}
+
+static cJSON *msg_new(const char *type, const char *frame, size_t len)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "t", type);
+    if (frame) {
+        char *f = core_xstrndup(frame, len);
+        cJSON_AddStringToObject(m, "f", f);
+        free(f);
+    }
+    return m;
+}
+
+void node_cluster_deliver(node_t *n, const char *node_id, const char *const *users, size_t count,
+                          const char *frame, size_t len)
+{
+    cJSON *m = msg_new("dlv", frame, len);
+    cJSON_AddStringToObject(m, "node", node_id);
+    cJSON *arr = cJSON_AddArrayToObject(m, "users");
+    for (size_t i = 0; i < count; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(users[i]));
+    to_leader(n->cluster, m);
+}
+
+void node_cluster_kick(node_t *n, const char *node_id, const char *user, uint64_t conn)
+{
+    char c[24];
+    snprintf(c, sizeof c, "%llu", (unsigned long long)conn);
+    cJSON *m = msg_new("kick", NULL, 0);
+    cJSON_AddStringToObject(m, "node", node_id);
+    cJSON_AddStringToObject(m, "user", user);
+    cJSON_AddStringToObject(m, "conn", c);
+    to_leader(n->cluster, m);
+}
+
+void node_cluster_room(node_t *n, const char *room, const char *except, const char *frame,
+                       size_t len)
+{
+    if (!n->cluster->zk)
+        return; /* standalone: the local fan-out was all of it */
+    cJSON *m = msg_new("room", frame, len);
+    cJSON_AddStringToObject(m, "room", room);
+    if (except)
+        cJSON_AddStringToObject(m, "x", except);
+    to_leader(n->cluster, m);
+}
+
+void node_cluster_all(node_t *n, const char *frame, size_t len)
+{
+    if (n->cluster->zk)
+        to_leader(n->cluster, msg_new("all", frame, len));
+}
+
+static cJSON *room_op(const char *op, const char *room, const char *user)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "op", op);
+    if (room)
+        cJSON_AddStringToObject(m, "room", room);
+    if (user)
+        cJSON_AddStringToObject(m, "user", user);
+    return m;
+}
+
+void node_cluster_room_join(node_t *n, const char *room, const char *user, node_cluster_cb cb,
+                            void *ud)
+{
+    node_cluster_t *cl = n->cluster;
+    if (cb) {
+        call_leader(cl, room_op("rjoin", room, user), cb, ud);
+        return;
+    }
+    /* a notice (the automatic world join): re-announced by rsync if lost */
+    if (cl->is_leader) {
+        node_croom_join(cl->rooms, room, user, n->cfg.id);
+    } else if (cl->up && cl->up->state == LINK_UP) {
+        cJSON *m = room_op("rjoin", room, user);
+        cJSON_AddStringToObject(m, "t", "rjoin");
+        link_send_json(cl->up, m);
+    }
+}
+
+void node_cluster_room_leave(node_t *n, const char *room, const char *user)
+{
+    node_cluster_t *cl = n->cluster;
+    if (!cl)
+        return;
+    if (cl->is_leader) {
+        node_croom_leave(cl->rooms, room, user, n->cfg.id);
+    } else if (cl->up && cl->up->state == LINK_UP) {
+        cJSON *m = room_op("rleave", room, user);
+        cJSON_AddStringToObject(m, "t", "rleave");
+        link_send_json(cl->up, m);
+    }
+}
+
+void node_cluster_room_members(node_t *n, const char *room, node_cluster_cb cb, void *ud)
+{
+    call_leader(n->cluster, room_op("rmembers", room, NULL), cb, ud);
+}
+
+void node_cluster_room_counts(node_t *n, const char *const *rooms, size_t count,
+                              node_cluster_cb cb, void *ud)
+{
+    cJSON *m = room_op("rcounts", NULL, NULL);
+    cJSON *arr = cJSON_AddArrayToObject(m, "rooms");
+    for (size_t i = 0; i < count; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(rooms[i]));
+    call_leader(n->cluster, m, cb, ud);
+}

@@ -18,7 +18,8 @@ static void on_hot_reset(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     node_t *n = w->data;
-    core_redis_cmd(n->redis, NULL, NULL, "DEL chat:hot");
+    if (node_cluster_is_leader(n))
+        core_redis_cmd(n->redis, NULL, NULL, "DEL chat:hot");
 }
 
 /* Re-publish what Redis must know after every (re)connect. */
@@ -90,6 +91,7 @@ static void shutdown_node(node_t *n)
     ev_timer_stop(n->loop, &n->hot_reset);
     if (n->http)
         node_server_stop(n);
+    node_cluster_stop(n);
     if (n->redis)
         core_redis_cmd(n->redis, NULL, NULL, "HDEL chat:nodes %s", n->cfg.id);
     if (n->redis_push)
@@ -117,7 +119,8 @@ int main(int argc, char **argv)
     n->started_ms = core_now_ms();
     proto_msgid_init(&n->msgids, n->cfg.num);
     core_install_signals(n->loop);
-    if (open_backends(n, err, sizeof err) != 0 || node_server_start(n, err, sizeof err) != 0) {
+    if (open_backends(n, err, sizeof err) != 0 || node_cluster_start(n, err, sizeof err) != 0 ||
+        node_server_start(n, err, sizeof err) != 0) {
         CORE_ERROR("cannot start: %s", err);
         shutdown_node(n);
         return 1;

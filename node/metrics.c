@@ -24,6 +24,12 @@ void node_metrics_render(node_t *n, core_buf_t *out)
           core_redis_connected(n->redis) ? 1.0 : 0.0);
     gauge(out, "chat_node_uptime_seconds", "Seconds since start.",
           (double)(core_now_ms() - n->started_ms) / 1000.0);
+    gauge(out, "chat_node_leader", "1 while this node is the cluster leader.",
+          node_cluster_is_leader(n) ? 1.0 : 0.0);
+    gauge(out, "chat_node_leader_linked", "1 while a follower's link to the leader is up (leaders: 1).",
+          node_cluster_linked(n) ? 1.0 : 0.0);
+    gauge(out, "chat_node_cluster_epoch", "The leader epoch this node follows.",
+          (double)node_cluster_epoch(n));
     counter(out, "chat_node_connections_total", "WebSocket connections accepted.", m->connections_total);
     counter(out, "chat_node_requests_total", "Client requests received.", m->requests_total);
     counter(out, "chat_node_errors_total", "Requests answered with an error.", m->errors_total);

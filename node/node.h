@@ -186,6 +186,9 @@ void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_f
 typedef void (*node_route_cb)(node_t *n, int delivered, void *ud);
 void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
                      node_route_cb cb, void *ud);
+/* Every user of the list but `except`, one copy per node. */
+void node_route_users(node_t *n, const char *const *users, size_t count, const char *except,
+                      const char *frame, size_t len);
 /* Delivers to user, or stores it as a pending item (event name + data JSON)
  * when the user has no live session. data is consumed. */
 void node_route_user_or_pending(node_t *n, const char *user, const char *msgid,
@@ -202,9 +205,19 @@ void node_route_kick(node_t *n, const char *user, const char *old_owner, node_se
 /* ------------------------------------------------------------------ presence (Redis) */
 
 /* Global session value: "<node id> <conn id>". */
-void node_presence_login(node_t *n, node_sess_t *s, void (*cb)(node_t *, const char *old, void *),
-                         void *ud);
+/* cb gets the session value this one replaced (NULL when none). */
+typedef void (*node_login_cb)(node_t *n, const char *user, const char *old, void *ud);
+void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud);
 void node_presence_logout(node_t *n, node_sess_t *s);
+/* Where each user's live session is: online only when its node is a live
+ * cluster member (nodes die without cleaning up). locs NULL on Redis failure. */
+typedef struct node_loc {
+    int online;
+    char node[64];
+} node_loc_t;
+typedef void (*node_locate_cb)(node_t *n, const node_loc_t *locs, size_t count, void *ud);
+void node_presence_locate(node_t *n, const char *const *users, size_t count, node_locate_cb cb,
+                          void *ud);
 /* online[i] for each user; cb gets NULL on Redis failure. */
 typedef void (*node_online_cb)(node_t *n, const int *online, size_t count, void *ud);
 void node_presence_online(node_t *n, const char *const *users, size_t count, node_online_cb cb,
@@ -225,6 +238,8 @@ typedef struct node_room_link {
 
 int node_rooms_join(node_t *n, const char *room, node_sess_t *s);    /* 0 / 409 */
 int node_rooms_leave(node_t *n, const char *room, node_sess_t *s);   /* 0 / 404 */
+/* Leaves here only: the leader is not told (a join it never took). */
+int node_rooms_leave_local(node_t *n, const char *room, node_sess_t *s);
 void node_rooms_leave_all(node_t *n, node_sess_t *s);
 int node_rooms_is_member(node_t *n, const char *room, const node_sess_t *s);
 size_t node_rooms_count(node_t *n, const char *room);
@@ -306,6 +321,63 @@ int node_zk_is_member(const node_zk_t *z, const char *id);
 /* 1 while this node holds the leadership. */
 int node_zk_is_leader(const node_zk_t *z);
 
+
+/* ------------------------------------------------------------------ cluster (cluster.c, croom.c) */
+
+/* Without --zk the node is a standalone cluster of one and its own leader.
+ * With it, followers keep one authenticated link to the leader; everything
+ * that crosses nodes goes follower -> leader -> node (docs/CLUSTER.md). */
+int node_cluster_start(node_t *n, char *err, size_t errlen);
+void node_cluster_stop(node_t *n);
+int node_cluster_is_leader(const node_t *n);
+/* 1 when cross-node traffic can flow now (leader, or follower linked). */
+int node_cluster_linked(const node_t *n);
+int64_t node_cluster_epoch(const node_t *n);
+/* 1 when id names a live member (this node always is). */
+int node_cluster_is_member(const node_t *n, const char *id);
+/* Hands frame to users who are on node node_id (another node). */
+void node_cluster_deliver(node_t *n, const char *node_id, const char *const *users, size_t count,
+                          const char *frame, size_t len);
+/* Ends user's session conn on node node_id (login elsewhere). */
+void node_cluster_kick(node_t *n, const char *node_id, const char *user, uint64_t conn);
+/* The room's members on other nodes (one copy per node). */
+void node_cluster_room(node_t *n, const char *room, const char *except, const char *frame,
+                       size_t len);
+/* Every other node. */
+void node_cluster_all(node_t *n, const char *frame, size_t len);
+
+/* Live room membership is owned by the leader. code is 0 or a PROTO_* error
+ * (PROTO_UNAVAILABLE when the leader cannot be reached); data is borrowed. */
+typedef void (*node_cluster_cb)(node_t *n, int code, const cJSON *data, void *ud);
+/* data {members}: the room's member count after the join. */
+void node_cluster_room_join(node_t *n, const char *room, const char *user, node_cluster_cb cb,
+                            void *ud);
+void node_cluster_room_leave(node_t *n, const char *room, const char *user);
+/* data {members:[user..]}. */
+void node_cluster_room_members(node_t *n, const char *room, node_cluster_cb cb, void *ud);
+/* data {counts:[n..]} in the order of rooms. */
+void node_cluster_room_counts(node_t *n, const char *const *rooms, size_t count,
+                              node_cluster_cb cb, void *ud);
+
+/* croom.c: the leader's table of live room membership, room -> user -> node. */
+typedef struct node_croom node_croom_t;
+node_croom_t *node_croom_new(void);
+void node_croom_free(node_croom_t *t);
+/* 0, or PROTO_CONFLICT when user is already in room on that node; a join
+ * from another node moves the user (one session per user: the newest wins). */
+int node_croom_join(node_croom_t *t, const char *room, const char *user, const char *node);
+/* Removes user from room only while it is there for node (NULL = any). */
+void node_croom_leave(node_croom_t *t, const char *room, const char *user, const char *node);
+/* Forgets every member on node (it left the cluster or re-syncs). */
+void node_croom_drop_node(node_croom_t *t, const char *node);
+size_t node_croom_count(const node_croom_t *t, const char *room);
+/* Calls fn for each member user of room. */
+void node_croom_each_user(const node_croom_t *t, const char *room,
+                          void (*fn)(const char *user, void *ud), void *ud);
+/* Calls fn for each node with members in room. */
+void node_croom_each_node(const node_croom_t *t, const char *room,
+                          void (*fn)(const char *node, void *ud), void *ud);
+
 /* ------------------------------------------------------------------ metrics */
 
 typedef struct node_metrics {
@@ -347,6 +419,7 @@ struct node {
     ev_timer push_retry;
     int push_enabled;
     uint64_t started_ms;
+    struct node_cluster *cluster;  /* cluster.c */
 };
 
 /* push.c: server pushes queued by gateways */

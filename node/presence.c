@@ -17,7 +17,8 @@ static void sess_value(const node_sess_t *s, char *out, size_t outlen)
 
 typedef struct login_ctx {
     node_t *node;
-    void (*cb)(node_t *, const char *old, void *);
+    char user[PROTO_NAME_MAX + 1];
+    node_login_cb cb;
     void *ud;
 } login_ctx_t;
 
@@ -27,17 +28,17 @@ static void on_sess_set(core_redis_t *r, struct redisReply *reply, void *ud)
     login_ctx_t *c = ud;
     const char *old = (reply && reply->type == REDIS_REPLY_STRING) ? reply->str : NULL;
     if (c->cb)
-        c->cb(c->node, old, c->ud);
+        c->cb(c->node, c->user, old, c->ud);
     free(c);
 }
 
-void node_presence_login(node_t *n, node_sess_t *s, void (*cb)(node_t *, const char *old, void *),
-                         void *ud)
+void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud)
 {
     char val[128];
     sess_value(s, val, sizeof val);
     login_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->node = n;
+    snprintf(c->user, sizeof c->user, "%s", s->user);
     c->cb = cb;
     c->ud = ud;
     if (core_redis_cmd(n->redis, on_sess_set, c, "SET " SESS_KEY " %s GET", s->user, val) != 0)
@@ -52,61 +53,113 @@ void node_presence_logout(node_t *n, node_sess_t *s)
     core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s", DEL_IF_MINE, key, val);
 }
 
-typedef struct online_ctx {
+typedef struct locate_ctx {
     node_t *node;
     size_t count;
-    node_online_cb cb;
+    node_locate_cb cb;
     void *ud;
-} online_ctx_t;
+} locate_ctx_t;
+
+/* "<node id> <conn id>" names a live session when the node is a member;
+ * on this node, only while the session is still here. */
+static void parse_loc(node_t *n, const char *user, const struct redisReply *v, node_loc_t *loc)
+{
+    memset(loc, 0, sizeof *loc);
+    if (v->type != REDIS_REPLY_STRING || sscanf(v->str, "%63s", loc->node) != 1)
+        return;
+    if (strcmp(loc->node, n->cfg.id) == 0) {
+        node_sess_t *s = node_sess_find(n, user);
+        loc->online = s && node_sess_live(s);
+    } else {
+        loc->online = node_cluster_is_member(n, loc->node);
+    }
+}
+
+typedef struct locate_req {
+    locate_ctx_t ctx;
+    char **users;
+} locate_req_t;
 
 static void on_mget(core_redis_t *r, struct redisReply *reply, void *ud)
 {
     (void)r;
-    online_ctx_t *c = ud;
+    locate_req_t *q = ud;
+    locate_ctx_t *c = &q->ctx;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != c->count) {
         c->cb(c->node, NULL, c->count, c->ud);
-        free(c);
-        return;
+    } else {
+        node_loc_t *locs = core_xcalloc(c->count + 1, sizeof *locs);
+        for (size_t i = 0; i < c->count; i++)
+            parse_loc(c->node, q->users[i], reply->element[i], &locs[i]);
+        c->cb(c->node, locs, c->count, c->ud);
+        free(locs);
     }
-    int *online = core_xcalloc(c->count + 1, sizeof *online);
     for (size_t i = 0; i < c->count; i++)
-        online[i] = reply->element[i]->type == REDIS_REPLY_STRING;
-    c->cb(c->node, online, c->count, c->ud);
-    free(online);
-    free(c);
+        free(q->users[i]);
+    free(q->users);
+    free(q);
 }
 
-void node_presence_online(node_t *n, const char *const *users, size_t count, node_online_cb cb,
+void node_presence_locate(node_t *n, const char *const *users, size_t count, node_locate_cb cb,
                           void *ud)
 {
     if (count == 0) {
-        int none = 0;
+        node_loc_t none;
+        memset(&none, 0, sizeof none);
         cb(n, &none, 0, ud);
         return;
     }
-    online_ctx_t *c = core_xcalloc(1, sizeof *c);
-    c->node = n;
-    c->count = count;
-    c->cb = cb;
-    c->ud = ud;
+    locate_req_t *q = core_xcalloc(1, sizeof *q);
+    q->ctx = (locate_ctx_t){n, count, cb, ud};
+    q->users = core_xcalloc(count, sizeof *q->users);
     const char **argv = core_xcalloc(count + 1, sizeof *argv);
     size_t *lens = core_xcalloc(count + 1, sizeof *lens);
     char **keys = core_xcalloc(count, sizeof *keys);
     argv[0] = "MGET";
     lens[0] = 4;
     for (size_t i = 0; i < count; i++) {
+        q->users[i] = core_xstrdup(users[i]);
         keys[i] = core_xmalloc(strlen(users[i]) + 16);
         sprintf(keys[i], SESS_KEY, users[i]);
         argv[i + 1] = keys[i];
         lens[i + 1] = strlen(keys[i]);
     }
-    if (core_redis_cmdargv(n->redis, on_mget, c, (int)count + 1, argv, lens) != 0)
-        on_mget(NULL, NULL, c);
+    if (core_redis_cmdargv(n->redis, on_mget, q, (int)count + 1, argv, lens) != 0)
+        on_mget(NULL, NULL, q);
     for (size_t i = 0; i < count; i++)
         free(keys[i]);
     free(keys);
     free(lens);
     free(argv);
+}
+
+typedef struct online_ctx {
+    node_online_cb cb;
+    void *ud;
+} online_ctx_t;
+
+static void online_from_locs(node_t *n, const node_loc_t *locs, size_t count, void *ud)
+{
+    online_ctx_t c = *(online_ctx_t *)ud;
+    free(ud);
+    if (!locs) {
+        c.cb(n, NULL, count, c.ud);
+        return;
+    }
+    int *online = core_xcalloc(count + 1, sizeof *online);
+    for (size_t i = 0; i < count; i++)
+        online[i] = locs[i].online;
+    c.cb(n, online, count, c.ud);
+    free(online);
+}
+
+void node_presence_online(node_t *n, const char *const *users, size_t count, node_online_cb cb,
+                          void *ud)
+{
+    online_ctx_t *c = core_xcalloc(1, sizeof *c);
+    c->cb = cb;
+    c->ud = ud;
+    node_presence_locate(n, users, count, online_from_locs, c);
 }
 
 /* ------------------------------------------------------------------ presence events */

@@ -88,7 +88,7 @@ static void link_remove(node_sess_t *s, const char *room)
     }
 }
 
-int node_rooms_leave(node_t *n, const char *room, node_sess_t *s)
+int node_rooms_leave_local(node_t *n, const char *room, node_sess_t *s)
 {
     node_room_entry_t *e = room_find(n, room);
     ssize_t i = e ? member_index(e, s) : -1;
@@ -99,6 +99,14 @@ int node_rooms_leave(node_t *n, const char *room, node_sess_t *s)
     return 0;
 }
 
+int node_rooms_leave(node_t *n, const char *room, node_sess_t *s)
+{
+    int rc = node_rooms_leave_local(n, room, s);
+    if (rc == 0)
+        node_cluster_room_leave(n, room, s->user);
+    return rc;
+}
+
 void node_rooms_leave_all(node_t *n, node_sess_t *s)
 {
     while (s->rooms) {
@@ -107,6 +115,7 @@ void node_rooms_leave_all(node_t *n, node_sess_t *s)
         ssize_t i = e ? member_index(e, s) : -1;
         if (i >= 0)
             entry_remove(n, e, (size_t)i);
+        node_cluster_room_leave(n, l->room, s->user);
         s->rooms = l->next;
         free(l);
     }

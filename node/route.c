@@ -1,21 +1,126 @@
-/* Where events go. Today: sessions on this node. The cluster link plugs in
- * here (a user on another node, a room with members elsewhere), so the
- * handlers never change when it does. */
+/* Where events go: a session on this node directly; a user on another node
+ * through the cluster link, located by its global session in Redis (one
+ * copy per node for many users); rooms and "all" through the leader. */
 #include <string.h>
 
 #include "node/node.h"
 
+static int deliver_here(node_t *n, const char *user, const char *frame, size_t len)
+{
+    node_sess_t *s = node_sess_find(n, user);
+    if (!s || !node_sess_live(s))
+        return 0;
+    node_sess_send(s, frame, len);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ one user */
+
+typedef struct user_route {
+    node_route_cb cb;
+    void *ud;
+    char user[PROTO_NAME_MAX + 1];
+    size_t len;
+    char frame[];
+} user_route_t;
+
+static void user_located(node_t *n, const node_loc_t *locs, size_t count, void *ud)
+{
+    user_route_t *u = ud;
+    int delivered = 0;
+    if (locs && count == 1 && locs[0].online) {
+        if (strcmp(locs[0].node, n->cfg.id) == 0) {
+            delivered = deliver_here(n, u->user, u->frame, u->len);
+        } else {
+            const char *users[1] = {u->user};
+            node_cluster_deliver(n, locs[0].node, users, 1, u->frame, u->len);
+            delivered = 1;
+        }
+    }
+    if (u->cb)
+        u->cb(n, delivered, u->ud);
+    free(u);
+}
+
 void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
                      node_route_cb cb, void *ud)
 {
-    node_sess_t *s = node_sess_find(n, user);
-    int delivered = 0;
-    if (s && node_sess_live(s)) {
-        node_sess_send(s, frame, len);
-        delivered = 1;
+    int here = deliver_here(n, user, frame, len);
+    if (here || !n->cfg.zk[0]) {
+        if (cb)
+            cb(n, here, ud);
+        return;
     }
-    if (cb)
-        cb(n, delivered, ud);
+    user_route_t *u = core_xmalloc(sizeof *u + len + 1);
+    u->cb = cb;
+    u->ud = ud;
+    snprintf(u->user, sizeof u->user, "%s", user);
+    u->len = len;
+    memcpy(u->frame, frame, len);
+    u->frame[len] = '\0';
+    node_presence_locate(n, (const char *const *)&user, 1, user_located, u);
+}
+
+/* ------------------------------------------------------------------ many users (groups) */
+
+typedef struct users_route {
+    char **users;
+    size_t count;
+    size_t len;
+    char frame[];
+} users_route_t;
+
+static void users_route_free(users_route_t *u)
+{
+    for (size_t i = 0; i < u->count; i++)
+        free(u->users[i]);
+    free(u->users);
+    free(u);
+}
+
+/* One copy per node: the users located on each node travel together. */
+static void users_located(node_t *n, const node_loc_t *locs, size_t count, void *ud)
+{
+    users_route_t *u = ud;
+    const char **batch = core_xcalloc(count + 1, sizeof *batch);
+    char *done = core_xcalloc(count + 1, 1);
+    for (size_t i = 0; locs && i < count; i++) {
+        if (done[i] || !locs[i].online || strcmp(locs[i].node, n->cfg.id) == 0)
+            continue;
+        size_t k = 0;
+        for (size_t j = i; j < count; j++) {
+            if (!done[j] && locs[j].online && strcmp(locs[j].node, locs[i].node) == 0) {
+                batch[k++] = u->users[j];
+                done[j] = 1;
+            }
+        }
+        node_cluster_deliver(n, locs[i].node, batch, k, u->frame, u->len);
+    }
+    free(done);
+    free(batch);
+    users_route_free(u);
+}
+
+void node_route_users(node_t *n, const char *const *users, size_t count, const char *except,
+                      const char *frame, size_t len)
+{
+    users_route_t *u = core_xmalloc(sizeof *u + len + 1);
+    u->users = core_xcalloc(count + 1, sizeof *u->users);
+    u->count = 0;
+    u->len = len;
+    memcpy(u->frame, frame, len);
+    u->frame[len] = '\0';
+    for (size_t i = 0; i < count; i++) {
+        if (except && strcmp(users[i], except) == 0)
+            continue;
+        if (!deliver_here(n, users[i], frame, len) && n->cfg.zk[0])
+            u->users[u->count++] = core_xstrdup(users[i]);
+    }
+    if (u->count == 0) {
+        users_route_free(u);
+        return;
+    }
+    node_presence_locate(n, (const char *const *)u->users, u->count, users_located, u);
 }
 
 typedef struct pending_job {
@@ -41,29 +146,34 @@ static void pending_done(void *arg)
     free(j);
 }
 
+static void pending_store(node_t *n, pending_job_t *j)
+{
+    node_job_submit(n, &j->job, pending_work, pending_done);
+}
+
+static void pending_routed(node_t *n, int delivered, void *ud)
+{
+    pending_job_t *j = ud;
+    if (!delivered) {
+        pending_store(n, j);
+        return;
+    }
+    free(j->data);
+    free(j);
+}
+
 void node_route_user_or_pending(node_t *n, const char *user, const char *msgid,
                                 const char *event, cJSON *data)
 {
-    char *json = cJSON_PrintUnformatted(data);
-    size_t len = 0;
-    char *frame = node_event_frame(event, data, &len);
-    int delivered = 0;
-    node_sess_t *s = node_sess_find(n, user);
-    if (s && node_sess_live(s)) {
-        node_sess_send(s, frame, len);
-        delivered = 1;
-    }
-    free(frame);
-    if (delivered) {
-        free(json);
-        return;
-    }
     pending_job_t *j = core_xcalloc(1, sizeof *j);
     snprintf(j->user, sizeof j->user, "%s", user);
     snprintf(j->msgid, sizeof j->msgid, "%s", msgid ? msgid : "");
     snprintf(j->event, sizeof j->event, "%s", event);
-    j->data = json;
-    node_job_submit(n, &j->job, pending_work, pending_done);
+    j->data = cJSON_PrintUnformatted(data);
+    size_t len = 0;
+    char *frame = node_event_frame(event, data, &len);
+    node_route_user(n, user, frame, len, pending_routed, j);
+    free(frame);
 }
 
 typedef struct fanout {
@@ -85,6 +195,7 @@ void node_route_room(node_t *n, const char *room, const char *except, const char
 {
     fanout_t f = {except, frame, len};
     node_rooms_each(n, room, fanout_one, &f);
+    node_cluster_room(n, room, except, frame, len);
 }
 
 void node_route_all(node_t *n, const char *frame, size_t len)
@@ -94,6 +205,7 @@ void node_route_all(node_t *n, const char *frame, size_t len)
         if (node_sess_live(s))
             node_sess_send(s, frame, len);
     }
+    node_cluster_all(n, frame, len);
 }
 
 void node_route_kick(node_t *n, const char *user, const char *old_owner, node_sess_t *keep)

@@ -11,7 +11,7 @@ PACKAGES=(
     libsqlite3-dev libssl-dev libsodium-dev libedit-dev libcmocka-dev
     libmongoc-dev libbson-dev libzookeeper-mt-dev
     redis-server zookeeper default-jre-headless
-    python3 tmux clang
+    python3 tmux clang curl
 )
 
 missing_packages() {

@@ -1,0 +1,174 @@
+/* The leader's live room membership: room -> user -> node, plus a count of
+ * members per node so a room message costs one copy per node, not one
+ * lookup per member. */
+#include <string.h>
+
+#include "node/node.h"
+
+typedef struct croom_user {
+    char user[PROTO_NAME_MAX + 1];
+    char node[64];
+    UT_hash_handle hh;
+} croom_user_t;
+
+typedef struct croom_node {
+    char node[64];
+    size_t members;
+    UT_hash_handle hh;
+} croom_node_t;
+
+typedef struct croom_room {
+    char room[PROTO_NAME_MAX + 1];
+    croom_user_t *users;
+    croom_node_t *nodes;
+    UT_hash_handle hh;
+} croom_room_t;
+
+struct node_croom {
+    croom_room_t *rooms;
+};
+
+node_croom_t *node_croom_new(void)
+{
+    return core_xcalloc(1, sizeof(node_croom_t));
+}
+
+static croom_room_t *room_find(const node_croom_t *t, const char *room)
+{
+    croom_room_t *r = NULL;
+    HASH_FIND_STR(t->rooms, room, r);
+    return r;
+}
+
+static void room_free(node_croom_t *t, croom_room_t *r)
+{
+    croom_user_t *u, *ut;
+    croom_node_t *nd, *nt;
+    HASH_ITER(hh, r->users, u, ut) {
+        HASH_DEL(r->users, u);
+        free(u);
+    }
+    HASH_ITER(hh, r->nodes, nd, nt) {
+        HASH_DEL(r->nodes, nd);
+        free(nd);
+    }
+    HASH_DEL(t->rooms, r);
+    free(r);
+}
+
+void node_croom_free(node_croom_t *t)
+{
+    if (!t)
+        return;
+    croom_room_t *r, *tmp;
+    HASH_ITER(hh, t->rooms, r, tmp)
+        room_free(t, r);
+    free(t);
+}
+
+static void node_count_add(croom_room_t *r, const char *node, int delta)
+{
+    croom_node_t *nd = NULL;
+    HASH_FIND_STR(r->nodes, node, nd);
+    if (!nd && delta > 0) {
+        nd = core_xcalloc(1, sizeof *nd);
+        snprintf(nd->node, sizeof nd->node, "%s", node);
+        HASH_ADD_STR(r->nodes, node, nd);
+    }
+    if (!nd)
+        return;
+    if (delta > 0)
+        nd->members++;
+    else if (nd->members > 0)
+        nd->members--;
+    if (nd->members == 0) {
+        HASH_DEL(r->nodes, nd);
+        free(nd);
+    }
+}
+
+int node_croom_join(node_croom_t *t, const char *room, const char *user, const char *node)
+{
+    croom_room_t *r = room_find(t, room);
+    if (!r) {
+        r = core_xcalloc(1, sizeof *r);
+        snprintf(r->room, sizeof r->room, "%s", room);
+        HASH_ADD_STR(t->rooms, room, r);
+    }
+    croom_user_t *u = NULL;
+    HASH_FIND_STR(r->users, user, u);
+    if (u && strcmp(u->node, node) == 0)
+        return PROTO_CONFLICT;
+    if (u) {
+        node_count_add(r, u->node, -1);
+    } else {
+        u = core_xcalloc(1, sizeof *u);
+        snprintf(u->user, sizeof u->user, "%s", user);
+        HASH_ADD_STR(r->users, user, u);
+    }
+    snprintf(u->node, sizeof u->node, "%s", node);
+    node_count_add(r, node, +1);
+    return 0;
+}
+
+static void user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
+{
+    node_count_add(r, u->node, -1);
+    HASH_DEL(r->users, u);
+    free(u);
+    if (!r->users)
+        room_free(t, r);
+}
+
+void node_croom_leave(node_croom_t *t, const char *room, const char *user, const char *node)
+{
+    croom_room_t *r = room_find(t, room);
+    croom_user_t *u = NULL;
+    if (r)
+        HASH_FIND_STR(r->users, user, u);
+    if (u && (!node || strcmp(u->node, node) == 0))
+        user_remove(t, r, u);
+}
+
+void node_croom_drop_node(node_croom_t *t, const char *node)
+{
+    croom_room_t *r, *rt;
+    HASH_ITER(hh, t->rooms, r, rt) {
+        croom_user_t *u, *ut;
+        HASH_ITER(hh, r->users, u, ut) {
+            if (strcmp(u->node, node) == 0) {
+                /* user_remove may free the room: stop once it is gone */
+                int last = HASH_COUNT(r->users) == 1;
+                user_remove(t, r, u);
+                if (last)
+                    break;
+            }
+        }
+    }
+}
+
+size_t node_croom_count(const node_croom_t *t, const char *room)
+{
+    croom_room_t *r = room_find(t, room);
+    return r ? HASH_COUNT(r->users) : 0;
+}
+
+void node_croom_each_user(const node_croom_t *t, const char *room,
+                          void (*fn)(const char *user, void *ud), void *ud)
+{
+    croom_room_t *r = room_find(t, room);
+    croom_user_t *u, *ut;
+    if (r)
+        HASH_ITER(hh, r->users, u, ut)
+            fn(u->user, ud);
+}
+
+void node_croom_each_node(const node_croom_t *t, const char *room,
+                          void (*fn)(const char *node, void *ud), void *ud)
+{
+    croom_room_t *r = room_find(t, room);
+    croom_node_t *nd, *nt;
+    if (r)
+        HASH_ITER(hh, r->nodes, nd, nt)
+            fn(nd->node, ud);
+}

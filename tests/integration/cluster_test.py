@@ -1,0 +1,508 @@
+#!/usr/bin/env python3
+"""A real 3-node cluster on private ports: Redis, ZooKeeper, the gateway and
+three chat-nodes under a temp dir. Runs the full conformance suite through
+the gateway (cross-node included), then the failover scenarios of issue 3:
+
+  follower   kill -9 a follower: its client resumes through the gateway with
+             its token and gets what was sent to it meanwhile
+  leader     kill -9 the leader: a new leader within the ZooKeeper session
+             timeout + a few seconds; cross-node chat and rooms work again;
+             no acknowledged message lost; requests in between get 503 or
+             succeed
+  redis      Redis restarts: sessions and the node list come back
+
+usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance]
+Exit 77 when chat-gateway is not built. Prints measured failover times.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SUITE = os.environ.get("CHAT_CONFORMANCE_DIR", os.path.join(REPO, "..", "shared", "conformance"))
+sys.path.insert(0, SUITE)
+from wsclient import connect, ConnectionClosed  # noqa: E402
+
+ZK_TIMEOUT_MS = 2000
+NODE_TTL_MS = 3000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout, what, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - a probe that fails is "not yet"
+            pass
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def metrics(url):
+    _, text = http_get(url)
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.partition(" ")
+            out[k] = float(v)
+    return out
+
+
+class Cluster:
+    def __init__(self, build, tmp, nodes=3):
+        self.build, self.tmp, self.count = build, tmp, nodes
+        self.procs = {}
+        self.redis_port = free_port()
+        self.zk_port = free_port()
+        self.gw_port = free_port()
+        self.node_ports = [free_port() for _ in range(nodes)]
+        self.cluster_ports = [free_port() for _ in range(nodes)]
+        self.token = os.urandom(16).hex()
+        self.dirty = "conformancedirt"
+        with open(f"{tmp}/secret", "w") as f:
+            f.write(os.urandom(24).hex())
+        with open(f"{tmp}/push.token", "w") as f:
+            f.write(self.token)
+        with open(f"{tmp}/dirty.txt", "w") as f:
+            f.write(self.dirty + "\n")
+        self.gateway = f"http://127.0.0.1:{self.gw_port}"
+
+    def spawn(self, name, argv):
+        log = open(f"{self.tmp}/{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_redis(self):
+        self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", self.tmp])
+        wait_for(lambda: socket.create_connection(("127.0.0.1", self.redis_port), 0.2), 10, "redis")
+
+    def start_zk(self):
+        subprocess.run([f"{REPO}/scripts/zookeeper.sh", "start", f"{self.tmp}/zk", str(self.zk_port)],
+                       check=True)
+
+    def start_node(self, i):
+        self.spawn(f"node{i}", [
+            f"{self.build}/node/chat-node", "--id", f"n{i}", "--num", str(i + 1),
+            "--listen", f"127.0.0.1:{self.node_ports[i]}",
+            "--redis", f"127.0.0.1:{self.redis_port}", "--store", f"sqlite:{self.tmp}/chat.db",
+            "--dirty-words", f"{self.tmp}/dirty.txt", "--pwhash-ops", "1", "--pwhash-mem", "8M",
+            "--rate", "1000", "--burst", "2000",
+            "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
+            "--cluster-listen", f"127.0.0.1:{self.cluster_ports[i]}",
+            "--cluster-secret-file", f"{self.tmp}/secret"])
+
+    def start_gateway(self):
+        self.spawn("gateway", [
+            f"{self.build}/gateway/chat-gateway", "--listen", f"127.0.0.1:{self.gw_port}",
+            "--redis", f"127.0.0.1:{self.redis_port}", "--push-token-file", f"{self.tmp}/push.token",
+            "--node-ttl", str(NODE_TTL_MS)])
+
+    def start(self):
+        self.start_redis()
+        self.start_zk()
+        for i in range(self.count):
+            self.start_node(i)
+        self.start_gateway()
+        self.wait_servers(self.count)
+        self.wait_linked(range(self.count))
+
+    def node_url(self, i):
+        return f"http://127.0.0.1:{self.node_ports[i]}"
+
+    def ws_url(self, i):
+        return f"ws://127.0.0.1:{self.node_ports[i]}/ws"
+
+    def servers(self):
+        try:
+            _, body = http_get(f"{self.gateway}/servers")
+            return json.loads(body)["servers"]
+        except Exception:  # noqa: BLE001
+            return []
+
+    def wait_servers(self, n, timeout=30):
+        wait_for(lambda: len(self.servers()) == n, timeout, f"/servers to list {n} nodes")
+
+    def is_leader(self, i):
+        return metrics(f"{self.node_url(i)}/metrics").get("chat_node_leader") == 1
+
+    def linked(self, i):
+        return metrics(f"{self.node_url(i)}/metrics").get("chat_node_leader_linked") == 1
+
+    def wait_linked(self, nodes, timeout=30):
+        wait_for(lambda: all(self.linked(i) for i in nodes), timeout, f"nodes {list(nodes)} linked")
+
+    def leader(self):
+        return wait_for(lambda: [i for i in range(self.count)
+                                 if f"node{i}" in self.procs and self.procs[f"node{i}"].poll() is None
+                                 and self.is_leader(i)], 30, "a leader")[0]
+
+    def kill(self, name):
+        p = self.procs.pop(name)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    def stop(self):
+        for name, p in list(self.procs.items()):
+            p.terminate()
+        for name, p in list(self.procs.items()):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"])
+
+    def dump_logs(self):
+        for f in sorted(os.listdir(self.tmp)):
+            if f.endswith(".log"):
+                with open(f"{self.tmp}/{f}", errors="replace") as fh:
+                    lines = fh.readlines()[-40:]
+                print(f"----- {f} (last {len(lines)} lines)")
+                print("".join(lines), end="")
+
+
+class Client:
+    """A protocol client: requests answered in order, events collected."""
+
+    def __init__(self, ws):
+        self.ws, self.next_id, self.events, self.waiting = ws, 0, [], {}
+        self.pump = asyncio.ensure_future(self._pump())
+
+    @classmethod
+    async def open(cls, url):
+        return cls(await connect(url, timeout=5))
+
+    async def _pump(self):
+        try:
+            while True:
+                m = json.loads(await self.ws.recv())
+                if "event" in m:
+                    self.events.append(m)
+                elif m.get("id") in self.waiting:
+                    self.waiting.pop(m["id"]).set_result(m)
+        except Exception:  # noqa: BLE001 - connection ended
+            for f in self.waiting.values():
+                if not f.done():
+                    f.set_exception(ConnectionClosed(1006))
+
+    async def req(self, action, data=None, timeout=10):
+        self.next_id += 1
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[self.next_id] = fut
+        await self.ws.send_text(json.dumps({"id": self.next_id, "action": action, "data": data or {}}))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def ok(self, action, data=None):
+        r = await self.req(action, data)
+        assert r["code"] == 0, f"{action} {data}: {r}"
+        return r.get("data", {})
+
+    async def event(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.events:
+                if pred(e):
+                    return e
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"event not received; have {self.events[-5:]}")
+
+    async def close(self):
+        self.pump.cancel()
+        self.ws.abort()
+
+
+async def login(url, user, password="secret-pw", register=False):
+    c = await Client.open(url)
+    if register:
+        await c.ok("register", {"user": user, "password": password})
+    d = await c.ok("login", {"user": user, "password": password})
+    return c, d
+
+
+def uname(p):
+    return f"{p}{os.urandom(4).hex()}"
+
+
+# ---------------------------------------------------------------- scenarios
+
+async def scenario_follower(cl):
+    leader = cl.leader()
+    follower = next(i for i in range(cl.count) if i != leader)
+    other = next(i for i in range(cl.count) if i not in (leader, follower))
+    alice, bob = uname("fa"), uname("fb")
+    a, ad = await login(cl.ws_url(follower), alice, register=True)
+    b, _ = await login(cl.ws_url(other), bob, register=True)
+    await b.ok("chat", {"to": alice, "message": "before"})
+    await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "before")
+    t0 = time.monotonic()
+    cl.kill(f"node{follower}")
+    sent = []
+    for k in range(5):   # acknowledged while alice's node is dead
+        d = await b.ok("chat", {"to": alice, "message": f"meanwhile {k}"})
+        sent.append(d["msgid"])
+        await asyncio.sleep(0.2)
+    # the gateway stops listing the dead node; alice resumes elsewhere
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count - 1, 20)
+    url = cl.servers()[0]["url"]
+    a2 = await Client.open(url)
+    d = await a2.ok("login", {"user": alice, "token": ad["token"]})
+    resumed = time.monotonic() - t0
+    got = set()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not set(sent) <= got:
+        got = {e["data"]["msgid"] for e in a2.events if e["event"] == "chat"}
+        await asyncio.sleep(0.05)
+    missing = set(sent) - got
+    assert not missing, f"lost after follower death: {missing} (pending {d.get('pending')})"
+    await a2.ok("ack", {"msgids": sorted(got)})
+    # live cross-node traffic to the resumed session
+    await b.ok("chat", {"to": alice, "message": "after"})
+    await a2.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after")
+    for c in (a, b, a2):
+        await c.close()
+    cl.start_node(follower)
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    print(f"follower death: alice resumed with every message {resumed:.2f}s after kill -9")
+
+
+async def scenario_leader(cl):
+    leader = cl.leader()
+    f1, f2 = [i for i in range(cl.count) if i != leader]
+    alice, bob = uname("la"), uname("lb")
+    a, _ = await login(cl.ws_url(f1), alice, register=True)
+    b, _ = await login(cl.ws_url(f2), bob, register=True)
+    room = uname("r")
+    await a.ok("room_create", {"room": room})
+    await a.ok("room_join", {"room": room})
+    await b.ok("room_join", {"room": room})
+    t0 = time.monotonic()
+    cl.kill(f"node{leader}")
+    acked, codes, live_at = [], {}, None
+    k = 0
+    while time.monotonic() - t0 < ZK_TIMEOUT_MS / 1000 + 15:
+        k += 1
+        r = await b.req("chat", {"to": alice, "message": f"m{k}", "cid": f"c{k}"})
+        codes[r["code"]] = codes.get(r["code"], 0) + 1
+        assert r["code"] in (0, 503), f"chat during failover: {r}"
+        if r["code"] == 0:
+            acked.append(r["data"]["msgid"])
+            try:
+                await a.event(lambda e, m=f"m{k}": e["event"] == "chat" and e["data"]["message"] == m,
+                              timeout=0.3)
+                if cl.linked(f1) and cl.linked(f2):
+                    live_at = time.monotonic() - t0
+                    break
+            except AssertionError:
+                pass
+    assert live_at is not None, "cross-node chat never came back after the leader died"
+    new_leader = cl.leader()
+    assert new_leader != leader
+    # rooms work again (followers re-announced their members)
+    r = await b.req("room_chat", {"room": room, "message": "room again"})
+    assert r["code"] == 0, r
+    await a.event(lambda e: e["event"] == "room_chat" and e["data"]["message"] == "room again")
+    d = await a.ok("room_members", {"room": room})
+    assert sorted(d["members"]) == sorted([alice, bob]), d
+    # every acknowledged message reached alice live or is pending for her
+    live = {e["data"]["msgid"] for e in a.events if e["event"] == "chat"}
+    await a.close()
+    a2, ad = await login(cl.ws_url(f1), alice)
+    await asyncio.sleep(0.5)
+    offline = {e["data"]["msgid"] for e in a2.events if e["event"] == "chat"}
+    lost = set(acked) - live - offline
+    assert not lost, f"acknowledged and lost: {lost}"
+    for c in (a2, b):
+        await c.close()
+    cl.start_node(leader)
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    print(f"leader death: cross-node chat live again {live_at:.2f}s after kill -9 "
+          f"(ZooKeeper session timeout {ZK_TIMEOUT_MS} ms); chat answers during failover {codes}; "
+          f"{len(acked)} acknowledged, 0 lost")
+
+
+async def scenario_redis(cl):
+    leader = cl.leader()
+    f1 = next(i for i in range(cl.count) if i != leader)
+    alice, bob = uname("ra"), uname("rb")
+    a, _ = await login(cl.ws_url(f1), alice, register=True)
+    b, _ = await login(cl.ws_url(leader), bob, register=True)
+    t0 = time.monotonic()
+    cl.kill("redis")
+    await asyncio.sleep(1)
+    cl.start_redis()
+    # sessions are re-published: alice is online again, cross-node chat flows
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        r = await b.req("user_info", {"user": alice})
+        if r["code"] == 0 and r["data"]["online"]:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("alice's session never came back after the Redis restart")
+    await b.ok("chat", {"to": alice, "message": "after redis"})
+    await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after redis")
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 20)
+    print(f"redis restart: sessions, node list and cross-node chat back "
+          f"{time.monotonic() - t0:.2f}s after kill -9 (1 s down)")
+    for c in (a, b):
+        await c.close()
+
+
+def frame(t, payload):
+    return struct.pack(">IB", len(payload) + 1, t) + payload
+
+
+def read_frame(sock):
+    head = b""
+    while len(head) < 5:
+        chunk = sock.recv(5 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    n, t = struct.unpack(">IB", head)
+    body = b""
+    while len(body) < n - 1:
+        chunk = sock.recv(n - 1 - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return t, body
+
+
+def closed_by_peer(sock, timeout=5):
+    sock.settimeout(timeout)
+    try:
+        while True:
+            if not sock.recv(4096):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+async def scenario_link_auth(cl):
+    """The cluster port admits only peers that prove the secret."""
+    leader = cl.leader()
+    port = cl.cluster_ports[leader]
+    with open(f"{cl.tmp}/secret") as f:
+        secret = f.read().strip().encode()
+    # the client protocol is refused on the cluster port
+    s = socket.create_connection(("127.0.0.1", port), 2)
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n")
+    assert closed_by_peer(s), "cluster port answered an HTTP request"
+    s.close()
+    # a wrong secret: HELLO, CHALLENGE, bad AUTH -> closed, no WELCOME
+    nonce = os.urandom(32)
+    s = socket.create_connection(("127.0.0.1", port), 2)
+    s.sendall(frame(1, json.dumps({"node": "intruder", "nonce": nonce.hex()}).encode()))
+    t, challenge = read_frame(s)
+    assert t == 2 and len(challenge) == 32, (t, challenge)
+    bad = hmac.new(b"not-the-secret-at-all", challenge + b"intruder", hashlib.sha256).digest()
+    s.sendall(frame(3, bad))
+    assert closed_by_peer(s), "a wrong secret was accepted"
+    s.close()
+    # the right secret: WELCOME proves the leader knows it too
+    s = socket.create_connection(("127.0.0.1", port), 2)
+    s.sendall(frame(1, json.dumps({"node": "probe", "nonce": nonce.hex()}).encode()))
+    t, challenge = read_frame(s)
+    s.sendall(frame(3, hmac.new(secret, challenge + b"probe", hashlib.sha256).digest()))
+    t, body = read_frame(s)
+    w = json.loads(body)
+    assert t == 4, t
+    want = hmac.new(secret, nonce + f"{w['leader']}:{w['epoch']}".encode(), hashlib.sha256).hexdigest()
+    assert w["mac"] == want, "leader proof does not verify"
+    s.close()
+    # a follower refuses links: only the leader accepts
+    other = next(i for i in range(cl.count) if i != leader)
+    s = socket.create_connection(("127.0.0.1", cl.cluster_ports[other]), 2)
+    s.sendall(frame(1, json.dumps({"node": "probe2", "nonce": nonce.hex()}).encode()))
+    assert closed_by_peer(s), "a follower accepted a link"
+    s.close()
+    # an oversized frame header closes the link
+    s = socket.create_connection(("127.0.0.1", port), 2)
+    s.sendall(struct.pack(">IB", 0x7FFFFFFF, 16))
+    assert closed_by_peer(s), "an oversized frame was not refused"
+    s.close()
+    print("link auth: HTTP, wrong secret, follower links and oversized frames refused; "
+          "the leader's proof verifies")
+
+
+SCENARIOS = {"link_auth": scenario_link_auth, "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
+
+
+def run_conformance(cl):
+    cmd = [sys.executable, f"{SUITE}/run.py", "--gateway", cl.gateway, "--push-token", cl.token,
+           "--dirty-word", cl.dirty, "--timeout", "10", "-j", "4"]
+    print("conformance:", " ".join(cmd), flush=True)
+    return subprocess.run(cmd).returncode
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--only", action="append")
+    ap.add_argument("--no-conformance", action="store_true")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    build = os.path.abspath(args.build)
+    if not os.access(f"{build}/gateway/chat-gateway", os.X_OK):
+        print("chat-gateway is not built: skipping")
+        return 77
+    if not os.path.exists(f"{SUITE}/run.py"):
+        print(f"conformance suite not found at {SUITE}")
+        return 1
+    tmp = tempfile.mkdtemp(prefix="chat-cluster.")
+    cl = Cluster(build, tmp)
+    rc = 1
+    try:
+        cl.start()
+        rc = 0 if args.no_conformance else run_conformance(cl)
+        for name in args.only or list(SCENARIOS):
+            print(f"=== failover: {name}", flush=True)
+            asyncio.run(SCENARIOS[name](cl))
+    except Exception as e:  # noqa: BLE001
+        print(f"FAILED: {type(e).__name__}: {e}")
+        rc = 1
+    finally:
+        cl.stop()
+        if rc != 0:
+            cl.dump_logs()
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("cluster test", "passed" if rc == 0 else "FAILED")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

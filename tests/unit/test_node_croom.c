@@ -1,0 +1,123 @@
+/* node/croom.c: the leader's room table (room -> user -> node). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "node/node.h"
+
+typedef struct seen {
+    char buf[256];
+    int n;
+} seen_t;
+
+static void collect(const char *name, void *ud)
+{
+    seen_t *s = ud;
+    s->n++;
+    strcat(s->buf, name);
+    strcat(s->buf, "|");
+}
+
+static int nodes_of(node_croom_t *t, const char *room)
+{
+    seen_t s = {"", 0};
+    node_croom_each_node(t, room, collect, &s);
+    return s.n;
+}
+
+static void test_join_count_conflict(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    assert_int_equal(node_croom_join(t, "r", "alice", "n1"), 0);
+    assert_int_equal(node_croom_join(t, "r", "bob", "n2"), 0);
+    assert_int_equal(node_croom_join(t, "r", "alice", "n1"), PROTO_CONFLICT);
+    assert_int_equal(node_croom_count(t, "r"), 2);
+    assert_int_equal(node_croom_count(t, "other"), 0);
+    assert_int_equal(nodes_of(t, "r"), 2);
+    node_croom_free(t);
+}
+
+static void test_join_elsewhere_moves_user(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    node_croom_join(t, "r", "alice", "n1");
+    assert_int_equal(node_croom_join(t, "r", "alice", "n2"), 0);
+    assert_int_equal(node_croom_count(t, "r"), 1);
+    seen_t s = {"", 0};
+    node_croom_each_node(t, "r", collect, &s);
+    assert_string_equal(s.buf, "n2|");
+    /* a late leave from the old node must not remove the new membership */
+    node_croom_leave(t, "r", "alice", "n1");
+    assert_int_equal(node_croom_count(t, "r"), 1);
+    node_croom_leave(t, "r", "alice", "n2");
+    assert_int_equal(node_croom_count(t, "r"), 0);
+    node_croom_free(t);
+}
+
+static void test_node_counts_follow_members(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    node_croom_join(t, "r", "a", "n1");
+    node_croom_join(t, "r", "b", "n1");
+    node_croom_join(t, "r", "c", "n2");
+    node_croom_leave(t, "r", "a", NULL);
+    assert_int_equal(nodes_of(t, "r"), 2);
+    node_croom_leave(t, "r", "b", NULL);
+    assert_int_equal(nodes_of(t, "r"), 1);
+    node_croom_free(t);
+}
+
+static void test_drop_node(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    node_croom_join(t, "r1", "a", "n1");
+    node_croom_join(t, "r1", "b", "n2");
+    node_croom_join(t, "r2", "c", "n1");
+    node_croom_join(t, "r2", "d", "n1");
+    node_croom_drop_node(t, "n1");
+    assert_int_equal(node_croom_count(t, "r1"), 1);
+    assert_int_equal(node_croom_count(t, "r2"), 0);
+    seen_t s = {"", 0};
+    node_croom_each_user(t, "r1", collect, &s);
+    assert_string_equal(s.buf, "b|");
+    assert_int_equal(nodes_of(t, "r2"), 0);
+    node_croom_free(t);
+}
+
+static void test_many_members(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    char user[32], node[16];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(user, sizeof user, "u%d", i);
+        snprintf(node, sizeof node, "n%d", i % 3);
+        assert_int_equal(node_croom_join(t, "big", user, node), 0);
+    }
+    assert_int_equal(node_croom_count(t, "big"), 5000);
+    assert_int_equal(nodes_of(t, "big"), 3);
+    node_croom_drop_node(t, "n0");
+    assert_int_equal(node_croom_count(t, "big"), 3333);
+    node_croom_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_join_count_conflict),
+        cmocka_unit_test(test_join_elsewhere_moves_user),
+        cmocka_unit_test(test_node_counts_follow_members),
+        cmocka_unit_test(test_drop_node),
+        cmocka_unit_test(test_many_members),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -7,8 +7,9 @@
  * parser follows frame boundaries and the context is freed whenever the
  * stream sits between complete messages. Outgoing data frames (text, ping,
  * close when no context exists) are framed here directly: a server frame is
- * just a header and the payload, and wslay's own queue is always drained
- * into the conn right away, so the order on the wire is the call order.
+ * just a header and the payload, and wslay's own queue (pongs, close) is
+ * drained into the conn before each direct frame and after each read, so
+ * the order on the wire is the order things happened.
  */
 #include "core/http_int.h"
 
@@ -113,7 +114,12 @@ static int ws_write_frame(core_ws_t *ws, uint8_t opcode, const void *data, size_
             h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
         hl = 10;
     }
-    if (!ws->conn || core_conn_write(ws->conn, h, hl) < 0)
+    if (!ws->conn)
+        return -1;
+    /* A pong wslay queued while parsing goes out before what follows it. */
+    if (ws->ctx && wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
+        return -1;
+    if (core_conn_write(ws->conn, h, hl) < 0)
         return -1;
     if (len > 0 && core_conn_write(ws->conn, data, len) < 0)
         return -1;
@@ -267,6 +273,15 @@ static void ws_after_recv(core_ws_t *ws, int rv)
 {
     if (ws->state == WS_CLOSED) {
         ws_ctx_free(ws);
+        return;
+    }
+    if (rv == WSLAY_ERR_CALLBACK_FAILURE) {
+        /* Our recv_cb never fails: this is a frame wslay's frame layer
+         * refused (fragmented or oversized control frame, bad length). Its
+         * own close frame would carry no code; send ours instead. */
+        ws_ctx_free(ws);
+        ws_write_close(ws, CORE_WS_PROTOCOL_ERROR, "bad frame");
+        ws_finish(ws, CORE_WS_PROTOCOL_ERROR, 0);
         return;
     }
     if (rv != 0) {

@@ -1,0 +1,850 @@
+/* Tests for the server side of a WebSocket (core/ws.c) through the real
+ * HTTP server, with a raw test client that builds its frames by hand: TCP
+ * through the listener, or a socketpair handed to the server's accept path
+ * when a test must know that the server read every byte sent. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/http_int.h"
+
+#define DEADLINE_MS 10000
+#define HANDSHAKE                                                                      \
+    "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+typedef struct env {
+    struct ev_loop *loop;
+    core_http_server_t *srv;
+    core_ws_t *ws;    /* the last one opened */
+    core_buf_t msgs;  /* received text messages, each followed by '\n' */
+    int nmsgs;
+    int opens, closes;
+    int close_code;
+    int echo;
+} env_t;
+
+typedef struct cli {
+    int fd;
+    int server_fd; /* socketpair only: the server's end, for FIONREAD */
+    core_buf_t in;
+    int eof;
+} cli_t;
+
+typedef struct frame {
+    int fin, op;
+    size_t len;
+    char *payload; /* owned; NUL-terminated */
+} frame_t;
+
+/* ------------------------------------------------------------------ server side */
+
+static void on_ws_open(core_ws_t *ws, void *ud)
+{
+    env_t *e = ud;
+
+    e->ws = ws;
+    e->opens++;
+    core_ws_set_ud(ws, e);
+}
+
+static void on_ws_text(core_ws_t *ws, const char *msg, size_t len, void *ud)
+{
+    env_t *e = ud;
+
+    assert_ptr_equal(core_ws_ud(ws), e);
+    core_buf_append(&e->msgs, msg, len);
+    core_buf_append(&e->msgs, "\n", 1);
+    e->nmsgs++;
+    if (len == 8 && memcmp(msg, "close-me", 8) == 0) {
+        core_ws_close(ws, CORE_WS_NORMAL, "bye");
+        assert_int_equal(core_ws_send_text(ws, "late", 4), -1);
+        return;
+    }
+    if (e->echo)
+        assert_int_equal(core_ws_send_text(ws, msg, len), 0);
+}
+
+static void on_ws_close(core_ws_t *ws, int code, void *ud)
+{
+    env_t *e = ud;
+
+    assert_ptr_equal(core_ws_ud(ws), e);
+    if (e->ws == ws)
+        e->ws = NULL;
+    e->closes++;
+    e->close_code = code;
+}
+
+static env_t *env_new(const core_http_server_opts_t *opts)
+{
+    static const core_http_server_cbs_t cbs = {
+        .ws_path = "/ws", .on_ws_open = on_ws_open, .on_ws_text = on_ws_text,
+        .on_ws_close = on_ws_close};
+    env_t *e = calloc(1, sizeof(*e));
+    char err[128];
+
+    assert_non_null(e);
+    core_log_set_level(CORE_LOG_ERROR);
+    e->loop = ev_loop_new(EVFLAG_AUTO);
+    core_buf_init(&e->msgs);
+    e->echo = 1;
+    e->srv = core_http_server_new(e->loop, "127.0.0.1", 0, opts, &cbs, e, err, sizeof(err));
+    assert_non_null(e->srv);
+    return e;
+}
+
+static int setup(void **state)
+{
+    *state = env_new(NULL);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env_t *e = *state;
+
+    core_http_server_free(e->srv);
+    ev_run(e->loop, 0); /* until every conn finished closing */
+    ev_loop_destroy(e->loop);
+    core_buf_free(&e->msgs);
+    free(e);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ loop helpers */
+
+static void noop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+}
+
+static void cli_pump(cli_t *c)
+{
+    char buf[4096];
+    ssize_t n;
+
+    while (!c->eof && (n = read(c->fd, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            c->eof = 1; /* reset: as final as EOF */
+            return;
+        }
+        core_buf_append(&c->in, buf, (size_t)n);
+    }
+    c->eof = 1;
+}
+
+typedef int (*done_fn)(env_t *e, cli_t *c, const void *arg);
+
+/* Runs the loop (and reads the client) until done() or the deadline. */
+static int run_until(env_t *e, cli_t *c, done_fn done, const void *arg)
+{
+    uint64_t end = core_mono_ms() + DEADLINE_MS;
+    ev_timer tick;
+    int ok;
+
+    ev_timer_init(&tick, noop_timer, 0.005, 0.005);
+    ev_timer_start(e->loop, &tick);
+    while (!(ok = done(e, c, arg)) && core_mono_ms() < end) {
+        ev_run(e->loop, EVRUN_ONCE);
+        if (c)
+            cli_pump(c);
+    }
+    ev_timer_stop(e->loop, &tick);
+    return ok;
+}
+
+static int done_eof(env_t *e, cli_t *c, const void *arg)
+{
+    (void)e;
+    (void)arg;
+    return c->eof;
+}
+
+static int done_no_conns(env_t *e, cli_t *c, const void *arg)
+{
+    (void)c;
+    (void)arg;
+    return core_http_server_conns(e->srv) == 0;
+}
+
+static int done_consumed(env_t *e, cli_t *c, const void *arg)
+{
+    int n = 0;
+
+    (void)e;
+    (void)arg;
+    return ioctl(c->server_fd, FIONREAD, &n) < 0 || n == 0;
+}
+
+static void wait_eof(env_t *e, cli_t *c)
+{
+    assert_true(run_until(e, c, done_eof, NULL));
+}
+
+/* ------------------------------------------------------------------ clients */
+
+static void cli_tcp(env_t *e, cli_t *c)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+
+    memset(c, 0, sizeof(*c));
+    core_buf_init(&c->in);
+    c->server_fd = -1;
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(c->fd >= 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)core_http_server_port(e->srv));
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+}
+
+static void cli_pair(env_t *e, cli_t *c)
+{
+    int sv[2];
+
+    memset(c, 0, sizeof(*c));
+    core_buf_init(&c->in);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    c->fd = sv[1];
+    c->server_fd = sv[0];
+    core__http_accept(e->loop, sv[0], "pair:1", e->srv);
+}
+
+static void cli_free(cli_t *c)
+{
+    close(c->fd);
+    core_buf_free(&c->in);
+}
+
+static void cli_send(cli_t *c, const char *data, size_t len)
+{
+    assert_int_equal(send(c->fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void cli_sends(cli_t *c, const char *s)
+{
+    cli_send(c, s, strlen(s));
+}
+
+/* Sends in pieces of `step` bytes, each read by the server before the next. */
+static void cli_send_split(env_t *e, cli_t *c, const char *s, size_t len, size_t step)
+{
+    for (size_t off = 0; off < len; off += step) {
+        cli_send(c, s + off, len - off < step ? len - off : step);
+        assert_true(run_until(e, c, done_consumed, NULL));
+    }
+}
+
+/* ------------------------------------------------------------------ frames */
+
+/* A client frame: masked unless told otherwise. Returns its length. */
+static size_t frame_build(char *out, int fin, int op, const void *payload, size_t len, int mask)
+{
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    uint8_t *o = (uint8_t *)out;
+    size_t h = 2;
+
+    o[0] = (uint8_t)((fin ? 0x80 : 0) | op);
+    if (len < 126) {
+        o[1] = (uint8_t)len;
+    } else if (len <= 0xffff) {
+        o[1] = 126;
+        o[2] = (uint8_t)(len >> 8);
+        o[3] = (uint8_t)len;
+        h = 4;
+    } else {
+        o[1] = 127;
+        for (int i = 0; i < 8; i++)
+            o[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        h = 10;
+    }
+    if (mask) {
+        o[1] |= 0x80;
+        memcpy(o + h, key, 4);
+        h += 4;
+    }
+    for (size_t i = 0; i < len; i++)
+        o[h + i] = (uint8_t)(((const uint8_t *)payload)[i] ^ (mask ? key[i % 4] : 0));
+    return h + len;
+}
+
+static void send_frame(cli_t *c, int fin, int op, const void *payload, size_t len)
+{
+    char *buf = malloc(len + 14);
+
+    assert_non_null(buf);
+    cli_send(c, buf, frame_build(buf, fin, op, payload, len, 1));
+    free(buf);
+}
+
+static void send_text(cli_t *c, const char *s)
+{
+    send_frame(c, 1, 1, s, strlen(s));
+}
+
+static void send_close(cli_t *c, int code, const char *reason)
+{
+    char p[125];
+    size_t rl = strlen(reason);
+
+    p[0] = (char)(code >> 8);
+    p[1] = (char)code;
+    memcpy(p + 2, reason, rl);
+    send_frame(c, 1, 8, p, rl + 2);
+}
+
+/* Pops one complete server frame off c->in; 0 when none is complete. */
+static int frame_pop(cli_t *c, frame_t *f)
+{
+    const uint8_t *p = (const uint8_t *)c->in.data;
+    size_t have = c->in.len, h = 2;
+    uint64_t len;
+
+    if (have < 2)
+        return 0;
+    assert_int_equal(p[1] & 0x80, 0); /* a server never masks */
+    len = p[1] & 0x7f;
+    if (len == 126) {
+        if (have < 4)
+            return 0;
+        len = ((uint64_t)p[2] << 8) | p[3];
+        h = 4;
+    } else if (len == 127) {
+        if (have < 10)
+            return 0;
+        len = 0;
+        for (int i = 2; i < 10; i++)
+            len = (len << 8) | p[i];
+        h = 10;
+    }
+    if (have < h + len)
+        return 0;
+    f->fin = !!(p[0] & 0x80);
+    f->op = p[0] & 0x0f;
+    f->len = (size_t)len;
+    f->payload = malloc(f->len + 1);
+    assert_non_null(f->payload);
+    memcpy(f->payload, p + h, f->len);
+    f->payload[f->len] = '\0';
+    core_buf_consume(&c->in, h + (size_t)len);
+    return 1;
+}
+
+static int done_frame(env_t *e, cli_t *c, const void *arg)
+{
+    (void)e;
+    return frame_pop(c, (frame_t *)arg);
+}
+
+static void wait_frame(env_t *e, cli_t *c, frame_t *f)
+{
+    assert_true(run_until(e, c, done_frame, f));
+}
+
+static int close_code_of(const frame_t *f)
+{
+    assert_int_equal(f->op, 8);
+    assert_true(f->len >= 2);
+    return ((uint8_t)f->payload[0] << 8) | (uint8_t)f->payload[1];
+}
+
+/* Expects a close frame with code, then EOF, then on_ws_close(code). */
+static void expect_close(env_t *e, cli_t *c, int code)
+{
+    frame_t f;
+
+    wait_frame(e, c, &f);
+    assert_int_equal(close_code_of(&f), code);
+    free(f.payload);
+    wait_eof(e, c);
+    assert_int_equal(c->in.len, 0);
+    shutdown(c->fd, SHUT_WR); /* as a client does after the close handshake */
+    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_int_equal(e->closes, 1);
+    assert_int_equal(e->close_code, code);
+}
+
+static void expect_text(env_t *e, cli_t *c, const char *want)
+{
+    frame_t f;
+
+    wait_frame(e, c, &f);
+    assert_int_equal(f.op, 1);
+    assert_true(f.fin);
+    assert_int_equal(f.len, strlen(want));
+    assert_memory_equal(f.payload, want, f.len);
+    free(f.payload);
+}
+
+static int done_header_end(env_t *e, cli_t *c, const void *arg)
+{
+    (void)e;
+    (void)arg;
+    return c->in.data && strstr(c->in.data, "\r\n\r\n") != NULL;
+}
+
+/* Handshake on a fresh client; leaves only frames in c->in. */
+static void ws_open(env_t *e, cli_t *c, int pair)
+{
+    const char *end;
+    int before = e->opens;
+
+    if (pair)
+        cli_pair(e, c);
+    else
+        cli_tcp(e, c);
+    cli_sends(c, HANDSHAKE);
+    assert_true(run_until(e, c, done_header_end, NULL));
+    assert_non_null(strstr(c->in.data, "HTTP/1.1 101 Switching Protocols\r\n"));
+    assert_non_null(strstr(c->in.data, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    end = strstr(c->in.data, "\r\n\r\n") + 4;
+    core_buf_consume(&c->in, (size_t)(end - c->in.data));
+    assert_int_equal(e->opens, before + 1);
+    assert_non_null(e->ws);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_handshake_refused(void **state)
+{
+    static const struct {
+        const char *key, *version, *want;
+    } cases[] = {
+        {"dGhlIHNhbXBsZSBub25jZQ", "13", "400 "},     /* no padding */
+        {"dGhlIHNhbXBsZSBub25jZQ=", "13", "400 "},    /* 23 chars */
+        {"dGhlIHNhbXBsZSBub2!jZQ==", "13", "400 "},   /* not base64 */
+        {"dGhlIHNhbXBsZSBub25jZQ==", "12", "Sec-WebSocket-Version: 13"},
+        {"dGhlIHNhbXBsZSBub25jZQ==", "", "Sec-WebSocket-Version: 13"},
+    };
+    env_t *e = *state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[512];
+        cli_t c;
+        snprintf(req, sizeof(req),
+                 "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n\r\n",
+                 cases[i].key, cases[i].version);
+        cli_tcp(e, &c);
+        cli_sends(&c, req);
+        wait_eof(e, &c);
+        assert_non_null(strstr(c.in.data, "HTTP/1.1 400 Bad Request\r\n"));
+        assert_non_null(strstr(c.in.data, cases[i].want));
+        cli_free(&c);
+    }
+    assert_int_equal(e->opens, 0);
+}
+
+static void test_text_whole(void **state)
+{
+    env_t *e = *state;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_text(&c, "hello");
+    send_text(&c, "{\"action\":\"ping\"}");
+    expect_text(e, &c, "hello");
+    expect_text(e, &c, "{\"action\":\"ping\"}");
+    assert_string_equal(e->msgs.data, "hello\n{\"action\":\"ping\"}\n");
+    cli_free(&c);
+    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_int_equal(e->closes, 1);
+    assert_int_equal(e->close_code, 1006); /* no close frame: abnormal */
+}
+
+/* Handshake and frames in one send: the bytes after the request are frames. */
+static void test_frames_with_handshake(void **state)
+{
+    env_t *e = *state;
+    char buf[256];
+    size_t n = strlen(HANDSHAKE);
+    cli_t c;
+
+    memcpy(buf, HANDSHAKE, n);
+    n += frame_build(buf + n, 1, 1, "early", 5, 1);
+    cli_tcp(e, &c);
+    cli_send(&c, buf, n);
+    assert_true(run_until(e, &c, done_header_end, NULL));
+    core_buf_consume(&c.in, (size_t)(strstr(c.in.data, "\r\n\r\n") + 4 - c.in.data));
+    expect_text(e, &c, "early");
+    cli_free(&c);
+}
+
+static void test_text_split(void **state)
+{
+    static const size_t steps[] = {1, 2, 3, 5, 11};
+    env_t *e = *state;
+    char buf[600], big[300];
+    size_t n;
+
+    memset(big, 'q', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    n = frame_build(buf, 1, 1, "split me", 8, 1);
+    n += frame_build(buf + n, 1, 1, big, strlen(big), 1); /* 16-bit length */
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        cli_t c;
+        ws_open(e, &c, 1);
+        cli_send_split(e, &c, buf, n, steps[i]);
+        expect_text(e, &c, "split me");
+        expect_text(e, &c, big);
+        cli_free(&c);
+    }
+    assert_int_equal(e->nmsgs, 10);
+}
+
+static void test_fragmented(void **state)
+{
+    env_t *e = *state;
+    frame_t f;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_frame(&c, 0, 1, "hel", 3);
+    send_frame(&c, 1, 9, "mid", 3); /* control frames may come in between */
+    send_frame(&c, 0, 0, "lo ", 3);
+    send_frame(&c, 1, 0, "world", 5);
+    wait_frame(e, &c, &f);
+    assert_int_equal(f.op, 10);
+    assert_string_equal(f.payload, "mid");
+    free(f.payload);
+    expect_text(e, &c, "hello world");
+    assert_int_equal(e->nmsgs, 1);
+    cli_free(&c);
+}
+
+static void test_fragmented_split(void **state)
+{
+    env_t *e = *state;
+    char buf[128];
+    size_t n;
+    cli_t c;
+
+    n = frame_build(buf, 0, 1, "ab", 2, 1);
+    n += frame_build(buf + n, 0, 0, "cd", 2, 1);
+    n += frame_build(buf + n, 1, 0, "ef", 2, 1);
+    ws_open(e, &c, 1);
+    cli_send_split(e, &c, buf, n, 1);
+    expect_text(e, &c, "abcdef");
+    cli_free(&c);
+}
+
+static void test_too_big(void **state)
+{
+    env_t *e = *state;
+    size_t max = CORE_WS_MAX_MESSAGE;
+    char *big = malloc(max + 1);
+    cli_t c;
+
+    assert_non_null(big);
+    memset(big, 'x', max + 1);
+    ws_open(e, &c, 0);
+    e->echo = 0;
+    send_frame(&c, 1, 1, big, max); /* exactly the limit is fine */
+    send_frame(&c, 1, 1, big, max + 1);
+    expect_close(e, &c, CORE_WS_TOO_BIG);
+    assert_int_equal(e->nmsgs, 1);
+    assert_int_equal(e->msgs.len, max + 1);
+    cli_free(&c);
+    free(big);
+}
+
+static void test_too_big_fragmented(void **state)
+{
+    env_t *e = *state;
+    char *part = malloc(40000);
+    cli_t c;
+
+    assert_non_null(part);
+    memset(part, 'y', 40000);
+    ws_open(e, &c, 0);
+    send_frame(&c, 0, 1, part, 40000);
+    send_frame(&c, 1, 0, part, 40000);
+    expect_close(e, &c, CORE_WS_TOO_BIG);
+    assert_int_equal(e->nmsgs, 0);
+    cli_free(&c);
+    free(part);
+}
+
+static void test_binary(void **state)
+{
+    env_t *e = *state;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_frame(&c, 1, 2, "\x01\x02", 2);
+    send_text(&c, "after");
+    expect_close(e, &c, CORE_WS_UNSUPPORTED);
+    assert_int_equal(e->nmsgs, 0);
+    cli_free(&c);
+}
+
+static void test_invalid_utf8(void **state)
+{
+    env_t *e = *state;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_text(&c, "ok \xc3\xa9");
+    send_frame(&c, 1, 1, "bad \xc3\x28", 6);
+    expect_text(e, &c, "ok \xc3\xa9");
+    expect_close(e, &c, CORE_WS_INVALID_DATA);
+    assert_int_equal(e->nmsgs, 1);
+    cli_free(&c);
+}
+
+/* A code point split over two fragments is fine; a surrogate is not. */
+static void test_utf8_across_fragments(void **state)
+{
+    env_t *e = *state;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_frame(&c, 0, 1, "\xe2\x9c", 2);
+    send_frame(&c, 1, 0, "\x93", 1);
+    expect_text(e, &c, "\xe2\x9c\x93");
+    send_frame(&c, 0, 1, "\xed\xa0", 2);
+    send_frame(&c, 1, 0, "\x80", 1);
+    expect_close(e, &c, CORE_WS_INVALID_DATA);
+    cli_free(&c);
+}
+
+static void test_ping_pong(void **state)
+{
+    env_t *e = *state;
+    frame_t f;
+    cli_t c;
+
+    ws_open(e, &c, 1);
+    send_frame(&c, 1, 9, "are you there", 13);
+    wait_frame(e, &c, &f);
+    assert_int_equal(f.op, 10);
+    assert_string_equal(f.payload, "are you there");
+    free(f.payload);
+    send_frame(&c, 1, 10, "unsolicited", 11); /* ignored */
+    send_frame(&c, 1, 9, "", 0);
+    wait_frame(e, &c, &f);
+    assert_int_equal(f.op, 10);
+    assert_int_equal(f.len, 0);
+    free(f.payload);
+    assert_int_equal(e->closes, 0);
+    cli_free(&c);
+}
+
+static void test_unmasked(void **state)
+{
+    env_t *e = *state;
+    char buf[32];
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    cli_send(&c, buf, frame_build(buf, 1, 1, "plain", 5, 0));
+    expect_close(e, &c, CORE_WS_PROTOCOL_ERROR);
+    assert_int_equal(e->nmsgs, 0);
+    cli_free(&c);
+}
+
+static void test_protocol_errors(void **state)
+{
+    static const uint8_t bad[][4] = {
+        {0x80, 0x80, 0, 0}, /* continuation with nothing to continue */
+        {0xc1, 0x80, 0, 0}, /* RSV1 without an extension */
+        {0x83, 0x80, 0, 0}, /* reserved opcode */
+        {0x09, 0x80, 0, 0}, /* fragmented ping */
+        {0x89, 0xfe, 0, 200}, /* ping over 125 bytes (a 16-bit length) */
+        {0x81, 0xff, 0x80, 0}, /* 64-bit length with the top bit set */
+    };
+    env_t *e = *state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cli_t c;
+        e->closes = 0;
+        ws_open(e, &c, 0);
+        cli_send(&c, (const char *)bad[i], 4);
+        cli_send(&c, "\0\0\0\0\0\0\0\0\0\0\0\0", 12); /* length, mask key */
+        expect_close(e, &c, CORE_WS_PROTOCOL_ERROR);
+        cli_free(&c);
+    }
+}
+
+static void test_close_by_client(void **state)
+{
+    env_t *e = *state;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_text(&c, "last");
+    send_close(&c, CORE_WS_NORMAL, "done");
+    expect_text(e, &c, "last");
+    expect_close(e, &c, CORE_WS_NORMAL);
+    cli_free(&c);
+}
+
+static void test_close_by_server(void **state)
+{
+    env_t *e = *state;
+    frame_t f;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    send_text(&c, "close-me");
+    wait_frame(e, &c, &f);
+    assert_int_equal(close_code_of(&f), CORE_WS_NORMAL);
+    assert_string_equal(f.payload + 2, "bye");
+    free(f.payload);
+    send_close(&c, CORE_WS_NORMAL, "");
+    wait_eof(e, &c);
+    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_int_equal(e->close_code, CORE_WS_NORMAL);
+    cli_free(&c);
+}
+
+/* core_ws_close outside any callback, and sending after it. */
+static void test_close_api(void **state)
+{
+    env_t *e = *state;
+    core_ws_t *ws;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    ws = e->ws;
+    assert_int_equal(core_ws_send_text(ws, "first", 5), 0);
+    core_ws_close(ws, CORE_WS_POLICY, "go away");
+    core_ws_close(ws, CORE_WS_NORMAL, "twice"); /* no-op */
+    assert_int_equal(core_ws_send_text(ws, "x", 1), -1);
+    expect_text(e, &c, "first");
+    expect_close(e, &c, CORE_WS_POLICY);
+    cli_free(&c);
+}
+
+static int done_closes(env_t *e, cli_t *c, const void *arg)
+{
+    (void)c;
+    return e->closes >= *(const int *)arg;
+}
+
+static void test_idle_close(void **state)
+{
+    core_http_server_opts_t opts = {.ws_ping_interval = 0.05, .ws_idle_pings = 3};
+    env_t *e = env_new(&opts);
+    int pings = 0, one = 1;
+    frame_t f;
+    cli_t c, d;
+
+    *state = e;
+    ws_open(e, &c, 0);
+    /* A client that answers every ping outlives several silent intervals. */
+    ws_open(e, &d, 0);
+    for (int i = 0; i < 8; i++) {
+        wait_frame(e, &d, &f);
+        assert_int_equal(f.op, 9);
+        free(f.payload);
+        send_frame(&d, 1, 10, "", 0);
+    }
+    /* The silent one got two pings, then a close, long before that. */
+    assert_true(run_until(e, &c, done_eof, NULL));
+    while (frame_pop(&c, &f)) {
+        if (f.op == 9)
+            pings++;
+        else
+            assert_int_equal(close_code_of(&f), CORE_WS_GOING_AWAY);
+        free(f.payload);
+    }
+    assert_int_equal(pings, 2);
+    shutdown(c.fd, SHUT_WR);
+    assert_true(run_until(e, NULL, done_closes, &one));
+    assert_int_equal(e->close_code, CORE_WS_GOING_AWAY);
+    assert_int_equal(core_http_server_conns(e->srv), 1);
+    assert_false(d.eof);
+    cli_free(&c);
+    cli_free(&d);
+}
+
+static void test_slow_reader_closed(void **state)
+{
+    core_http_server_opts_t opts = {.max_out = 64 * 1024};
+    env_t *e = env_new(&opts);
+    char msg[8192];
+    int rc = 0, sent = 0;
+    cli_t c;
+
+    *state = e;
+    memset(msg, 'm', sizeof(msg));
+    ws_open(e, &c, 1);
+    /* The client never reads: output backs up until the cap closes it. */
+    for (int i = 0; i < 100000 && rc == 0; i++) {
+        rc = core_ws_send_text(e->ws, msg, sizeof(msg));
+        if (rc == 0) {
+            sent++;
+            assert_true(core_ws_out_pending(e->ws) <= opts.max_out);
+        }
+        ev_run(e->loop, EVRUN_NOWAIT);
+    }
+    assert_int_equal(rc, -1);
+    assert_true(sent > 8);
+    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_int_equal(e->close_code, CORE_WS_POLICY);
+    cli_free(&c);
+}
+
+static void test_server_free_closes(void **state)
+{
+    env_t *e = *state;
+    frame_t f;
+    cli_t c;
+
+    ws_open(e, &c, 0);
+    core_http_server_free(e->srv);
+    e->srv = NULL;
+    assert_int_equal(e->closes, 1);
+    assert_int_equal(e->close_code, CORE_WS_GOING_AWAY);
+    wait_frame(e, &c, &f);
+    assert_int_equal(close_code_of(&f), CORE_WS_GOING_AWAY);
+    free(f.payload);
+    wait_eof(e, &c);
+    cli_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_handshake_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_text_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frames_with_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_text_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fragmented, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fragmented_split, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_big, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_big_fragmented, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utf8_across_fragments, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unmasked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_by_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_by_server, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_api, setup, teardown),
+        cmocka_unit_test_teardown(test_idle_close, teardown),
+        cmocka_unit_test_teardown(test_slow_reader_closed, teardown),
+        cmocka_unit_test_setup_teardown(test_server_free_closes, setup, teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

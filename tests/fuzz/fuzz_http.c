@@ -1,9 +1,10 @@
 /* Fuzz target: bytes from a client through the real HTTP/1.1 server
  * (core/http.c over http-parser), on a socketpair instead of TCP.
  *
- * Input: byte 0 picks the delivery (0 = whole, else chunks of that many
- * bytes, each fully read by the server before the next is sent); the rest
- * is what the client sends. Requests for "/later" are answered only after
+ * Input: byte 0 picks a second delivery (0 = none, else chunks of that many
+ * bytes, each fully read by the server before the next is sent) which must
+ * serve exactly the requests the stream sent whole did; the rest is what
+ * the client sends. Requests for "/later" are answered only after
  * all input was sent, which drives the pipelining backlog and answers to
  * clients that already left. Invariants abort() so a replay run fails. */
 #include <errno.h>
@@ -34,6 +35,7 @@ static struct ev_loop *loop;
 static core_http_server_t *srv;
 static core_http_req_t *later[MAX_LATER];
 static size_t nlater;
+static core_buf_t trace; /* the requests the application saw */
 
 static void check_request(const core_http_req_t *r)
 {
@@ -56,6 +58,9 @@ static void on_request(core_http_req_t *r, void *ud)
 
     (void)ud;
     check_request(r);
+    core_buf_printf(&trace, "%s %s ?%s %zu:", core_http_req_method(r), core_http_req_path(r),
+                    core_http_req_query(r), blen);
+    core_buf_append(&trace, body, blen);
     if (strcmp(core_http_req_path(r), "/later") == 0 && nlater < MAX_LATER) {
         later[nlater++] = r;
         return;
@@ -134,18 +139,12 @@ static void answer_later(void)
     nlater = 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One connection fed data in chunks; trace records what was served. */
+static void run_session(const uint8_t *data, size_t size, size_t chunk)
 {
     int sv[2];
-    size_t chunk;
 
-    if (!srv)
-        setup();
-    if (size == 0)
-        return 0;
-    chunk = data[0] ? data[0] : size;
-    data++;
-    size--;
+    core_buf_reset(&trace);
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
     core__http_accept(loop, sv[0], "fuzz:1", srv);
     CHECK(core_http_server_conns(srv) == 1);
@@ -161,5 +160,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[1]);
     CHECK(core_http_server_conns(srv) == 0);
     CHECK(nlater == 0);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    core_buf_t whole;
+
+    if (!srv)
+        setup();
+    if (size == 0)
+        return 0;
+    run_session(data + 1, size - 1, size);
+    if (data[0] == 0)
+        return 0;
+    /* However the stream is cut, the same requests are served. */
+    whole = trace;
+    core_buf_init(&trace);
+    run_session(data + 1, size - 1, data[0]);
+    CHECK(whole.len == trace.len);
+    CHECK(whole.len == 0 || memcmp(whole.data, trace.data, whole.len) == 0);
+    core_buf_free(&whole);
     return 0;
 }

@@ -2,8 +2,9 @@
  * (core/ws.c over wslay) right after a valid handshake, on a socketpair
  * through the real HTTP server instead of TCP.
  *
- * Input: byte 0 picks the delivery (0 = whole, else chunks of that many
- * bytes, each fully read by the server before the next is sent); the rest
+ * Input: byte 0 picks a second delivery (0 = none, else chunks of that many
+ * bytes, each fully read by the server before the next is sent) which must
+ * give the application exactly what the stream sent whole gave it; the rest
  * is the client's frame stream (the fuzzer has to mask them itself). Text
  * messages are echoed; "close" makes the server close, "big" makes it send
  * a message near the output cap. Invariants abort() so a replay run fails. */
@@ -38,6 +39,7 @@ static const char handshake[] = "GET /ws HTTP/1.1\r\nHost: fuzz\r\nUpgrade: webs
 static struct ev_loop *loop;
 static core_http_server_t *srv;
 static int opened, closed;
+static core_buf_t trace; /* what the application saw: messages, close code */
 
 static void on_request(core_http_req_t *r, void *ud)
 {
@@ -59,6 +61,8 @@ static void on_ws_text(core_ws_t *ws, const char *msg, size_t len, void *ud)
     (void)ud;
     CHECK(core_ws_ud(ws) == &opened);
     CHECK(len <= CORE_WS_MAX_MESSAGE && core_utf8_valid(msg, len));
+    core_buf_printf(&trace, "T%zu:", len);
+    core_buf_append(&trace, msg, len);
     if (len == 5 && memcmp(msg, "close", 5) == 0) {
         core_ws_close(ws, CORE_WS_NORMAL, "bye");
         CHECK(core_ws_send_text(ws, "x", 1) < 0);
@@ -77,6 +81,7 @@ static void on_ws_close(core_ws_t *ws, int code, void *ud)
     (void)ud;
     CHECK(core_ws_ud(ws) == &opened);
     CHECK(code >= 1000 && code < 5000);
+    core_buf_printf(&trace, "C%d", code);
     closed++;
 }
 
@@ -140,18 +145,12 @@ static void send_all(int sfd, int cfd, const uint8_t *p, size_t len)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One connection: handshake, then data in chunks; trace records it. */
+static void run_session(const uint8_t *data, size_t size, size_t chunk)
 {
     int sv[2];
-    size_t chunk;
 
-    if (!srv)
-        setup();
-    if (size == 0)
-        return 0;
-    chunk = data[0] ? data[0] : size;
-    data++;
-    size--;
+    core_buf_reset(&trace);
     CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
     core__http_accept(loop, sv[0], "fuzz:1", srv);
     CHECK(core_http_server_conns(srv) == 1);
@@ -168,5 +167,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(sv[1]);
     CHECK(core_http_server_conns(srv) == 0);
     CHECK(closed == 1);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    core_buf_t whole;
+
+    if (!srv)
+        setup();
+    if (size == 0)
+        return 0;
+    run_session(data + 1, size - 1, size);
+    if (data[0] == 0)
+        return 0;
+    /* However the stream is cut, the application sees the same thing. */
+    whole = trace;
+    core_buf_init(&trace);
+    run_session(data + 1, size - 1, data[0]);
+    CHECK(whole.len == trace.len);
+    CHECK(whole.len == 0 || memcmp(whole.data, trace.data, whole.len) == 0);
+    core_buf_free(&whole);
     return 0;
 }

@@ -53,6 +53,8 @@ struct core__http_conn {
     int in_dispatch;
     int closing; /* no more requests on this connection */
     int upgraded;
+    int heard;  /* input arrived since the last sweep */
+    int silent; /* sweeps without input while no request was pending */
 };
 
 typedef enum { FEED_MORE, FEED_UPGRADED } feed_result_t;
@@ -562,6 +564,7 @@ static long http_on_read(core__http_conn_t *hc, const char *data, size_t len)
 
     if (hc->closing)
         return (long)len;
+    hc->heard = 1;
     if (hc->backlog.len > 0 && !hc->waiting)
         res = http_drain_backlog(hc); /* not expected: the backlog drains on respond */
     else
@@ -571,6 +574,33 @@ static long http_on_read(core__http_conn_t *hc, const char *data, size_t len)
     if (res == FEED_UPGRADED)
         http_conn_free(hc);
     return (long)len;
+}
+
+/* An idle or trickling HTTP client (no request completed, nothing sent
+ * for ws_idle_pings sweeps) would hold its fd forever: close it. One whose
+ * request is being answered is not idle. */
+static void http_sweep_one(core__http_conn_t *hc, int limit)
+{
+    if (hc->closing || hc->waiting || !hc->conn) {
+        hc->silent = 0;
+        return;
+    }
+    if (hc->heard) {
+        hc->heard = 0;
+        hc->silent = 0;
+        return;
+    }
+    if (++hc->silent >= limit) {
+        hc->closing = 1;
+        core_buf_free(&hc->backlog);
+        core_conn_close(hc->conn);
+    }
+}
+
+void core__http_sweep(core_http_server_t *s)
+{
+    for (core__http_conn_t *hc = s->http_head; hc; hc = hc->next)
+        http_sweep_one(hc, s->opts.ws_idle_pings);
 }
 
 /* ------------------------------------------------------------------ conn callbacks */
@@ -619,6 +649,7 @@ void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
 
     hc->base.kind = CORE__PEER_HTTP;
     hc->base.srv = s;
+    hc->heard = 1; /* a fresh connection is not idle at the first sweep */
     hc->conn = core_conn_adopt(loop, fd, peer, &limits, &peer_cbs, hc);
     if (!hc->conn) {
         CORE_WARN("http: cannot adopt connection from %s", peer);

@@ -41,6 +41,10 @@ struct core_http_server {
  * the real parser without TCP. */
 void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *srv);
 
+/* http.c: closes HTTP connections idle for opts.ws_idle_pings sweeps;
+ * run by ws.c's sweep timer. */
+void core__http_sweep(core_http_server_t *s);
+
 /* ws.c: takes over conn (whose 101 response is queued) and feeds it the
  * bytes that followed the handshake. Returns how many of them were
  * consumed (all), or -1 when the conn must close. */

@@ -430,6 +430,7 @@ static void ws_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     for (core_ws_t *ws = s->ws_head; ws; ws = ws->next)
         ws_sweep_one(s, ws);
+    core__http_sweep(s);
 }
 
 void core__ws_server_init(core_http_server_t *s)

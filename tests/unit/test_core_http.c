@@ -68,11 +68,10 @@ static void on_ws_open(core_ws_t *ws, void *ud)
     e->ws_opens++;
 }
 
-static int setup(void **state)
+static env_t *env_new(const core_http_server_opts_t *opts)
 {
     static const core_http_server_cbs_t cbs = {
         .on_request = on_request, .ws_path = "/ws", .on_ws_open = on_ws_open};
-    core_http_server_opts_t opts = {.max_body = MAX_BODY};
     env_t *e = calloc(1, sizeof(*e));
     char err[128];
 
@@ -80,9 +79,16 @@ static int setup(void **state)
     core_log_set_level(CORE_LOG_ERROR);
     e->loop = ev_loop_new(EVFLAG_AUTO);
     core_buf_init(&e->seen);
-    e->srv = core_http_server_new(e->loop, "127.0.0.1", 0, &opts, &cbs, e, err, sizeof(err));
+    e->srv = core_http_server_new(e->loop, "127.0.0.1", 0, opts, &cbs, e, err, sizeof(err));
     assert_non_null(e->srv);
-    *state = e;
+    return e;
+}
+
+static int setup(void **state)
+{
+    core_http_server_opts_t opts = {.max_body = MAX_BODY};
+
+    *state = env_new(&opts);
     return 0;
 }
 
@@ -612,6 +618,36 @@ static void test_free_with_open_conns(void **state)
     cli_free(&b);
 }
 
+/* Silent clients are closed after a few sweeps; one waiting for its
+ * answer, or one that keeps sending, is not. */
+static void test_idle_closed(void **state)
+{
+    core_http_server_opts_t opts = {.ws_ping_interval = 0.05, .ws_idle_pings = 2};
+    env_t *e = env_new(&opts);
+    cli_t idle, waiting, served;
+
+    *state = e;
+    cli_tcp(e, &idle);
+    cli_tcp(e, &waiting);
+    cli_tcp(e, &served);
+    cli_sends(&waiting, "GET /async HTTP/1.1\r\n\r\n");
+    cli_sends(&served, "GET /s HTTP/1.1\r\n\r\n");
+    cli_sends(&idle, "GET / HTTP/1.1\r\n"); /* never finished */
+    wait_responses(e, &served, 1);
+    wait_eof(e, &idle);
+    assert_int_equal(idle.in.len, 0);
+    wait_eof(e, &served); /* idle after its answer */
+    cli_pump(&waiting);
+    assert_false(waiting.eof);
+    core_http_respond(e->async[0], 200, "text/plain", "ok", 2);
+    e->nasync = 0;
+    wait_responses(e, &waiting, 1);
+    wait_eof(e, &waiting);
+    cli_free(&idle);
+    cli_free(&waiting);
+    cli_free(&served);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -630,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_gone_while_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_open_conns, setup, teardown),
+        cmocka_unit_test_teardown(test_idle_closed, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -43,6 +43,7 @@ typedef struct link {
     core_conn_t *conn;
     link_state_t state;
     int outbound;
+    int detached;                            /* no longer known to the cluster state */
     char peer[64];                           /* the other node's id */
     unsigned char nonce[PROTO_CF_NONCE];     /* the nonce this side sent */
     unsigned char peer_nonce[PROTO_CF_NONCE];/* the nonce the other side sent */
@@ -94,6 +95,7 @@ typedef struct node_cluster {
 } node_cluster_t;
 
 static void link_close(link_t *l, const char *why);
+static void close_pending_in(struct node_cluster *cl, const char *why);
 static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m);
 
 /* ------------------------------------------------------------------ helpers */
@@ -121,6 +123,12 @@ static const char *jstr(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The follower's link to the leader, when it is up. */
+static link_t *up_ready(const node_cluster_t *cl)
+{
+    return cl->up && cl->up->conn && cl->up->state == LINK_UP ? cl->up : NULL;
 }
 
 static int link_send(link_t *l, uint8_t type, const void *payload, size_t len)
@@ -242,7 +250,7 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
         cJSON_Delete(m);
         return;
     }
-    if (cl->up && cl->up->state == LINK_UP) {
+    if (up_ready(cl)) {
         link_send_json(cl->up, m);
         return;
     }
@@ -265,7 +273,7 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
 
 static void queue_flush(node_cluster_t *cl)
 {
-    if (cl->queue.len && cl->up && cl->up->conn)
+    if (cl->queue.len && up_ready(cl))
         core_conn_write(cl->up->conn, cl->queue.data, cl->queue.len);
     core_buf_reset(&cl->queue);
     cl->queue_since_ms = 0;
@@ -333,7 +341,7 @@ static void call_leader(node_cluster_t *cl, cJSON *m, node_cluster_cb cb, void *
         cJSON_Delete(m);
         return;
     }
-    if (!cl->up || cl->up->state != LINK_UP) {
+    if (!up_ready(cl)) {
         cJSON_Delete(m);
         cb(cl->node, PROTO_UNAVAILABLE, NULL, ud);
         return;
@@ -356,7 +364,7 @@ static link_t *link_of(node_cluster_t *cl, const char *id)
 {
     link_t *l = NULL;
     HASH_FIND_STR(cl->links, id, l);
-    return l && l->state == LINK_UP ? l : NULL;
+    return l && l->conn && l->state == LINK_UP ? l : NULL;
 }
 
 /* Sends m (not consumed) to node id: handled here when id is this node. */
@@ -547,8 +555,7 @@ static void stop_leading(node_cluster_t *cl)
     link_t *l, *tmp;
     HASH_ITER(hh, cl->links, l, tmp)
         link_close(l, "leadership lost");
-    while (cl->pending_in_count)
-        link_close(cl->pending_in[0], "leadership lost");
+    close_pending_in(cl, "leadership lost");
     node_croom_free(cl->rooms);
     cl->rooms = node_croom_new();
 }
@@ -565,14 +572,50 @@ static void pending_in_remove(node_cluster_t *cl, link_t *l)
     }
 }
 
+/* Takes l out of the cluster state at once (closing is deferred by core,
+ * and nothing may use a closing link meanwhile). Idempotent. */
+static void link_detach(link_t *l)
+{
+    node_cluster_t *cl = l->cl;
+    if (l->detached)
+        return;
+    l->detached = 1;
+    if (l->outbound) {
+        if (cl->up == l) {
+            cl->up = NULL;
+            calls_fail_all(cl);
+            cl->backoff_ms = cl->backoff_ms ? cl->backoff_ms * 2 : RECONNECT_MIN_MS;
+            if (cl->backoff_ms > RECONNECT_MAX_MS)
+                cl->backoff_ms = RECONNECT_MAX_MS;
+            cl->next_connect_ms = now_ms() + cl->backoff_ms;
+        }
+        return;
+    }
+    link_t *found = NULL;
+    if (l->state == LINK_UP)
+        HASH_FIND_STR(cl->links, l->peer, found);
+    if (found == l)
+        HASH_DEL(cl->links, l);
+    pending_in_remove(cl, l);
+}
+
 static void link_close(link_t *l, const char *why)
 {
-    if (l->conn) {
-        CORE_INFO("cluster: link %s %s closed: %s", l->outbound ? "to" : "from",
-                  l->peer[0] ? l->peer : "?", why);
-        core_conn_t *c = l->conn;
-        l->conn = NULL;
-        core_conn_abort(c); /* on_close frees l */
+    if (!l->conn)
+        return;
+    CORE_INFO("cluster: link %s %s closed: %s", l->outbound ? "to" : "from",
+              l->peer[0] ? l->peer : "?", why);
+    core_conn_t *c = l->conn;
+    l->conn = NULL;
+    link_detach(l);
+    core_conn_abort(c); /* on_close (deferred) frees l */
+}
+
+static void close_pending_in(node_cluster_t *cl, const char *why)
+{
+    while (cl->pending_in_count) {
+        link_t *l = cl->pending_in[cl->pending_in_count - 1];
+        link_close(l, why); /* detaches: pending_in shrinks */
     }
 }
 
@@ -740,7 +783,6 @@ static int in_frame(link_t *l, const proto_cf_frame_t *f)
 
 static long link_on_read(core_conn_t *c, const char *data, size_t len, void *ud)
 {
-    (void)c;
     link_t *l = ud;
     size_t off = 0;
     l->last_rx_ms = now_ms();
@@ -750,7 +792,10 @@ static long link_on_read(core_conn_t *c, const char *data, size_t len, void *ud)
         if (used == 0)
             break;
         if (used < 0 || (l->outbound ? out_frame(l, &f) : in_frame(l, &f)) != 0) {
-            link_close(l, used < 0 ? "bad frame" : "protocol error");
+            CORE_WARN("cluster: link %s %s: %s", l->outbound ? "to" : "from",
+                      l->peer[0] ? l->peer : core_conn_peer(c), used < 0 ? "bad frame" : "protocol error");
+            l->conn = NULL;
+            link_detach(l);
             return -1;
         }
         off += (size_t)used;
@@ -770,25 +815,10 @@ static void link_on_close(core_conn_t *c, void *ud)
 {
     (void)c;
     link_t *l = ud;
-    node_cluster_t *cl = l->cl;
+    if (l->conn)
+        CORE_INFO("cluster: link %s %s lost", l->outbound ? "to" : "from", l->peer[0] ? l->peer : "?");
     l->conn = NULL;
-    if (l->outbound) {
-        if (cl->up == l) {
-            cl->up = NULL;
-            calls_fail_all(cl);
-            cl->backoff_ms = cl->backoff_ms ? cl->backoff_ms * 2 : RECONNECT_MIN_MS;
-            if (cl->backoff_ms > RECONNECT_MAX_MS)
-                cl->backoff_ms = RECONNECT_MAX_MS;
-            cl->next_connect_ms = now_ms() + cl->backoff_ms;
-        }
-    } else {
-        link_t *found = NULL;
-        if (l->state == LINK_UP)
-            HASH_FIND_STR(cl->links, l->peer, found);
-        if (found == l)
-            HASH_DEL(cl->links, l);
-        pending_in_remove(cl, l);
-    }
+    link_detach(l);
     free(l);
 }
 
@@ -1034,7 +1064,8 @@ void node_cluster_stop(node_t *n)
     if (!cl)
         return;
     ev_timer_stop(n->loop, &cl->tick);
-    node_zk_stop(cl->zk);
+    if (cl->zk)
+        node_zk_stop(cl->zk);
     cl->zk = NULL;
     cl->is_leader = 0;
     if (cl->up)
@@ -1042,10 +1073,11 @@ void node_cluster_stop(node_t *n)
     link_t *l, *tmp;
     HASH_ITER(hh, cl->links, l, tmp)
         link_close(l, "shutting down");
-    while (cl->pending_in_count)
-        link_close(cl->pending_in[0], "shutting down");
+    close_pending_in(cl, "shutting down");
     core_listener_free(cl->listener);
     calls_fail_all(cl);
+    /* core closes connections from its prepare watcher: one more turn frees the links */
+    ev_run(n->loop, EVRUN_NOWAIT);
     member_t *m, *mt;
     HASH_ITER(hh, cl->members, m, mt) {
         HASH_DEL(cl->members, m);
@@ -1068,7 +1100,7 @@ int node_cluster_is_leader(const node_t *n)
 int node_cluster_linked(const node_t *n)
 {
     const node_cluster_t *cl = n->cluster;
-    return cl && (cl->is_leader || (cl->up && cl->up->state == LINK_UP));
+    return cl && (cl->is_leader || up_ready(cl));
 }
 
 int64_t node_cluster_epoch(const node_t *n)
@@ -1161,7 +1193,7 @@ void node_cluster_room_join(node_t *n, const char *room, const char *user, node_
     /* a notice (the automatic world join): re-announced by rsync if lost */
     if (cl->is_leader) {
         node_croom_join(cl->rooms, room, user, n->cfg.id);
-    } else if (cl->up && cl->up->state == LINK_UP) {
+    } else if (up_ready(cl)) {
         cJSON *m = room_op("rjoin", room, user);
         cJSON_AddStringToObject(m, "t", "rjoin");
         link_send_json(cl->up, m);
@@ -1175,7 +1207,7 @@ void node_cluster_room_leave(node_t *n, const char *room, const char *user)
         return;
     if (cl->is_leader) {
         node_croom_leave(cl->rooms, room, user, n->cfg.id);
-    } else if (cl->up && cl->up->state == LINK_UP) {
+    } else if (up_ready(cl)) {
         cJSON *m = room_op("rleave", room, user);
         cJSON_AddStringToObject(m, "t", "rleave");
         link_send_json(cl->up, m);

@@ -152,7 +152,7 @@ static void session_done(void *arg)
         login_job_free(j);
         return;
     }
-    node_route_kick(n, j->user, n->cfg.id, s);
+    node_route_kick(n, j->user, s);
     node_sess_bind(s, j->rec.user, j->rec.nickname);
     node_presence_login(n, s, on_presence_set, NULL);
     if (node_rooms_join(n, "world", s) == 0)

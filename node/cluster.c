@@ -169,49 +169,11 @@ static void deliver_users(node_t *n, const cJSON *users, const char *frame, size
     }
 }
 
-typedef struct fan {
-    const char *except;
-    const char *frame;
-    size_t len;
-} fan_t;
-
-static void fan_one(node_sess_t *s, void *ud)
-{
-    fan_t *f = ud;
-    if (f->except && strcmp(s->user, f->except) == 0)
-        return;
-    node_sess_send(s, f->frame, f->len);
-}
-
-static void deliver_room(node_t *n, const char *room, const char *except, const char *frame,
-                         size_t len)
-{
-    fan_t f = {except, frame, len};
-    node_rooms_each(n, room, fan_one, &f);
-}
-
-static void deliver_all(node_t *n, const char *frame, size_t len)
-{
-    node_sess_t *s, *tmp;
-    HASH_ITER(hh, n->sessions, s, tmp) {
-        if (node_sess_live(s))
-            node_sess_send(s, frame, len);
-    }
-}
-
 static void deliver_kick(node_t *n, const char *user, const char *conn)
 {
     node_sess_t *s = node_sess_find(n, user);
-    if (!s || !node_sess_live(s) || strtoull(conn, NULL, 10) != s->conn_id)
-        return;
-    size_t len = 0;
-    char *frame = node_event_frame("kicked", proto_ev_kicked("login elsewhere"), &len);
-    node_sess_send(s, frame, len);
-    free(frame);
-    s->kicked = 1;
-    HASH_DEL(n->sessions, s);
-    node_rooms_leave_all(n, s);
-    node_sess_close(s, CORE_WS_POLICY, "login elsewhere");
+    if (s && node_sess_live(s) && strtoull(conn, NULL, 10) == s->conn_id)
+        node_route_kick_session(n, s);
 }
 
 /* A message for this node (from the leader, or from itself as leader). */
@@ -224,9 +186,9 @@ static void node_msg(node_cluster_t *cl, const cJSON *m)
     if (strcmp(t, "dlv") == 0 && f)
         deliver_users(n, cJSON_GetObjectItemCaseSensitive(m, "users"), f, strlen(f));
     else if (strcmp(t, "room") == 0 && f && jstr(m, "room"))
-        deliver_room(n, jstr(m, "room"), jstr(m, "x"), f, strlen(f));
+        node_route_room_local(n, jstr(m, "room"), jstr(m, "x"), f, strlen(f));
     else if (strcmp(t, "all") == 0 && f)
-        deliver_all(n, f, strlen(f));
+        node_route_all_local(n, f, strlen(f));
     else if (strcmp(t, "kick") == 0 && jstr(m, "user") && jstr(m, "conn"))
         deliver_kick(n, jstr(m, "user"), jstr(m, "conn"));
 }

@@ -196,11 +196,16 @@ void node_route_user_or_pending(node_t *n, const char *user, const char *msgid,
 /* Every live member of room except `except` (may be NULL). */
 void node_route_room(node_t *n, const char *room, const char *except, const char *frame,
                      size_t len);
+/* The same, on this node only (what the cluster hands over). */
+void node_route_room_local(node_t *n, const char *room, const char *except, const char *frame,
+                           size_t len);
+void node_route_all_local(node_t *n, const char *frame, size_t len);
 /* Every logged-in user on every node. */
 void node_route_all(node_t *n, const char *frame, size_t len);
-/* Ends the older session of user (anywhere) with the kicked event; keep is
- * the session that stays. */
-void node_route_kick(node_t *n, const char *user, const char *old_owner, node_sess_t *keep);
+/* Ends the older session of user on this node with the kicked event; keep
+ * is the session that stays (other nodes: node_cluster_kick). */
+void node_route_kick(node_t *n, const char *user, node_sess_t *keep);
+void node_route_kick_session(node_t *n, node_sess_t *s);
 
 /* ------------------------------------------------------------------ presence (Redis) */
 

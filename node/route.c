@@ -190,30 +190,37 @@ static void fanout_one(node_sess_t *s, void *ud)
     node_sess_send(s, f->frame, f->len);
 }
 
-void node_route_room(node_t *n, const char *room, const char *except, const char *frame,
-                     size_t len)
+void node_route_room_local(node_t *n, const char *room, const char *except, const char *frame,
+                           size_t len)
 {
     fanout_t f = {except, frame, len};
     node_rooms_each(n, room, fanout_one, &f);
+}
+
+void node_route_room(node_t *n, const char *room, const char *except, const char *frame,
+                     size_t len)
+{
+    node_route_room_local(n, room, except, frame, len);
     node_cluster_room(n, room, except, frame, len);
 }
 
-void node_route_all(node_t *n, const char *frame, size_t len)
+void node_route_all_local(node_t *n, const char *frame, size_t len)
 {
     node_sess_t *s, *tmp;
     HASH_ITER(hh, n->sessions, s, tmp) {
         if (node_sess_live(s))
             node_sess_send(s, frame, len);
     }
+}
+
+void node_route_all(node_t *n, const char *frame, size_t len)
+{
+    node_route_all_local(n, frame, len);
     node_cluster_all(n, frame, len);
 }
 
-void node_route_kick(node_t *n, const char *user, const char *old_owner, node_sess_t *keep)
+void node_route_kick_session(node_t *n, node_sess_t *s)
 {
-    (void)old_owner;
-    node_sess_t *s = node_sess_find(n, user);
-    if (!s || s == keep)
-        return;
     size_t len = 0;
     char *frame = node_event_frame("kicked", proto_ev_kicked("login elsewhere"), &len);
     node_sess_send(s, frame, len);
@@ -222,4 +229,11 @@ void node_route_kick(node_t *n, const char *user, const char *old_owner, node_se
     HASH_DEL(n->sessions, s);
     node_rooms_leave_all(n, s);
     node_sess_close(s, CORE_WS_POLICY, "login elsewhere");
+}
+
+void node_route_kick(node_t *n, const char *user, node_sess_t *keep)
+{
+    node_sess_t *s = node_sess_find(n, user);
+    if (s && s != keep)
+        node_route_kick_session(n, s);
 }

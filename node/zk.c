@@ -646,8 +646,10 @@ static void election_decide(node_zk_t *z, const zk_ev_t *e)
             leader_lost(z); /* the next leader is not known yet */
             snprintf(z->leader.name, sizeof z->leader.name, "%s", c[0].name);
             z->leader.epoch = c[0].seq;
-            eval_get(z, OP_LEADER_ID, z->election_path, c[0].name, 0);
         }
+        /* also when an earlier lookup was cut short by a newer round */
+        if (!z->leader.reported)
+            eval_get(z, OP_LEADER_ID, z->election_path, c[0].name, 0);
     }
     free(c);
 }
@@ -668,16 +670,17 @@ static void on_election_reply(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
 {
     if (r->round != z->eval_round)
         return;
-    if (e->rc == ZNONODE) {
+    if (e->rc == ZNONODE && r->op == OP_WATCH_PRED) {
         election_refresh(z); /* it went meanwhile: look again */
         return;
     }
     if (e->rc != ZOK) {
         CORE_WARN("zk: %s: %s", r->path, zerror(e->rc));
-        z->leader.name[0] = '\0';
         retry_later(z);
         return;
     }
+    if (r->op == OP_WATCH_PRED)
+        return; /* watching it now */
     if (r->op == OP_ELECTION)
         election_decide(z, e);
     else if (r->op == OP_LEADER_ID && e->text && e->text[0] && !strchr(e->text, '/'))

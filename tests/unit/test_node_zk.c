@@ -527,6 +527,38 @@ static void test_id_held_waits(void **state)
     ev_loop_destroy(loop);
 }
 
+static int server_signal(const char *sig)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "kill -%s \"$(cat %s/zk.pid)\"", sig, g_dir);
+    return system(cmd);
+}
+
+/* (6) Cut off from ZooKeeper longer than the session lasts: the node stops
+ * leading (measured on the loop), and leads again once the server is back.
+ * Last test: the paused server may expire the other sessions too. */
+static void test_disconnected_too_long(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    inst_t a;
+    group_t g1 = {{&a}, 1, 1};
+    (void)state;
+    inst_start(loop, &a, "/t6", "a", "ws://a/ws");
+    assert_true(wait_until(loop, agreed, &g1, 20));
+    assert_int_equal(server_signal("STOP"), 0);
+    uint64_t t0 = core_mono_ms();
+    int lost = wait_until(loop, no_leader_seen, &a, 15);
+    uint64_t waited = core_mono_ms() - t0;
+    assert_int_equal(server_signal("CONT"), 0);
+    assert_true(lost);
+    assert_true(waited >= SESSION_MS); /* not before the session could have gone */
+    assert_false(node_zk_is_leader(a.z));
+    assert_true(wait_until(loop, is_leader_self, &a, 20));
+    assert_true(node_zk_is_leader(a.z));
+    inst_stop(&a);
+    ev_loop_destroy(loop);
+}
+
 static void test_bad_arguments(void **state)
 {
     struct ev_loop *loop = ev_loop_new(0);
@@ -555,6 +587,7 @@ int main(void)
         cmocka_unit_test(test_middle_follower_stops),
         cmocka_unit_test(test_session_expiry),
         cmocka_unit_test(test_id_held_waits),
+        cmocka_unit_test(test_disconnected_too_long),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

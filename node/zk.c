@@ -431,10 +431,11 @@ static void on_owner(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
     } else if (e->owner == z->session) {
         find_self(z); /* ours: the create's reply was lost */
     } else {
-        if (!z->held_warned++)
+        if (!z->held_warned)
             CORE_WARN("zk: id %s is held by another session; waiting for it to go",
                       z->self.id);
-        retry_later(z);
+        z->held_warned = 1;
+        retry_later(z); /* ephemeral: it goes when that session ends or expires */
     }
 }
 

@@ -31,6 +31,8 @@ struct core_ws {
     uint8_t hdr[14];              /* shadow parser: partial frame header */
     uint8_t hdr_have;
     uint8_t frag_open;            /* a fragmented data message is incomplete */
+    uint8_t hold_len;             /* bytes in hold */
+    uint8_t *hold;                /* an incomplete close frame, held back (see ws_close_cut) */
     uint8_t state;
     uint8_t in_recv;              /* inside wslay_event_recv */
     uint8_t heard;                /* input arrived since the last sweep */
@@ -55,10 +57,8 @@ static size_t shadow_header_len(const uint8_t *h, size_t have)
     return n;
 }
 
-static void shadow_frame_start(core_ws_t *ws)
+static uint64_t shadow_payload_len(const uint8_t *h)
 {
-    const uint8_t *h = ws->hdr;
-    uint8_t opcode = h[0] & 0x0f, fin = h[0] & 0x80;
     uint64_t len = h[1] & 0x7f;
 
     if (len == 126) {
@@ -68,7 +68,15 @@ static void shadow_frame_start(core_ws_t *ws)
         for (int i = 2; i < 10; i++)
             len = (len << 8) | h[i];
     }
-    ws->frame_left = len;
+    return len;
+}
+
+static void shadow_frame_start(core_ws_t *ws)
+{
+    const uint8_t *h = ws->hdr;
+    uint8_t opcode = h[0] & 0x0f, fin = h[0] & 0x80;
+
+    ws->frame_left = shadow_payload_len(h);
     ws->hdr_have = 0;
     if (opcode == WSLAY_TEXT_FRAME || opcode == WSLAY_BINARY_FRAME)
         ws->frag_open = !fin;
@@ -91,6 +99,45 @@ static void shadow_feed(core_ws_t *ws, const uint8_t *p, size_t len)
         if (ws->hdr_have >= shadow_header_len(ws->hdr, ws->hdr_have))
             shadow_frame_start(ws);
     }
+}
+
+static int is_small_close(const uint8_t *h)
+{
+    return (h[0] & 0x0f) == WSLAY_CONNECTION_CLOSE && (h[1] & 0x7f) <= 125;
+}
+
+/* wslay 1.1.1 checks the UTF-8 of a close reason chunk by chunk and skips
+ * the first two bytes of every chunk, so its verdict would depend on how
+ * TCP cut the frame: it is handed a close frame only whole. Returns where
+ * an incomplete close frame starts in p, or len when there is none. */
+static size_t ws_close_cut(const core_ws_t *ws, const uint8_t *p, size_t len)
+{
+    uint64_t left = ws->frame_left;
+    uint8_t h[14];
+    size_t have = ws->hdr_have, start = len;
+
+    memcpy(h, ws->hdr, sizeof(h));
+    for (size_t i = 0; i < len;) {
+        if (left > 0) {
+            size_t n = left < len - i ? (size_t)left : len - i;
+            left -= n;
+            i += n;
+            continue;
+        }
+        if (have == 0)
+            start = i;
+        h[have++] = p[i++];
+        if (have < shadow_header_len(h, have))
+            continue;
+        left = shadow_payload_len(h);
+        have = 0;
+        if (start < len && is_small_close(h) && left > len - i)
+            return start;
+    }
+    if (have > 0 && start < len && (have < 2 ? (h[0] & 0x0f) == WSLAY_CONNECTION_CLOSE
+                                             : is_small_close(h)))
+        return start;
+    return len;
 }
 
 /* ------------------------------------------------------------------ direct framing */
@@ -362,26 +409,51 @@ long core__ws_attach(core_http_server_t *s, core_conn_t *conn, const char *rest,
     return core__ws_on_read(ws, rest, len);
 }
 
-long core__ws_on_read(core_ws_t *ws, const char *data, size_t len)
+/* Hands wslay everything but an incomplete close frame, which is kept. */
+static void ws_feed(core_ws_t *ws, const char *data, size_t len)
 {
+    size_t n = ws_close_cut(ws, (const uint8_t *)data, len);
     int rv;
 
-    if (ws->state != WS_OPEN)
-        return (long)len; /* closing: the rest is of no interest */
-    ws->heard = 1;
-    shadow_feed(ws, (const uint8_t *)data, len);
+    if (len - n > 0) { /* at most a close header and 125 bytes */
+        ws->hold = core_xrealloc(ws->hold, len - n);
+        memcpy(ws->hold, data + n, len - n);
+        ws->hold_len = (uint8_t)(len - n);
+    }
+    if (n == 0)
+        return;
+    shadow_feed(ws, (const uint8_t *)data, n);
     if (ws_ctx_open(ws) < 0) {
         ws_finish(ws, CORE_WS_INTERNAL, 1);
-        return (long)len;
+        return;
     }
     ws->in = data;
-    ws->in_len = len;
+    ws->in_len = n;
     ws->in_recv = 1;
     rv = wslay_event_recv(ws->ctx);
     ws->in_recv = 0;
     ws->in = NULL;
     ws->in_len = 0;
     ws_after_recv(ws, rv);
+}
+
+long core__ws_on_read(core_ws_t *ws, const char *data, size_t len)
+{
+    core_buf_t joined;
+
+    if (ws->state != WS_OPEN)
+        return (long)len; /* closing: the rest is of no interest */
+    ws->heard = 1;
+    if (ws->hold_len == 0) {
+        ws_feed(ws, data, len);
+        return (long)len;
+    }
+    core_buf_init(&joined);
+    core_buf_append(&joined, ws->hold, ws->hold_len);
+    core_buf_append(&joined, data, len);
+    ws->hold_len = 0;
+    ws_feed(ws, joined.data, joined.len);
+    core_buf_free(&joined);
     return (long)len;
 }
 
@@ -393,12 +465,18 @@ static void ws_notify_close(core_ws_t *ws)
         s->cbs.on_ws_close(ws, ws->close_code, s->ud);
 }
 
-void core__ws_on_close(core_ws_t *ws)
+static void ws_free(core_ws_t *ws)
 {
     ws_unlink(ws);
     ws_ctx_free(ws);
     ws_notify_close(ws);
+    free(ws->hold);
     free(ws);
+}
+
+void core__ws_on_close(core_ws_t *ws)
+{
+    ws_free(ws);
 }
 
 /* ------------------------------------------------------------------ idle sweep */
@@ -453,10 +531,7 @@ void core__ws_server_shutdown(core_http_server_t *s)
         }
         core_conn_set_ud(ws->conn, NULL);
         core_conn_close(ws->conn);
-        ws_unlink(ws);
-        ws_ctx_free(ws);
-        ws_notify_close(ws);
-        free(ws);
+        ws_free(ws);
     }
 }
 

@@ -177,6 +177,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     whole = trace;
     core_buf_init(&trace);
     run_session(data + 1, size - 1, data[0]);
+    if (whole.len != trace.len || (whole.len && memcmp(whole.data, trace.data, whole.len)))
+        fprintf(stderr, "whole: %.300s\nsplit: %.300s\n", whole.data ? whole.data : "",
+                trace.data ? trace.data : "");
     CHECK(whole.len == trace.len);
     CHECK(whole.len == 0 || memcmp(whole.data, trace.data, whole.len) == 0);
     core_buf_free(&whole);

@@ -696,6 +696,34 @@ static void test_close_by_client(void **state)
     cli_free(&c);
 }
 
+/* The reason of a close frame is checked as UTF-8 whatever the cut. */
+static void test_close_reason_split(void **state)
+{
+    static const char *reasons[] = {"tr\xc3\xa8s bien \xe2\x9c\x93 ok", "bad \xc3\x28 reason"};
+    static const int codes[] = {CORE_WS_NORMAL, CORE_WS_INVALID_DATA};
+    static const size_t steps[] = {1, 2, 3, 4, 7};
+    env_t *e = *state;
+
+    for (size_t r = 0; r < 2; r++) {
+        for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+            char payload[64], buf[80];
+            size_t rl = strlen(reasons[r]), n;
+            cli_t c;
+            payload[0] = (char)(CORE_WS_NORMAL >> 8);
+            payload[1] = (char)(CORE_WS_NORMAL & 0xff);
+            memcpy(payload + 2, reasons[r], rl);
+            n = frame_build(buf, 1, 1, "hi", 2, 1);
+            n += frame_build(buf + n, 1, 8, payload, rl + 2, 1);
+            e->closes = 0;
+            ws_open(e, &c, 1);
+            cli_send_split(e, &c, buf, n, steps[i]);
+            expect_text(e, &c, "hi");
+            expect_close(e, &c, codes[r]);
+            cli_free(&c);
+        }
+    }
+}
+
 static void test_close_by_server(void **state)
 {
     env_t *e = *state;
@@ -839,6 +867,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unmasked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_client, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_reason_split, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_server, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_api, setup, teardown),
         cmocka_unit_test_teardown(test_idle_close, teardown),

@@ -1,0 +1,222 @@
+// pm2 ecosystem of the chat cluster: a gateway plus CHAT_NODES chat-nodes,
+// and a private Redis and ZooKeeper unless external ones are given.
+//
+//   pm2 start ecosystem/ecosystem.config.js            (3 nodes, base port 7000)
+//   CHAT_NODES=5 CHAT_REDIS=10.0.0.5:6379 pm2 start ecosystem/ecosystem.config.js
+//
+// ecosystem/cluster drives this file (it sets the env below, a private
+// PM2_HOME and waits until everything serves); see ecosystem/README.md.
+//
+// Environment (all optional):
+//   CHAT_RUN_DIR     run directory: secrets, logs, data     (<repo>/run)
+//   CHAT_NODES       number of chat-nodes, 1..19            (3)
+//   CHAT_BASE_PORT   first port of the port scheme below    (7000)
+//   CHAT_HOST        address every process listens on       (127.0.0.1)
+//   CHAT_PUBLIC_HOST host in the URLs given to clients      (CHAT_HOST)
+//   CHAT_REDIS       external Redis HOST:PORT; unset = start one
+//   CHAT_ZK          external ZooKeeper HOST:PORT[,...]; unset = start one
+//   CHAT_ZK_ROOT     znode prefix of this cluster           (/chat)
+//   CHAT_STORE       sqlite:PATH or mongodb://...           (sqlite:RUN/chat.db)
+//   CHAT_BIN_DIR     CMake build dir with the binaries      (<repo>/build)
+//   CHAT_NODE_ARGS   extra chat-node flags, space separated
+//   CHAT_GATEWAY_ARGS extra chat-gateway flags, space separated
+//
+// Ports (BASE = CHAT_BASE_PORT):
+//   BASE+0 Redis, BASE+1 ZooKeeper, BASE+10 gateway,
+//   BASE+20+i client port of node i, BASE+40+i cluster port of node i (i = 1..N)
+//
+// Run as `node ecosystem.config.js plan` it prints the resolved settings as
+// KEY=VALUE lines (the cluster script reads them: one source for the ports);
+// `prepare` also creates the run dir, the secrets and the config files.
+'use strict';
+
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+
+const REPO = path.resolve(__dirname, '..');
+const MAX_NODES = 19;
+
+function envOr(name, fallback) {
+    const v = process.env[name];
+    return v === undefined || v === '' ? fallback : v;
+}
+
+function intEnv(name, fallback, lo, hi) {
+    const raw = envOr(name, String(fallback));
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < lo || v > hi)
+        throw new Error(`${name}=${raw}: want an integer in ${lo}..${hi}`);
+    return v;
+}
+
+function splitArgs(s) {
+    return s.split(/\s+/).filter((a) => a !== '');
+}
+
+function resolvePlan() {
+    const run = path.resolve(envOr('CHAT_RUN_DIR', path.join(REPO, 'run')));
+    const base = intEnv('CHAT_BASE_PORT', 7000, 1024, 65535 - 40 - MAX_NODES);
+    const host = envOr('CHAT_HOST', '127.0.0.1');
+    const p = {
+        run,
+        nodes: intEnv('CHAT_NODES', 3, 1, MAX_NODES),
+        base,
+        host,
+        publicHost: envOr('CHAT_PUBLIC_HOST', host === '0.0.0.0' ? '127.0.0.1' : host),
+        localRedis: envOr('CHAT_REDIS', '') === '',
+        localZk: envOr('CHAT_ZK', '') === '',
+        redisPort: base,
+        zkPort: base + 1,
+        gatewayPort: base + 10,
+        zkRoot: envOr('CHAT_ZK_ROOT', '/chat'),
+        store: envOr('CHAT_STORE', 'sqlite:' + path.join(run, 'chat.db')),
+        bin: path.resolve(envOr('CHAT_BIN_DIR', path.join(REPO, 'build'))),
+        secretFile: path.join(run, 'cluster.secret'),
+        tokenFile: path.join(run, 'push.token'),
+        dirtyFile: path.join(run, 'dirty-words.txt'),
+        logs: path.join(run, 'logs'),
+        nodeArgs: splitArgs(envOr('CHAT_NODE_ARGS', '')),
+        gatewayArgs: splitArgs(envOr('CHAT_GATEWAY_ARGS', '')),
+    };
+    p.redis = envOr('CHAT_REDIS', `127.0.0.1:${p.redisPort}`);
+    p.zk = envOr('CHAT_ZK', `127.0.0.1:${p.zkPort}`);
+    p.gatewayUrl = `http://${p.publicHost}:${p.gatewayPort}`;
+    return p;
+}
+
+const nodePort = (p, i) => p.base + 20 + i;
+const clusterPort = (p, i) => p.base + 40 + i;
+
+// Secrets are made once and kept: restarting must not change them.
+function ensureSecretFile(file) {
+    if (fs.existsSync(file))
+        return;
+    fs.writeFileSync(file, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+}
+
+function ensureRunDir(p) {
+    for (const d of [p.run, p.logs, path.join(p.run, 'redis'), path.join(p.run, 'zk')])
+        fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+    ensureSecretFile(p.secretFile);
+    ensureSecretFile(p.tokenFile);
+    if (!fs.existsSync(p.dirtyFile))
+        fs.writeFileSync(p.dirtyFile, '# words to mask in chat, one per line\n', { flag: 'wx' });
+    if (p.localRedis)
+        writeRedisConf(p);
+}
+
+// What every app shares: crashed processes come back after a short pause,
+// one log file per app, and a clean SIGINT shutdown before SIGKILL.
+function app(p, name, script, args, extra) {
+    const log = path.join(p.logs, `${name}.log`);
+    return Object.assign({
+        name,
+        script,
+        args,
+        interpreter: 'none',
+        cwd: p.run,
+        autorestart: true,
+        restart_delay: 1000,
+        min_uptime: 3000,
+        max_restarts: 30,
+        kill_timeout: 5000,
+        out_file: log,
+        error_file: log,
+        merge_logs: true,
+    }, extra || {});
+}
+
+// A config file rather than flags: pm2 may drop an empty argument (save "").
+function writeRedisConf(p) {
+    const dir = path.join(p.run, 'redis');
+    fs.writeFileSync(path.join(dir, 'redis.conf'), [
+        `port ${p.redisPort}`, 'bind 127.0.0.1', 'daemonize no', `dir ${dir}`,
+        'save ""', 'appendonly no', 'protected-mode yes', '',
+    ].join('\n'));
+}
+
+function redisApp(p) {
+    return app(p, 'chat-redis', 'redis-server', [path.join(p.run, 'redis', 'redis.conf')]);
+}
+
+function zkApp(p) {
+    return app(p, 'chat-zookeeper', path.join(REPO, 'scripts', 'zookeeper.sh'),
+        ['run', path.join(p.run, 'zk'), String(p.zkPort)], { interpreter: 'bash' });
+}
+
+function gatewayApp(p) {
+    return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
+        '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
+        '--push-token-file', p.tokenFile, ...p.gatewayArgs,
+    ]);
+}
+
+function nodeApp(p, i) {
+    return app(p, `chat-node-${i}`, path.join(p.bin, 'node', 'chat-node'), [
+        '--id', `n${i}`, '--num', String(i),
+        '--listen', `${p.host}:${nodePort(p, i)}`,
+        '--public-url', `ws://${p.publicHost}:${nodePort(p, i)}/ws`,
+        '--redis', p.redis, '--store', p.store, '--dirty-words', p.dirtyFile,
+        '--zk', p.zk, '--zk-root', p.zkRoot,
+        '--cluster-listen', `${p.host}:${clusterPort(p, i)}`,
+        '--cluster-secret-file', p.secretFile, ...p.nodeArgs,
+    ]);
+}
+
+function apps(p) {
+    const list = [];
+    if (p.localRedis)
+        list.push(redisApp(p));
+    if (p.localZk)
+        list.push(zkApp(p));
+    list.push(gatewayApp(p));
+    for (let i = 1; i <= p.nodes; i++)
+        list.push(nodeApp(p, i));
+    return list;
+}
+
+// KEY=VALUE lines for the shell; values never hold newlines or quotes.
+function printPlan(p) {
+    const names = apps(p).map((a) => a.name);
+    const nodes = [];
+    for (let i = 1; i <= p.nodes; i++)
+        nodes.push(`chat-node-${i}=http://${p.publicHost}:${nodePort(p, i)}`);
+    const out = {
+        RUN_DIR: p.run, NODES: p.nodes, BASE_PORT: p.base, REDIS: p.redis, ZK: p.zk,
+        LOCAL_REDIS: p.localRedis ? 1 : 0, LOCAL_ZK: p.localZk ? 1 : 0,
+        REDIS_PORT: p.redisPort, ZK_PORT: p.zkPort, GATEWAY_URL: p.gatewayUrl,
+        STORE: p.store, BIN_DIR: p.bin, TOKEN_FILE: p.tokenFile, SECRET_FILE: p.secretFile,
+        LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: nodes.join(' '),
+    };
+    for (const [k, v] of Object.entries(out)) {
+        if (/[\n'"]/.test(String(v)))
+            throw new Error(`${k} holds a quote or newline: ${v}`);
+        console.log(`${k}='${v}'`);
+    }
+}
+
+function main(verb) {
+    if (verb !== 'plan' && verb !== 'prepare') {
+        console.error('usage: node ecosystem.config.js plan|prepare');
+        return 2;
+    }
+    try {
+        const p = resolvePlan();
+        if (verb === 'prepare')
+            ensureRunDir(p);
+        printPlan(p);
+        return 0;
+    } catch (e) {
+        console.error(`ecosystem: ${e.message}`);
+        return 1;
+    }
+}
+
+if (require.main === module) {
+    process.exitCode = main(process.argv[2]);
+} else {
+    const plan = resolvePlan();
+    ensureRunDir(plan);
+    module.exports = { apps: apps(plan) };
+}

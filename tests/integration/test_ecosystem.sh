@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# ecosystem/cluster end to end, with the binaries of BUILD_DIR:
+#   up --nodes 3 -> /servers lists 3 -> up again says so -> status works ->
+#   kill -9 a node -> pm2 restarts it and it rejoins -> down leaves no
+#   process behind -> the run dir (secrets, settings, logs) is kept.
+# usage: test_ecosystem.sh BUILD_DIR      (exit 77 when chat-gateway is not built)
+set -euo pipefail
+
+BUILD=$(realpath "${1:?usage: $0 BUILD_DIR}")
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CLUSTER="$REPO/ecosystem/cluster"
+
+if [ ! -x "$BUILD/gateway/chat-gateway" ]; then
+    echo "SKIP: $BUILD/gateway/chat-gateway is not built yet"
+    exit 77
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-eco.XXXXXX")
+RUN="$TMP/run"
+export PM2_HOME="$RUN/pm2"   # the cluster's private pm2, for our own pm2 queries
+STEP="start"
+
+fail() { echo "FAIL ($STEP): $*" >&2; exit 1; }
+
+cleanup() {
+    local rc=$?
+    if [ -f "$PM2_HOME/pm2.pid" ]; then
+        "$CLUSTER" down --run-dir "$RUN" >/dev/null 2>&1 || true
+    fi
+    if [ "$rc" -ne 0 ]; then
+        for f in "$RUN"/logs/*.log "$RUN"/pm2-cli.log; do
+            [ -f "$f" ] || continue
+            echo "----- $f (last 30 lines)"
+            tail -n 30 "$f"
+        done
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+
+# A base port whose 60 ports are all free, below the ephemeral range and away
+# from 7000-7100 (where people run their own clusters).
+pick_base() {
+    local base p busy
+    for _ in $(seq 1 50); do
+        base=$((20000 + (RANDOM % 240) * 50))
+        busy=0
+        for ((p = base; p < base + 60; p++)); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy=1; break; fi
+        done
+        [ "$busy" = 0 ] && { echo "$base"; return 0; }
+    done
+    return 1
+}
+
+# wait_for SECONDS WHAT CMD...: poll until CMD succeeds.
+wait_for() {
+    local secs=$1 what=$2 deadline
+    shift 2
+    deadline=$((SECONDS + secs))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || fail "timed out after $secs s waiting for $what"
+        sleep 0.2
+    done
+}
+
+apps_json() { pm2 jlist 2>/dev/null; }
+
+# app NAME FIELD: pid | status | restarts of one app of the cluster's pm2.
+app() {
+    apps_json | node -e '
+        let t = ""; process.stdin.on("data", (d) => t += d).on("end", () => {
+            const a = JSON.parse(t.slice(t.indexOf("["))).find((x) => x.name === process.argv[1]);
+            if (!a) return console.log("");
+            const f = process.argv[2];
+            console.log(f === "pid" ? a.pid : f === "status" ? a.pm2_env.status : a.pm2_env.restart_time);
+        });' "$1" "$2"
+}
+
+all_pids() {
+    cat "$PM2_HOME/pm2.pid"
+    apps_json | node -e '
+        let t = ""; process.stdin.on("data", (d) => t += d).on("end", () => {
+            for (const a of JSON.parse(t.slice(t.indexOf("[")))) if (a.pid) console.log(a.pid);
+        });'
+}
+
+servers_count() {
+    curl -fsS --max-time 2 "$GATEWAY/servers" 2>/dev/null |
+        node -e 'let t=""; process.stdin.on("data",(d)=>t+=d).on("end",()=>console.log(JSON.parse(t).servers.length))' 2>/dev/null
+}
+
+servers_are() { [ "$(servers_count)" = "$1" ]; }
+
+restarted() { # restarted NAME OLD_PID: online under a new pid
+    local pid
+    pid=$(app "$1" pid)
+    [ -n "$pid" ] && [ "$pid" != 0 ] && [ "$pid" != "$2" ] && [ "$(app "$1" status)" = online ]
+}
+
+rejoined() { # node 2 serves, is in the cluster, and /servers lists all 3
+    "$CLUSTER" status --run-dir "$RUN" >"$TMP/status.txt" 2>&1 || return 1
+    grep -Eq 'chat-node-2 +(leader|follower, linked)' "$TMP/status.txt"
+}
+
+BASE=$(pick_base) || fail "no 60 free ports found"
+GATEWAY="http://127.0.0.1:$((BASE + 10))"
+echo "run dir $RUN, base port $BASE"
+
+STEP="up"
+"$CLUSTER" up --nodes 3 --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
+    --no-build --no-deps >"$TMP/up.txt" 2>&1 || { cat "$TMP/up.txt"; fail "up exited $?"; }
+cat "$TMP/up.txt"
+TOKEN=$(cat "$RUN/push.token")
+[ ${#TOKEN} -ge 32 ] || fail "push token too short: '$TOKEN'"
+grep -qF "$TOKEN" "$TMP/up.txt" || fail "up did not print the push token"
+grep -qF "$GATEWAY" "$TMP/up.txt" || fail "up did not print the gateway URL $GATEWAY"
+for f in push.token cluster.secret; do
+    [ "$(stat -c %a "$RUN/$f")" = 600 ] || fail "$f is not mode 600"
+done
+[ "$(servers_count)" = 3 ] || fail "/servers lists $(servers_count) nodes, not 3"
+
+STEP="up again"
+"$CLUSTER" up --run-dir "$RUN" --no-build --no-deps >"$TMP/up2.txt" 2>&1 || { cat "$TMP/up2.txt"; fail "second up failed"; }
+grep -q "already up" "$TMP/up2.txt" || { cat "$TMP/up2.txt"; fail "second up did not say it is already up"; }
+
+STEP="status"
+"$CLUSTER" status --run-dir "$RUN" >"$TMP/status.txt" 2>&1 || { cat "$TMP/status.txt"; fail "status exited non-zero"; }
+cat "$TMP/status.txt"
+grep -q "3 of 3 node" "$TMP/status.txt" || fail "status does not show 3 of 3 nodes"
+for a in chat-redis chat-zookeeper chat-gateway chat-node-1 chat-node-2 chat-node-3; do
+    grep -Eq "^ +$a +online " "$TMP/status.txt" || fail "status does not show $a online"
+done
+[ "$(grep -Ec '^ +chat-node-[0-9]+ +leader$' "$TMP/status.txt")" = 1 ] || fail "status does not show exactly one leader"
+
+STEP="kill -9 a node"
+OLD=$(app chat-node-2 pid)
+[ -n "$OLD" ] && [ "$OLD" != 0 ] || fail "no pid for chat-node-2"
+kill -9 "$OLD"
+wait_for 30 "pm2 to restart chat-node-2" restarted chat-node-2 "$OLD"
+[ "$(app chat-node-2 restarts)" -ge 1 ] || fail "pm2 counts no restart of chat-node-2"
+wait_for 60 "chat-node-2 to rejoin and /servers to list 3" rejoined
+servers_are 3 || fail "/servers does not list 3 nodes after the restart"
+echo "chat-node-2: pid $OLD killed, restarted as $(app chat-node-2 pid), rejoined"
+
+STEP="down"
+PIDS=$(all_pids | tr '\n' ' ')
+"$CLUSTER" down --run-dir "$RUN" || fail "down exited $?"
+for p in $PIDS $OLD; do
+    ! kill -0 "$p" 2>/dev/null || fail "pid $p ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)) survived down"
+done
+! (exec 3<>"/dev/tcp/127.0.0.1/$((BASE + 10))") 2>/dev/null || fail "the gateway port still accepts"
+"$CLUSTER" status --run-dir "$RUN" >/dev/null 2>&1 && fail "status says up after down"
+[ "$(cat "$RUN/push.token")" = "$TOKEN" ] || fail "push token changed"
+for f in cluster.secret cluster.env dirty-words.txt logs/chat-node-1.log; do
+    [ -e "$RUN/$f" ] || fail "run dir lost $f"
+done
+"$CLUSTER" down --run-dir "$RUN" | grep -q "not running" || fail "second down is not a no-op"
+echo "1 passed, 0 failed"

@@ -1,0 +1,170 @@
+/* chat-gateway flags and the push token file. Every option has a default;
+ * --help lists them all. */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/gateway_int.h"
+
+void gateway_config_defaults(gateway_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen, sizeof c->listen, "127.0.0.1:8080");
+    snprintf(c->redis, sizeof c->redis, "127.0.0.1:6379");
+    snprintf(c->log_level, sizeof c->log_level, "info");
+    c->node_ttl_ms = GATEWAY_NODE_TTL_MS;
+    c->servers_cache_ms = GATEWAY_CACHE_MS;
+    c->redis_timeout = 2.0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: chat-gateway [options]\n"
+"  --listen HOST:PORT      HTTP endpoint (default 127.0.0.1:8080)\n"
+"  --redis HOST:PORT       Redis (default 127.0.0.1:6379)\n"
+"  --push-token-file FILE  admin token for POST /push (whitespace-trimmed);\n"
+"                          without it every push is refused (401)\n"
+"  --node-ttl MS           list nodes whose heartbeat is at most MS old (default %d)\n"
+"  --servers-cache MS      reuse a /servers answer for at most MS (default %d, 0 = off)\n"
+"  --num N                 msgid node number 1..65535 (default: the listen port)\n"
+"  --redis-timeout SEC     per-command Redis timeout (default 2)\n"
+"  --log-level LEVEL       debug, info, warn, error (default info)\n"
+"  --help                  this text\n",
+            GATEWAY_NODE_TTL_MS, GATEWAY_CACHE_MS);
+}
+
+static int parse_double(const char *s, double min, double max, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int copy_arg(char *dst, size_t cap, const char *arg)
+{
+    size_t n = strlen(arg);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, arg, n + 1);
+    return 0;
+}
+
+static int check_hostport(const char *s)
+{
+    char host[256];
+    int port = 0;
+    return core_parse_hostport(s, host, sizeof host, &port);
+}
+
+enum {
+    OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
+    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_HELP,
+};
+
+static const struct option options[] = {
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"redis", required_argument, NULL, OPT_REDIS},
+    {"push-token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"node-ttl", required_argument, NULL, OPT_NODE_TTL},
+    {"servers-cache", required_argument, NULL, OPT_CACHE},
+    {"num", required_argument, NULL, OPT_NUM},
+    {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
+    {"log-level", required_argument, NULL, OPT_LOG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+/* Applies one option; -1 on a bad value. */
+static int apply(gateway_config_t *c, int opt, const char *arg)
+{
+    double d = 0;
+    switch (opt) {
+    case OPT_LISTEN:
+        return check_hostport(arg) ? -1 : copy_arg(c->listen, sizeof c->listen, arg);
+    case OPT_REDIS:
+        return check_hostport(arg) ? -1 : copy_arg(c->redis, sizeof c->redis, arg);
+    case OPT_TOKEN_FILE: return copy_arg(c->push_token_file, sizeof c->push_token_file, arg);
+    case OPT_NODE_TTL:
+        if (parse_double(arg, 1, 86400000, &d))
+            return -1;
+        c->node_ttl_ms = (uint64_t)d;
+        return 0;
+    case OPT_CACHE:
+        if (parse_double(arg, 0, 60000, &d))
+            return -1;
+        c->servers_cache_ms = (uint64_t)d;
+        return 0;
+    case OPT_NUM:
+        if (parse_double(arg, 1, 65535, &d))
+            return -1;
+        c->num = (uint16_t)d;
+        return 0;
+    case OPT_REDIS_TIMEOUT: return parse_double(arg, 0.01, 3600, &c->redis_timeout);
+    case OPT_LOG:
+        return core_log_parse_level(arg) < 0 ? -1 : copy_arg(c->log_level, sizeof c->log_level, arg);
+    default: return -1;
+    }
+}
+
+int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
+{
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (opt == OPT_HELP) {
+            usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || apply(c, opt, optarg) != 0) {
+            if (opt != '?')
+                fprintf(stderr, "chat-gateway: bad value '%s' for --%s\n", optarg,
+                        options[opt - OPT_LISTEN].name);
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "chat-gateway: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+int gateway__read_token(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    char buf[GATEWAY_TOKEN_MAX + 64];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open --push-token-file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int too_big = n == sizeof buf;
+    fclose(f);
+    size_t start = 0;
+    while (start < n && isspace((unsigned char)buf[start]))
+        start++;
+    while (n > start && isspace((unsigned char)buf[n - 1]))
+        n--;
+    size_t len = n - start;
+    if (too_big || len >= outlen || len > GATEWAY_TOKEN_MAX) {
+        snprintf(err, errlen, "push token in '%s' is longer than %d bytes", path,
+                 GATEWAY_TOKEN_MAX);
+        return -1;
+    }
+    if (len == 0 || memchr(buf + start, 0, len)) {
+        snprintf(err, errlen, "push token file '%s' is empty or binary", path);
+        return -1;
+    }
+    memcpy(out, buf + start, len);
+    out[len] = '\0';
+    return 0;
+}

@@ -182,7 +182,8 @@ typedef struct core_http_server_opts {
     size_t max_body;          /* request body cap (413 above); default 65536 */
     size_t max_out;           /* per-connection output cap; default 4 MiB */
     double ws_ping_interval;  /* seconds; idle clients get pinged; default 30 */
-    int ws_idle_pings;        /* closed (1001) after this many silent intervals; default 3 */
+    int ws_idle_pings;        /* closed (1001) after this many silent intervals; default 3;
+                               * plain HTTP connections idle as long are closed too */
 } core_http_server_opts_t;
 
 core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host, int port,

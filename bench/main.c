@@ -1,0 +1,522 @@
+/* chat-bench: flags, the worker processes, aggregation and the report. */
+#include "bench/bench.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "proto/proto.h"
+
+#define MAX_PROCS 64
+#define MAX_PIDS 16
+#define LINE_MAX_BYTES (1u << 20)
+#define PARENT_SLACK_S 30.0
+
+typedef struct worker_proc {
+    pid_t pid;
+    int fd;
+    core_buf_t in;
+    int ready;      /* saw "ready" */
+    int done;       /* saw the result line */
+    bench_result_t res;
+} worker_proc_t;
+
+typedef struct cli {
+    bench_opts_t o;
+    const char *gateway;
+    const char *node_urls[64];
+    int nurls;
+    int pids[MAX_PIDS];
+    int npids;
+    int rate_set;
+    char room_buf[PROTO_NAME_MAX + 1];
+} cli_t;
+
+static const char usage[] =
+    "usage: chat-bench --scenario login|idle|direct|group|room (--gateway URL | --node URL...)\n"
+    "  --gateway URL         http://HOST:PORT; asks GET /servers once\n"
+    "  --node URL            ws://HOST:PORT/ws; repeatable (clients go round-robin)\n"
+    "  --clients N           connections in total (default 100)\n"
+    "  --procs N             worker processes, each bound to 127.0.0.(2+i) (default 1)\n"
+    "  --duration SEC        measured phase (default 10)\n"
+    "  --grace SEC           wait for late deliveries after it (default 3)\n"
+    "  --setup-timeout SEC   connect + login phase bound (default 120)\n"
+    "  --connect-rate N      new connections per second in total (default 500)\n"
+    "  --rate N              messages/s in total; 0 = closed loop (default 0; room 20)\n"
+    "  --window N            unanswered messages per sender (default 4)\n"
+    "  --group-size N        members per group (default 50)\n"
+    "  --senders N           senders per group (default 1)\n"
+    "  --msg-size N          message text bytes (default 64)\n"
+    "  --max-msgs N          per-sender cap (default 1000000)\n"
+    "  --register            register the users first (409 = already there)\n"
+    "  --user-prefix P       user names are P0, P1, ... (default bench)\n"
+    "  --password-format F   password of user i, %d = i (default bench-pw-%d)\n"
+    "  --room NAME           room scenario's room (default bench-RUNID)\n"
+    "  --pid PID             node process to sample VmRSS of (idle); repeatable\n"
+    "  --no-src-bind         do not bind workers to 127.0.0.(2+i)\n"
+    "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";
+
+enum {
+    OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
+    OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
+    OPT_REGISTER, OPT_PREFIX, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_NOBIND, OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+    {"scenario", 1, 0, OPT_SCENARIO}, {"gateway", 1, 0, OPT_GATEWAY}, {"node", 1, 0, OPT_NODE},
+    {"clients", 1, 0, OPT_CLIENTS}, {"procs", 1, 0, OPT_PROCS}, {"duration", 1, 0, OPT_DURATION},
+    {"grace", 1, 0, OPT_GRACE}, {"setup-timeout", 1, 0, OPT_SETUP},
+    {"connect-rate", 1, 0, OPT_CRATE}, {"rate", 1, 0, OPT_RATE}, {"window", 1, 0, OPT_WINDOW},
+    {"group-size", 1, 0, OPT_GSIZE}, {"senders", 1, 0, OPT_SENDERS},
+    {"msg-size", 1, 0, OPT_MSIZE}, {"max-msgs", 1, 0, OPT_MAXMSG},
+    {"register", 0, 0, OPT_REGISTER}, {"user-prefix", 1, 0, OPT_PREFIX},
+    {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
+    {"no-src-bind", 0, 0, OPT_NOBIND}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
+};
+
+static const char *const scenario_names[] = {"login", "idle", "direct", "group", "room"};
+
+/* ------------------------------------------------------------------ flags */
+
+static int num(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int set_scenario(bench_opts_t *o, const char *name)
+{
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(name, scenario_names[i])) {
+            o->scenario = (bench_scenario_t)i;
+            o->scenario_name = scenario_names[i];
+            return 0;
+        }
+    return -1;
+}
+
+static int set_numeric(cli_t *cl, int opt, const char *arg)
+{
+    bench_opts_t *o = &cl->o;
+    double v;
+    static const struct { int opt; double lo, hi; } ranges[] = {
+        {OPT_CLIENTS, 1, 1e6}, {OPT_PROCS, 1, MAX_PROCS}, {OPT_DURATION, 0.1, 3600},
+        {OPT_GRACE, 0, 600}, {OPT_SETUP, 1, 3600}, {OPT_CRATE, 1, 1e6}, {OPT_RATE, 0, 1e7},
+        {OPT_WINDOW, 1, 1000}, {OPT_GSIZE, 2, 100000}, {OPT_SENDERS, 1, 1000},
+        {OPT_MSIZE, 1, PROTO_TEXT_MAX}, {OPT_MAXMSG, 1, 1e9}, {OPT_PID, 1, 4194304},
+    };
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
+        if (ranges[i].opt != opt)
+            continue;
+        if (num(arg, ranges[i].lo, ranges[i].hi, &v) != 0)
+            return -1;
+        switch (opt) {
+        case OPT_CLIENTS: o->clients = (int)v; break;
+        case OPT_PROCS: o->procs = (int)v; break;
+        case OPT_DURATION: o->duration_s = v; break;
+        case OPT_GRACE: o->grace_s = v; break;
+        case OPT_SETUP: o->setup_timeout_s = v; break;
+        case OPT_CRATE: o->connect_rate = v; break;
+        case OPT_RATE: o->rate = v; cl->rate_set = 1; break;
+        case OPT_WINDOW: o->window = (int)v; break;
+        case OPT_GSIZE: o->group_size = (int)v; break;
+        case OPT_SENDERS: o->senders = (int)v; break;
+        case OPT_MSIZE: o->msg_size = (int)v; break;
+        case OPT_MAXMSG: o->max_msgs = (long)v; break;
+        case OPT_PID:
+            if (cl->npids >= MAX_PIDS)
+                return -1;
+            cl->pids[cl->npids++] = (int)v;
+            break;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static int set_option(cli_t *cl, int opt, const char *arg)
+{
+    bench_opts_t *o = &cl->o;
+    switch (opt) {
+    case OPT_SCENARIO: return set_scenario(o, arg);
+    case OPT_GATEWAY: cl->gateway = arg; return 0;
+    case OPT_NODE:
+        if (cl->nurls >= 64)
+            return -1;
+        cl->node_urls[cl->nurls++] = arg;
+        return 0;
+    case OPT_REGISTER: o->do_register = 1; return 0;
+    case OPT_PREFIX: o->user_prefix = arg; return 0;
+    case OPT_PWFMT: o->password_format = arg; return 0;
+    case OPT_ROOM: o->room = arg; return 0;
+    case OPT_NOBIND: o->src_bind = 0; return 0;
+    default: return set_numeric(cl, opt, arg);
+    }
+}
+
+static void defaults(cli_t *cl)
+{
+    bench_opts_t *o = &cl->o;
+    memset(cl, 0, sizeof *cl);
+    o->scenario_name = NULL;
+    o->clients = 100;
+    o->procs = 1;
+    o->duration_s = 10;
+    o->grace_s = 3;
+    o->setup_timeout_s = 120;
+    o->connect_rate = 500;
+    o->window = 4;
+    o->group_size = 50;
+    o->senders = 1;
+    o->msg_size = 64;
+    o->max_msgs = 1000000;
+    o->src_bind = 1;
+    o->user_prefix = "bench";
+    o->password_format = "bench-pw-%d"; /* "pw-%d" is < 6 bytes for users 0..99 */
+    o->run_id = (uint32_t)(core_now_ms() ^ ((uint64_t)getpid() << 16));
+}
+
+/* Names and passwords go into JSON unescaped: only allow what needs none. */
+static int check_names(cli_t *cl, char *err, size_t errlen)
+{
+    bench_opts_t *o = &cl->o;
+    size_t pl = strlen(o->user_prefix);
+    if (pl > PROTO_NAME_MAX - 7 || !proto_valid_name(o->user_prefix, pl)) {
+        snprintf(err, errlen, "--user-prefix must be [A-Za-z0-9_.-]{1,25}");
+        return -1;
+    }
+    const char *f = o->password_format, *d = strstr(f, "%d");
+    size_t pcts = 0;
+    for (const char *p = f; *p; p++)
+        pcts += *p == '%';
+    size_t min_len = strlen(f) - (d ? 1 : 0); /* user 0: "%d" -> "0" */
+    if (pcts > 1 || (pcts == 1 && !d) || strpbrk(f, "\"\\") || min_len < PROTO_PASSWORD_MIN ||
+        strlen(f) > 100) {
+        snprintf(err, errlen, "--password-format: 6..100 bytes, at most one %%d, no quotes");
+        return -1;
+    }
+    if (!o->room) {
+        snprintf(cl->room_buf, sizeof cl->room_buf, "bench-%x", o->run_id);
+        o->room = cl->room_buf;
+    } else if (!proto_valid_name(o->room, strlen(o->room))) {
+        snprintf(err, errlen, "--room must be [A-Za-z0-9_.-]{1,32}");
+        return -1;
+    }
+    return 0;
+}
+
+/* Returns 0, 1 for a usage error, 2 for a refused target. */
+static int parse_cli(cli_t *cl, int argc, char **argv, char *err, size_t errlen)
+{
+    int opt;
+    defaults(cl);
+    while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+        if (opt == OPT_HELP) {
+            fputs(usage, stdout);
+            exit(0);
+        }
+        if (opt == '?' || set_option(cl, opt, optarg) != 0) {
+            snprintf(err, errlen, "bad option or value%s%s", optarg ? ": " : "", optarg ? optarg : "");
+            return 1;
+        }
+    }
+    bench_opts_t *o = &cl->o;
+    if (optind < argc || !o->scenario_name || (!cl->gateway) == (cl->nurls == 0)) {
+        snprintf(err, errlen, "need --scenario and exactly one of --gateway / --node");
+        return 1;
+    }
+    if (!cl->rate_set && o->scenario == BENCH_ROOM)
+        o->rate = 20;
+    if (o->procs > o->clients)
+        o->procs = o->clients;
+    if (check_names(cl, err, errlen) != 0)
+        return 1;
+    return 0;
+}
+
+static int resolve_nodes(cli_t *cl, char *err, size_t errlen)
+{
+    bench_opts_t *o = &cl->o;
+    if (cl->gateway) {
+        bench_target_t gw;
+        int rc = bench_target_parse(cl->gateway, "http", &gw, err, errlen);
+        if (rc != 0)
+            return rc;
+        o->nnodes = bench_gateway_nodes(&gw, o->nodes, 64, 10.0, err, errlen);
+        return o->nnodes > 0 ? 0 : o->nnodes == -2 ? -2 : -1;
+    }
+    for (int i = 0; i < cl->nurls; i++) {
+        int rc = bench_target_parse(cl->node_urls[i], "ws", &o->nodes[i], err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    o->nnodes = cl->nurls;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ workers */
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int spawn(const bench_opts_t *o, worker_proc_t *wp, int n)
+{
+    fflush(NULL); /* children exit() through stdio */
+    for (int i = 0; i < n; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+            return -1;
+        pid_t pid = fork();
+        if (pid < 0) {
+            close(sv[0]);
+            close(sv[1]);
+            return -1;
+        }
+        if (pid == 0) {
+            close(sv[0]);
+            for (int j = 0; j < i; j++)
+                close(wp[j].fd);
+            int rc = bench_worker_run(o, i, sv[1]);
+            close(sv[1]);
+            for (int j = 0; j < i; j++)
+                core_buf_free(&wp[j].in);
+            free(wp);
+            exit(rc);
+        }
+        close(sv[1]);
+        wp[i].pid = pid;
+        wp[i].fd = sv[0];
+        core_buf_init(&wp[i].in);
+    }
+    return 0;
+}
+
+/* Handles one complete line from a worker. */
+static int on_line(worker_proc_t *w, const char *line, size_t len)
+{
+    if (!w->ready && len > 6 && !strncmp(line, "ready ", 6)) {
+        w->ready = 1;
+        return 0;
+    }
+    if (w->ready && !w->done && bench_result_decode(line, len, &w->res) == 0) {
+        w->done = 1;
+        return 0;
+    }
+    return -1;
+}
+
+static int read_worker(worker_proc_t *w)
+{
+    char tmp[65536];
+    ssize_t n = read(w->fd, tmp, sizeof tmp);
+    if (n <= 0)
+        return n < 0 && errno == EINTR ? 0 : -1;
+    if (w->in.len + (size_t)n > LINE_MAX_BYTES)
+        return -1;
+    core_buf_append(&w->in, tmp, (size_t)n);
+    char *nl;
+    while ((nl = memchr(w->in.data, '\n', w->in.len)) != NULL) {
+        size_t len = (size_t)(nl - w->in.data);
+        if (on_line(w, w->in.data, len) != 0)
+            return -1;
+        core_buf_consume(&w->in, len + 1);
+    }
+    return 0;
+}
+
+/* Polls until every worker has reached `want` (ready or done). */
+static int wait_workers(worker_proc_t *wp, int n, int want_done, double timeout_s)
+{
+    uint64_t deadline = core_mono_ms() + (uint64_t)(timeout_s * 1000);
+    struct pollfd pf[MAX_PROCS];
+    for (;;) {
+        int np = 0, idx[MAX_PROCS];
+        for (int i = 0; i < n; i++)
+            if (want_done ? !wp[i].done : !wp[i].ready) {
+                pf[np] = (struct pollfd){.fd = wp[i].fd, .events = POLLIN};
+                idx[np++] = i;
+            }
+        if (np == 0)
+            return 0;
+        uint64_t now = core_mono_ms();
+        if (now >= deadline)
+            return -1;
+        int r = poll(pf, (nfds_t)np, (int)(deadline - now));
+        if (r < 0 && errno != EINTR)
+            return -1;
+        for (int k = 0; k < np && r > 0; k++)
+            if (pf[k].revents && read_worker(&wp[idx[k]]) != 0)
+                return -1;
+    }
+}
+
+static void go_workers(worker_proc_t *wp, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (write(wp[i].fd, "g", 1) != 1)
+            fprintf(stderr, "chat-bench: worker %d: %s\n", i, strerror(errno));
+}
+
+static int reap(worker_proc_t *wp, int n, int kill_them)
+{
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (kill_them)
+            kill(wp[i].pid, SIGTERM);
+        close(wp[i].fd);
+        core_buf_free(&wp[i].in);
+        int st = 0;
+        if (waitpid(wp[i].pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            bad = 1;
+    }
+    return bad;
+}
+
+/* ------------------------------------------------------------------ RSS */
+
+static long rss_kb(int pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+static long rss_total(const cli_t *cl)
+{
+    long sum = 0;
+    for (int i = 0; i < cl->npids; i++) {
+        long kb = rss_kb(cl->pids[i]);
+        if (kb < 0)
+            return -1;
+        sum += kb;
+    }
+    return sum;
+}
+
+/* ------------------------------------------------------------------ report */
+
+static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long rss1, long rss2)
+{
+    const bench_opts_t *o = &cl->o;
+    if (o->scenario == BENCH_ROOM)
+        total->expected = total->sent * total->receivers;
+    cJSON *extra = cJSON_CreateObject();
+    cJSON_AddNumberToObject(extra, "procs", o->procs);
+    cJSON_AddNumberToObject(extra, "nodes", o->nnodes);
+    cJSON_AddNumberToObject(extra, "duration_s", o->duration_s);
+    cJSON_AddNumberToObject(extra, "target_rate", o->rate);
+    if (cl->npids) {
+        cJSON_AddNumberToObject(extra, "rss_before_kb", (double)rss0);
+        cJSON_AddNumberToObject(extra, "rss_ready_kb", (double)rss1);
+        cJSON_AddNumberToObject(extra, "rss_after_kb", (double)rss2);
+        double per = total->clients && rss1 >= 0 && rss0 >= 0
+                         ? (double)(rss1 - rss0) * 1024.0 / (double)total->clients : 0;
+        cJSON_AddNumberToObject(extra, "rss_per_conn_bytes", (double)(long)per);
+    }
+    cJSON *rep = bench_report_json(o->scenario_name, total, extra);
+    printf("scenario %s: %llu clients on %d node(s), %d proc(s), %.1f s measured\n",
+           o->scenario_name, (unsigned long long)total->clients, o->nnodes, o->procs,
+           total->elapsed_s);
+    printf("  sent %llu  delivered %llu  lost %llu  dup %llu  errors %llu (connect %llu)\n",
+           (unsigned long long)total->sent, (unsigned long long)total->delivered,
+           (unsigned long long)bench_result_lost(total), (unsigned long long)total->dup,
+           (unsigned long long)total->errors, (unsigned long long)total->connect_errors);
+    printf("  rate %.1f/s  latency p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+           cJSON_GetObjectItem(rep, "rate")->valuedouble,
+           cJSON_GetObjectItem(rep, "p50_ms")->valuedouble,
+           cJSON_GetObjectItem(rep, "p99_ms")->valuedouble,
+           cJSON_GetObjectItem(rep, "max_ms")->valuedouble);
+    if (cl->npids)
+        printf("  node RSS %ld kB -> %ld kB ready -> %ld kB after (%.0f bytes/conn)\n", rss0, rss1,
+               rss2, cJSON_GetObjectItem(rep, "rss_per_conn_bytes")->valuedouble);
+    char *line = cJSON_PrintUnformatted(rep);
+    printf("%s\n", line);
+    free(line);
+    cJSON_Delete(rep);
+    fflush(stdout);
+}
+
+static int run(cli_t *cl)
+{
+    bench_opts_t *o = &cl->o;
+    int n = o->procs, rc = 1;
+    worker_proc_t *wp = core_xcalloc((size_t)n, sizeof *wp);
+    long rss0 = rss_total(cl), rss1 = -1, rss2 = -1;
+    if (spawn(o, wp, n) != 0) {
+        fprintf(stderr, "chat-bench: cannot start workers: %s\n", strerror(errno));
+        goto out_kill;
+    }
+    if (wait_workers(wp, n, 0, o->setup_timeout_s + PARENT_SLACK_S) != 0) {
+        fprintf(stderr, "chat-bench: workers did not get ready\n");
+        goto out_kill;
+    }
+    rss1 = rss_total(cl);
+    go_workers(wp, n);
+    if (wait_workers(wp, n, 1, o->duration_s + o->grace_s + PARENT_SLACK_S) != 0) {
+        fprintf(stderr, "chat-bench: workers did not report\n");
+        goto out_kill;
+    }
+    rss2 = rss_total(cl);
+    bench_result_t *total = core_xmalloc(sizeof *total);
+    bench_result_init(total);
+    for (int i = 0; i < n; i++)
+        bench_result_merge(total, &wp[i].res);
+    print_report(cl, total, rss0, rss1, rss2);
+    free(total);
+    rc = reap(wp, n, 0);
+    free(wp);
+    return rc;
+out_kill:
+    reap(wp, n, 1);
+    free(wp);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    cli_t *cl = core_xcalloc(1, sizeof *cl);
+    char err[256] = "";
+    int rc = parse_cli(cl, argc, argv, err, sizeof err);
+    if (rc == 0) {
+        int r = resolve_nodes(cl, err, sizeof err);
+        rc = r == 0 ? 0 : r == -2 ? 2 : 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "chat-bench: %s\n%s", err, rc == 1 ? usage : "");
+        free(cl);
+        return rc;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    rc = run(cl);
+    free(cl);
+    return rc;
+}

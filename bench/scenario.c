@@ -1,0 +1,841 @@
+/* The worker: each client's state machine and the scenarios.
+ *
+ * Phases: SETUP (rate-limited connects, register/login, group/room setup)
+ * -> "ready" to the parent -> wait for "go" -> RUN for --duration -> DRAIN
+ * (no new sends; wait for answers and deliveries up to --grace) -> result
+ * line to the parent. Every phase has a deadline. */
+#include "bench/bench.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "proto/proto.h"
+
+#define TICK_S 0.005
+#define SETUP_INFLIGHT_MAX 512 /* connects + logins in progress per worker */
+#define GO_TIMEOUT_S 120.0
+#define QUIET_US 500000        /* drain ends this long after the last delivery */
+#define REQ_MAX (CORE_WS_MAX_MESSAGE - 1024)
+#define ID_KIND_BITS 4
+
+enum phase { PH_SETUP, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
+enum cstate { C_NEW, C_OPENING, C_AUTH, C_JOINING, C_WAIT_SHARED, C_READY, C_FAILED };
+enum kind { K_REGISTER = 1, K_LOGIN, K_CHAT, K_ACK, K_GCREATE, K_GJOIN, K_RCREATE, K_RJOIN, K_PING };
+
+/* Anti-replay window per (receiver, sender slot): max is the highest
+ * seq + 1 seen; bit d of win is seq max-2-d. */
+typedef struct seen {
+    uint32_t max;
+    uint64_t win;
+} seen_t;
+
+typedef struct worker worker_t;
+
+typedef struct client {
+    bench_ws_t *ws;
+    worker_t *w;
+    seen_t *seen;      /* one per sender slot */
+    char *token;       /* login scenario: the resume token */
+    uint64_t t0_us;    /* login scenario: when this attempt started */
+    uint32_t gidx;     /* global index: user name and node */
+    uint32_t seq;      /* next message sequence */
+    uint32_t next_id;
+    uint16_t inflight; /* chats without an answer */
+    uint8_t state;
+    uint8_t relogin;   /* login scenario: this attempt uses the token */
+} client_t;
+
+typedef struct group {
+    char id[PROTO_GROUP_ID_MAX + 1];
+    int first, count; /* local client range */
+    int joined;
+    int created;
+} group_t;
+
+struct worker {
+    const bench_opts_t *o;
+    struct ev_loop *loop;
+    int index, first, count;
+    client_t *c;
+    group_t *groups;
+    int ngroups;
+    int nslots;        /* sender slots each receiver tracks */
+    char src_ip[32];
+    int ctl;
+    ev_io ctl_io;
+    ev_timer tick;
+    int phase;
+    int next_connect;
+    int setup_busy;
+    int room_created;
+    int rc;
+    int rr;            /* round-robin position for rate mode */
+    double connect_credit, send_credit;
+    uint64_t phase_deadline_us, run_start_us, run_end_us, last_delivery_us;
+    bench_result_t res;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* system-wide: valid across workers */
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void client_start(client_t *c);
+static void worker_check_setup(worker_t *w);
+
+/* ------------------------------------------------------------------ names */
+
+static void user_name(const worker_t *w, uint32_t gidx, char *out, size_t len)
+{
+    snprintf(out, len, "%s%u", w->o->user_prefix, gidx);
+}
+
+/* --password-format with its one "%d" replaced by the user's index. */
+static void user_password(const worker_t *w, uint32_t gidx, char *out, size_t len)
+{
+    const char *f = w->o->password_format, *d = strstr(f, "%d");
+    if (!d) {
+        snprintf(out, len, "%s", f);
+        return;
+    }
+    snprintf(out, len, "%.*s%u%s", (int)(d - f), f, gidx, d + 2);
+}
+
+static int is_sender(const worker_t *w, int i)
+{
+    switch (w->o->scenario) {
+    case BENCH_DIRECT:
+        return (i ^ 1) < w->count;
+    case BENCH_GROUP: {
+        const group_t *g = &w->groups[i / w->o->group_size];
+        return i - g->first < w->o->senders && g->count > 1;
+    }
+    case BENCH_ROOM:
+        return w->c[i].gidx == 0;
+    default:
+        return 0;
+    }
+}
+
+/* ------------------------------------------------------------------ sending */
+
+static int send_req(client_t *c, int kind, const char *action, const char *data_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int send_req(client_t *c, int kind, const char *action, const char *data_fmt, ...)
+{
+    char buf[REQ_MAX];
+    uint32_t id = (c->next_id++ << ID_KIND_BITS) | (uint32_t)kind;
+    int n = snprintf(buf, sizeof buf, "{\"id\":%u,\"action\":\"%s\",\"data\":", id, action);
+    va_list ap;
+    va_start(ap, data_fmt);
+    n += vsnprintf(buf + n, sizeof buf - (size_t)n, data_fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n + 2 > sizeof buf)
+        return -1;
+    buf[n++] = '}';
+    return bench_ws_send(c->ws, buf, (size_t)n);
+}
+
+/* Message text: "b SLOT SEQ SENT_US RUN " then filler up to --msg-size. */
+static int send_chat(client_t *c)
+{
+    worker_t *w = c->w;
+    int i = (int)(c - w->c);
+    char text[4097];
+    int slot = w->o->scenario == BENCH_GROUP ? i - w->groups[i / w->o->group_size].first : 0;
+    int n = snprintf(text, sizeof text, "b %d %u %llu %x ", slot, c->seq,
+                     (unsigned long long)now_us(), w->o->run_id);
+    while (n < w->o->msg_size && n < (int)sizeof text - 1)
+        text[n++] = 'x';
+    text[n] = '\0';
+    int rc;
+    if (w->o->scenario == BENCH_DIRECT) {
+        char to[64];
+        user_name(w, w->c[i ^ 1].gidx, to, sizeof to);
+        rc = send_req(c, K_CHAT, "chat", "{\"to\":\"%s\",\"message\":\"%s\"}", to, text);
+    } else if (w->o->scenario == BENCH_GROUP) {
+        rc = send_req(c, K_CHAT, "group_chat", "{\"group\":\"%s\",\"message\":\"%s\"}",
+                      w->groups[i / w->o->group_size].id, text);
+    } else {
+        rc = send_req(c, K_CHAT, "room_chat", "{\"room\":\"%s\",\"message\":\"%s\"}", w->o->room,
+                      text);
+    }
+    if (rc == 0) {
+        c->seq++;
+        c->inflight++;
+    }
+    return rc;
+}
+
+static int can_send(const client_t *c)
+{
+    return c->state == C_READY && c->inflight < c->w->o->window &&
+           (long)c->seq < c->w->o->max_msgs;
+}
+
+/* Closed loop: keep every sender's window full. */
+static void fill_window(client_t *c)
+{
+    while (c->w->phase == PH_RUN && c->w->o->rate <= 0 && can_send(c))
+        if (send_chat(c) != 0)
+            return;
+}
+
+/* Rate mode: spend the credit round-robin over senders with room. */
+static void send_paced(worker_t *w, double dt)
+{
+    double per_worker = w->o->rate / w->o->procs;
+    w->send_credit += per_worker * dt;
+    if (w->send_credit > per_worker * 0.1 + 1)
+        w->send_credit = per_worker * 0.1 + 1; /* no catch-up bursts after a stall */
+    for (int tries = 0; w->send_credit >= 1 && tries < w->count; tries++) {
+        client_t *c = &w->c[w->rr];
+        w->rr = (w->rr + 1) % w->count;
+        if (!is_sender(w, (int)(c - w->c)) || !can_send(c))
+            continue;
+        if (send_chat(c) == 0) {
+            w->send_credit -= 1;
+            tries = -1;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ setup steps */
+
+static void fail_waiting(worker_t *w, int from, int to);
+
+static void client_fail(client_t *c)
+{
+    worker_t *w = c->w;
+    if (c->state == C_FAILED)
+        return;
+    if (c->state != C_READY && w->phase == PH_SETUP)
+        w->setup_busy--;
+    w->res.errors++;
+    c->state = C_FAILED;
+    if (c->ws) {
+        bench_ws_t *ws = c->ws;
+        c->ws = NULL;
+        bench_ws_close(ws);
+    }
+    /* members waiting for a group or room this client was to create */
+    int i = (int)(c - w->c);
+    if (w->o->scenario == BENCH_GROUP) {
+        group_t *g = &w->groups[i / w->o->group_size];
+        if (i == g->first && !g->created)
+            fail_waiting(w, g->first, g->first + g->count);
+    } else if (w->o->scenario == BENCH_ROOM && i == 0 && !w->room_created) {
+        fail_waiting(w, 0, w->count);
+    }
+    worker_check_setup(w);
+}
+
+static void fail_waiting(worker_t *w, int from, int to)
+{
+    for (int i = from; i < to; i++)
+        if (w->c[i].state == C_WAIT_SHARED)
+            client_fail(&w->c[i]);
+}
+
+static void client_ready(client_t *c)
+{
+    worker_t *w = c->w;
+    c->state = C_READY;
+    if (w->phase == PH_SETUP)
+        w->setup_busy--;
+    worker_check_setup(w);
+}
+
+static void send_login(client_t *c)
+{
+    char user[64], pw[256];
+    user_name(c->w, c->gidx, user, sizeof user);
+    c->state = C_AUTH;
+    if (c->relogin) {
+        send_req(c, K_LOGIN, "login", "{\"user\":\"%s\",\"token\":\"%s\"}", user, c->token);
+        return;
+    }
+    user_password(c->w, c->gidx, pw, sizeof pw);
+    send_req(c, K_LOGIN, "login", "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+}
+
+static void group_join_waiting(worker_t *w, group_t *g)
+{
+    for (int i = g->first + 1; i < g->first + g->count; i++) {
+        client_t *m = &w->c[i];
+        if (m->state != C_WAIT_SHARED)
+            continue;
+        m->state = C_JOINING;
+        send_req(m, K_GJOIN, "group_join", "{\"group\":\"%s\"}", g->id);
+    }
+}
+
+static void room_join_waiting(worker_t *w)
+{
+    for (int i = 0; i < w->count; i++) {
+        client_t *m = &w->c[i];
+        if (m->state != C_WAIT_SHARED)
+            continue;
+        m->state = C_JOINING;
+        send_req(m, K_RJOIN, "room_join", "{\"room\":\"%s\"}", w->o->room);
+    }
+}
+
+/* After login: the scenario's own setup, then READY. */
+static void after_login(client_t *c)
+{
+    worker_t *w = c->w;
+    int i = (int)(c - w->c);
+    if (w->o->scenario == BENCH_GROUP) {
+        group_t *g = &w->groups[i / w->o->group_size];
+        if (i == g->first) {
+            c->state = C_JOINING;
+            send_req(c, K_GCREATE, "group_create", "{\"name\":\"bench-%x-%d-%d\"}", w->o->run_id,
+                     w->index, i / w->o->group_size);
+        } else {
+            c->state = C_WAIT_SHARED;
+            if (g->created)
+                group_join_waiting(w, g);
+        }
+    } else if (w->o->scenario == BENCH_ROOM) {
+        c->state = C_WAIT_SHARED;
+        if (i == 0) {
+            c->state = C_JOINING;
+            send_req(c, K_RCREATE, "room_create", "{\"room\":\"%s\"}", w->o->room);
+        } else if (w->room_created) {
+            room_join_waiting(w);
+        }
+    } else {
+        client_ready(c);
+    }
+}
+
+/* ------------------------------------------------------------------ answers */
+
+static void store_token(client_t *c, const cJSON *data)
+{
+    const cJSON *tok = cJSON_GetObjectItemCaseSensitive(data, "token");
+    if (!cJSON_IsString(tok) || strlen(tok->valuestring) > 128 ||
+        strspn(tok->valuestring, "0123456789abcdefABCDEF") != strlen(tok->valuestring))
+        return;
+    free(c->token);
+    c->token = core_xstrdup(tok->valuestring);
+}
+
+static void on_login_answer(client_t *c, int code, const cJSON *data)
+{
+    worker_t *w = c->w;
+    if (code != 0) {
+        client_fail(c);
+        return;
+    }
+    if (w->o->scenario == BENCH_LOGIN)
+        store_token(c, data);
+    if (c->relogin) {
+        /* a timed resume: record it and start the next one */
+        w->res.sent++;
+        w->res.delivered++;
+        bench_hist_record(&w->res.lat, now_us() - c->t0_us);
+        c->state = C_READY;
+        bench_ws_t *ws = c->ws;
+        c->ws = NULL;
+        bench_ws_close(ws);
+        if (w->phase == PH_RUN)
+            client_start(c);
+        return;
+    }
+    after_login(c);
+}
+
+static void on_group_created(client_t *c, int code, const cJSON *data)
+{
+    worker_t *w = c->w;
+    group_t *g = &w->groups[(c - w->c) / w->o->group_size];
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(data, "group");
+    if (code != 0 || !cJSON_IsString(id) || strlen(id->valuestring) >= sizeof g->id ||
+        strcspn(id->valuestring, "\"\\") != strlen(id->valuestring)) {
+        client_fail(c);
+        return;
+    }
+    snprintf(g->id, sizeof g->id, "%s", id->valuestring);
+    g->created = 1;
+    g->joined++;
+    client_ready(c);
+    group_join_waiting(w, g);
+}
+
+static void on_joined(client_t *c, int kind, int code)
+{
+    worker_t *w = c->w;
+    if (code != 0 && code != PROTO_CONFLICT) {
+        client_fail(c);
+        return;
+    }
+    if (kind == K_GJOIN)
+        w->groups[(c - w->c) / w->o->group_size].joined++;
+    else if (c->gidx != 0)
+        w->res.receivers++;
+    client_ready(c);
+}
+
+static void on_room_created(client_t *c, int code)
+{
+    worker_t *w = c->w;
+    if (code != 0 && code != PROTO_CONFLICT) {
+        client_fail(c);
+        return;
+    }
+    w->room_created = 1;
+    c->state = C_WAIT_SHARED;
+    room_join_waiting(w);
+}
+
+static void on_chat_answer(client_t *c, int code)
+{
+    worker_t *w = c->w;
+    if (c->inflight)
+        c->inflight--;
+    if (code != 0) {
+        w->res.errors++;
+    } else {
+        w->res.sent++;
+        if (w->o->scenario == BENCH_DIRECT) {
+            w->res.expected++;
+        } else if (w->o->scenario == BENCH_GROUP) {
+            const group_t *g = &w->groups[(c - w->c) / w->o->group_size];
+            w->res.expected += (uint64_t)(g->joined - 1);
+        }
+    }
+    fill_window(c);
+}
+
+static void on_answer(client_t *c, const cJSON *o)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "code");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+    int k = cJSON_IsNumber(id) ? (int)((uint32_t)id->valuedouble & ((1u << ID_KIND_BITS) - 1)) : 0;
+    int rc = cJSON_IsNumber(code) ? code->valueint : -1;
+    switch (k) {
+    case K_REGISTER:
+        if (rc != 0 && rc != PROTO_CONFLICT)
+            client_fail(c);
+        else
+            send_login(c);
+        break;
+    case K_LOGIN: on_login_answer(c, rc, data); break;
+    case K_CHAT: on_chat_answer(c, rc); break;
+    case K_GCREATE: on_group_created(c, rc, data); break;
+    case K_GJOIN:
+    case K_RJOIN: on_joined(c, k, rc); break;
+    case K_RCREATE: on_room_created(c, rc); break;
+    case K_PING:
+        if (rc == 0) {
+            c->w->res.delivered++;
+            bench_hist_record(&c->w->res.lat, now_us() - c->t0_us);
+        } else {
+            c->w->res.errors++;
+        }
+        c->inflight = 0;
+        break;
+    case K_ACK:
+        if (rc != 0)
+            c->w->res.errors++;
+        break;
+    default:
+        c->w->res.errors++;
+    }
+}
+
+/* ------------------------------------------------------------------ deliveries */
+
+static void record_seen(worker_t *w, seen_t *s, uint32_t seq)
+{
+    uint32_t s1 = seq + 1;
+    if (s1 > s->max) {
+        uint32_t shift = s1 - s->max;
+        s->win = shift >= 64 ? 0 : s->win << shift;
+        if (s->max && shift < 64)
+            s->win |= 1ull << (shift - 1); /* the old max joins the window */
+        s->max = s1;
+    } else if (s1 == s->max) {
+        w->res.dup++;
+        return;
+    } else {
+        uint32_t d = s->max - s1 - 1;
+        if (d >= 64) {
+            w->res.reordered++;
+        } else if (s->win & (1ull << d)) {
+            w->res.dup++;
+            return;
+        } else {
+            s->win |= 1ull << d;
+        }
+    }
+    w->res.delivered++;
+}
+
+static void send_ack(client_t *c, const char *msgid)
+{
+    if (strcspn(msgid, "\"\\") == strlen(msgid) && strlen(msgid) < 128)
+        send_req(c, K_ACK, "ack", "{\"msgids\":[\"%s\"]}", msgid);
+}
+
+static void on_delivery(client_t *c, const char *event, const cJSON *data)
+{
+    worker_t *w = c->w;
+    const cJSON *msgid = cJSON_GetObjectItemCaseSensitive(data, "msgid");
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(data, "message");
+    const cJSON *offline = cJSON_GetObjectItemCaseSensitive(data, "offline");
+    /* pending items are kept until acked: ack ours and leftovers alike */
+    if (strcmp(event, "room_chat") != 0 && cJSON_IsString(msgid))
+        send_ack(c, msgid->valuestring);
+    unsigned slot, seq, run;
+    unsigned long long sent;
+    if (cJSON_IsTrue(offline) || !cJSON_IsString(text) ||
+        sscanf(text->valuestring, "b %u %u %llu %x ", &slot, &seq, &sent, &run) != 4 ||
+        run != w->o->run_id || (int)slot >= w->nslots || !c->seen)
+        return;
+    uint64_t now = now_us();
+    uint64_t before = w->res.delivered;
+    record_seen(w, &c->seen[slot], seq);
+    if (w->res.delivered != before)
+        bench_hist_record(&w->res.lat, now > sent ? now - sent : 0);
+    w->last_delivery_us = now;
+}
+
+static void on_text(bench_ws_t *ws, const char *msg, size_t len, void *ud)
+{
+    (void)ws;
+    client_t *c = ud;
+    cJSON *o = cJSON_ParseWithLength(msg, len);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(o, "event");
+    if (!cJSON_IsObject(o)) {
+        c->w->res.errors++;
+    } else if (cJSON_IsString(ev)) {
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
+        const char *name = ev->valuestring;
+        if (!strcmp(name, "chat") || !strcmp(name, "group_chat") || !strcmp(name, "room_chat"))
+            on_delivery(c, name, data);
+        else if (!strcmp(name, "kicked"))
+            c->w->res.errors++;
+    } else {
+        on_answer(c, o);
+    }
+    cJSON_Delete(o);
+}
+
+/* ------------------------------------------------------------------ connection */
+
+static void on_open(bench_ws_t *ws, void *ud)
+{
+    (void)ws;
+    client_t *c = ud;
+    char user[64], pw[256];
+    if (c->w->o->do_register && !c->relogin) {
+        user_name(c->w, c->gidx, user, sizeof user);
+        user_password(c->w, c->gidx, pw, sizeof pw);
+        c->state = C_AUTH;
+        send_req(c, K_REGISTER, "register", "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+        return;
+    }
+    send_login(c);
+}
+
+static void on_close(bench_ws_t *ws, int err, void *ud)
+{
+    (void)ws;
+    (void)err;
+    client_t *c = ud;
+    if (!c->ws)
+        return; /* we closed it on purpose */
+    c->ws = NULL;
+    if (c->w->phase == PH_DONE)
+        return;
+    if (c->w->phase == PH_SETUP && c->state != C_READY)
+        c->w->res.connect_errors++;
+    if (c->state != C_FAILED)
+        client_fail(c);
+}
+
+static const bench_ws_cbs_t ws_cbs = {on_open, on_text, on_close};
+
+static void client_start(client_t *c)
+{
+    worker_t *w = c->w;
+    const bench_target_t *t = &w->o->nodes[c->gidx % (uint32_t)w->o->nnodes];
+    c->t0_us = now_us();
+    c->relogin = c->token != NULL;
+    c->state = C_OPENING;
+    c->ws = bench_ws_connect(w->loop, t, w->src_ip[0] ? w->src_ip : NULL, &ws_cbs, c);
+    if (!c->ws) {
+        w->res.connect_errors++;
+        client_fail(c);
+    }
+}
+
+/* ------------------------------------------------------------------ phases */
+
+static void worker_finish(worker_t *w)
+{
+    w->phase = PH_DONE;
+    w->res.elapsed_s = (double)(w->run_end_us - w->run_start_us) / 1e6;
+    char *line = bench_result_encode(&w->res);
+    size_t len = strlen(line);
+    line[len] = '\n'; /* overwrites the NUL: write exactly len + 1 bytes */
+    size_t off = 0;
+    while (off < len + 1) {
+        ssize_t n = write(w->ctl, line + off, len + 1 - off);
+        if (n <= 0 && errno != EINTR) {
+            w->rc = 1;
+            break;
+        }
+        off += n > 0 ? (size_t)n : 0;
+    }
+    free(line);
+    ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void worker_check_setup(worker_t *w)
+{
+    if (w->phase != PH_SETUP || w->next_connect < w->count || w->setup_busy > 0)
+        return;
+    w->phase = PH_WAIT_GO;
+    for (int i = 0; i < w->count; i++)
+        w->res.clients += w->c[i].state == C_READY;
+    w->phase_deadline_us = now_us() + (uint64_t)(GO_TIMEOUT_S * 1e6);
+    char line[64];
+    int n = snprintf(line, sizeof line, "ready %llu\n", (unsigned long long)w->res.clients);
+    if (write(w->ctl, line, (size_t)n) != n)
+        w->rc = 1;
+    ev_io_start(w->loop, &w->ctl_io);
+}
+
+static void setup_timeout(worker_t *w)
+{
+    for (int i = 0; i < w->count; i++)
+        if (w->c[i].state != C_READY && w->c[i].state != C_FAILED)
+            client_fail(&w->c[i]);
+    w->next_connect = w->count;
+    w->setup_busy = 0;
+    worker_check_setup(w);
+}
+
+static void setup_tick(worker_t *w, double dt)
+{
+    double per_worker = w->o->connect_rate / w->o->procs;
+    w->connect_credit += per_worker * dt;
+    if (w->connect_credit > per_worker * 0.1 + 1)
+        w->connect_credit = per_worker * 0.1 + 1;
+    while (w->connect_credit >= 1 && w->next_connect < w->count &&
+           w->setup_busy < SETUP_INFLIGHT_MAX) {
+        w->connect_credit -= 1;
+        w->setup_busy++;
+        client_start(&w->c[w->next_connect++]);
+    }
+    if (now_us() > w->phase_deadline_us)
+        setup_timeout(w);
+    else
+        worker_check_setup(w);
+}
+
+static void run_start(worker_t *w)
+{
+    w->phase = PH_RUN;
+    w->run_start_us = now_us();
+    w->phase_deadline_us = w->run_start_us + (uint64_t)(w->o->duration_s * 1e6);
+    for (int i = 0; i < w->count; i++) {
+        client_t *c = &w->c[i];
+        if (c->state != C_READY)
+            continue;
+        if (w->o->scenario == BENCH_LOGIN) {
+            bench_ws_t *ws = c->ws;
+            c->ws = NULL;
+            bench_ws_close(ws);
+            client_start(c);
+        } else if (is_sender(w, i)) {
+            fill_window(c);
+        }
+    }
+}
+
+static void drain_start(worker_t *w)
+{
+    w->phase = PH_DRAIN;
+    w->run_end_us = now_us();
+    w->last_delivery_us = w->run_end_us;
+    w->phase_deadline_us = w->run_end_us + (uint64_t)(w->o->grace_s * 1e6);
+    if (w->o->scenario != BENCH_IDLE)
+        return;
+    /* idle: every held connection must still answer */
+    for (int i = 0; i < w->count; i++) {
+        client_t *c = &w->c[i];
+        if (c->state != C_READY || !c->ws)
+            continue;
+        c->t0_us = now_us();
+        if (send_req(c, K_PING, "ping", "{}") == 0) {
+            c->inflight = 1;
+            w->res.sent++;
+            w->res.expected++;
+        }
+    }
+}
+
+static int drain_done(const worker_t *w)
+{
+    uint64_t now = now_us();
+    if (now >= w->phase_deadline_us)
+        return 1;
+    for (int i = 0; i < w->count; i++)
+        if (w->c[i].inflight && w->c[i].ws)
+            return 0;
+    if (w->o->scenario == BENCH_LOGIN)
+        for (int i = 0; i < w->count; i++)
+            if (w->c[i].ws && w->c[i].state != C_READY && w->c[i].state != C_FAILED)
+                return 0;
+    if (w->o->scenario == BENCH_ROOM)
+        return now - w->last_delivery_us > QUIET_US;
+    return w->res.delivered >= w->res.expected;
+}
+
+static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    worker_t *w = t->data;
+    switch (w->phase) {
+    case PH_SETUP:
+        setup_tick(w, TICK_S);
+        break;
+    case PH_WAIT_GO:
+        if (now_us() > w->phase_deadline_us) {
+            w->rc = 1;
+            ev_break(w->loop, EVBREAK_ALL);
+        }
+        break;
+    case PH_RUN:
+        if (now_us() >= w->phase_deadline_us)
+            drain_start(w);
+        else if (w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT)
+            send_paced(w, TICK_S);
+        break;
+    case PH_DRAIN:
+        if (drain_done(w))
+            worker_finish(w);
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_ctl(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    worker_t *w = io->data;
+    char b;
+    ssize_t n = read(io->fd, &b, 1);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    ev_io_stop(loop, io);
+    if (n == 1 && b == 'g' && w->phase == PH_WAIT_GO) {
+        run_start(w);
+        return;
+    }
+    w->rc = 1; /* the parent went away or aborted */
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* ------------------------------------------------------------------ worker */
+
+void bench_worker_slice(const bench_opts_t *o, int index, int *first, int *count)
+{
+    long n = o->clients, p = o->procs;
+    long a = n * index / p, b = n * (index + 1) / p;
+    if (o->scenario == BENCH_DIRECT) { /* pairs stay in one worker */
+        a &= ~1L;
+        b = index == p - 1 ? n : b & ~1L;
+    }
+    *first = (int)a;
+    *count = (int)(b - a);
+}
+
+static void worker_init_groups(worker_t *w)
+{
+    if (w->o->scenario != BENCH_GROUP)
+        return;
+    int s = w->o->group_size;
+    w->ngroups = (w->count + s - 1) / s;
+    w->groups = core_xcalloc((size_t)(w->ngroups ? w->ngroups : 1), sizeof *w->groups);
+    for (int g = 0; g < w->ngroups; g++) {
+        w->groups[g].first = g * s;
+        w->groups[g].count = w->count - g * s < s ? w->count - g * s : s;
+    }
+}
+
+static void worker_init(worker_t *w, const bench_opts_t *o, int index, int ctl)
+{
+    memset(w, 0, sizeof *w);
+    w->o = o;
+    w->index = index;
+    w->ctl = ctl;
+    bench_worker_slice(o, index, &w->first, &w->count);
+    w->loop = ev_loop_new(EVFLAG_AUTO);
+    bench_result_init(&w->res);
+    if (o->src_bind)
+        snprintf(w->src_ip, sizeof w->src_ip, "127.0.0.%d", 2 + index);
+    w->nslots = o->scenario == BENCH_GROUP ? o->senders : 1;
+    int tracks = o->scenario >= BENCH_DIRECT;
+    w->c = core_xcalloc((size_t)(w->count ? w->count : 1), sizeof *w->c);
+    for (int i = 0; i < w->count; i++) {
+        w->c[i].w = w;
+        w->c[i].gidx = (uint32_t)(w->first + i);
+        if (tracks)
+            w->c[i].seen = core_xcalloc((size_t)w->nslots, sizeof(seen_t));
+    }
+    worker_init_groups(w);
+    ev_timer_init(&w->tick, on_tick, TICK_S, TICK_S);
+    w->tick.data = w;
+    ev_io_init(&w->ctl_io, on_ctl, ctl, EV_READ);
+    w->ctl_io.data = w;
+    w->phase_deadline_us = now_us() + (uint64_t)(o->setup_timeout_s * 1e6);
+}
+
+static void worker_deinit(worker_t *w)
+{
+    w->phase = PH_DONE;
+    for (int i = 0; i < w->count; i++) {
+        client_t *c = &w->c[i];
+        if (c->ws) {
+            bench_ws_t *ws = c->ws;
+            c->ws = NULL;
+            bench_ws_close(ws);
+        }
+        free(c->seen);
+        free(c->token);
+    }
+    free(w->c);
+    free(w->groups);
+    ev_timer_stop(w->loop, &w->tick);
+    ev_io_stop(w->loop, &w->ctl_io);
+    ev_loop_destroy(w->loop);
+}
+
+int bench_worker_run(const bench_opts_t *o, int index, int ctl)
+{
+    worker_t w;
+    worker_init(&w, o, index, ctl);
+    ev_timer_start(w.loop, &w.tick);
+    worker_check_setup(&w); /* an empty slice is ready at once */
+    ev_run(w.loop, 0);
+    int rc = w.phase == PH_DONE ? w.rc : 1;
+    worker_deinit(&w);
+    return rc;
+}

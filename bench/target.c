@@ -1,0 +1,234 @@
+/* Targets: the loopback-only guard, URL parsing, the gateway's node list. */
+#include "bench/bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+#define GW_REPLY_MAX (1u << 20)
+
+static int v4_is_loopback(const struct in_addr *a)
+{
+    return (ntohl(a->s_addr) >> 24) == 127;
+}
+
+static int v6_is_loopback(const struct in6_addr *a)
+{
+    if (IN6_IS_ADDR_LOOPBACK(a))
+        return 1;
+    if (IN6_IS_ADDR_V4MAPPED(a))
+        return a->s6_addr[12] == 127;
+    return 0;
+}
+
+int bench_addr_is_loopback(const char *ip)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, ip, &a4) == 1)
+        return v4_is_loopback(&a4);
+    if (inet_pton(AF_INET6, ip, &a6) == 1)
+        return v6_is_loopback(&a6);
+    return 0;
+}
+
+static int sockaddr_text(const struct sockaddr *sa, char *ip, size_t iplen)
+{
+    const void *src = sa->sa_family == AF_INET ? (const void *)&((const struct sockaddr_in *)sa)->sin_addr
+                                               : (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+    return inet_ntop(sa->sa_family, src, ip, (socklen_t)iplen) ? 0 : -1;
+}
+
+int bench_resolve_loopback(const char *host, char *ip, size_t iplen, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int ok = 0, count = 0;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        char text[64];
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            sockaddr_text(ai->ai_addr, text, sizeof text) != 0)
+            continue;
+        if (!bench_addr_is_loopback(text)) {
+            snprintf(err, errlen, "refusing target '%s' (%s): outside 127.0.0.0/8", host, text);
+            freeaddrinfo(res);
+            return -2;
+        }
+        /* connect over IPv4 only: source binding uses 127.0.0.x */
+        if (ai->ai_family == AF_INET && !ok) {
+            snprintf(ip, iplen, "%s", text);
+            ok = 1;
+        }
+        count++;
+    }
+    freeaddrinfo(res);
+    if (!ok) {
+        snprintf(err, errlen, "'%s' has no IPv4 loopback address%s", host, count ? "" : " at all");
+        return -1;
+    }
+    return 0;
+}
+
+int bench_target_parse(const char *url, const char *scheme, bench_target_t *t, char *err,
+                       size_t errlen)
+{
+    memset(t, 0, sizeof *t);
+    size_t sl = strlen(scheme);
+    if (strncmp(url, scheme, sl) != 0 || strncmp(url + sl, "://", 3) != 0) {
+        snprintf(err, errlen, "'%s' is not a %s:// URL", url, scheme);
+        return -1;
+    }
+    const char *hp = url + sl + 3;
+    const char *slash = strchr(hp, '/');
+    size_t hplen = slash ? (size_t)(slash - hp) : strlen(hp);
+    char hostport[BENCH_HOST_MAX + 8];
+    if (hplen == 0 || hplen >= sizeof hostport) {
+        snprintf(err, errlen, "bad host in '%s'", url);
+        return -1;
+    }
+    memcpy(hostport, hp, hplen);
+    hostport[hplen] = '\0';
+    if (core_parse_hostport(hostport, t->host, sizeof t->host, &t->port) != 0 || !t->host[0] ||
+        t->port <= 0 || t->port > 65535) {
+        snprintf(err, errlen, "bad host:port in '%s'", url);
+        return -1;
+    }
+    snprintf(t->path, sizeof t->path, "%s", slash ? slash : "/");
+    return bench_resolve_loopback(t->host, t->ip, sizeof t->ip, err, errlen);
+}
+
+/* ------------------------------------------------------------------ gateway */
+
+static double left_ms(uint64_t deadline)
+{
+    uint64_t now = core_mono_ms();
+    return now >= deadline ? 0 : (double)(deadline - now);
+}
+
+static int connect_deadline(const bench_target_t *t, uint64_t deadline)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)t->port)};
+    if (inet_pton(AF_INET, t->ip, &sa.sin_addr) != 1)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS)
+        goto fail;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    if (poll(&p, 1, (int)left_ms(deadline)) != 1 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0)
+        goto fail;
+    return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Sends req and reads the whole reply (the gateway closes: Connection: close). */
+static int http_exchange(int fd, const char *req, core_buf_t *reply, uint64_t deadline)
+{
+    size_t off = 0, len = strlen(req);
+    while (off < len) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, (int)left_ms(deadline)) != 1)
+            return -1;
+        ssize_t n = write(fd, req + off, len - off);
+        if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        off += n > 0 ? (size_t)n : 0;
+    }
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left_ms(deadline)) != 1)
+            return -1;
+        char tmp[4096];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n == 0)
+            return 0;
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (reply->len + (size_t)n > GW_REPLY_MAX)
+            return -1;
+        core_buf_append(reply, tmp, (size_t)n);
+    }
+}
+
+static int parse_servers(const char *body, bench_target_t *out, int max, char *err, size_t errlen)
+{
+    int count = 0;
+    cJSON *o = cJSON_Parse(body);
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "servers"), *s;
+    if (!cJSON_IsArray(arr)) {
+        snprintf(err, errlen, "gateway answer has no servers list");
+        count = -1;
+        goto out;
+    }
+    cJSON_ArrayForEach(s, arr) {
+        const cJSON *url = cJSON_GetObjectItemCaseSensitive(s, "url");
+        if (count >= max || !cJSON_IsString(url))
+            continue;
+        int rc = bench_target_parse(url->valuestring, "ws", &out[count], err, errlen);
+        if (rc != 0) {
+            count = rc;
+            goto out;
+        }
+        count++;
+    }
+    if (count == 0)
+        snprintf(err, errlen, "gateway lists no nodes");
+out:
+    cJSON_Delete(o);
+    return count;
+}
+
+int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, double timeout_s,
+                        char *err, size_t errlen)
+{
+    uint64_t deadline = core_mono_ms() + (uint64_t)(timeout_s * 1000);
+    core_buf_t reply, req;
+    core_buf_init(&reply);
+    core_buf_init(&req);
+    int count = -1;
+    int fd = connect_deadline(gw, deadline);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot connect to gateway %s:%d", gw->host, gw->port);
+        goto out;
+    }
+    core_buf_printf(&req, "GET /servers HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                    gw->host, gw->port);
+    if (http_exchange(fd, req.data, &reply, deadline) != 0 || reply.len == 0) {
+        snprintf(err, errlen, "no answer from gateway %s:%d", gw->host, gw->port);
+        goto out;
+    }
+    const char *body = strstr(reply.data, "\r\n\r\n");
+    if (strncmp(reply.data, "HTTP/1.1 200", 12) != 0 || !body) {
+        snprintf(err, errlen, "gateway answered: %.40s", reply.data);
+        goto out;
+    }
+    count = parse_servers(body + 4, out, max, err, errlen);
+out:
+    if (fd >= 0)
+        close(fd);
+    core_buf_free(&reply);
+    core_buf_free(&req);
+    return count;
+}

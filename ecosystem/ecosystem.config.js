@@ -10,6 +10,7 @@
 // Environment (all optional):
 //   CHAT_RUN_DIR     run directory: secrets, logs, data     (<repo>/run)
 //   CHAT_NODES       number of chat-nodes, 1..19            (3)
+//   CHAT_FIRST_NODE  number of the first node (id n<K>)    (1)
 //   CHAT_BASE_PORT   first port of the port scheme below    (7000)
 //   CHAT_HOST        address every process listens on       (127.0.0.1)
 //   CHAT_PUBLIC_HOST host in the URLs given to clients      (CHAT_HOST)
@@ -23,7 +24,8 @@
 //
 // Ports (BASE = CHAT_BASE_PORT):
 //   BASE+0 Redis, BASE+1 ZooKeeper, BASE+10 gateway,
-//   BASE+20+i client port of node i, BASE+40+i cluster port of node i (i = 1..N)
+//   BASE+20+j client port and BASE+40+j cluster port of the j-th node here
+//   (j = 1..N; it is node K+j-1, app chat-node-<K+j-1>, K = CHAT_FIRST_NODE)
 //
 // Run as `node ecosystem.config.js plan` it prints the resolved settings as
 // KEY=VALUE lines (the cluster script reads them: one source for the ports);
@@ -36,6 +38,8 @@ const path = require('path');
 
 const REPO = path.resolve(__dirname, '..');
 const MAX_NODES = 19;
+// msgid numbers: node K is K, the gateway (its pushes get msgids) this one.
+const GATEWAY_NUM = 1000;
 
 function envOr(name, fallback) {
     const v = process.env[name];
@@ -61,6 +65,7 @@ function resolvePlan() {
     const p = {
         run,
         nodes: intEnv('CHAT_NODES', 3, 1, MAX_NODES),
+        first: intEnv('CHAT_FIRST_NODE', 1, 1, GATEWAY_NUM - MAX_NODES),
         base,
         host,
         publicHost: envOr('CHAT_PUBLIC_HOST', host === '0.0.0.0' ? '127.0.0.1' : host),
@@ -85,8 +90,10 @@ function resolvePlan() {
     return p;
 }
 
-const nodePort = (p, i) => p.base + 20 + i;
-const clusterPort = (p, i) => p.base + 40 + i;
+// Node numbers K..K+N-1 on this machine; ports by position, not by number.
+const nodeNums = (p) => Array.from({ length: p.nodes }, (_, j) => p.first + j);
+const nodePort = (p, k) => p.base + 20 + (k - p.first + 1);
+const clusterPort = (p, k) => p.base + 40 + (k - p.first + 1);
 
 // Secrets are made once and kept: restarting must not change them.
 function ensureSecretFile(file) {
@@ -148,18 +155,18 @@ function zkApp(p) {
 function gatewayApp(p) {
     return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
         '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
-        '--push-token-file', p.tokenFile, ...p.gatewayArgs,
+        '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM), ...p.gatewayArgs,
     ]);
 }
 
-function nodeApp(p, i) {
-    return app(p, `chat-node-${i}`, path.join(p.bin, 'node', 'chat-node'), [
-        '--id', `n${i}`, '--num', String(i),
-        '--listen', `${p.host}:${nodePort(p, i)}`,
-        '--public-url', `ws://${p.publicHost}:${nodePort(p, i)}/ws`,
+function nodeApp(p, k) {
+    return app(p, `chat-node-${k}`, path.join(p.bin, 'node', 'chat-node'), [
+        '--id', `n${k}`, '--num', String(k),
+        '--listen', `${p.host}:${nodePort(p, k)}`,
+        '--public-url', `ws://${p.publicHost}:${nodePort(p, k)}/ws`,
         '--redis', p.redis, '--store', p.store, '--dirty-words', p.dirtyFile,
         '--zk', p.zk, '--zk-root', p.zkRoot,
-        '--cluster-listen', `${p.host}:${clusterPort(p, i)}`,
+        '--cluster-listen', `${p.host}:${clusterPort(p, k)}`,
         '--cluster-secret-file', p.secretFile, ...p.nodeArgs,
     ]);
 }
@@ -171,23 +178,30 @@ function apps(p) {
     if (p.localZk)
         list.push(zkApp(p));
     list.push(gatewayApp(p));
-    for (let i = 1; i <= p.nodes; i++)
-        list.push(nodeApp(p, i));
+    for (const k of nodeNums(p))
+        list.push(nodeApp(p, k));
     return list;
 }
 
 // KEY=VALUE lines for the shell; values never hold newlines or quotes.
 function printPlan(p) {
     const names = apps(p).map((a) => a.name);
-    const nodes = [];
-    for (let i = 1; i <= p.nodes; i++)
-        nodes.push(`chat-node-${i}=http://${p.publicHost}:${nodePort(p, i)}`);
+    const nums = nodeNums(p);
+    const urls = nums.map((k) => `chat-node-${k}=http://${p.publicHost}:${nodePort(p, k)}`);
+    const ports = [`chat-gateway:${p.gatewayPort}`];
+    if (p.localRedis)
+        ports.push(`chat-redis:${p.redisPort}`);
+    if (p.localZk)
+        ports.push(`chat-zookeeper:${p.zkPort}`);
+    for (const k of nums)
+        ports.push(`chat-node-${k}:${nodePort(p, k)}`, `chat-node-${k}:${clusterPort(p, k)}`);
     const out = {
         RUN_DIR: p.run, NODES: p.nodes, BASE_PORT: p.base, REDIS: p.redis, ZK: p.zk,
         LOCAL_REDIS: p.localRedis ? 1 : 0, LOCAL_ZK: p.localZk ? 1 : 0,
         REDIS_PORT: p.redisPort, ZK_PORT: p.zkPort, GATEWAY_URL: p.gatewayUrl,
         STORE: p.store, BIN_DIR: p.bin, TOKEN_FILE: p.tokenFile, SECRET_FILE: p.secretFile,
-        LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: nodes.join(' '),
+        LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '),
+        NODE_APPS: nums.map((k) => `chat-node-${k}`).join(' '), LISTEN_PORTS: ports.join(' '),
     };
     for (const [k, v] of Object.entries(out)) {
         if (/[\n'"]/.test(String(v)))

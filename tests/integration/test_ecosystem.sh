@@ -128,7 +128,7 @@ grep -q "already up" "$TMP/up2.txt" || { cat "$TMP/up2.txt"; fail "second up did
 STEP="status"
 "$CLUSTER" status --run-dir "$RUN" >"$TMP/status.txt" 2>&1 || { cat "$TMP/status.txt"; fail "status exited non-zero"; }
 cat "$TMP/status.txt"
-grep -q "3 of 3 node" "$TMP/status.txt" || fail "status does not show 3 of 3 nodes"
+grep -q "/servers: 3 node(s)" "$TMP/status.txt" || fail "status does not show 3 nodes in /servers"
 for a in chat-redis chat-zookeeper chat-gateway chat-node-1 chat-node-2 chat-node-3; do
     grep -Eq "^ +$a +online " "$TMP/status.txt" || fail "status does not show $a online"
 done

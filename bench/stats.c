@@ -146,7 +146,7 @@ static int get_u64(const cJSON *o, const char *key, uint64_t *out)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsNumber(v) || v->valuedouble < 0)
         return -1;
-    *out = (uint64_t)v->valuedouble;
+    *out = v->valuedouble >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)v->valuedouble;
     return 0;
 }
 

@@ -25,5 +25,6 @@ int main(int argc, char **argv)
     ev_run(loop, 0);
     CORE_INFO("shutting down");
     gateway_free(g);
+    ev_run(loop, 0); /* let closing connections finish (each bounded by core's close timeout) */
     return 0;
 }

@@ -96,6 +96,15 @@ static int body_bytes_ok(const char *s, size_t len, proto_err_t *e)
     return 0;
 }
 
+/* Whether [p, end) is JSON whitespace only (nothing trails the object). */
+static int only_blanks(const char *p, const char *end)
+{
+    for (; p && p < end; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return 0;
+    return p != NULL;
+}
+
 static int present(const cJSON *o, const char *key)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -135,9 +144,10 @@ static int push_parse(const char *body, size_t len, push_msg_t *m, proto_err_t *
         return proto_fail(e, PROTO_BAD_REQUEST, "empty body: expected a JSON object");
     if ((rc = body_bytes_ok(body, len, e)) != 0)
         return rc;
-    m->root = cJSON_ParseWithLength(body, len);
-    if (!cJSON_IsObject(m->root))
-        return proto_fail(e, PROTO_BAD_REQUEST, "body must be a JSON object");
+    const char *end = NULL;
+    m->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!cJSON_IsObject(m->root) || !only_blanks(end, body + len))
+        return proto_fail(e, PROTO_BAD_REQUEST, "body must be one JSON object");
     if ((rc = proto_get_text(m->root, "message", &m->message, e)) != 0)
         return rc;
     return push_read_target(m, e);

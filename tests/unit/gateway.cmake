@@ -1,0 +1,3 @@
+# gateway/: HTTP API against a real redis-server (private port), raw sockets.
+chat_unit_test(test_gateway gateway)
+set_tests_properties(test_gateway PROPERTIES RUN_SERIAL TRUE)

@@ -76,6 +76,7 @@ struct worker {
     int rc;
     int rr;            /* round-robin position for rate mode */
     double connect_credit, send_credit;
+    double last_tick;
     uint64_t phase_deadline_us, run_start_us, run_end_us, last_delivery_us;
     bench_result_t res;
 };
@@ -192,7 +193,8 @@ static void fill_window(client_t *c)
 /* Rate mode: spend the credit round-robin over senders with room. */
 static void send_paced(worker_t *w, double dt)
 {
-    double per_worker = w->o->rate / w->o->procs;
+    /* the room's one sender lives in worker 0 and gets the whole rate */
+    double per_worker = w->o->scenario == BENCH_ROOM ? w->o->rate : w->o->rate / w->o->procs;
     w->send_credit += per_worker * dt;
     if (w->send_credit > per_worker * 0.1 + 1)
         w->send_credit = per_worker * 0.1 + 1; /* no catch-up bursts after a stall */
@@ -708,12 +710,16 @@ static int drain_done(const worker_t *w)
 
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    (void)loop;
     (void)revents;
     worker_t *w = t->data;
+    /* timers drift under load: pace by the time that really passed */
+    double dt = ev_now(loop) - w->last_tick;
+    w->last_tick = ev_now(loop);
+    if (dt <= 0 || dt > 1)
+        dt = TICK_S;
     switch (w->phase) {
     case PH_SETUP:
-        setup_tick(w, TICK_S);
+        setup_tick(w, dt);
         break;
     case PH_WAIT_GO:
         if (now_us() > w->phase_deadline_us) {
@@ -725,7 +731,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
         if (now_us() >= w->phase_deadline_us)
             drain_start(w);
         else if (w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT)
-            send_paced(w, TICK_S);
+            send_paced(w, dt);
         break;
     case PH_DRAIN:
         if (drain_done(w))
@@ -832,6 +838,7 @@ int bench_worker_run(const bench_opts_t *o, int index, int ctl)
 {
     worker_t w;
     worker_init(&w, o, index, ctl);
+    w.last_tick = ev_now(w.loop);
     ev_timer_start(w.loop, &w.tick);
     worker_check_setup(&w); /* an empty slice is ready at once */
     ev_run(w.loop, 0);

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Smoke test of chat-bench against a real node: a private Redis and one
+# chat-node on free ports under a temp dir, every scenario for a few seconds
+# with small N and two worker processes, then the final JSON line must say
+# lost=0, dup=0, errors=0 and delivered>0. Also: a target outside
+# 127.0.0.0/8 is refused with exit 2 before any connection is made.
+#   test_bench.sh BUILD_DIR
+set -u
+BUILD=$(cd "$1" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+BENCH="$BUILD/bench/chat-bench"
+REDIS_PORT=$(free_port)
+NODE_PORT=$(free_port)
+start_redis "$REDIS_PORT"
+# Test-only argon2id cost; a high rate limit so closed-loop senders are not 429'd.
+start_bg node "$BUILD/node/chat-node" --listen "127.0.0.1:$NODE_PORT" --redis "127.0.0.1:$REDIS_PORT" \
+    --store "sqlite:$TMP/chat.db" --pwhash-ops 1 --pwhash-mem 8M --rate 100000 --burst 100000 \
+    --log-level warn
+wait_port "$NODE_PORT" 20
+NODE_PID=${PIDS[-1]}
+URL="ws://127.0.0.1:$NODE_PORT/ws"
+FAILS=0
+
+# check_json NAME FILE: the last line is the report; judge it.
+check_json() {
+    python3 - "$1" "$2" <<'EOF'
+import json, sys
+name, path = sys.argv[1], sys.argv[2]
+lines = [l for l in open(path).read().splitlines() if l.startswith("{")]
+if not lines:
+    print(f"{name}: no JSON line"); sys.exit(1)
+r = json.loads(lines[-1])
+bad = [k for k in ("lost", "dup", "errors") if r.get(k) != 0]
+if r.get("delivered", 0) <= 0: bad.append("delivered")
+if r.get("clients", 0) <= 0: bad.append("clients")
+for k in ("scenario", "sent", "rate", "p50_ms", "p99_ms", "max_ms"):
+    if k not in r: bad.append("missing " + k)
+if not (r.get("p50_ms", 0) <= r.get("p99_ms", 0) <= r.get("max_ms", 0)): bad.append("percentile order")
+print(f"{name}: {'FAIL ' + ','.join(bad) if bad else 'ok'} {lines[-1]}")
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# run_case NAME ARGS...: one scenario; the first run registers its users.
+run_case() {
+    local t0=$SECONDS
+    local name=$1
+    shift
+    local out="$TMP/bench-$name.out"
+    if ! timeout 120 "$BENCH" --node "$URL" --procs 2 --duration 2 --grace 3 --setup-timeout 30 \
+        --user-prefix "bt$name" --register "$@" >"$out" 2>"$TMP/bench-$name.log"; then
+        echo "$name: chat-bench exited non-zero"
+        cat "$out" "$TMP/bench-$name.log"
+        FAILS=$((FAILS + 1))
+        return
+    fi
+    check_json "$name" "$out" || FAILS=$((FAILS + 1))
+    echo "  ($name took $((SECONDS - t0)) s)"
+}
+
+run_case login --scenario login --clients 10
+run_case idle --scenario idle --clients 40 --pid "$NODE_PID"
+run_case direct --scenario direct --clients 10
+run_case direct_rate --scenario direct --clients 10 --rate 500
+run_case group --scenario group --clients 12 --group-size 6 --senders 2
+run_case room --scenario room --clients 30 --rate 50
+
+# the idle run reads the node's VmRSS
+grep -q '"rss_ready_kb":[1-9]' "$TMP/bench-idle.out" || { echo "idle: no RSS sample"; FAILS=$((FAILS + 1)); }
+
+# the guard: refused before any traffic, exit 2 (192.0.2.0/24 is TEST-NET-1)
+"$BENCH" --scenario direct --node ws://192.0.2.1:9/ws --clients 2 >/dev/null 2>"$TMP/guard.log"
+rc=$?
+if [ "$rc" -ne 2 ] || ! grep -q "127.0.0.0/8" "$TMP/guard.log"; then
+    echo "guard: expected exit 2 for a non-loopback target, got $rc"
+    FAILS=$((FAILS + 1))
+else
+    echo "guard: ok"
+fi
+
+if [ "$FAILS" -ne 0 ]; then
+    echo "$FAILS bench case(s) failed"
+    exit 1
+fi
+echo "all bench cases passed"

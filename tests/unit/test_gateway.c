@@ -725,6 +725,20 @@ static void test_bad_token_file(void **state)
     assert_non_null(strstr(err, "cannot open"));
 }
 
+/* A port already taken: gateway_new fails cleanly (its Redis client included). */
+static void test_listen_failure(void **state)
+{
+    fx_t *fx = *state;
+    gateway_config_t cfg;
+    char err[256] = "";
+    gw_default(fx);
+    gateway_config_defaults(&cfg);
+    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:%d", gateway_port(fx->gw));
+    snprintf(cfg.redis, sizeof cfg.redis, "127.0.0.1:%d", fx->redis_port);
+    assert_null(gateway_new(fx->loop, &cfg, err, sizeof err));
+    assert_true(err[0] != '\0');
+}
+
 /* ------------------------------------------------------------ routing, framing */
 
 static void test_not_found_and_method(void **state)
@@ -931,6 +945,7 @@ int main(void)
         T(test_push_unauthorized_401),
         T(test_push_disabled_without_token_file),
         T(test_bad_token_file),
+        T(test_listen_failure),
         T(test_not_found_and_method),
         T(test_split_request),
         T(test_pipelined),

@@ -1,0 +1,337 @@
+/* The client's pure parts: command parser, frame formatter, gateway answer. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "client/client.h"
+
+/* Parses line (current room "lobby") expecting a request; returns data as JSON text. */
+static char *parse_send(const char *line, const char *action)
+{
+    client_cmd_t cmd;
+    char err[256] = "";
+    char *json;
+
+    if (client_cmd_parse(line, "lobby", &cmd, err, sizeof err) != 0)
+        fail_msg("'%s' failed: %s", line, err);
+    assert_int_equal(cmd.kind, CLIENT_CMD_SEND);
+    assert_string_equal(cmd.action, action);
+    assert_non_null(cmd.data);
+    json = cJSON_PrintUnformatted(cmd.data);
+    client_cmd_free(&cmd);
+    return json;
+}
+
+static void expect_send(const char *line, const char *action, const char *data)
+{
+    char *json = parse_send(line, action);
+
+    assert_string_equal(json, data);
+    free(json);
+}
+
+static void expect_error(const char *line, const char *needle)
+{
+    client_cmd_t cmd;
+    char err[256] = "";
+
+    assert_int_equal(client_cmd_parse(line, NULL, &cmd, err, sizeof err), -1);
+    assert_null(cmd.data);
+    if (!strstr(err, needle))
+        fail_msg("'%s': error '%s' lacks '%s'", line, err, needle);
+}
+
+static void test_account(void **state)
+{
+    (void)state;
+    expect_send("/register bob secret1", "register", "{\"user\":\"bob\",\"password\":\"secret1\"}");
+    expect_send("/register bob secret1 Bob the Builder\n", "register",
+                "{\"user\":\"bob\",\"password\":\"secret1\",\"nickname\":\"Bob the Builder\"}");
+    expect_send("  /login alice pw123456", "login",
+                "{\"user\":\"alice\",\"password\":\"pw123456\"}");
+    expect_send("/logout", "logout", "{}");
+    expect_send("/whois carol", "user_info", "{\"user\":\"carol\"}");
+    expect_send("/ping", "ping", "{}");
+}
+
+static void test_direct(void **state)
+{
+    (void)state;
+    expect_send("/msg bob hi  there ", "chat", "{\"to\":\"bob\",\"message\":\"hi  there \"}");
+    expect_send("/ack 1 2", "ack", "{\"msgids\":[\"1\",\"2\"]}");
+    expect_send("/history bob", "history", "{\"with\":\"bob\"}");
+    expect_send("/history #lobby 5", "history", "{\"room\":\"lobby\",\"limit\":5}");
+    expect_send("/history +g00ff 10 179542970319000000-d40b", "history",
+                "{\"group\":\"g00ff\",\"limit\":10,\"before\":\"179542970319000000-d40b\"}");
+}
+
+static void test_friends(void **state)
+{
+    (void)state;
+    expect_send("/friend bob", "friend_request", "{\"user\":\"bob\"}");
+    expect_send("/friend bob let us talk", "friend_request",
+                "{\"user\":\"bob\",\"note\":\"let us talk\"}");
+    expect_send("/accept bob", "friend_reply", "{\"user\":\"bob\",\"accept\":true}");
+    expect_send("/reject bob", "friend_reply", "{\"user\":\"bob\",\"accept\":false}");
+    expect_send("/friends", "friends", "{}");
+}
+
+static void test_groups(void **state)
+{
+    (void)state;
+    expect_send("/group create Book club", "group_create", "{\"name\":\"Book club\"}");
+    expect_send("/group join g1", "group_join", "{\"group\":\"g1\"}");
+    expect_send("/group leave g1", "group_leave", "{\"group\":\"g1\"}");
+    expect_send("/group members g1", "group_members", "{\"group\":\"g1\"}");
+    expect_send("/group say g1 hello all", "group_chat",
+                "{\"group\":\"g1\",\"message\":\"hello all\"}");
+    expect_send("/gsay g1 hi", "group_chat", "{\"group\":\"g1\",\"message\":\"hi\"}");
+    expect_send("/group list", "groups", "{}");
+    expect_send("/groups", "groups", "{}");
+}
+
+static void test_rooms(void **state)
+{
+    (void)state;
+    expect_send("/room create den The den", "room_create", "{\"room\":\"den\",\"title\":\"The den\"}");
+    expect_send("/room create den", "room_create", "{\"room\":\"den\"}");
+    expect_send("/room join den", "room_join", "{\"room\":\"den\"}");
+    expect_send("/room leave den", "room_leave", "{\"room\":\"den\"}");
+    expect_send("/room members den", "room_members", "{\"room\":\"den\"}");
+    expect_send("/room say den yo", "room_chat", "{\"room\":\"den\",\"message\":\"yo\"}");
+    expect_send("/room list", "rooms", "{}");
+    expect_send("/rooms", "rooms", "{}");
+    expect_send("/join den", "room_join", "{\"room\":\"den\"}");
+    expect_send("/leave", "room_leave", "{\"room\":\"lobby\"}");
+    expect_send("/leave den", "room_leave", "{\"room\":\"den\"}");
+    expect_send("/members", "room_members", "{\"room\":\"lobby\"}");
+    expect_send("/say hello room", "room_chat", "{\"room\":\"lobby\",\"message\":\"hello room\"}");
+    expect_send("plain words", "room_chat", "{\"room\":\"lobby\",\"message\":\"plain words\"}");
+}
+
+static void test_default_room(void **state)
+{
+    client_cmd_t cmd;
+    char err[64];
+    char *json;
+
+    (void)state;
+    assert_int_equal(client_cmd_parse("hi", NULL, &cmd, err, sizeof err), 0);
+    json = cJSON_PrintUnformatted(cmd.data);
+    assert_string_equal(json, "{\"room\":\"world\",\"message\":\"hi\"}");
+    free(json);
+    client_cmd_free(&cmd);
+}
+
+static void test_misc(void **state)
+{
+    client_cmd_t cmd;
+    char err[64];
+
+    (void)state;
+    expect_send("/popular", "popular", "{}");
+    expect_send("/popular 5", "popular", "{\"limit\":5}");
+    expect_send("/raw {\"action\":\"rooms\"}", "rooms", "{}");
+    expect_send("/raw {\"action\":\"chat\",\"data\":{\"to\":\"x\",\"message\":\"m\"}}", "chat",
+                "{\"to\":\"x\",\"message\":\"m\"}");
+    assert_int_equal(client_cmd_parse("/wait 1.5", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_WAIT);
+    assert_true(cmd.seconds == 1.5);
+    assert_int_equal(client_cmd_parse("/expect chat", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_EXPECT);
+    assert_string_equal(cmd.event, "chat");
+    assert_true(cmd.seconds == 10);
+    assert_int_equal(client_cmd_parse("/expect room_chat 3", NULL, &cmd, err, sizeof err), 0);
+    assert_true(cmd.seconds == 3);
+    assert_int_equal(client_cmd_parse("/help", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_HELP);
+    assert_int_equal(client_cmd_parse("/quit", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_QUIT);
+    assert_int_equal(client_cmd_parse("/exit", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_QUIT);
+    assert_int_equal(client_cmd_parse("   \n", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_EMPTY);
+    assert_int_equal(client_cmd_parse("# a comment", NULL, &cmd, err, sizeof err), 0);
+    assert_int_equal(cmd.kind, CLIENT_CMD_EMPTY);
+}
+
+static void test_bad_input(void **state)
+{
+    char longline[CLIENT_LINE_MAX + 10];
+
+    (void)state;
+    expect_error("/", "missing command");
+    expect_error("/nope", "unknown command '/nope'");
+    expect_error("/msg", "missing user");
+    expect_error("/msg bob", "missing message text");
+    expect_error("/msg bad/name hi", "bad user");
+    expect_error("/register bob", "missing password");
+    expect_error("/login bob pw extra", "unexpected 'extra'");
+    expect_error("/whois", "missing user");
+    expect_error("/logout now", "unexpected");
+    expect_error("/ack", "missing msgid");
+    expect_error("/history", "missing user");
+    expect_error("/history # 5", "missing name");
+    expect_error("/history bob 0", "limit must be");
+    expect_error("/history bob 101", "limit must be");
+    expect_error("/history bob 5x", "limit must be");
+    expect_error("/history bob 5 id more", "unexpected");
+    expect_error("/accept", "missing user");
+    expect_error("/group", "missing subcommand");
+    expect_error("/group dance", "unknown /group subcommand");
+    expect_error("/group create", "missing group name");
+    expect_error("/group say g1", "missing message text");
+    expect_error("/room", "missing subcommand");
+    expect_error("/room fly", "unknown /room subcommand");
+    expect_error("/room create a:b", "bad room");
+    expect_error("/join", "missing room");
+    expect_error("/join a b", "unexpected");
+    expect_error("/say", "missing message text");
+    expect_error("/popular 0", "limit must be");
+    expect_error("/popular 51", "limit must be");
+    expect_error("/raw [1]", "want a JSON object");
+    expect_error("/raw {\"action\":1}", "want a JSON object");
+    expect_error("/raw {\"action\":\"x\",\"data\":3}", "want a JSON object");
+    expect_error("/wait", "missing seconds");
+    expect_error("/wait -1", "seconds must be");
+    expect_error("/wait 5000", "seconds must be");
+    expect_error("/expect", "missing event name");
+    expect_error("/expect chat soon", "seconds must be");
+    expect_error("/quit now", "unexpected");
+    memset(longline, 'a', sizeof longline - 1);
+    longline[sizeof longline - 1] = '\0';
+    expect_error(longline, "line longer than");
+}
+
+static void test_help_lists_commands(void **state)
+{
+    const char *names[] = {"/register", "/login", "/logout", "/whois", "/ping", "/msg",
+                           "/ack", "/history", "/friend", "/accept", "/reject", "/friends",
+                           "/group", "/groups", "/gsay", "/room", "/rooms", "/join",
+                           "/leave", "/members", "/say", "/popular", "/raw", "/wait",
+                           "/expect", "/help", "/quit"};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr(client_cmd_help(), names[i]))
+            fail_msg("help lacks %s", names[i]);
+}
+
+/* ------------------------------------------------------------------ formatter */
+
+static void expect_fmt(const char *frame_json, const char *needle)
+{
+    cJSON *frame = cJSON_Parse(frame_json);
+    char *text;
+
+    assert_non_null(frame);
+    text = client_fmt_frame(frame);
+    if (!strstr(text, needle))
+        fail_msg("'%s' formatted as '%s', lacks '%s'", frame_json, text, needle);
+    free(text);
+    cJSON_Delete(frame);
+}
+
+static void test_fmt(void **state)
+{
+    (void)state;
+    expect_fmt("{\"event\":\"chat\",\"data\":{\"from\":\"alice\",\"message\":\"hi\",\"ts\":1}}",
+               "<alice> hi");
+    expect_fmt("{\"event\":\"chat\",\"data\":{\"from\":\"a\",\"message\":\"m\",\"offline\":true}}",
+               "(offline)");
+    expect_fmt("{\"event\":\"room_chat\",\"data\":{\"room\":\"r\",\"from\":\"a\",\"message\":\"m\"}}",
+               "[#r] <a> m");
+    expect_fmt("{\"event\":\"group_chat\",\"data\":{\"group\":\"g\",\"from\":\"a\",\"message\":\"m\"}}",
+               "[+g] <a> m");
+    expect_fmt("{\"event\":\"receipt\",\"data\":{\"msgid\":\"7\",\"by\":\"bob\"}}", "bob received 7");
+    expect_fmt("{\"event\":\"friend_request\",\"data\":{\"from\":\"bob\",\"note\":\"hey\"}}",
+               "friend request from bob: hey");
+    expect_fmt("{\"event\":\"friend_reply\",\"data\":{\"from\":\"bob\",\"accept\":true}}",
+               "bob accepted");
+    expect_fmt("{\"event\":\"presence\",\"data\":{\"user\":\"bob\",\"online\":false}}",
+               "bob is offline");
+    expect_fmt("{\"event\":\"system\",\"data\":{\"message\":\"maintenance\"}}", "*** maintenance");
+    expect_fmt("{\"event\":\"kicked\",\"data\":{\"reason\":\"login elsewhere\"}}",
+               "kicked: login elsewhere");
+    expect_fmt("{\"event\":\"future\",\"data\":{\"x\":1}}", "event future {\"x\":1}");
+    expect_fmt("{\"id\":1,\"action\":\"chat\",\"code\":404,\"error\":\"no bob\"}",
+               "! chat failed (404): no bob");
+    expect_fmt("{\"id\":1,\"action\":\"chat\",\"code\":0,\"data\":{\"msgid\":\"9\",\"online\":false}}",
+               "sent 9 (offline");
+    expect_fmt("{\"action\":\"history\",\"code\":0,\"data\":{\"messages\":[{\"from\":\"a\","
+               "\"message\":\"old\"}]}}",
+               "<a> old");
+    expect_fmt("{\"action\":\"friends\",\"code\":0,\"data\":{\"friends\":[{\"user\":\"a\","
+               "\"online\":true},{\"user\":\"b\"}]}}",
+               "friends: a (online), b");
+    expect_fmt("{\"action\":\"room_members\",\"code\":0,\"data\":{\"members\":[\"a\",\"b\"]}}",
+               "members: a, b");
+    expect_fmt("{\"action\":\"popular\",\"code\":0,\"data\":{\"words\":[{\"word\":\"hi\","
+               "\"count\":3}]}}",
+               "hi (3)");
+    expect_fmt("{\"action\":\"logout\",\"code\":0}", "ok: logout");
+}
+
+/* ------------------------------------------------------------------ gateway bits */
+
+static void test_gw_pick(void **state)
+{
+    char url[64];
+    const char *ok = "{\"servers\":[{\"id\":\"n1\",\"url\":\"ws://127.0.0.1:9001/ws\"},"
+                     "{\"id\":\"n2\",\"url\":\"ws://127.0.0.1:9002/ws\"}]}";
+
+    (void)state;
+    assert_int_equal(client_gw_pick(ok, strlen(ok), url, sizeof url), 0);
+    assert_string_equal(url, "ws://127.0.0.1:9001/ws");
+    assert_int_equal(client_gw_pick("{\"servers\":[]}", 14, url, sizeof url), -1);
+    assert_int_equal(client_gw_pick("{\"servers\":[{\"url\":\"http://x\"}]}", 32, url, sizeof url),
+                     -1);
+    assert_int_equal(client_gw_pick("not json", 8, url, sizeof url), -1);
+    assert_int_equal(client_gw_pick(ok, strlen(ok), url, 8), -1); /* does not fit */
+}
+
+static void test_http_url(void **state)
+{
+    char host[64], path[64];
+    int port;
+
+    (void)state;
+    assert_int_equal(client_http_url_parse("http://127.0.0.1:8080", host, sizeof host, &port,
+                                           path, sizeof path),
+                     0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 8080);
+    assert_string_equal(path, "/");
+    assert_int_equal(client_http_url_parse("http://localhost/api", host, sizeof host, &port, path,
+                                           sizeof path),
+                     0);
+    assert_int_equal(port, 80);
+    assert_string_equal(path, "/api");
+    assert_int_equal(client_http_url_parse("https://x:1", host, sizeof host, &port, path,
+                                           sizeof path),
+                     -1);
+    assert_int_equal(client_http_url_parse("http://:80", host, sizeof host, &port, path,
+                                           sizeof path),
+                     -1);
+    assert_int_equal(client_http_url_parse("http://h:99999", host, sizeof host, &port, path,
+                                           sizeof path),
+                     -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_account),       cmocka_unit_test(test_direct),
+        cmocka_unit_test(test_friends),       cmocka_unit_test(test_groups),
+        cmocka_unit_test(test_rooms),         cmocka_unit_test(test_default_room),
+        cmocka_unit_test(test_misc),          cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_help_lists_commands), cmocka_unit_test(test_fmt),
+        cmocka_unit_test(test_gw_pick),       cmocka_unit_test(test_http_url),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -58,6 +58,7 @@ typedef struct bench_result {
     uint64_t errors;      /* error answers, failed connects, unexpected closes */
     uint64_t connect_errors;
     uint64_t receivers;   /* room members other than the sender (room scenario) */
+    uint64_t self_rss_kb; /* the worker's own VmRSS once its clients were set up */
     double elapsed_s;     /* measured phase length */
     bench_hist_t lat;
 } bench_result_t;

@@ -457,6 +457,7 @@ static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long
     if (cl->npids)
         printf("  node RSS %ld kB -> %ld kB ready -> %ld kB after (%.0f bytes/conn)\n", rss0, rss1,
                rss2, cJSON_GetObjectItem(rep, "rss_per_conn_bytes")->valuedouble);
+    printf("  bench workers' RSS %llu kB in total\n", (unsigned long long)total->self_rss_kb);
     char *line = cJSON_PrintUnformatted(rep);
     printf("%s\n", line);
     free(line);
@@ -490,8 +491,9 @@ static int run(cli_t *cl)
     for (int i = 0; i < n; i++)
         bench_result_merge(total, &wp[i].res);
     print_report(cl, total, rss0, rss1, rss2);
+    /* a run where no client got in measured nothing: say so in the exit code */
+    rc = reap(wp, n, 0) || total->clients == 0;
     free(total);
-    rc = reap(wp, n, 0);
     free(wp);
     return rc;
 out_kill:
@@ -507,10 +509,11 @@ int main(int argc, char **argv)
     int rc = parse_cli(cl, argc, argv, err, sizeof err);
     if (rc == 0) {
         int r = resolve_nodes(cl, err, sizeof err);
-        rc = r == 0 ? 0 : r == -2 ? 2 : 1;
+        rc = r == 0 ? 0 : r == -2 ? 2 : 3;
     }
     if (rc != 0) {
         fprintf(stderr, "chat-bench: %s\n%s", err, rc == 1 ? usage : "");
+        rc = rc == 3 ? 1 : rc;
         free(cl);
         return rc;
     }

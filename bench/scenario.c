@@ -606,6 +606,20 @@ static void worker_finish(worker_t *w)
     ev_break(w->loop, EVBREAK_ALL);
 }
 
+static uint64_t self_rss_kb(void)
+{
+    char line[256];
+    unsigned long long kb = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
 static void worker_check_setup(worker_t *w)
 {
     if (w->phase != PH_SETUP || w->next_connect < w->count || w->setup_busy > 0)
@@ -613,6 +627,7 @@ static void worker_check_setup(worker_t *w)
     w->phase = PH_WAIT_GO;
     for (int i = 0; i < w->count; i++)
         w->res.clients += w->c[i].state == C_READY;
+    w->res.self_rss_kb = self_rss_kb(); /* once, before the loop gets busy */
     w->phase_deadline_us = now_us() + (uint64_t)(GO_TIMEOUT_S * 1e6);
     char line[64];
     int n = snprintf(line, sizeof line, "ready %llu\n", (unsigned long long)w->res.clients);

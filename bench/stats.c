@@ -101,6 +101,7 @@ void bench_result_merge(bench_result_t *into, const bench_result_t *from)
     into->errors += from->errors;
     into->connect_errors += from->connect_errors;
     into->receivers += from->receivers;
+    into->self_rss_kb += from->self_rss_kb;
     /* workers run the same phase side by side: the longest one is the phase */
     if (from->elapsed_s > into->elapsed_s)
         into->elapsed_s = from->elapsed_s;
@@ -114,7 +115,7 @@ uint64_t bench_result_lost(const bench_result_t *r)
 
 #define RESULT_FIELDS(X)                                                                           \
     X(clients) X(sent) X(expected) X(delivered) X(dup) X(reordered) X(errors) X(connect_errors)   \
-    X(receivers)
+    X(receivers) X(self_rss_kb)
 
 char *bench_result_encode(const bench_result_t *r)
 {
@@ -218,6 +219,7 @@ cJSON *bench_report_json(const char *scenario, const bench_result_t *r, cJSON *e
     cJSON_AddNumberToObject(o, "expected", (double)r->expected);
     cJSON_AddNumberToObject(o, "reordered", (double)r->reordered);
     cJSON_AddNumberToObject(o, "connect_errors", (double)r->connect_errors);
+    cJSON_AddNumberToObject(o, "bench_rss_kb", (double)r->self_rss_kb);
     cJSON_AddNumberToObject(o, "elapsed_s", (double)(uint64_t)(r->elapsed_s * 1000) / 1000);
     if (extra) {
         cJSON *it = extra->child;

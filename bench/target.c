@@ -221,7 +221,8 @@ int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, 
     }
     const char *body = strstr(reply.data, "\r\n\r\n");
     if (strncmp(reply.data, "HTTP/1.1 200", 12) != 0 || !body) {
-        snprintf(err, errlen, "gateway answered: %.40s", reply.data);
+        snprintf(err, errlen, "gateway answered: %.*s", (int)strcspn(reply.data, "\r\n"),
+                 reply.data);
         goto out;
     }
     count = parse_servers(body + 4, out, max, err, errlen);

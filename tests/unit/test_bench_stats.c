@@ -133,6 +133,7 @@ static void fill_result(bench_result_t *r, uint64_t seed, uint64_t *all, size_t 
     r->errors = 2 * seed;
     r->connect_errors = seed / 2;
     r->receivers = 3;
+    r->self_rss_kb = 1000;
     r->elapsed_s = 1.5 + (double)seed;
     for (int i = 0; i < 1000; i++) {
         uint64_t v = rnd() % (1000 * seed * seed);
@@ -167,6 +168,7 @@ static void test_merge_through_json(void **state)
     assert_int_equal(total->dup, 6);
     assert_int_equal(total->errors, 12);
     assert_int_equal(total->receivers, 9);
+    assert_int_equal(total->self_rss_kb, 3000);
     assert_true(total->elapsed_s == 4.5); /* the longest worker */
     assert_int_equal(total->lat.count, 3000);
     /* the merged histogram answers like one fed every value */
@@ -194,7 +196,7 @@ static void test_decode_rejects_garbage(void **state)
     static const char *const bad[] = {
         "", "[]", "{\"clients\":1}", "not json",
         "{\"clients\":1,\"sent\":1,\"expected\":1,\"delivered\":1,\"dup\":0,\"reordered\":0,"
-        "\"errors\":0,\"connect_errors\":0,\"receivers\":0,\"elapsed_s\":1,\"lat_min\":0,"
+        "\"errors\":0,\"connect_errors\":0,\"receivers\":0,\"self_rss_kb\":0,\"elapsed_s\":1,\"lat_min\":0,"
         "\"lat_max\":0,\"lat\":[[99999,1]]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Scripted benchmark runs (the numbers in docs/BENCHMARKS.md come from here).
+#
+#   bench/run.sh [--build DIR] [--nodes N] [--gateway URL] [--small] [SCENARIO...]
+#
+# Without --gateway it starts, on free loopback ports under a temp dir: a
+# private Redis, N chat-nodes (N > 1 adds a private ZooKeeper, the cluster
+# link and a gateway when built), seeds users with chat-seed when it is built
+# (else the first run registers them), runs each scenario (default: login idle
+# direct direct-rate group room) and prints every report plus a summary table.
+# With --gateway it only runs the scenarios against that (loopback) gateway;
+# the users must exist (--register makes chat-bench register them).
+# Sizes come from the environment: PROCS, DURATION, LOGIN_CLIENTS,
+# IDLE_CLIENTS, DIRECT_CLIENTS, DIRECT_RATE, GROUP_CLIENTS, GROUP_SIZE,
+# ROOM_CLIENTS, ROOM_RATE, PWHASH_OPS, PWHASH_MEM.
+set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/.." && pwd)
+BUILD=$REPO/build
+NODES=1
+GATEWAY=
+REGISTER=
+NEED_REGISTER=0
+SMALL=0
+SCENARIOS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --build) BUILD=$(cd "$2" && pwd); shift 2 ;;
+    --nodes) NODES=$2; shift 2 ;;
+    --gateway) GATEWAY=$2; shift 2 ;;
+    --register) REGISTER=--register; shift ;;
+    --small) SMALL=1; shift ;;
+    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    *) SCENARIOS+=("$1"); shift ;;
+    esac
+done
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(login idle direct direct-rate group room)
+
+BENCH=$BUILD/bench/chat-bench
+[ -x "$BENCH" ] || { echo "no $BENCH: build chat-bench first" >&2; exit 1; }
+
+if [ "$SMALL" = 1 ]; then
+    : "${DURATION:=3}" "${LOGIN_CLIENTS:=20}" "${IDLE_CLIENTS:=200}" "${DIRECT_CLIENTS:=20}"
+    : "${GROUP_CLIENTS:=20}" "${GROUP_SIZE:=10}" "${ROOM_CLIENTS:=100}"
+fi
+: "${PROCS:=2}" "${DURATION:=10}" "${LOGIN_CLIENTS:=200}" "${IDLE_CLIENTS:=10000}"
+: "${DIRECT_CLIENTS:=200}" "${DIRECT_RATE:=2000}" "${GROUP_CLIENTS:=200}" "${GROUP_SIZE:=50}"
+: "${ROOM_CLIENTS:=2000}" "${ROOM_RATE:=20}" "${PWHASH_OPS:=1}" "${PWHASH_MEM:=8M}"
+PREFIX=bench
+PWFMT='bench-pw-%d'
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
+PIDS=()
+NODE_PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    [ -f "$TMP/zk/zoo.cfg" ] && "$REPO/scripts/zookeeper.sh" stop "$TMP/zk" >/dev/null 2>&1
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() {
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+
+start_bg() {
+    local name=$1
+    shift
+    "$@" >"$TMP/$name.log" 2>&1 &
+    PIDS+=($!)
+}
+
+seed_users() {
+    local max=$1
+    if [ -x "$BUILD/seed/chat-seed" ]; then
+        echo "seeding $max users with chat-seed"
+        "$BUILD/seed/chat-seed" --store "sqlite:$TMP/chat.db" --users "$max" --prefix "$PREFIX" \
+            --password-format "$PWFMT" >"$TMP/seed.log" 2>&1 && return 0
+        echo "chat-seed failed (see below); chat-bench will register users" >&2
+        tail -5 "$TMP/seed.log" >&2
+    fi
+    NEED_REGISTER=$max
+}
+
+# One untimed pass that registers every user (argon2 per user: slow), so the
+# measured runs only log in.
+register_users() {
+    echo "registering $NEED_REGISTER users through the protocol (no chat-seed)"
+    "$BENCH" "${TARGET[@]}" --scenario idle --clients "$NEED_REGISTER" --procs "$PROCS" \
+        --duration 0.1 --grace 0 --connect-rate 2000 --setup-timeout 1800 --register \
+        --user-prefix "$PREFIX" --password-format "$PWFMT" | tail -1
+}
+
+start_node() {
+    local i=$1 port=$2 args=()
+    if [ "$NODES" -gt 1 ]; then
+        args=(--id "b$i" --num "$((i + 1))" --zk "127.0.0.1:$ZK_PORT"
+            --cluster-listen "127.0.0.1:$(free_port)" --cluster-secret-file "$TMP/secret")
+    fi
+    start_bg "node$i" "$BUILD/node/chat-node" --listen "127.0.0.1:$port" \
+        --redis "127.0.0.1:$REDIS_PORT" --store "sqlite:$TMP/chat.db" \
+        --pwhash-ops "$PWHASH_OPS" --pwhash-mem "$PWHASH_MEM" --rate 100000 --burst 100000 \
+        --log-level warn "${args[@]}"
+    NODE_PIDS+=($!)
+    wait_port "$port" 30
+}
+
+start_servers() {
+    local max=$((IDLE_CLIENTS > ROOM_CLIENTS ? IDLE_CLIENTS : ROOM_CLIENTS)) i port
+    REDIS_PORT=$(free_port)
+    start_bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP"
+    wait_port "$REDIS_PORT" 10
+    seed_users "$max"
+    if [ "$NODES" -gt 1 ]; then
+        ZK_PORT=$(free_port)
+        head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
+        "$REPO/scripts/zookeeper.sh" start "$TMP/zk" "$ZK_PORT" >/dev/null
+    fi
+    TARGET=()
+    for ((i = 0; i < NODES; i++)); do
+        port=$(free_port)
+        start_node "$i" "$port"
+        TARGET+=(--node "ws://127.0.0.1:$port/ws")
+    done
+    if [ "$NODES" -gt 1 ]; then
+        sleep 2 # let the cluster elect its leader and link up
+    fi
+    [ "$NEED_REGISTER" = 0 ] || register_users
+}
+
+REPORTS=()
+run_one() {
+    local name=$1 args=()
+    case $name in
+    login) args=(--scenario login --clients "$LOGIN_CLIENTS") ;;
+    idle) args=(--scenario idle --clients "$IDLE_CLIENTS" --connect-rate 2000) ;;
+    direct) args=(--scenario direct --clients "$DIRECT_CLIENTS" --window 4) ;;
+    direct-rate) args=(--scenario direct --clients "$DIRECT_CLIENTS" --rate "$DIRECT_RATE") ;;
+    group) args=(--scenario group --clients "$GROUP_CLIENTS" --group-size "$GROUP_SIZE" --senders 2) ;;
+    room) args=(--scenario room --clients "$ROOM_CLIENTS" --rate "$ROOM_RATE") ;;
+    *) echo "unknown scenario $name" >&2; return 1 ;;
+    esac
+    local pids=()
+    for p in "${NODE_PIDS[@]}"; do pids+=(--pid "$p"); done
+    local cmd=("$BENCH" "${TARGET[@]}" "${args[@]}" --procs "$PROCS" --duration "$DURATION"
+        --user-prefix "$PREFIX" --password-format "$PWFMT" --setup-timeout 600 $REGISTER "${pids[@]}")
+    echo "== $name: ${cmd[*]}"
+    "${cmd[@]}" | tee "$TMP/$name.out"
+    REPORTS+=("$(grep '^{' "$TMP/$name.out" | tail -1)")
+}
+
+if [ -n "$GATEWAY" ]; then
+    TARGET=(--gateway "$GATEWAY")
+else
+    start_servers
+fi
+echo "machine: $(nproc) cores, $(uname -r); nodes: $NODES; procs: $PROCS; duration: ${DURATION}s"
+for s in "${SCENARIOS[@]}"; do
+    run_one "$s"
+done
+
+echo
+echo "| scenario | clients | target rate | sent | delivered | rate/s | p50 ms | p99 ms | max ms | lost | dup | errors |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+for r in "${REPORTS[@]}"; do
+    [ -n "$r" ] || continue
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("| {scenario} | {clients} | {target_rate} | {sent} | {delivered} | {rate} | {p50_ms} | {p99_ms} | {max_ms} | {lost} | {dup} | {errors} |".format(**r))' "$r"
+done

@@ -17,6 +17,11 @@ typedef struct push_msg {
     const char *name;     /* user or room; NULL for all */
 } push_msg_t;
 
+/* KEYS: the queue, the user's list; ARGV: the entry. Atomic, kept one day. */
+static const char *const PUSH_TO_USER_LUA =
+    "redis.call('rpush', KEYS[2], ARGV[1]) redis.call('expire', KEYS[2], 86400) "
+    "return redis.call('lpush', KEYS[1], ARGV[1])";
+
 /* A push waiting for Redis to confirm its LPUSH. */
 typedef struct push_op {
     gateway_t *g;
@@ -204,7 +209,15 @@ static void push_enqueue(gateway_t *g, core_http_req_t *req, const push_msg_t *m
     op->req = req;
     proto_msgid_next(&g->msgids, now, op->msgid);
     char *entry = push_entry(m, op->msgid, now);
-    int rc = core_redis_cmd(g->redis, on_pushed, op, "LPUSH chat:push %b", entry, strlen(entry));
+    int rc;
+    if (m->target == PUSH_TO)
+        /* also parked on the user's own list, which a login reads: a push
+         * accepted here is there for the next login even before a node has
+         * stored it (docs/CLUSTER.md) */
+        rc = core_redis_cmd(g->redis, on_pushed, op, "EVAL %s 2 chat:push chat:upush:%s %b",
+                            PUSH_TO_USER_LUA, m->name, entry, strlen(entry));
+    else
+        rc = core_redis_cmd(g->redis, on_pushed, op, "LPUSH chat:push %b", entry, strlen(entry));
     free(entry);
     if (rc != 0) {
         g->metrics.redis_errors++;

@@ -1,6 +1,8 @@
 /* Accounts: register, login (password or token), logout, user_info, ping. */
 #include <string.h>
 
+#include <hiredis/hiredis.h>
+
 #include "node/node.h"
 
 static const char *const BAD_CREDENTIALS = "invalid user or password";
@@ -80,11 +82,14 @@ typedef struct login_job {
     uint64_t expires;
     size_t pending_max;
     store_pendings_t pending;
+    core_buf_t parked;          /* offline frames of pushes not stored yet */
+    size_t parked_count;
 } login_job_t;
 
 static void login_job_free(login_job_t *j)
 {
     store_pendings_free(&j->pending);
+    core_buf_free(&j->parked);
     memset(j->password, 0, sizeof j->password);
     free(j);
 }
@@ -132,13 +137,12 @@ static cJSON *login_data(const login_job_t *j, node_t *n)
     cJSON_AddStringToObject(d, "nickname", j->rec.nickname);
     cJSON_AddStringToObject(d, "node", n->cfg.id);
     cJSON_AddStringToObject(d, "token", j->token);
-    cJSON_AddNumberToObject(d, "pending", (double)j->pending.count);
+    cJSON_AddNumberToObject(d, "pending", (double)(j->pending.count + j->parked_count));
     return d;
 }
 
-static void session_done(void *arg)
+static void session_finish(login_job_t *j)
 {
-    login_job_t *j = arg;
     node_req_t *r = j->job.req;
     node_sess_t *s = r->sess;
     node_t *n = s->node;
@@ -163,10 +167,56 @@ static void session_done(void *arg)
         node_req_follow(r, f, len);
         free(f);
     }
+    if (j->parked.len)
+        node_req_follow(r, j->parked.data, j->parked.len);
     n->metrics.logins_total++;
     node_req_ok(r, login_data(j, n));
     node_presence_notify_friends(n, j->rec.user, 1);
     login_job_free(j);
+}
+
+static int pending_has(const login_job_t *j, const char *msgid)
+{
+    for (size_t i = 0; i < j->pending.count; i++)
+        if (strcmp(j->pending.items[i].msgid, msgid) == 0)
+            return 1;
+    return 0;
+}
+
+/* Pushes accepted by a gateway but not yet stored by the node popping them
+ * (chat:upush:<user>) count as pending too; the store has the others. */
+static void on_parked(core_redis_t *rc, struct redisReply *reply, void *ud)
+{
+    (void)rc;
+    login_job_t *j = ud;
+    for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        cJSON *p = cJSON_ParseWithLength(reply->element[i]->str, reply->element[i]->len);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(p, "msgid");
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(p, "message");
+        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(p, "ts");
+        if (cJSON_IsString(id) && cJSON_IsString(msg) && cJSON_IsNumber(ts) &&
+            !pending_has(j, id->valuestring)) {
+            char *data = node_json_take(
+                proto_ev_system(id->valuestring, msg->valuestring, (uint64_t)ts->valuedouble));
+            size_t len = 0;
+            char *f = node_offline_frame("system", data, &len);
+            core_buf_append(&j->parked, f, len);
+            j->parked_count++;
+            free(f);
+            free(data);
+        }
+        cJSON_Delete(p);
+    }
+    session_finish(j);
+}
+
+static void session_done(void *arg)
+{
+    login_job_t *j = arg;
+    node_t *n = j->job.node;
+    if (j->job.rc != STORE_OK ||
+        core_redis_cmd(n->redis, on_parked, j, "LRANGE chat:upush:%s 0 -1", j->user) != 0)
+        session_finish(j);
 }
 
 static void login_accept(login_job_t *j)
@@ -244,7 +294,6 @@ void node_account_session_end(node_sess_t *s)
     node_t *n = s->node;
     node_rooms_leave_all(n, s);
     node_presence_logout(n, s);
-    node_presence_notify_friends(n, s->user, 0);
 }
 
 void node_act_logout(node_req_t *r, const cJSON *data)

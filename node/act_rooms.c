@@ -119,7 +119,6 @@ void node_act_room_create(node_req_t *r, const cJSON *data)
 
 typedef struct join_ctx {
     node_req_t *req;
-    uint64_t conn_id;
     char room[PROTO_NAME_MAX + 1];
 } join_ctx_t;
 
@@ -129,10 +128,11 @@ static void joined(node_t *n, int code, const cJSON *data, void *ud)
     join_ctx_t *c = ud;
     node_req_t *r = c->req;
     const cJSON *members = cJSON_GetObjectItemCaseSensitive(data, "members");
-    if (code != 0 && code != PROTO_CONFLICT) {
-        /* the leader did not take it: undo the local half, the client retries */
-        if (node_sess_live(r->sess) && r->sess->conn_id == c->conn_id)
-            node_rooms_leave_local(n, c->room, r->sess);
+    if (!node_sess_live(r->sess)) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "session ended");
+    } else if (code != 0 && code != PROTO_CONFLICT) {
+        /* no answer: undo here and tell the leader, which may still apply the join late */
+        node_rooms_leave(n, c->room, r->sess);
         node_req_fail(r, PROTO_UNAVAILABLE, "cluster leader unavailable, retry");
     } else {
         cJSON *d = cJSON_CreateObject();
@@ -147,13 +147,13 @@ static void join_cont(node_req_t *r, const char *room, const cJSON *data)
 {
     (void)data;
     node_t *n = r->sess->node;
-    if (node_rooms_join(n, room, r->sess) != 0) {
-        node_req_fail(r, PROTO_CONFLICT, "already in this room");
+    int rc = node_rooms_join(n, room, r->sess);
+    if (rc != 0) {
+        node_req_fail(r, rc, rc == PROTO_CONFLICT ? "already in this room" : "session ended");
         return;
     }
     join_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->req = r;
-    c->conn_id = r->sess->conn_id;
     snprintf(c->room, sizeof c->room, "%s", room);
     node_cluster_room_join(n, room, r->sess->user, joined, c);
 }

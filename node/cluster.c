@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <hiredis/hiredis.h>
 
@@ -29,6 +30,12 @@
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 2000
 #define SWEEP_TICKS 8
+#define PENDING_IN_MAX 32
+#define HANDSHAKE_FRAME_MAX 1024   /* before authentication, frames stay small */
+#define OUTBOX_MAX_BYTES (16u << 20)
+#define RSYNC_CHUNK (256u << 10)
+#define MEMBERS_MAX 10000          /* room_members answers list at most this many */
+#define NODE_STALE_MS 5000
 
 typedef enum {
     LINK_OUT_HELLO,     /* follower: HELLO sent, waiting for CHALLENGE */
@@ -48,7 +55,7 @@ typedef struct link {
     unsigned char nonce[PROTO_CF_NONCE];     /* the nonce this side sent */
     unsigned char peer_nonce[PROTO_CF_NONCE];/* the nonce the other side sent */
     int64_t epoch;
-    uint64_t last_rx_ms, last_tx_ms, opened_ms;
+    uint64_t last_rx_ms, last_tx_ms, last_ping_ms, opened_ms;
     UT_hash_handle hh;                       /* cl->links, by peer (leader side) */
 } link_t;
 
@@ -64,6 +71,15 @@ typedef struct member {
     char id[64];
     UT_hash_handle hh;
 } member_t;
+
+/* Leader side: frames for a member node whose link is not (yet) up, e.g.
+ * right after an election; bounded, flushed when it links. */
+typedef struct outbox {
+    char id[64];
+    core_buf_t frames;
+    uint64_t since_ms;
+    UT_hash_handle hh;
+} outbox_t;
 
 typedef struct node_cluster {
     node_t *node;
@@ -89,12 +105,14 @@ typedef struct node_cluster {
     uint64_t next_call_id;
     /* leader side */
     link_t *links;                   /* authenticated followers by id */
+    outbox_t *outboxes;              /* by node id */
     link_t **pending_in;             /* accepted, not yet authenticated */
     size_t pending_in_count, pending_in_cap;
     node_croom_t *rooms;
 } node_cluster_t;
 
 static void link_close(link_t *l, const char *why);
+static void outbox_drop(struct node_cluster *cl, const char *id);
 static void close_pending_in(struct node_cluster *cl, const char *why);
 static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m);
 
@@ -293,8 +311,14 @@ static void call_answer(node_cluster_t *cl, const cJSON *m)
 static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, cJSON **data);
 
 /* Runs op at the leader; cb gets the answer (PROTO_UNAVAILABLE without one). */
-static void call_leader(node_cluster_t *cl, cJSON *m, node_cluster_cb cb, void *ud)
+static void call_leader(node_t *n, cJSON *m, node_cluster_cb cb, void *ud)
 {
+    node_cluster_t *cl = n->cluster;
+    if (!cl) { /* shutting down */
+        cJSON_Delete(m);
+        cb(n, PROTO_UNAVAILABLE, NULL, ud);
+        return;
+    }
     if (cl->is_leader) {
         cJSON *data = NULL;
         int code = leader_call(cl, cl->node->cfg.id, m, &data);
@@ -329,7 +353,69 @@ static link_t *link_of(node_cluster_t *cl, const char *id)
     return l && l->conn && l->state == LINK_UP ? l : NULL;
 }
 
-/* Sends m (not consumed) to node id: handled here when id is this node. */
+static void outbox_drop(node_cluster_t *cl, const char *id)
+{
+    outbox_t *o = NULL;
+    HASH_FIND_STR(cl->outboxes, id, o);
+    if (!o)
+        return;
+    if (o->frames.len)
+        CORE_WARN("cluster: dropping %zu bytes held for %s", o->frames.len, id);
+    HASH_DEL(cl->outboxes, o);
+    core_buf_free(&o->frames);
+    free(o);
+}
+
+static void outbox_drop_all(node_cluster_t *cl)
+{
+    outbox_t *o, *tmp;
+    HASH_ITER(hh, cl->outboxes, o, tmp)
+        outbox_drop(cl, o->id);
+}
+
+static void outbox_expire(node_cluster_t *cl, uint64_t now)
+{
+    outbox_t *o, *tmp;
+    HASH_ITER(hh, cl->outboxes, o, tmp) {
+        if (now - o->since_ms > QUEUE_MAX_AGE_MS)
+            outbox_drop(cl, o->id);
+    }
+}
+
+/* Holds a frame for a member that has not linked yet (bounded). */
+static void outbox_put(node_cluster_t *cl, const char *id, const char *frame, size_t len)
+{
+    outbox_t *o = NULL;
+    HASH_FIND_STR(cl->outboxes, id, o);
+    if (!o) {
+        o = core_xcalloc(1, sizeof *o);
+        snprintf(o->id, sizeof o->id, "%s", id);
+        core_buf_init(&o->frames);
+        o->since_ms = now_ms();
+        HASH_ADD_STR(cl->outboxes, id, o);
+    }
+    if (o->frames.len + len > OUTBOX_MAX_BYTES) {
+        CORE_WARN("cluster: %s is not linked and its backlog is full; a message is dropped", id);
+        return;
+    }
+    core_buf_append(&o->frames, frame, len);
+}
+
+static void outbox_flush(node_cluster_t *cl, link_t *l)
+{
+    outbox_t *o = NULL;
+    HASH_FIND_STR(cl->outboxes, l->peer, o);
+    if (!o)
+        return;
+    if (o->frames.len)
+        core_conn_write(l->conn, o->frames.data, o->frames.len);
+    HASH_DEL(cl->outboxes, o);
+    core_buf_free(&o->frames);
+    free(o);
+}
+
+/* Sends m (not consumed) to node id: handled here when id is this node,
+ * held briefly for a member that is not linked yet, dropped otherwise. */
 static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
 {
     if (strcmp(id, cl->node->cfg.id) == 0) {
@@ -337,14 +423,23 @@ static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
         return;
     }
     link_t *l = link_of(cl, id);
-    if (!l) {
-        CORE_DEBUG("cluster: no link to %s; a %s is dropped", id, jstr(m, "t"));
+    if (!l && !node_cluster_is_member(cl->node, id)) {
+        CORE_DEBUG("cluster: %s is not a member; a %s is dropped", id, jstr(m, "t"));
         return;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(m, "e");
     cJSON_AddNumberToObject(m, "e", (double)cl->epoch);
     char *json = cJSON_PrintUnformatted(m);
-    link_send(l, PROTO_CF_MSG, json, strlen(json));
+    size_t len = strlen(json);
+    if (l) {
+        if (link_send(l, PROTO_CF_MSG, json, len) != 0)
+            CORE_WARN("cluster: could not send a %s to %s", jstr(m, "t"), id);
+    } else if (len + 1 <= PROTO_CF_MAX) {
+        char *frame = core_xmalloc(PROTO_CF_HEADER + len);
+        proto_cf_encode(PROTO_CF_MSG, json, len, frame, PROTO_CF_HEADER + len);
+        outbox_put(cl, id, frame, PROTO_CF_HEADER + len);
+        free(frame);
+    }
     free(json);
 }
 
@@ -380,7 +475,8 @@ static void leader_all(node_cluster_t *cl, const char *origin, cJSON *m)
 
 static void add_user(const char *user, void *ud)
 {
-    cJSON_AddItemToArray(ud, cJSON_CreateString(user));
+    if (cJSON_GetArraySize(ud) < MEMBERS_MAX)
+        cJSON_AddItemToArray(ud, cJSON_CreateString(user));
 }
 
 /* Room membership questions; returns the code, *data the answer. */
@@ -410,10 +506,11 @@ static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, c
     return PROTO_BAD_REQUEST;
 }
 
-/* Replaces origin's share of the room table with what it announces. */
+/* Replaces (reset) or extends origin's share of the room table. */
 static void leader_rsync(node_cluster_t *cl, const char *origin, const cJSON *m)
 {
-    node_croom_drop_node(cl->rooms, origin);
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "reset")))
+        node_croom_drop_node(cl->rooms, origin);
     const cJSON *room;
     cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(m, "rooms")) {
         const cJSON *u;
@@ -478,6 +575,44 @@ static cJSON *local_rooms_json(node_t *n)
     return rooms;
 }
 
+static cJSON *rsync_msg(int first)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "t", "rsync");
+    if (first)
+        cJSON_AddTrueToObject(m, "reset");
+    cJSON_AddObjectToObject(m, "rooms");
+    return m;
+}
+
+/* This node's live members in rsync messages of bounded size: the first
+ * resets the node's share at the leader, the others add to it. */
+static void send_rsync(link_t *l)
+{
+    node_t *n = l->cl->node;
+    cJSON *m = rsync_msg(1);
+    size_t bytes = 0;
+    node_sess_t *s, *tmp;
+    HASH_ITER(hh, n->sessions, s, tmp) {
+        if (!node_sess_live(s))
+            continue;
+        for (node_room_link_t *rl = s->rooms; rl; rl = rl->next) {
+            cJSON *rooms = cJSON_GetObjectItemCaseSensitive(m, "rooms");
+            cJSON *arr = cJSON_GetObjectItemCaseSensitive(rooms, rl->room);
+            if (!arr)
+                arr = cJSON_AddArrayToObject(rooms, rl->room);
+            cJSON_AddItemToArray(arr, cJSON_CreateString(s->user));
+            bytes += strlen(rl->room) + strlen(s->user) + 8;
+        }
+        if (bytes >= RSYNC_CHUNK) {
+            link_send_json(l, m);
+            m = rsync_msg(0);
+            bytes = 0;
+        }
+    }
+    link_send_json(l, m);
+}
+
 static void become_leader(node_cluster_t *cl)
 {
     CORE_INFO("cluster: this node leads (epoch %lld)", (long long)cl->epoch);
@@ -487,6 +622,7 @@ static void become_leader(node_cluster_t *cl)
     node_croom_free(cl->rooms);
     cl->rooms = node_croom_new();
     cJSON *m = cJSON_CreateObject();
+    cJSON_AddTrueToObject(m, "reset");
     cJSON_AddItemToObject(m, "rooms", local_rooms_json(cl->node));
     leader_rsync(cl, cl->node->cfg.id, m);
     cJSON_Delete(m);
@@ -518,6 +654,7 @@ static void stop_leading(node_cluster_t *cl)
     HASH_ITER(hh, cl->links, l, tmp)
         link_close(l, "leadership lost");
     close_pending_in(cl, "leadership lost");
+    outbox_drop_all(cl);
     node_croom_free(cl->rooms);
     cl->rooms = node_croom_new();
 }
@@ -600,8 +737,8 @@ static void send_hello(link_t *l)
 static void leader_proof(node_cluster_t *cl, const unsigned char nonce[PROTO_CF_NONCE],
                          const char *leader, int64_t epoch, unsigned char mac[PROTO_CF_MAC])
 {
-    char who[96];
-    snprintf(who, sizeof who, "%s:%lld", leader, (long long)epoch);
+    char who[128];
+    snprintf(who, sizeof who, "welcome:%s:%lld", leader, (long long)epoch);
     proto_cf_mac(cl->secret, nonce, who, mac);
 }
 
@@ -613,7 +750,9 @@ static int out_frame(link_t *l, const proto_cf_frame_t *f)
         if (f->type != PROTO_CF_CHALLENGE || f->len != PROTO_CF_NONCE)
             return -1;
         unsigned char mac[PROTO_CF_MAC];
-        proto_cf_mac(cl->secret, (const unsigned char *)f->payload, cl->node->cfg.id, mac);
+        char who[96];
+        snprintf(who, sizeof who, "auth:%s", cl->node->cfg.id);
+        proto_cf_mac(cl->secret, (const unsigned char *)f->payload, who, mac);
         link_send(l, PROTO_CF_AUTH, mac, sizeof mac);
         l->state = LINK_OUT_AUTH;
         return 0;
@@ -641,10 +780,7 @@ static int out_frame(link_t *l, const proto_cf_frame_t *f)
         snprintf(l->peer, sizeof l->peer, "%s", cl->leader_id);
         cl->backoff_ms = 0;
         CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)l->epoch);
-        cJSON *sync = cJSON_CreateObject();
-        cJSON_AddStringToObject(sync, "t", "rsync");
-        cJSON_AddItemToObject(sync, "rooms", local_rooms_json(cl->node));
-        link_send_json(l, sync);
+        send_rsync(l);
         queue_flush(cl);
         return 0;
     }
@@ -691,8 +827,10 @@ static int in_hello(link_t *l, const proto_cf_frame_t *f)
 static int in_auth(link_t *l, const proto_cf_frame_t *f)
 {
     node_cluster_t *cl = l->cl;
+    char who[96];
+    snprintf(who, sizeof who, "auth:%s", l->peer);
     if (f->type != PROTO_CF_AUTH ||
-        !proto_cf_mac_ok(cl->secret, l->nonce, l->peer, (const unsigned char *)f->payload, f->len)) {
+        !proto_cf_mac_ok(cl->secret, l->nonce, who, (const unsigned char *)f->payload, f->len)) {
         CORE_WARN("cluster: %s from %s failed the secret check", l->peer, core_conn_peer(l->conn));
         return -1;
     }
@@ -716,6 +854,7 @@ static int in_auth(link_t *l, const proto_cf_frame_t *f)
     link_send(l, PROTO_CF_WELCOME, json, strlen(json));
     free(json);
     CORE_INFO("cluster: follower %s linked", l->peer);
+    outbox_flush(cl, l);
     return 0;
 }
 
@@ -748,6 +887,16 @@ static long link_on_read(core_conn_t *c, const char *data, size_t len, void *ud)
     link_t *l = ud;
     size_t off = 0;
     l->last_rx_ms = now_ms();
+    if (l->state != LINK_UP && len >= 4) {
+        uint32_t n = (uint32_t)(unsigned char)data[0] << 24 | (uint32_t)(unsigned char)data[1] << 16 |
+                     (uint32_t)(unsigned char)data[2] << 8 | (unsigned char)data[3];
+        if (n > HANDSHAKE_FRAME_MAX) {
+            CORE_WARN("cluster: link from %s: oversized handshake frame", core_conn_peer(c));
+            l->conn = NULL;
+            link_detach(l);
+            return -1;
+        }
+    }
     while (off < len && l->conn) {
         proto_cf_frame_t f;
         long used = proto_cf_decode(data + off, len - off, &f);
@@ -799,6 +948,13 @@ static link_t *link_new(node_cluster_t *cl, int outbound, link_state_t state)
 static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
 {
     node_cluster_t *cl = ud;
+    if (!cl->is_leader || cl->pending_in_count >= PENDING_IN_MAX) {
+        /* only the leader takes links, and unauthenticated peers are few */
+        CORE_WARN("cluster: refusing a link from %s (%s)", peer,
+                  cl->is_leader ? "too many handshakes" : "not the leader");
+        close(fd);
+        return;
+    }
     core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT};
     link_t *l = link_new(cl, 0, LINK_IN_HELLO);
     l->conn = core_conn_adopt(loop, fd, peer, &lim, &link_cbs, l);
@@ -839,15 +995,21 @@ static void connect_leader(node_cluster_t *cl)
 
 /* The leader keeps the node list to live members (a node that died
  * without cleaning up leaves its entry behind). */
-static void on_node_keys(core_redis_t *r, struct redisReply *reply, void *ud)
+static void on_node_list(core_redis_t *r, struct redisReply *reply, void *ud)
 {
     node_cluster_t *cl = ud;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || !cl->is_leader)
         return;
-    for (size_t i = 0; i < reply->elements; i++) {
+    uint64_t now = core_now_ms();
+    for (size_t i = 0; i + 1 < reply->elements; i += 2) {
         const char *id = reply->element[i]->str;
-        if (id && !node_cluster_is_member(cl->node, id))
+        cJSON *e = cJSON_Parse(reply->element[i + 1]->str);
+        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "ts");
+        /* a leader whose member list is stale must not remove fresh nodes */
+        int stale = !cJSON_IsNumber(ts) || now - (uint64_t)ts->valuedouble > NODE_STALE_MS;
+        if (id && stale && !node_cluster_is_member(cl->node, id))
             core_redis_cmd(r, NULL, NULL, "HDEL chat:nodes %s", id);
+        cJSON_Delete(e);
     }
 }
 
@@ -858,8 +1020,11 @@ static void link_check(link_t *l, uint64_t now)
         link_close(l, l->state == LINK_UP ? "silent peer" : "handshake timeout");
         return;
     }
-    if (l->outbound && l->state == LINK_UP && now - l->last_tx_ms >= PING_MS)
+    /* ping on a clock, not on idleness: a busy follower still needs pongs */
+    if (l->outbound && l->state == LINK_UP && now - l->last_ping_ms >= PING_MS) {
+        l->last_ping_ms = now;
         link_send(l, PROTO_CF_PING, "", 0);
+    }
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -869,6 +1034,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     node_cluster_t *cl = w->data;
     uint64_t now = now_ms();
     calls_expire(cl, now);
+    outbox_expire(cl, now);
     if (cl->queue.len && now - cl->queue_since_ms > QUEUE_MAX_AGE_MS)
         queue_drop(cl, "no leader for too long");
     if (cl->up)
@@ -881,7 +1047,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     for (size_t i = cl->pending_in_count; i-- > 0;)
         link_check(cl->pending_in[i], now);
     if (cl->is_leader && cl->zk && ++cl->ticks % SWEEP_TICKS == 0)
-        core_redis_cmd(cl->node->redis, on_node_keys, cl, "HKEYS chat:nodes");
+        core_redis_cmd(cl->node->redis, on_node_list, cl, "HGETALL chat:nodes");
 }
 
 /* ------------------------------------------------------------------ ZooKeeper events */
@@ -924,7 +1090,13 @@ static void forget_node(node_cluster_t *cl, const char *id)
     if (!cl->is_leader)
         return;
     node_croom_drop_node(cl->rooms, id);
+    node_presence_clean_node(cl->node, id);
     core_redis_cmd(cl->node->redis, NULL, NULL, "HDEL chat:nodes %s", id);
+    link_t *l = NULL;
+    HASH_FIND_STR(cl->links, id, l);
+    if (l)
+        link_close(l, "left ZooKeeper"); /* if it is alive it re-links and re-syncs */
+    outbox_drop(cl, id);
 }
 
 static void on_members(void *ud, const node_zk_member_t *members, size_t count)
@@ -962,6 +1134,10 @@ static int read_secret(node_cluster_t *cl, const char *path, char *err, size_t e
     size_t len = fread(cl->secret, 1, sizeof cl->secret - 1, f);
     fclose(f);
     cl->secret[len] = '\0';
+    if (memchr(cl->secret, '\0', len)) {
+        snprintf(err, errlen, "cluster secret %s: must be text (it has a NUL byte)", path);
+        return -1;
+    }
     while (len && (cl->secret[len - 1] == '\n' || cl->secret[len - 1] == '\r' ||
                    cl->secret[len - 1] == ' '))
         cl->secret[--len] = '\0';
@@ -1046,6 +1222,7 @@ void node_cluster_stop(node_t *n)
         free(m);
     }
     free(cl->pending_in);
+    outbox_drop_all(cl);
     core_buf_free(&cl->queue);
     node_croom_free(cl->rooms);
     free(cl);
@@ -1096,6 +1273,8 @@ static cJSON *msg_new(const char *type, const char *frame, size_t len)
 void node_cluster_deliver(node_t *n, const char *node_id, const char *const *users, size_t count,
                           const char *frame, size_t len)
 {
+    if (!n->cluster)
+        return;
     cJSON *m = msg_new("dlv", frame, len);
     cJSON_AddStringToObject(m, "node", node_id);
     cJSON *arr = cJSON_AddArrayToObject(m, "users");
@@ -1106,6 +1285,8 @@ void node_cluster_deliver(node_t *n, const char *node_id, const char *const *use
 
 void node_cluster_kick(node_t *n, const char *node_id, const char *user, uint64_t conn)
 {
+    if (!n->cluster)
+        return;
     char c[24];
     snprintf(c, sizeof c, "%llu", (unsigned long long)conn);
     cJSON *m = msg_new("kick", NULL, 0);
@@ -1118,7 +1299,7 @@ void node_cluster_kick(node_t *n, const char *node_id, const char *user, uint64_
 void node_cluster_room(node_t *n, const char *room, const char *except, const char *frame,
                        size_t len)
 {
-    if (!n->cluster->zk)
+    if (!n->cluster || !n->cluster->zk)
         return; /* standalone: the local fan-out was all of it */
     cJSON *m = msg_new("room", frame, len);
     cJSON_AddStringToObject(m, "room", room);
@@ -1129,7 +1310,7 @@ void node_cluster_room(node_t *n, const char *room, const char *except, const ch
 
 void node_cluster_all(node_t *n, const char *frame, size_t len)
 {
-    if (n->cluster->zk)
+    if (n->cluster && n->cluster->zk)
         to_leader(n->cluster, msg_new("all", frame, len));
 }
 
@@ -1149,9 +1330,11 @@ void node_cluster_room_join(node_t *n, const char *room, const char *user, node_
 {
     node_cluster_t *cl = n->cluster;
     if (cb) {
-        call_leader(cl, room_op("rjoin", room, user), cb, ud);
+        call_leader(n, room_op("rjoin", room, user), cb, ud);
         return;
     }
+    if (!cl)
+        return;
     /* a notice (the automatic world join): re-announced by rsync if lost */
     if (cl->is_leader) {
         node_croom_join(cl->rooms, room, user, n->cfg.id);
@@ -1178,7 +1361,7 @@ void node_cluster_room_leave(node_t *n, const char *room, const char *user)
 
 void node_cluster_room_members(node_t *n, const char *room, node_cluster_cb cb, void *ud)
 {
-    call_leader(n->cluster, room_op("rmembers", room, NULL), cb, ud);
+    call_leader(n, room_op("rmembers", room, NULL), cb, ud);
 }
 
 void node_cluster_room_counts(node_t *n, const char *const *rooms, size_t count,
@@ -1188,5 +1371,5 @@ void node_cluster_room_counts(node_t *n, const char *const *rooms, size_t count,
     cJSON *arr = cJSON_AddArrayToObject(m, "rooms");
     for (size_t i = 0; i < count; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(rooms[i]));
-    call_leader(n->cluster, m, cb, ud);
+    call_leader(n, m, cb, ud);
 }

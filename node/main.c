@@ -27,6 +27,11 @@ static void on_redis_connect(core_redis_t *r, void *ud)
 {
     (void)r;
     node_t *n = ud;
+    if (!n->redis_seen) {
+        /* a previous run of this node id may have died with sessions listed */
+        n->redis_seen = 1;
+        node_presence_clean_node(n, n->cfg.id);
+    }
     CORE_INFO("redis connected; re-publishing %u sessions", HASH_COUNT(n->sessions));
     node_presence_heartbeat(n);
     node_sess_t *s, *tmp;
@@ -117,6 +122,8 @@ int main(int argc, char **argv)
     core_log_set_tag(n->cfg.id);
     n->loop = EV_DEFAULT;
     n->started_ms = core_now_ms();
+    /* conn ids differ across restarts, so a stale global session never names a new one */
+    n->next_conn_id = n->started_ms << 12;
     proto_msgid_init(&n->msgids, n->cfg.num);
     core_install_signals(n->loop);
     if (open_backends(n, err, sizeof err) != 0 || node_cluster_start(n, err, sizeof err) != 0 ||

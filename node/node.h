@@ -213,7 +213,12 @@ void node_route_kick_session(node_t *n, node_sess_t *s);
 /* cb gets the session value this one replaced (NULL when none). */
 typedef void (*node_login_cb)(node_t *n, const char *user, const char *old, void *ud);
 void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud);
+/* Ends the global session if it is still this one; friends then hear
+ * "offline". */
 void node_presence_logout(node_t *n, node_sess_t *s);
+/* Deletes the global sessions that still name node id (a dead node, or this
+ * node's previous run). */
+void node_presence_clean_node(node_t *n, const char *id);
 /* Where each user's live session is: online only when its node is a live
  * cluster member (nodes die without cleaning up). locs NULL on Redis failure. */
 typedef struct node_loc {
@@ -424,6 +429,7 @@ struct node {
     ev_timer push_retry;
     int push_enabled;
     uint64_t started_ms;
+    int redis_seen;                /* Redis was connected once (start-up clean-up done) */
     struct node_cluster *cluster;  /* cluster.c */
 };
 

@@ -5,10 +5,21 @@
 #include "node/node.h"
 
 #define SESS_KEY "chat:sess:%s"
+#define NODE_USERS_KEY "chat:node:%s:users"
 
-/* Lua: delete the session key only if it still names this connection. */
+/* Lua: delete the session key only if it still names this connection (and
+ * drop the user from the node's set). KEYS: session, node set; ARGV: value, user. */
 static const char *const DEL_IF_MINE =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+    "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('srem', KEYS[2], ARGV[2]) "
+    "return redis.call('del', KEYS[1]) end return 0";
+
+/* Lua: forget every session that still names a node (it died, or this is
+ * its new incarnation). KEYS: the node's user set; ARGV: "<id> ", key prefix. */
+static const char *const CLEAN_NODE =
+    "local n = 0 for _, u in ipairs(redis.call('smembers', KEYS[1])) do "
+    "local k = ARGV[2] .. u local v = redis.call('get', k) "
+    "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('del', k) n = n + 1 end end "
+    "redis.call('del', KEYS[1]) return n";
 
 static void sess_value(const node_sess_t *s, char *out, size_t outlen)
 {
@@ -43,14 +54,47 @@ void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud)
     c->ud = ud;
     if (core_redis_cmd(n->redis, on_sess_set, c, "SET " SESS_KEY " %s GET", s->user, val) != 0)
         on_sess_set(NULL, NULL, c);
+    else
+        core_redis_cmd(n->redis, NULL, NULL, "SADD " NODE_USERS_KEY " %s", n->cfg.id, s->user);
+}
+
+typedef struct logout_ctx {
+    node_t *node;
+    char user[PROTO_NAME_MAX + 1];
+} logout_ctx_t;
+
+/* Friends hear "offline" only when this session was still the user's one
+ * (not when the user already logged in elsewhere); also when Redis is down. */
+static void on_sess_deleted(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    logout_ctx_t *c = ud;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER || reply->integer == 1)
+        node_presence_notify_friends(c->node, c->user, 0);
+    free(c);
 }
 
 void node_presence_logout(node_t *n, node_sess_t *s)
 {
-    char key[64], val[128];
+    char key[64], set[128], val[128];
     snprintf(key, sizeof key, SESS_KEY, s->user);
+    snprintf(set, sizeof set, NODE_USERS_KEY, n->cfg.id);
     sess_value(s, val, sizeof val);
-    core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s", DEL_IF_MINE, key, val);
+    logout_ctx_t *c = core_xcalloc(1, sizeof *c);
+    c->node = n;
+    snprintf(c->user, sizeof c->user, "%s", s->user);
+    if (core_redis_cmd(n->redis, on_sess_deleted, c, "EVAL %s 2 %s %s %s %s", DEL_IF_MINE, key, set,
+                       val, s->user) != 0)
+        on_sess_deleted(NULL, NULL, c);
+}
+
+void node_presence_clean_node(node_t *n, const char *id)
+{
+    char set[128], prefix[80];
+    snprintf(set, sizeof set, NODE_USERS_KEY, id);
+    snprintf(prefix, sizeof prefix, "%s ", id);
+    core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s %s", CLEAN_NODE, set, prefix,
+                   "chat:sess:");
 }
 
 typedef struct locate_ctx {

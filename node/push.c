@@ -15,6 +15,7 @@ typedef struct push_job {
     char user[PROTO_NAME_MAX + 1];
     char msgid[PROTO_MSGID_LEN + 1];
     char *data;
+    char *entry;                /* as queued: also parked in chat:upush:<user> */
 } push_job_t;
 
 static void push_work(store_t *st, void *arg)
@@ -36,13 +37,19 @@ static void push_done(void *arg)
     } else if (j->job.rc != STORE_NOTFOUND) {
         CORE_ERROR("push %s to %s could not be stored", j->msgid, j->user);
     }
+    if (j->job.rc == STORE_OK || j->job.rc == STORE_NOTFOUND)
+        /* stored (or no such user): the parked copy has done its job */
+        core_redis_cmd(j->job.node->redis, NULL, NULL, "LREM chat:upush:%s 1 %s", j->user, j->entry);
     free(j->data);
+    free(j->entry);
     free(j);
 }
 
-static void push_to_user(node_t *n, const char *user, const char *msgid, cJSON *ev)
+static void push_to_user(node_t *n, const char *user, const char *msgid, cJSON *ev,
+                         const char *entry, size_t entry_len)
 {
     push_job_t *j = core_xcalloc(1, sizeof *j);
+    j->entry = core_xstrndup(entry, entry_len);
     snprintf(j->user, sizeof j->user, "%s", user);
     snprintf(j->msgid, sizeof j->msgid, "%s", msgid);
     j->data = node_json_take(ev);
@@ -65,7 +72,7 @@ static void push_handle(node_t *n, const char *json, size_t len)
     }
     cJSON *ev = proto_ev_system(msgid->valuestring, msg->valuestring, (uint64_t)ts->valuedouble);
     if (cJSON_IsString(to) && proto_valid_name(to->valuestring, strlen(to->valuestring))) {
-        push_to_user(n, to->valuestring, msgid->valuestring, ev);
+        push_to_user(n, to->valuestring, msgid->valuestring, ev, json, len);
     } else {
         size_t flen = 0;
         char *frame = node_event_frame("system", ev, &flen);

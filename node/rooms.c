@@ -51,6 +51,8 @@ int node_rooms_is_member(node_t *n, const char *room, const node_sess_t *s)
 
 int node_rooms_join(node_t *n, const char *room, node_sess_t *s)
 {
+    if (!node_sess_live(s))
+        return PROTO_UNAVAILABLE; /* a session that has gone must never be listed */
     node_room_entry_t *e = room_get(n, room);
     if (member_index(e, s) >= 0)
         return PROTO_CONFLICT;

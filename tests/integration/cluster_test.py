@@ -428,7 +428,7 @@ async def scenario_link_auth(cl):
     s.sendall(frame(1, json.dumps({"node": "intruder", "nonce": nonce.hex()}).encode()))
     t, challenge = read_frame(s)
     assert t == 2 and len(challenge) == 32, (t, challenge)
-    bad = hmac.new(b"not-the-secret-at-all", challenge + b"intruder", hashlib.sha256).digest()
+    bad = hmac.new(b"not-the-secret-at-all", challenge + b"auth:intruder", hashlib.sha256).digest()
     s.sendall(frame(3, bad))
     assert closed_by_peer(s), "a wrong secret was accepted"
     s.close()
@@ -436,11 +436,12 @@ async def scenario_link_auth(cl):
     s = socket.create_connection(("127.0.0.1", port), 2)
     s.sendall(frame(1, json.dumps({"node": "probe", "nonce": nonce.hex()}).encode()))
     t, challenge = read_frame(s)
-    s.sendall(frame(3, hmac.new(secret, challenge + b"probe", hashlib.sha256).digest()))
+    s.sendall(frame(3, hmac.new(secret, challenge + b"auth:probe", hashlib.sha256).digest()))
     t, body = read_frame(s)
     w = json.loads(body)
     assert t == 4, t
-    want = hmac.new(secret, nonce + f"{w['leader']}:{w['epoch']}".encode(), hashlib.sha256).hexdigest()
+    want = hmac.new(secret, nonce + f"welcome:{w['leader']}:{w['epoch']}".encode(),
+                    hashlib.sha256).hexdigest()
     assert w["mac"] == want, "leader proof does not verify"
     s.close()
     # a follower refuses links: only the leader accepts
@@ -449,11 +450,13 @@ async def scenario_link_auth(cl):
     s.sendall(frame(1, json.dumps({"node": "probe2", "nonce": nonce.hex()}).encode()))
     assert closed_by_peer(s), "a follower accepted a link"
     s.close()
-    # an oversized frame header closes the link
-    s = socket.create_connection(("127.0.0.1", port), 2)
-    s.sendall(struct.pack(">IB", 0x7FFFFFFF, 16))
-    assert closed_by_peer(s), "an oversized frame was not refused"
-    s.close()
+    # oversized frames close the link: beyond the frame limit, and any big
+    # frame before authentication (unauthenticated peers cannot pin memory)
+    for n in (0x7FFFFFFF, 4096):
+        s = socket.create_connection(("127.0.0.1", port), 2)
+        s.sendall(struct.pack(">IB", n, 1))
+        assert closed_by_peer(s), f"a {n}-byte handshake frame was not refused"
+        s.close()
     print("link auth: HTTP, wrong secret, follower links and oversized frames refused; "
           "the leader's proof verifies")
 

@@ -97,7 +97,8 @@ typedef struct client_opts {
 typedef enum client_status {
     CLIENT_ST_CONNECTING, /* detail: the URL or the gateway */
     CLIENT_ST_CONNECTED,  /* WebSocket open; detail: the URL */
-    CLIENT_ST_READY,      /* logged in (detail: user), or connected without --user */
+    CLIENT_ST_READY,      /* logged in (detail: user [+ " (resumed by token)"]),
+                           or connected without --user (detail: "") */
     CLIENT_ST_RETRY,      /* lost or failed; detail: why; a retry is scheduled */
     CLIENT_ST_CLOSED,     /* closed for good (logout, kicked, stopped); detail: why */
     CLIENT_ST_ERROR,      /* auto-login failed (detail: the server's text); closing */

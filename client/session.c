@@ -134,12 +134,14 @@ static const char *frame_str(const cJSON *obj, const char *key)
 static void note_login(client_sess_t *s, const cJSON *frame)
 {
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(frame, "data");
+    char detail[PROTO_NAME_MAX + 32];
 
     snprintf(s->user, sizeof s->user, "%s", frame_str(d, "user"));
     snprintf(s->token, sizeof s->token, "%s", frame_str(d, "token"));
     s->state = S_READY;
     s->attempt = 0;
-    status(s, CLIENT_ST_READY, s->user);
+    snprintf(detail, sizeof detail, "%s%s", s->user, s->login_by_token ? " (resumed by token)" : "");
+    status(s, CLIENT_ST_READY, detail);
 }
 
 static void auth_failed(client_sess_t *s, const cJSON *frame)
@@ -221,8 +223,10 @@ static void on_user_reply(client_sess_t *s, const cJSON *frame)
 {
     const char *action = frame_str(frame, "action");
 
-    if (frame_code(frame) == PROTO_OK && strcmp(action, "login") == 0)
+    if (frame_code(frame) == PROTO_OK && strcmp(action, "login") == 0) {
+        s->login_by_token = 0; /* a /login typed by the user */
         note_login(s, frame);
+    }
     if (frame_code(frame) == PROTO_OK && strcmp(action, "logout") == 0)
         sess_final(s, "logged out");
     if (s->cbs.on_frame)

@@ -39,10 +39,10 @@ static void print_above(const char *text)
     fputs(text, stdout);
     fputs("\n", stdout);
     fflush(stdout);
-    if (the_tty && !the_tty->quitting) {
-        rl_on_new_line();
-        rl_redisplay();
-    }
+    /* libedit's rl_redisplay() only queues ^R (read as i-search): force
+     * a redraw of prompt + typed text at the cursor instead */
+    if (the_tty && !the_tty->quitting)
+        rl_forced_update_display();
 }
 
 static void print_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -210,6 +210,10 @@ static void on_line(char *line)
         quit(t);
         return;
     }
+    /* libedit leaves the finished line in its buffer and turns unbuffered
+     * (one char per call) mode off before calling us: installing again
+     * turns it back on, clears the buffer and shows a fresh prompt */
+    rl_callback_handler_install(t->prompt, on_line);
     if (*line)
         add_history(line);
     if (strlen(line) > CLIENT_LINE_MAX)
@@ -271,6 +275,8 @@ int client_tty_run(struct ev_loop *loop, const client_opts_t *opts, const char *
         ev_run(loop, 0);
     }
     rl_callback_handler_remove();
+    fputs("\r\033[K", stdout); /* the prompt left on the last line */
+    fflush(stdout);
     if (history_path)
         write_history(history_path);
     ev_io_stop(loop, &t.in_w);

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# chat-seed + chat-client against a real Redis, chat-node and chat-gateway on
+# private ports: batch clients message each other, use a room and history,
+# survive a node restart (resume token); the interactive client runs under
+# tmux and an event arriving mid-typing leaves the typed line intact.
+# Usage: test_client.sh BUILD_DIR. Exit 77 (skip) without tmux.
+set -u
+BUILD=$(cd "${1:?usage: test_client.sh BUILD_DIR}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+command -v tmux >/dev/null || { echo "tmux not installed: skipping"; exit 77; }
+command -v redis-server >/dev/null || { echo "redis-server not installed: skipping"; exit 77; }
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
+
+NODE=$BUILD/node/chat-node
+GATEWAY=$BUILD/gateway/chat-gateway
+CLIENT=$BUILD/client/chat-client
+SEED=$BUILD/seed/chat-seed
+for bin in "$NODE" "$GATEWAY" "$CLIENT" "$SEED"; do
+    [ -x "$bin" ] || { echo "missing $bin (build it first)"; exit 1; }
+done
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# wait_for FILE PATTERN SECONDS: until grep -q finds PATTERN in FILE.
+wait_for() {
+    local deadline=$((SECONDS + $3))
+    while [ $SECONDS -lt $deadline ]; do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_exit PID SECONDS: until the process is gone; its status in $EXIT.
+wait_exit() {
+    local deadline=$((SECONDS + $2))
+    while kill -0 "$1" 2>/dev/null; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+    wait "$1"
+    EXIT=$?
+}
+
+REDIS_PORT=$(free_port)
+NODE_PORT=$(free_port)
+GW_PORT=$(free_port)
+DB=$TMP/chat.db
+start_redis "$REDIS_PORT" || exit 1
+
+start_node() {
+    start_bg "node$1" "$NODE" --listen "127.0.0.1:$NODE_PORT" --redis "127.0.0.1:$REDIS_PORT" \
+        --store "sqlite:$DB" --pwhash-ops 1 --pwhash-mem 8M
+    NODE_PID=$!
+    wait_port "$NODE_PORT" 10
+}
+
+echo "== seed (twice: the second run creates nothing)"
+"$SEED" --store "sqlite:$DB" --users 4 --friends 1 --groups 1 --group-size 3 --rooms 1 \
+    >"$TMP/seed1.out" || fail "chat-seed failed"
+grep -q "users: created 4, existing 0" "$TMP/seed1.out" || fail "seed 1: $(cat "$TMP/seed1.out")"
+"$SEED" --store "sqlite:$DB" --users 4 --friends 1 --groups 1 --group-size 3 --rooms 1 \
+    >"$TMP/seed2.out" || fail "chat-seed (2nd) failed"
+grep -q "users: created 0, existing 4" "$TMP/seed2.out" || fail "seed 2: $(cat "$TMP/seed2.out")"
+grep -q "rooms: created 0, existing 1" "$TMP/seed2.out" || fail "seed 2: $(cat "$TMP/seed2.out")"
+
+start_node 1 || exit 1
+start_bg gateway "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --redis "127.0.0.1:$REDIS_PORT"
+wait_port "$GW_PORT" 10 || exit 1
+GW=http://127.0.0.1:$GW_PORT
+# the node registers itself in Redis; wait until the gateway lists it
+deadline=$((SECONDS + 15))
+servers() { python3 -c 'import sys,urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' "$GW/servers" 2>/dev/null; }
+until servers | grep -q "ws://"; do
+    [ $SECONDS -lt $deadline ] || fail "gateway never listed the node"
+    sleep 0.2
+done
+
+echo "== batch: bob waits, alice (user1) messages bob (user2) and talks in room1"
+cat >"$TMP/bob.cmd" <<'EOF'
+/join room1
+/expect chat 20
+/expect room_chat 20
+/history user1
+EOF
+"$CLIENT" --gateway "$GW" --user user2 --password pass-2 --script "$TMP/bob.cmd" \
+    >"$TMP/bob.out" 2>"$TMP/bob.log" &
+BOB=$!
+wait_for "$TMP/bob.out" '"action":"room_join","code":0' 15 || fail "bob did not join room1"
+
+cat >"$TMP/alice.cmd" <<'EOF'
+/msg user2 hello bob
+/join room1
+/say hi room
+/expect receipt 20
+/history user2
+/history #room1
+/popular
+EOF
+"$CLIENT" --gateway "$GW" --user user1 --password pass-1 --script "$TMP/alice.cmd" \
+    >"$TMP/alice.out" 2>"$TMP/alice.log"
+rc=$?
+[ $rc -eq 0 ] || fail "alice exited $rc: $(cat "$TMP/alice.out")"
+wait_exit $BOB 20 || fail "bob did not finish"
+[ "$EXIT" -eq 0 ] || fail "bob exited $EXIT: $(cat "$TMP/bob.out")"
+grep -q '"event":"chat".*"from":"user1".*"message":"hello bob"' "$TMP/bob.out" ||
+    fail "bob missed the chat"
+grep -q '"event":"room_chat".*"room":"room1".*"message":"hi room"' "$TMP/bob.out" ||
+    fail "bob missed the room message"
+grep -q '"action":"history","code":0.*"message":"hello bob"' "$TMP/bob.out" ||
+    fail "bob's history lacks the message"
+grep -q '"event":"receipt".*"by":"user2"' "$TMP/alice.out" || fail "alice got no receipt (ack)"
+grep -q '"action":"history","code":0.*"message":"hi room"' "$TMP/alice.out" ||
+    fail "room history lacks the message"
+
+echo "== batch: bob acked, so nothing is pending at his next login"
+printf '/expect chat 1\n' | "$CLIENT" --gateway "$GW" --user user2 --password pass-2 \
+    >"$TMP/bob2.out" 2>&1
+rc=$?
+[ $rc -eq 3 ] || fail "expected /expect to time out (3), got $rc: $(cat "$TMP/bob2.out")"
+
+echo "== batch: errors give exit status 1, bad credentials 2"
+printf '/msg nobody hi\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
+    >"$TMP/err.out" 2>&1
+rc=$?
+[ $rc -eq 1 ] || fail "expected 1 for a 404, got $rc"
+grep -q '"code":404' "$TMP/err.out" || fail "no 404 line: $(cat "$TMP/err.out")"
+printf '/ping\n' | "$CLIENT" --gateway "$GW" --user user1 --password wrong-pw >"$TMP/bad.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] || fail "expected 2 for bad credentials, got $rc: $(cat "$TMP/bad.out")"
+
+echo "== reconnect: the node dies and comes back; carol (user3) resumes by token"
+printf '/expect chat 40\n' >"$TMP/carol.cmd"
+"$CLIENT" --gateway "$GW" --user user3 --password pass-3 --script "$TMP/carol.cmd" \
+    >"$TMP/carol.out" 2>"$TMP/carol.log" &
+CAROL=$!
+wait_for "$TMP/carol.out" '"client":"ready"' 15 || fail "carol never logged in"
+kill -9 "$NODE_PID"
+wait_for "$TMP/carol.out" '"client":"retry"' 15 || fail "carol did not notice the node dying"
+start_node 2 || exit 1
+wait_for "$TMP/carol.out" 'resumed by token' 30 || fail "carol did not resume: $(cat "$TMP/carol.out")"
+printf '/msg user3 after restart\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
+    >/dev/null 2>&1 || fail "alice could not send after the restart"
+wait_exit $CAROL 45 || fail "carol did not finish"
+[ "$EXIT" -eq 0 ] || fail "carol exited $EXIT: $(cat "$TMP/carol.out")"
+grep -q '"message":"after restart"' "$TMP/carol.out" || fail "carol missed the message"
+
+echo "== interactive under tmux: an event mid-typing leaves the typed line intact"
+SOCK=$TMP/tmux.sock
+tmux_() { tmux -S "$SOCK" "$@"; }
+pane() { tmux_ capture-pane -p -t cli 2>/dev/null; }
+# wait_pane PATTERN SECONDS
+wait_pane() {
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -lt $deadline ]; do
+        pane | grep -q -- "$1" && return 0
+        sleep 0.1
+    done
+    echo "--- pane:" >&2
+    pane >&2
+    return 1
+}
+# the last non-blank line of the pane
+last_line() { pane | sed '/^[[:space:]]*$/d' | tail -n 1; }
+trap 'rc=$?; tmux -S "$SOCK" kill-server 2>/dev/null; (exit $rc); it_cleanup' EXIT
+tmux_ new-session -d -s cli -x 120 -y 30 \
+    "env HOME='$TMP' TERM=xterm '$CLIENT' --gateway '$GW' --user user2 --password pass-2 2>'$TMP/tty.log'; echo CLIENT-EXIT=\$?; sleep 60"
+wait_pane "logged in as user2" 15 || fail "interactive client did not log in"
+tmux_ send-keys -t cli -l "half typed"
+wait_pane "user2> half typed" 5 || fail "typed text not shown"
+printf '/msg user2 ping from alice\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
+    >/dev/null 2>&1 || fail "alice could not send"
+wait_pane "<user1> ping from alice" 10 || fail "the event was not shown"
+[ "$(last_line)" = "user2> half typed" ] || fail "typed line garbled: '$(last_line)'"
+pane | grep -q "<user1> ping from alice.*half typed" && fail "event printed into the typed line"
+tmux_ send-keys -t cli -l " line"
+tmux_ send-keys -t cli Enter
+wait_pane "^sent " 10 || fail "the typed line was not sent"
+[ "$(last_line)" = "user2>" ] || fail "prompt not fresh after a command: '$(last_line)'"
+tmux_ send-keys -t cli -l "/history #world"
+tmux_ send-keys -t cli Enter
+wait_pane "<user2> half typed line" 10 || fail "history did not show the room message"
+tmux_ send-keys -t cli -l "/quit"
+tmux_ send-keys -t cli Enter
+wait_pane "CLIENT-EXIT=0" 10 || fail "interactive client did not quit cleanly"
+grep -q 'half\\040typed\\040line' "$TMP/.chat_history" || fail "history file lacks the line"
+
+echo "PASS"

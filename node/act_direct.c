@@ -180,6 +180,32 @@ static void ack_done(void *arg)
     free(j);
 }
 
+/* Lua: drop the user's parked pushes (chat:upush:<user>) that were acked. */
+static const char *const FORGET_PARKED =
+    "if redis.call('exists', KEYS[1]) == 0 then return 0 end "
+    "local acked = {} for _, id in ipairs(ARGV) do acked[id] = true end "
+    "local n = 0 for _, e in ipairs(redis.call('lrange', KEYS[1], 0, -1)) do "
+    "local ok, p = pcall(cjson.decode, e) "
+    "if ok and type(p) == 'table' and acked[p.msgid] then n = n + redis.call('lrem', KEYS[1], 1, e) end end "
+    "return n";
+
+static void forget_parked(node_t *n, const char *user, const cJSON *msgids)
+{
+    int count = cJSON_GetArraySize(msgids);
+    const char **argv = core_xcalloc((size_t)count + 4, sizeof *argv);
+    char key[64];
+    snprintf(key, sizeof key, "chat:upush:%s", user);
+    argv[0] = "EVAL";
+    argv[1] = FORGET_PARKED;
+    argv[2] = "1";
+    argv[3] = key;
+    int k = 4;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, msgids) argv[k++] = it->valuestring;
+    core_redis_cmdargv(n->redis, NULL, NULL, k, argv, NULL);
+    free(argv);
+}
+
 void node_act_ack(node_req_t *r, const cJSON *data)
 {
     proto_err_t e;
@@ -196,6 +222,7 @@ void node_act_ack(node_req_t *r, const cJSON *data)
     size_t i = 0;
     const cJSON *it;
     cJSON_ArrayForEach(it, arr) j->msgids[i++] = core_xstrdup(it->valuestring);
+    forget_parked(r->sess->node, j->user, arr);
     node_job_submit(r->sess->node, &j->job, ack_work, ack_done);
 }
 

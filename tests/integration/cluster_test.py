@@ -461,7 +461,32 @@ async def scenario_link_auth(cl):
           "the leader's proof verifies")
 
 
-SCENARIOS = {"link_auth": scenario_link_auth, "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
+async def scenario_push_parked(cl):
+    """A push to an offline user counts at the very next login, once; an ack ends it."""
+    user = uname("pp")
+    c, _ = await login(cl.ws_url(0), user, register=True)
+    await c.ok("logout")
+    await c.close()
+    body = json.dumps({"message": "parked", "to": user}).encode()
+    req = urllib.request.Request(f"{cl.gateway}/push", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {cl.token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        msgid = json.loads(r.read())["msgid"]
+    c, d = await login(cl.ws_url(1), user)          # at once: maybe not stored yet
+    assert d["pending"] == 1, d
+    e = await c.event(lambda e: e["event"] == "system" and e["data"]["msgid"] == msgid)
+    assert e["data"].get("offline") is True, e
+    await c.ok("ack", {"msgids": [msgid]})
+    await c.ok("logout")
+    await c.close()
+    await asyncio.sleep(0.5)                        # the storing node's commit, if it was late
+    c, d = await login(cl.ws_url(2), user)
+    assert d["pending"] == 0, f"an acked push came back: {d}"
+    await c.close()
+    print("push parked: counted at the next login, gone once acked")
+
+
+SCENARIOS = {"link_auth": scenario_link_auth, "push_parked": scenario_push_parked, "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
 
 
 def run_conformance(cl):

@@ -3,11 +3,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "client/client.h"
+#include "core/core.h"
 
 /* Parses line (current room "lobby") expecting a request; returns data as JSON text. */
 static char *parse_send(const char *line, const char *action)
@@ -322,6 +324,167 @@ static void test_http_url(void **state)
                      -1);
 }
 
+
+/* ------------------------------------------------------------------ gateway lookup, real sockets */
+
+typedef struct gw_server {
+    int status;                /* what /servers answers; 0 = hold the request */
+    core_http_req_t *held;
+    char path[64];
+} gw_server_t;
+
+typedef struct gw_result {
+    int calls;
+    int ok;
+    char url[128];
+    char why[128];
+} gw_result_t;
+
+static void gw_on_request(core_http_req_t *req, void *ud)
+{
+    gw_server_t *g = ud;
+    const char *body = "{\"servers\":[{\"id\":\"n1\",\"addr\":\"127.0.0.1:1\","
+                       "\"url\":\"ws://127.0.0.1:1/ws\",\"load\":0}]}";
+
+    snprintf(g->path, sizeof g->path, "%s", core_http_req_path(req));
+    if (g->status == 0)
+        g->held = req;
+    else if (g->status == 200)
+        core_http_respond(req, 200, "application/json", body, strlen(body));
+    else
+        core_http_respond(req, g->status, "application/json", "{\"servers\":[]}", 14);
+}
+
+static void gw_done(int ok, const char *url, const char *why, void *ud)
+{
+    gw_result_t *r = ud;
+
+    r->calls++;
+    r->ok = ok;
+    snprintf(r->url, sizeof r->url, "%s", url ? url : "");
+    snprintf(r->why, sizeof r->why, "%s", why ? why : "");
+}
+
+static void on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* Runs the loop until r has its answer (or 5 s pass), plus a short drain
+ * so the connection is torn down. */
+static void run_until_done(struct ev_loop *loop, gw_result_t *r)
+{
+    ev_timer deadline, drain;
+    uint64_t end = core_mono_ms() + 5000;
+
+    ev_timer_init(&deadline, on_deadline, 0.01, 0.01);
+    ev_timer_start(loop, &deadline);
+    while (r->calls == 0 && core_mono_ms() < end)
+        ev_run(loop, EVRUN_ONCE);
+    ev_timer_stop(loop, &deadline);
+    ev_timer_init(&drain, on_deadline, 0.05, 0);
+    ev_timer_start(loop, &drain);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &drain);
+}
+
+static void gw_case(int status, const char *base_path, double timeout, int cancel,
+                    gw_result_t *r, gw_server_t *g)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    core_http_server_cbs_t cbs = {.on_request = gw_on_request};
+    char err[128], url[128];
+    core_http_server_t *srv;
+    client_gw_t *req;
+
+    memset(r, 0, sizeof *r);
+    memset(g, 0, sizeof *g);
+    g->status = status;
+    srv = core_http_server_new(loop, "127.0.0.1", 0, NULL, &cbs, g, err, sizeof err);
+    assert_non_null(srv);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", core_http_server_port(srv), base_path);
+    req = client_gw_fetch(loop, url, timeout, gw_done, r);
+    assert_non_null(req);
+    if (cancel)
+        client_gw_cancel(req);
+    run_until_done(loop, r);
+    if (g->held)
+        core_http_respond(g->held, 200, "text/plain", "late", 4); /* dropped: client gone */
+    core_http_server_free(srv);
+    ev_loop_destroy(loop);
+}
+
+static void test_gw_fetch_ok(void **state)
+{
+    gw_result_t r;
+    gw_server_t g;
+
+    (void)state;
+    gw_case(200, "", 5, 0, &r, &g);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.ok, 1);
+    assert_string_equal(r.url, "ws://127.0.0.1:1/ws");
+    assert_string_equal(g.path, "/servers");
+    gw_case(200, "/api/", 5, 0, &r, &g); /* a base path is kept */
+    assert_int_equal(r.ok, 1);
+    assert_string_equal(g.path, "/api/servers");
+}
+
+/* A port nobody listens on: the kernel picks one, then it is closed. */
+static int unused_port(void)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    core_http_server_cbs_t cbs = {.on_request = gw_on_request};
+    char err[64];
+    core_http_server_t *srv = core_http_server_new(loop, "127.0.0.1", 0, NULL, &cbs, NULL, err,
+                                                   sizeof err);
+    int port;
+
+    assert_non_null(srv);
+    port = core_http_server_port(srv);
+    core_http_server_free(srv);
+    ev_loop_destroy(loop);
+    return port;
+}
+
+static void test_gw_fetch_errors(void **state)
+{
+    gw_result_t r;
+    gw_server_t g;
+    int port;
+    char url[64];
+    struct ev_loop *loop;
+
+    (void)state;
+    gw_case(503, "", 5, 0, &r, &g);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.ok, 0);
+    assert_non_null(strstr(r.why, "503"));
+
+    gw_case(0, "", 0.2, 0, &r, &g); /* the gateway never answers */
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(r.ok, 0);
+    assert_non_null(strstr(r.why, "timed out"));
+
+    gw_case(0, "", 5, 1, &r, &g);
+    assert_int_equal(r.calls, 1);
+    assert_string_equal(r.why, "cancelled");
+
+    port = unused_port();
+    loop = ev_loop_new(0);
+    memset(&r, 0, sizeof r);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    if (client_gw_fetch(loop, url, 5, gw_done, &r)) {
+        run_until_done(loop, &r);
+        assert_int_equal(r.calls, 1);
+        assert_int_equal(r.ok, 0);
+    }
+    assert_null(client_gw_fetch(loop, "ws://127.0.0.1:1", 5, gw_done, &r));
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_misc),          cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_help_lists_commands), cmocka_unit_test(test_fmt),
         cmocka_unit_test(test_gw_pick),       cmocka_unit_test(test_http_url),
+        cmocka_unit_test(test_gw_fetch_ok),   cmocka_unit_test(test_gw_fetch_errors),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

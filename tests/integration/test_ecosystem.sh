@@ -134,6 +134,10 @@ for a in chat-redis chat-zookeeper chat-gateway chat-node-1 chat-node-2 chat-nod
 done
 [ "$(grep -Ec '^ +chat-node-[0-9]+ +leader$' "$TMP/status.txt")" = 1 ] || fail "status does not show exactly one leader"
 
+STEP="logs"
+"$CLUSTER" logs --run-dir "$RUN" chat-node-1 --lines 5 >"$TMP/logs.txt" || fail "logs exited non-zero"
+grep -q '\[n1\]' "$TMP/logs.txt" || fail "logs chat-node-1 shows no line of n1"
+
 STEP="kill -9 a node"
 OLD=$(app chat-node-2 pid)
 [ -n "$OLD" ] && [ "$OLD" != 0 ] || fail "no pid for chat-node-2"
@@ -156,5 +160,9 @@ done
 for f in cluster.secret cluster.env dirty-words.txt logs/chat-node-1.log; do
     [ -e "$RUN/$f" ] || fail "run dir lost $f"
 done
+# Sanitizer builds: every clean shutdown (SIGINT from pm2) must be report-free.
+if grep -El 'Sanitizer|runtime error:' "$RUN"/logs/chat-*.log; then
+    fail "sanitizer reports in the logs above"
+fi
 "$CLUSTER" down --run-dir "$RUN" | grep -q "not running" || fail "second down is not a no-op"
 echo "1 passed, 0 failed"

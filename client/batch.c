@@ -357,20 +357,21 @@ static void run_line(batch_t *b, const char *line, int *wait)
     client_cmd_free(&cmd);
 }
 
-/* Takes one line out of the input buffer into line; 1 when there was one. */
+/* Takes one line out of the input buffer into line; 1 when there was one.
+ * A line longer than cap is cut (the parser then rejects it as too long)
+ * but consumed whole. */
 static int take_line(batch_t *b, char *line, size_t cap)
 {
     char *nl = b->in.len ? memchr(b->in.data, '\n', b->in.len) : NULL;
-    size_t n;
+    size_t full, n;
 
     if (!nl && !(b->eof && b->in.len > 0))
         return 0;
-    n = nl ? (size_t)(nl - b->in.data) : b->in.len;
-    if (n >= cap)
-        n = cap - 1; /* read_input keeps lines shorter than cap */
+    full = nl ? (size_t)(nl - b->in.data) : b->in.len;
+    n = full < cap ? full : cap - 1;
     memcpy(line, b->in.data, n);
     line[n] = '\0';
-    core_buf_consume(&b->in, nl ? n + 1 : n);
+    core_buf_consume(&b->in, nl ? full + 1 : full);
     return 1;
 }
 

@@ -129,6 +129,13 @@ printf '/msg nobody hi\n' | "$CLIENT" --gateway "$GW" --user user1 --password pa
 rc=$?
 [ $rc -eq 1 ] || fail "expected 1 for a 404, got $rc"
 grep -q '"code":404' "$TMP/err.out" || fail "no 404 line: $(cat "$TMP/err.out")"
+{ echo '/nope'; printf '/say %09000d\n' 0; echo '/ping'; } |
+    "$CLIENT" --gateway "$GW" --user user1 --password pass-1 >"$TMP/lines.out" 2>&1
+rc=$?
+[ $rc -eq 1 ] || fail "expected 1 for bad lines, got $rc"
+grep -q '"error":"unknown command' "$TMP/lines.out" || fail "no error for /nope"
+grep -q '"error":"line longer than' "$TMP/lines.out" || fail "no error for the long line"
+grep -q '"action":"ping","code":0' "$TMP/lines.out" || fail "commands after bad lines did not run"
 printf '/ping\n' | "$CLIENT" --gateway "$GW" --user user1 --password wrong-pw >"$TMP/bad.out" 2>&1
 rc=$?
 [ $rc -eq 2 ] || fail "expected 2 for bad credentials, got $rc: $(cat "$TMP/bad.out")"

@@ -53,8 +53,9 @@ const char *client_cmd_help(void);
 
 /* ------------------------------------------------------------------ formatting */
 
-/* One human line (no trailing newline) for a server frame (response,
- * error or event). Returns malloc'd text. */
+/* Human text (no trailing newline) for a server frame (response, error or
+ * event): one line, except list answers (history, groups, rooms) which add
+ * one indented line per item. Returns malloc'd text. */
 char *client_fmt_frame(const cJSON *frame);
 
 /* ------------------------------------------------------------------ URLs and gateway */

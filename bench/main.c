@@ -437,9 +437,11 @@ static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long
         cJSON_AddNumberToObject(extra, "rss_before_kb", (double)rss0);
         cJSON_AddNumberToObject(extra, "rss_ready_kb", (double)rss1);
         cJSON_AddNumberToObject(extra, "rss_after_kb", (double)rss2);
-        double per = total->clients && rss1 >= 0 && rss0 >= 0
-                         ? (double)(rss1 - rss0) * 1024.0 / (double)total->clients : 0;
-        cJSON_AddNumberToObject(extra, "rss_per_conn_bytes", (double)(long)per);
+        /* per connection only means something when connections are all they hold */
+        if (o->scenario == BENCH_IDLE && total->clients && rss1 >= 0 && rss0 >= 0)
+            cJSON_AddNumberToObject(extra, "rss_per_conn_bytes",
+                                    (double)(long)((double)(rss1 - rss0) * 1024.0 /
+                                                   (double)total->clients));
     }
     cJSON *rep = bench_report_json(o->scenario_name, total, extra);
     printf("scenario %s: %llu clients on %d node(s), %d proc(s), %.1f s measured\n",
@@ -454,9 +456,13 @@ static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long
            cJSON_GetObjectItem(rep, "p50_ms")->valuedouble,
            cJSON_GetObjectItem(rep, "p99_ms")->valuedouble,
            cJSON_GetObjectItem(rep, "max_ms")->valuedouble);
+    const cJSON *per = cJSON_GetObjectItem(rep, "rss_per_conn_bytes");
     if (cl->npids)
-        printf("  node RSS %ld kB -> %ld kB ready -> %ld kB after (%.0f bytes/conn)\n", rss0, rss1,
-               rss2, cJSON_GetObjectItem(rep, "rss_per_conn_bytes")->valuedouble);
+        printf("  node RSS %ld kB before -> %ld kB set up -> %ld kB after", rss0, rss1, rss2);
+    if (per)
+        printf(" (%.0f bytes/conn)", per->valuedouble);
+    if (cl->npids)
+        printf("\n");
     printf("  bench workers' RSS %llu kB in total\n", (unsigned long long)total->self_rss_kb);
     char *line = cJSON_PrintUnformatted(rep);
     printf("%s\n", line);

@@ -10,9 +10,12 @@
 # direct direct-rate group room) and prints every report plus a summary table.
 # With --gateway it only runs the scenarios against that (loopback) gateway;
 # the users must exist (--register makes chat-bench register them).
+# When chat-gateway is built it is started too and the bench asks it for
+# the node list (--gateway), as a client would.
 # Sizes come from the environment: PROCS, DURATION, LOGIN_CLIENTS,
 # IDLE_CLIENTS, DIRECT_CLIENTS, DIRECT_RATE, GROUP_CLIENTS, GROUP_SIZE,
-# ROOM_CLIENTS, ROOM_RATE, PWHASH_OPS, PWHASH_MEM.
+# ROOM_CLIENTS, ROOM_RATE, PWHASH_OPS, PWHASH_MEM. DB=PATH reuses a SQLite
+# store whose users PREFIX0.. already exist (skips seeding/registering).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -46,9 +49,10 @@ fi
 : "${PROCS:=2}" "${DURATION:=10}" "${LOGIN_CLIENTS:=200}" "${IDLE_CLIENTS:=10000}"
 : "${DIRECT_CLIENTS:=200}" "${DIRECT_RATE:=2000}" "${GROUP_CLIENTS:=200}" "${GROUP_SIZE:=50}"
 : "${ROOM_CLIENTS:=2000}" "${ROOM_RATE:=20}" "${PWHASH_OPS:=1}" "${PWHASH_MEM:=8M}"
-PREFIX=bench
-PWFMT='bench-pw-%d'
+: "${PREFIX:=bench}" "${PWFMT:=bench-pw-%d}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
+: "${DB:=}"
+STORE=sqlite:${DB:-$TMP/chat.db}
 PIDS=()
 NODE_PIDS=()
 
@@ -86,7 +90,7 @@ seed_users() {
     local max=$1
     if [ -x "$BUILD/seed/chat-seed" ]; then
         echo "seeding $max users with chat-seed"
-        "$BUILD/seed/chat-seed" --store "sqlite:$TMP/chat.db" --users "$max" --prefix "$PREFIX" \
+        "$BUILD/seed/chat-seed" --store "$STORE" --users "$max" --prefix "$PREFIX" \
             --password-format "$PWFMT" >"$TMP/seed.log" 2>&1 && return 0
         echo "chat-seed failed (see below); chat-bench will register users" >&2
         tail -5 "$TMP/seed.log" >&2
@@ -110,7 +114,7 @@ start_node() {
             --cluster-listen "127.0.0.1:$(free_port)" --cluster-secret-file "$TMP/secret")
     fi
     start_bg "node$i" "$BUILD/node/chat-node" --listen "127.0.0.1:$port" \
-        --redis "127.0.0.1:$REDIS_PORT" --store "sqlite:$TMP/chat.db" \
+        --redis "127.0.0.1:$REDIS_PORT" --store "$STORE" \
         --pwhash-ops "$PWHASH_OPS" --pwhash-mem "$PWHASH_MEM" --rate 100000 --burst 100000 \
         --log-level warn "${args[@]}"
     NODE_PIDS+=($!)
@@ -123,7 +127,7 @@ start_servers() {
     start_bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$TMP"
     wait_port "$REDIS_PORT" 10
-    seed_users "$max"
+    [ -n "$DB" ] || seed_users "$max"
     if [ "$NODES" -gt 1 ]; then
         ZK_PORT=$(free_port)
         head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/secret"
@@ -138,7 +142,22 @@ start_servers() {
     if [ "$NODES" -gt 1 ]; then
         sleep 2 # let the cluster elect its leader and link up
     fi
+    [ -x "$BUILD/gateway/chat-gateway" ] && start_gateway
     [ "$NEED_REGISTER" = 0 ] || register_users
+}
+
+start_gateway() {
+    local port i
+    port=$(free_port)
+    start_bg gateway "$BUILD/gateway/chat-gateway" --listen "127.0.0.1:$port" \
+        --redis "127.0.0.1:$REDIS_PORT" --log-level warn
+    wait_port "$port" 10
+    # nodes appear in /servers after their first heartbeat
+    for i in $(seq 100); do
+        [ "$(curl -sf "http://127.0.0.1:$port/servers" | grep -o '"url"' | wc -l)" -ge "$NODES" ] && break
+        sleep 0.1
+    done
+    TARGET=(--gateway "http://127.0.0.1:$port")
 }
 
 REPORTS=()

@@ -194,6 +194,20 @@ static void deliver_kick(node_t *n, const char *user, const char *conn)
         node_route_kick_session(n, s);
 }
 
+/* Ids this node issues later sort after one it delivers (hybrid clock), so
+ * a reply never sorts before the message it answers, whatever the clocks. */
+static void observe_msgid(node_t *n, const char *frame)
+{
+    static const char key[] = "\"msgid\":\"";
+    const char *p = frame ? strstr(frame, key) : NULL;
+    if (p && proto_msgid_valid(p + sizeof key - 1, PROTO_MSGID_LEN)) {
+        char id[PROTO_MSGID_LEN + 1];
+        memcpy(id, p + sizeof key - 1, PROTO_MSGID_LEN);
+        id[PROTO_MSGID_LEN] = '\0';
+        proto_msgid_observe(&n->msgids, id);
+    }
+}
+
 /* A message for this node (from the leader, or from itself as leader). */
 static void node_msg(node_cluster_t *cl, const cJSON *m)
 {
@@ -201,6 +215,7 @@ static void node_msg(node_cluster_t *cl, const cJSON *m)
     const char *t = jstr(m, "t"), *f = jstr(m, "f");
     if (!t)
         return;
+    observe_msgid(n, f);
     if (strcmp(t, "dlv") == 0 && f)
         deliver_users(n, cJSON_GetObjectItemCaseSensitive(m, "users"), f, strlen(f));
     else if (strcmp(t, "room") == 0 && f && jstr(m, "room"))

@@ -157,6 +157,7 @@ typedef struct bench_opts {
     int do_register;
     int src_bind;         /* bind workers to 127.0.0.(2+i) */
     const char *user_prefix;
+    long user_offset;     /* client i is user prefix(i + offset) */
     const char *password_format;
     const char *room;
     uint32_t run_id;      /* tags our messages; others' are ignored */

@@ -59,6 +59,7 @@ static const char usage[] =
     "  --max-msgs N          per-sender cap (default 1000000)\n"
     "  --register            register the users first (409 = already there)\n"
     "  --user-prefix P       user names are P0, P1, ... (default bench)\n"
+    "  --user-offset N       start at user PN instead of P0 (default 0)\n"
     "  --password-format F   password of user i, %d = i (default bench-pw-%d)\n"
     "  --room NAME           room scenario's room (default bench-RUNID)\n"
     "  --pid PID             node process to sample VmRSS of (idle); repeatable\n"
@@ -68,7 +69,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_NOBIND, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_NOBIND, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -79,6 +80,7 @@ static const struct option long_opts[] = {
     {"group-size", 1, 0, OPT_GSIZE}, {"senders", 1, 0, OPT_SENDERS},
     {"msg-size", 1, 0, OPT_MSIZE}, {"max-msgs", 1, 0, OPT_MAXMSG},
     {"register", 0, 0, OPT_REGISTER}, {"user-prefix", 1, 0, OPT_PREFIX},
+    {"user-offset", 1, 0, OPT_UOFFSET},
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
     {"no-src-bind", 0, 0, OPT_NOBIND}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
@@ -118,6 +120,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         {OPT_GRACE, 0, 600}, {OPT_SETUP, 1, 3600}, {OPT_CRATE, 1, 1e6}, {OPT_RATE, 0, 1e7},
         {OPT_WINDOW, 1, 1000}, {OPT_GSIZE, 2, 100000}, {OPT_SENDERS, 1, 1000},
         {OPT_MSIZE, 1, PROTO_TEXT_MAX}, {OPT_MAXMSG, 1, 1e9}, {OPT_PID, 1, 4194304},
+        {OPT_UOFFSET, 0, 1e9},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
         if (ranges[i].opt != opt)
@@ -137,6 +140,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         case OPT_SENDERS: o->senders = (int)v; break;
         case OPT_MSIZE: o->msg_size = (int)v; break;
         case OPT_MAXMSG: o->max_msgs = (long)v; break;
+        case OPT_UOFFSET: o->user_offset = (long)v; break;
         case OPT_PID:
             if (cl->npids >= MAX_PIDS)
                 return -1;
@@ -195,8 +199,8 @@ static int check_names(cli_t *cl, char *err, size_t errlen)
 {
     bench_opts_t *o = &cl->o;
     size_t pl = strlen(o->user_prefix);
-    if (pl > PROTO_NAME_MAX - 7 || !proto_valid_name(o->user_prefix, pl)) {
-        snprintf(err, errlen, "--user-prefix must be [A-Za-z0-9_.-]{1,25}");
+    if (pl > PROTO_NAME_MAX - 10 || !proto_valid_name(o->user_prefix, pl)) { /* + 10 digits */
+        snprintf(err, errlen, "--user-prefix must be [A-Za-z0-9_.-]{1,22}");
         return -1;
     }
     const char *f = o->password_format, *d = strstr(f, "%d");

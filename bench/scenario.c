@@ -95,7 +95,7 @@ static void worker_check_setup(worker_t *w);
 
 static void user_name(const worker_t *w, uint32_t gidx, char *out, size_t len)
 {
-    snprintf(out, len, "%s%u", w->o->user_prefix, gidx);
+    snprintf(out, len, "%s%ld", w->o->user_prefix, (long)gidx + w->o->user_offset);
 }
 
 /* --password-format with its one "%d" replaced by the user's index. */
@@ -106,7 +106,7 @@ static void user_password(const worker_t *w, uint32_t gidx, char *out, size_t le
         snprintf(out, len, "%s", f);
         return;
     }
-    snprintf(out, len, "%.*s%u%s", (int)(d - f), f, gidx, d + 2);
+    snprintf(out, len, "%.*s%ld%s", (int)(d - f), f, (long)gidx + w->o->user_offset, d + 2);
 }
 
 static int is_sender(const worker_t *w, int i)

@@ -17,8 +17,8 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "test_util.h"
 
-#define DEADLINE_MS 10000
 
 /* One side of a test connection. */
 typedef struct side {
@@ -109,38 +109,15 @@ static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
     assert_non_null(s->conn);
 }
 
-static void noop_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
 /* Runs the loop until *flag >= want, failing the test after the deadline. */
 static void run_until(env_t *e, const int *flag, int want)
 {
-    uint64_t end = core_mono_ms() + DEADLINE_MS;
-    ev_timer tick;
-
-    ev_timer_init(&tick, noop_timer, 0.01, 0.01);
-    ev_timer_start(e->loop, &tick);
-    while (*flag < want && core_mono_ms() < end)
-        ev_run(e->loop, EVRUN_ONCE);
-    ev_timer_stop(e->loop, &tick);
-    assert_true(*flag >= want);
+    tu_wait_flag(e->loop, flag, want);
 }
 
 static void run_until_len(env_t *e, const core_buf_t *b, size_t want)
 {
-    uint64_t end = core_mono_ms() + DEADLINE_MS;
-    ev_timer tick;
-
-    ev_timer_init(&tick, noop_timer, 0.01, 0.01);
-    ev_timer_start(e->loop, &tick);
-    while (b->len < want && core_mono_ms() < end)
-        ev_run(e->loop, EVRUN_ONCE);
-    ev_timer_stop(e->loop, &tick);
-    assert_true(b->len >= want);
+    tu_wait_len(e->loop, b, want);
 }
 
 static env_t *env_new(size_t max_in, size_t max_out)
@@ -177,15 +154,9 @@ static void env_connect_client(env_t *e)
 /* A plain blocking socket as the peer, to control reads exactly. */
 static int raw_connect(env_t *e, int rcvbuf)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = tu_tcp_connect(core_listener_port(e->listener), rcvbuf);
 
     assert_true(fd >= 0);
-    if (rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)core_listener_port(e->listener));
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     run_until(e, &e->accepted, 1);
     return fd;
 }
@@ -193,7 +164,7 @@ static int raw_connect(env_t *e, int rcvbuf)
 /* Reads from a raw fd until EOF/error or the deadline; returns bytes read. */
 static size_t raw_read_all(env_t *e, int fd, core_buf_t *into)
 {
-    uint64_t end = core_mono_ms() + DEADLINE_MS;
+    uint64_t end = core_mono_ms() + TU_DEADLINE_MS;
     size_t total = 0;
 
     fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -608,7 +579,7 @@ static void test_listener_emfile_pauses(void **state)
     ev_check_init(&check, count_iteration);
     check.data = &iterations;
     ev_check_start(e->loop, &check);
-    ev_timer_init(&tick, noop_timer, 0.01, 0.01);
+    ev_timer_init(&tick, tu_noop_timer, 0.01, 0.01);
     ev_timer_start(e->loop, &tick);
     until = core_mono_ms() + 300;
     while (core_mono_ms() < until)

@@ -18,8 +18,8 @@
 #include <cmocka.h>
 
 #include "core/http_int.h"
+#include "test_util.h"
 
-#define DEADLINE_MS 10000
 #define MAX_BODY 1024
 #define MAX_ASYNC 8
 
@@ -33,12 +33,7 @@ typedef struct env {
     int nasync;
 } env_t;
 
-typedef struct cli {
-    int fd;
-    int server_fd; /* socketpair only: the server's end, for FIONREAD */
-    core_buf_t in;
-    int eof;
-} cli_t;
+typedef tu_cli_t cli_t;
 
 /* ------------------------------------------------------------------ server side */
 
@@ -108,48 +103,9 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------------ loop helpers */
 
-static void noop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+static int run_until(env_t *e, cli_t *c, tu_done_fn done, const void *arg)
 {
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-static void cli_pump(cli_t *c)
-{
-    char buf[4096];
-    ssize_t n;
-
-    while (!c->eof && (n = read(c->fd, buf, sizeof(buf))) != 0) {
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            c->eof = 1; /* reset: as final as EOF */
-            return;
-        }
-        core_buf_append(&c->in, buf, (size_t)n);
-    }
-    c->eof = 1;
-}
-
-typedef int (*done_fn)(env_t *e, cli_t *c, const void *arg);
-
-/* Runs the loop (and reads the client) until done() or the deadline. */
-static int run_until(env_t *e, cli_t *c, done_fn done, const void *arg)
-{
-    uint64_t end = core_mono_ms() + DEADLINE_MS;
-    ev_timer tick;
-    int ok;
-
-    ev_timer_init(&tick, noop_timer, 0.005, 0.005);
-    ev_timer_start(e->loop, &tick);
-    while (!(ok = done(e, c, arg)) && core_mono_ms() < end) {
-        ev_run(e->loop, EVRUN_ONCE);
-        if (c)
-            cli_pump(c);
-    }
-    ev_timer_stop(e->loop, &tick);
-    return ok;
+    return tu_run_until(e->loop, e, c, done, arg);
 }
 
 static int count_str(const core_buf_t *b, const char *needle)
@@ -161,44 +117,21 @@ static int count_str(const core_buf_t *b, const char *needle)
     return n;
 }
 
-static int done_eof(env_t *e, cli_t *c, const void *arg)
+static int done_responses(void *ctx, cli_t *c, const void *arg)
 {
-    (void)e;
-    (void)arg;
-    return c->eof;
-}
-
-static int done_responses(env_t *e, cli_t *c, const void *arg)
-{
-    (void)e;
+    (void)ctx;
     return count_str(&c->in, "HTTP/1.") >= *(const int *)arg;
 }
 
-static int done_nreq(env_t *e, cli_t *c, const void *arg)
+static int done_nreq(void *ctx, cli_t *c, const void *arg)
 {
     (void)c;
-    return e->nreq >= *(const int *)arg;
-}
-
-static int done_no_conns(env_t *e, cli_t *c, const void *arg)
-{
-    (void)c;
-    (void)arg;
-    return core_http_server_conns(e->srv) == 0;
-}
-
-static int done_consumed(env_t *e, cli_t *c, const void *arg)
-{
-    int n = 0;
-
-    (void)e;
-    (void)arg;
-    return ioctl(c->server_fd, FIONREAD, &n) < 0 || n == 0;
+    return ((env_t *)ctx)->nreq >= *(const int *)arg;
 }
 
 static void wait_eof(env_t *e, cli_t *c)
 {
-    assert_true(run_until(e, c, done_eof, NULL));
+    assert_true(run_until(e, c, tu_done_eof, NULL));
 }
 
 static void wait_responses(env_t *e, cli_t *c, int n)
@@ -215,56 +148,13 @@ static void wait_nreq(env_t *e, int n)
 
 static void cli_tcp(env_t *e, cli_t *c)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-
-    memset(c, 0, sizeof(*c));
-    core_buf_init(&c->in);
-    c->server_fd = -1;
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(c->fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)core_http_server_port(e->srv));
-    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    tu_cli_tcp(c, core_http_server_port(e->srv));
 }
 
 static void cli_pair(env_t *e, cli_t *c)
 {
-    int sv[2];
-
-    memset(c, 0, sizeof(*c));
-    core_buf_init(&c->in);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    c->fd = sv[1];
-    c->server_fd = sv[0];
-    core__http_accept(e->loop, sv[0], "pair:1", e->srv);
-}
-
-static void cli_free(cli_t *c)
-{
-    close(c->fd);
-    core_buf_free(&c->in);
-}
-
-static void cli_send(cli_t *c, const char *data, size_t len)
-{
-    assert_int_equal(send(c->fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-static void cli_sends(cli_t *c, const char *s)
-{
-    cli_send(c, s, strlen(s));
-}
-
-/* Sends in pieces of `step` bytes, each read by the server before the next. */
-static void cli_send_split(env_t *e, cli_t *c, const char *s, size_t step)
-{
-    size_t len = strlen(s);
-
-    for (size_t off = 0; off < len; off += step) {
-        cli_send(c, s + off, len - off < step ? len - off : step);
-        assert_true(run_until(e, c, done_consumed, NULL));
-    }
+    tu_cli_pair(c);
+    core__http_accept(e->loop, c->server_fd, "pair:1", e->srv);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -277,7 +167,7 @@ static void test_get(void **state)
     cli_t c;
 
     cli_tcp(e, &c);
-    cli_sends(&c, get_req);
+    tu_cli_sends(&c, get_req);
     wait_responses(e, &c, 1);
     assert_string_equal(e->seen.data, "GET /a/b ?x=1&y=2 |hello |\n");
     assert_non_null(strstr(c.in.data, "HTTP/1.1 200 OK\r\n"));
@@ -286,8 +176,8 @@ static void test_get(void **state)
     assert_non_null(strstr(c.in.data, "\r\n\r\n/a/b"));
     assert_null(strstr(c.in.data, "Connection: close"));
     assert_int_equal(core_http_server_conns(e->srv), 1);
-    cli_free(&c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    tu_cli_free(&c);
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
 }
 
 static void test_split_input(void **state)
@@ -300,10 +190,10 @@ static void test_split_input(void **state)
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         cli_t c;
         cli_pair(e, &c);
-        cli_send_split(e, &c, req, steps[i]);
+        tu_cli_send_split(e->loop, &c, req, strlen(req), steps[i]);
         wait_responses(e, &c, 1);
         assert_non_null(strstr(c.in.data, "HTTP/1.1 200 OK"));
-        cli_free(&c);
+        tu_cli_free(&c);
     }
     assert_int_equal(e->nreq, 5);
     assert_int_equal(count_str(&e->seen, "POST /split ?q |v |hello world\n"), 5);
@@ -316,13 +206,13 @@ static void test_keep_alive(void **state)
 
     cli_tcp(e, &c);
     for (int i = 1; i <= 3; i++) {
-        cli_sends(&c, get_req);
+        tu_cli_sends(&c, get_req);
         wait_responses(e, &c, i);
     }
     assert_int_equal(e->nreq, 3);
     assert_false(c.eof);
     assert_int_equal(core_http_server_conns(e->srv), 1);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_pipelined_in_order(void **state)
@@ -332,7 +222,7 @@ static void test_pipelined_in_order(void **state)
     const char *p1, *p2, *p3;
 
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /one HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\n"
+    tu_cli_sends(&c, "GET /one HTTP/1.1\r\n\r\nGET /async HTTP/1.1\r\n\r\n"
                   "POST /three HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /four HTTP/1.1\r\n\r\n");
     wait_nreq(e, 2);
     wait_responses(e, &c, 1);
@@ -347,7 +237,7 @@ static void test_pipelined_in_order(void **state)
     p3 = strstr(c.in.data, "/three");
     assert_true(p1 && p2 && p3 && p1 < p2 && p2 < p3 && p3 < strstr(c.in.data, "/four"));
     assert_non_null(strstr(e->seen.data, "POST /three ? |- |abc\n"));
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_body_limits(void **state)
@@ -360,48 +250,47 @@ static void test_body_limits(void **state)
     n = snprintf(req, sizeof(req), "POST /max HTTP/1.1\r\nContent-Length: %d\r\n\r\n", MAX_BODY);
     memset(req + n, 'b', MAX_BODY);
     cli_tcp(e, &c);
-    cli_send(&c, req, (size_t)n + MAX_BODY);
+    tu_cli_send(&c, req, (size_t)n + MAX_BODY);
     wait_responses(e, &c, 1);
     assert_non_null(strstr(c.in.data, "HTTP/1.1 200 OK"));
-    cli_free(&c);
+    tu_cli_free(&c);
 
     cli_tcp(e, &c);
-    cli_sends(&c, "POST /over HTTP/1.1\r\nContent-Length: 1025\r\n\r\nxx");
+    tu_cli_sends(&c, "POST /over HTTP/1.1\r\nContent-Length: 1025\r\n\r\nxx");
     wait_eof(e, &c);
     assert_non_null(strstr(c.in.data, "HTTP/1.1 413 Payload Too Large\r\n"));
     assert_non_null(strstr(c.in.data, "Connection: close\r\n"));
     assert_int_equal(e->nreq, 1);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_chunked(void **state)
 {
+    static const char req[] = "POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     env_t *e = *state;
     cli_t c;
 
     cli_pair(e, &c);
-    cli_send_split(e, &c,
-                   "POST /chunked HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                   "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-                   4);
+    tu_cli_send_split(e->loop, &c, req, sizeof(req) - 1, 4);
     wait_responses(e, &c, 1);
     assert_string_equal(e->seen.data, "POST /chunked ? |- |hello world\n");
-    cli_free(&c);
+    tu_cli_free(&c);
 
     /* Chunks adding up past the body cap are refused like a long body. */
     cli_tcp(e, &c);
-    cli_sends(&c, "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    tu_cli_sends(&c, "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
     for (int i = 0; i < 3; i++) {
         char chunk[520];
         int n = snprintf(chunk, sizeof(chunk), "200\r\n");
         memset(chunk + n, 'z', 512);
         memcpy(chunk + n + 512, "\r\n", 2);
-        cli_send(&c, chunk, (size_t)n + 514);
+        tu_cli_send(&c, chunk, (size_t)n + 514);
     }
     wait_eof(e, &c);
     assert_non_null(strstr(c.in.data, "413"));
     assert_int_equal(e->nreq, 1);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_oversized_head(void **state)
@@ -412,20 +301,20 @@ static void test_oversized_head(void **state)
 
     memset(big, 'h', sizeof(big) - 1);
     cli_tcp(e, &c);
-    cli_sends(&c, "GET / HTTP/1.1\r\nX-Big: ");
-    cli_send(&c, big, sizeof(big) - 1);
+    tu_cli_sends(&c, "GET / HTTP/1.1\r\nX-Big: ");
+    tu_cli_send(&c, big, sizeof(big) - 1);
     wait_eof(e, &c);
     assert_non_null(strstr(c.in.data, "HTTP/1.1 431 "));
-    cli_free(&c);
+    tu_cli_free(&c);
 
     /* A huge request line too. */
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /");
-    cli_send(&c, big, sizeof(big) - 1);
+    tu_cli_sends(&c, "GET /");
+    tu_cli_send(&c, big, sizeof(big) - 1);
     wait_eof(e, &c);
     assert_non_null(strstr(c.in.data, "HTTP/1.1 431 "));
     assert_int_equal(e->nreq, 0);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_malformed(void **state)
@@ -441,29 +330,29 @@ static void test_malformed(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cli_t c;
         cli_tcp(e, &c);
-        cli_sends(&c, bad[i]);
+        tu_cli_sends(&c, bad[i]);
         wait_eof(e, &c);
         assert_non_null(strstr(c.in.data, "HTTP/1.1 400 Bad Request\r\n"));
         assert_non_null(strstr(c.in.data, "Connection: close\r\n"));
-        cli_free(&c);
+        tu_cli_free(&c);
     }
     /* Only HTTP/1.x is spoken. */
     cli_t v;
     cli_tcp(e, &v);
-    cli_sends(&v, "GET / HTTP/2.0\r\n\r\n");
+    tu_cli_sends(&v, "GET / HTTP/2.0\r\n\r\n");
     wait_eof(e, &v);
     assert_non_null(strstr(v.in.data, "HTTP/1.1 505 HTTP Version Not Supported\r\n"));
-    cli_free(&v);
+    tu_cli_free(&v);
     assert_int_equal(e->nreq, 0);
     /* A good request followed by garbage: served, then 400 and close. */
     cli_t c;
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /ok HTTP/1.1\r\n\r\n\x01\x02 nonsense\r\n\r\n");
+    tu_cli_sends(&c, "GET /ok HTTP/1.1\r\n\r\n\x01\x02 nonsense\r\n\r\n");
     wait_eof(e, &c);
     assert_int_equal(count_str(&c.in, "HTTP/1.1 "), 2);
     assert_true(strstr(c.in.data, "200 OK") < strstr(c.in.data, "400 Bad Request"));
-    cli_free(&c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    tu_cli_free(&c);
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
 }
 
 static void test_http10_and_close(void **state)
@@ -472,14 +361,14 @@ static void test_http10_and_close(void **state)
     cli_t c;
 
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /ten HTTP/1.0\r\n\r\n");
+    tu_cli_sends(&c, "GET /ten HTTP/1.0\r\n\r\n");
     wait_eof(e, &c);
     assert_non_null(strstr(c.in.data, "HTTP/1.1 200 OK"));
     assert_non_null(strstr(c.in.data, "Connection: close"));
-    cli_free(&c);
+    tu_cli_free(&c);
 
     cli_tcp(e, &c);
-    cli_sends(&c, "HEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+    tu_cli_sends(&c, "HEAD /h HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
                   "GET /x HTTP/1.1\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n");
     wait_eof(e, &c);
     assert_int_equal(count_str(&c.in, "HTTP/1.1 200"), 2);
@@ -488,7 +377,7 @@ static void test_http10_and_close(void **state)
     assert_non_null(strstr(c.in.data, "Content-Length: 2\r\n"));
     assert_non_null(strstr(c.in.data, "\r\n\r\nHTTP/1.1 200 OK"));
     assert_null(strstr(e->seen.data, "/never"));
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_upgrade_handoff(void **state)
@@ -497,7 +386,7 @@ static void test_upgrade_handoff(void **state)
     cli_t c;
 
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+    tu_cli_sends(&c, "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
     wait_responses(e, &c, 1);
     assert_non_null(strstr(c.in.data, "HTTP/1.1 101 Switching Protocols\r\n"));
@@ -505,8 +394,8 @@ static void test_upgrade_handoff(void **state)
     assert_int_equal(e->ws_opens, 1);
     assert_int_equal(e->nreq, 0);
     assert_int_equal(core_http_server_conns(e->srv), 1);
-    cli_free(&c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    tu_cli_free(&c);
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
 }
 
 static void test_upgrade_refused(void **state)
@@ -532,10 +421,10 @@ static void test_upgrade_refused(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         cli_t c;
         cli_tcp(e, &c);
-        cli_sends(&c, cases[i].req);
+        tu_cli_sends(&c, cases[i].req);
         wait_eof(e, &c);
         assert_non_null(strstr(c.in.data, cases[i].want));
-        cli_free(&c);
+        tu_cli_free(&c);
     }
     assert_int_equal(e->ws_opens, 0);
     assert_int_equal(e->nreq, 0);
@@ -548,12 +437,12 @@ static void test_other_upgrade(void **state)
     cli_t c;
 
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /h2 HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+    tu_cli_sends(&c, "GET /h2 HTTP/1.1\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
                   "GET /after HTTP/1.1\r\n\r\n");
     wait_eof(e, &c);
     assert_int_equal(count_str(&c.in, "HTTP/1.1 200"), 1);
     assert_string_equal(e->seen.data, "GET /h2 ? |- |\n");
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_client_gone_while_pending(void **state)
@@ -562,10 +451,10 @@ static void test_client_gone_while_pending(void **state)
     cli_t c;
 
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /async1 HTTP/1.1\r\n\r\nGET /queued HTTP/1.1\r\n\r\n");
+    tu_cli_sends(&c, "GET /async1 HTTP/1.1\r\n\r\nGET /queued HTTP/1.1\r\n\r\n");
     wait_nreq(e, 1);
-    cli_free(&c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    tu_cli_free(&c);
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
     /* The orphaned request is still valid and answering it is harmless. */
     assert_string_equal(core_http_req_path(e->async[0]), "/async1");
     core_http_respond(e->async[0], 200, "text/plain", "late", 4);
@@ -581,7 +470,7 @@ static void test_backlog_bound(void **state)
 
     memset(junk, 'a', sizeof(junk));
     cli_tcp(e, &c);
-    cli_sends(&c, "GET /async HTTP/1.1\r\n\r\n");
+    tu_cli_sends(&c, "GET /async HTTP/1.1\r\n\r\n");
     wait_nreq(e, 1);
     /* Pipelining far more than any request may hold while one is pending. */
     for (int i = 0; i < 32 && !c.eof; i++) {
@@ -589,11 +478,11 @@ static void test_backlog_bound(void **state)
         (void)n;
         for (int j = 0; j < 5; j++)
             ev_run(e->loop, EVRUN_NOWAIT);
-        cli_pump(&c);
+        tu_cli_pump(&c);
     }
     wait_eof(e, &c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
-    cli_free(&c);
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
+    tu_cli_free(&c);
 }
 
 static void test_free_with_open_conns(void **state)
@@ -603,8 +492,8 @@ static void test_free_with_open_conns(void **state)
 
     cli_tcp(e, &a);
     cli_tcp(e, &b);
-    cli_sends(&a, "GET /async HTTP/1.1\r\n\r\n");
-    cli_sends(&b, "GET /x HTTP/1.1\r\n\r\n");
+    tu_cli_sends(&a, "GET /async HTTP/1.1\r\n\r\n");
+    tu_cli_sends(&b, "GET /x HTTP/1.1\r\n\r\n");
     wait_responses(e, &b, 1);
     wait_nreq(e, 2);
     assert_int_equal(core_http_server_conns(e->srv), 2);
@@ -612,10 +501,10 @@ static void test_free_with_open_conns(void **state)
     e->srv = NULL;
     core_http_respond(e->async[0], 200, NULL, NULL, 0);
     e->nasync = 0;
-    assert_true(run_until(e, &a, done_eof, NULL));
-    assert_true(run_until(e, &b, done_eof, NULL));
-    cli_free(&a);
-    cli_free(&b);
+    assert_true(run_until(e, &a, tu_done_eof, NULL));
+    assert_true(run_until(e, &b, tu_done_eof, NULL));
+    tu_cli_free(&a);
+    tu_cli_free(&b);
 }
 
 /* Silent clients are closed after a few sweeps; one waiting for its
@@ -630,22 +519,22 @@ static void test_idle_closed(void **state)
     cli_tcp(e, &idle);
     cli_tcp(e, &waiting);
     cli_tcp(e, &served);
-    cli_sends(&waiting, "GET /async HTTP/1.1\r\n\r\n");
-    cli_sends(&served, "GET /s HTTP/1.1\r\n\r\n");
-    cli_sends(&idle, "GET / HTTP/1.1\r\n"); /* never finished */
+    tu_cli_sends(&waiting, "GET /async HTTP/1.1\r\n\r\n");
+    tu_cli_sends(&served, "GET /s HTTP/1.1\r\n\r\n");
+    tu_cli_sends(&idle, "GET / HTTP/1.1\r\n"); /* never finished */
     wait_responses(e, &served, 1);
     wait_eof(e, &idle);
     assert_int_equal(idle.in.len, 0);
     wait_eof(e, &served); /* idle after its answer */
-    cli_pump(&waiting);
+    tu_cli_pump(&waiting);
     assert_false(waiting.eof);
     core_http_respond(e->async[0], 200, "text/plain", "ok", 2);
     e->nasync = 0;
     wait_responses(e, &waiting, 1);
     wait_eof(e, &waiting);
-    cli_free(&idle);
-    cli_free(&waiting);
-    cli_free(&served);
+    tu_cli_free(&idle);
+    tu_cli_free(&waiting);
+    tu_cli_free(&served);
 }
 
 int main(void)

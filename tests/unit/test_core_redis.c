@@ -21,9 +21,8 @@
 #include <hiredis/hiredis.h>
 
 #include "core/core.h"
+#include "test_util.h"
 
-#define DEADLINE_MS 10000
-#define REDIS_BIN "/usr/bin/redis-server"
 
 /* What one command's callback saw. */
 typedef struct got {
@@ -54,111 +53,12 @@ typedef struct fx {
 
 /* ------------------------------------------------------------ redis-server */
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port = -1;
-
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* One blocking PING with a short poll; 1 when "+PONG" came back. */
-static int ping_once(int port)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)port)};
-    struct pollfd p;
-    char buf[16] = {0};
-    int ok = 0;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    if (fd < 0)
-        return 0;
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && write(fd, "PING\r\n", 6) == 6) {
-        p.fd = fd;
-        p.events = POLLIN;
-        if (poll(&p, 1, 200) == 1 && read(fd, buf, sizeof(buf) - 1) >= 5)
-            ok = strncmp(buf, "+PONG", 5) == 0;
-    }
-    close(fd);
-    return ok;
-}
-
-static pid_t spawn_redis(const char *dir, int port)
-{
-    char portstr[16];
-    pid_t pid;
-
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-    }
-    execl(REDIS_BIN, REDIS_BIN, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-          "--appendonly", "no", "--dir", dir, "--logfile", "redis.log",
-          "--enable-debug-command", "local", (char *)NULL);
-    _exit(127);
-}
-
-/* Starts redis on fx->port and polls until it answers; 0 / -1. */
 static int start_redis(fx_t *fx)
 {
-    uint64_t deadline = core_mono_ms() + DEADLINE_MS;
-    int status;
-
-    fx->pid = spawn_redis(fx->dir, fx->port);
-    if (fx->pid < 0)
-        return -1;
-    while (core_mono_ms() < deadline) {
-        if (ping_once(fx->port))
-            return 0;
-        if (waitpid(fx->pid, &status, WNOHANG) == fx->pid) {
-            fx->pid = -1;
-            return -1;
-        }
-        usleep(10000); /* test thread, not a loop: polling for readiness */
-    }
-    return -1;
-}
-
-static void kill_redis(fx_t *fx)
-{
-    if (fx->pid > 0) {
-        kill(fx->pid, SIGKILL);
-        waitpid(fx->pid, NULL, 0);
-    }
-    fx->pid = -1;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    return tu_redis_start(fx->dir, fx->port, &fx->pid);
 }
 
 /* ------------------------------------------------------------ fixture */
-
-static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
 
 static int fx_setup_common(void **state, int with_server)
 {
@@ -176,11 +76,11 @@ static int fx_setup_common(void **state, int with_server)
         return -1;
     }
     fx->loop = ev_loop_new(EVFLAG_AUTO);
-    ev_timer_init(&fx->tick, on_tick, 0.01, 0.01); /* keeps EVRUN_ONCE from blocking long */
+    ev_timer_init(&fx->tick, tu_noop_timer, 0.01, 0.01); /* keeps EVRUN_ONCE from blocking long */
     ev_timer_start(fx->loop, &fx->tick);
     *state = fx;
     for (tries = 0; tries < 5; tries++) {
-        fx->port = free_port();
+        fx->port = tu_free_port();
         if (!with_server || start_redis(fx) == 0)
             return 0;
     }
@@ -204,7 +104,7 @@ static int fx_teardown(void **state)
     if (fx == NULL)
         return 0;
     core_redis_free(fx->r);
-    kill_redis(fx);
+    tu_redis_kill(&fx->pid);
     if (fx->saved_stderr >= 0) {
         dup2(fx->saved_stderr, 2);
         close(fx->saved_stderr);
@@ -215,7 +115,7 @@ static int fx_teardown(void **state)
         close(fx->listen_fd);
     ev_timer_stop(fx->loop, &fx->tick);
     ev_loop_destroy(fx->loop);
-    nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tu_rm_tree(fx->dir);
     free(fx);
     return 0;
 }
@@ -223,7 +123,7 @@ static int fx_teardown(void **state)
 /* Runs the loop until cond holds; fails the test at the deadline. */
 #define WAIT_FOR(fx, cond)                                          \
     do {                                                            \
-        uint64_t dl_ = core_mono_ms() + DEADLINE_MS;                \
+        uint64_t dl_ = core_mono_ms() + TU_DEADLINE_MS;                \
         while (!(cond)) {                                           \
             assert_true(core_mono_ms() < dl_);                      \
             ev_run((fx)->loop, EVRUN_ONCE);                         \
@@ -335,7 +235,7 @@ static void test_pipeline_in_order(void **state)
 /* Issues PING until one answers PONG (a NULL on a busy box is retried). */
 static void wait_pong(fx_t *fx)
 {
-    uint64_t dl = core_mono_ms() + DEADLINE_MS;
+    uint64_t dl = core_mono_ms() + TU_DEADLINE_MS;
     got_t g;
 
     for (;;) {
@@ -384,7 +284,7 @@ static void test_reconnect(void **state)
     connect_client(fx, 5.0);
     assert_int_equal(core_redis_cmd(fx->r, on_got, &blocked, "BLPOP nokey 0"), 0);
     run_for(fx, 20);
-    kill_redis(fx);
+    tu_redis_kill(&fx->pid);
     WAIT_FOR(fx, !core_redis_connected(fx->r));
     assert_int_equal(blocked.calls, 1);
     assert_int_equal(blocked.nulls, 1);

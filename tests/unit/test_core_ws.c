@@ -19,8 +19,8 @@
 #include <cmocka.h>
 
 #include "core/http_int.h"
+#include "test_util.h"
 
-#define DEADLINE_MS 10000
 #define HANDSHAKE                                                                      \
     "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -36,12 +36,7 @@ typedef struct env {
     int echo;
 } env_t;
 
-typedef struct cli {
-    int fd;
-    int server_fd; /* socketpair only: the server's end, for FIONREAD */
-    core_buf_t in;
-    int eof;
-} cli_t;
+typedef tu_cli_t cli_t;
 
 typedef struct frame {
     int fin, op;
@@ -126,130 +121,27 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------------ loop helpers */
 
-static void noop_timer(struct ev_loop *loop, ev_timer *w, int revents)
+static int run_until(env_t *e, cli_t *c, tu_done_fn done, const void *arg)
 {
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
-static void cli_pump(cli_t *c)
-{
-    char buf[4096];
-    ssize_t n;
-
-    while (!c->eof && (n = read(c->fd, buf, sizeof(buf))) != 0) {
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            c->eof = 1; /* reset: as final as EOF */
-            return;
-        }
-        core_buf_append(&c->in, buf, (size_t)n);
-    }
-    c->eof = 1;
-}
-
-typedef int (*done_fn)(env_t *e, cli_t *c, const void *arg);
-
-/* Runs the loop (and reads the client) until done() or the deadline. */
-static int run_until(env_t *e, cli_t *c, done_fn done, const void *arg)
-{
-    uint64_t end = core_mono_ms() + DEADLINE_MS;
-    ev_timer tick;
-    int ok;
-
-    ev_timer_init(&tick, noop_timer, 0.005, 0.005);
-    ev_timer_start(e->loop, &tick);
-    while (!(ok = done(e, c, arg)) && core_mono_ms() < end) {
-        ev_run(e->loop, EVRUN_ONCE);
-        if (c)
-            cli_pump(c);
-    }
-    ev_timer_stop(e->loop, &tick);
-    return ok;
-}
-
-static int done_eof(env_t *e, cli_t *c, const void *arg)
-{
-    (void)e;
-    (void)arg;
-    return c->eof;
-}
-
-static int done_no_conns(env_t *e, cli_t *c, const void *arg)
-{
-    (void)c;
-    (void)arg;
-    return core_http_server_conns(e->srv) == 0;
-}
-
-static int done_consumed(env_t *e, cli_t *c, const void *arg)
-{
-    int n = 0;
-
-    (void)e;
-    (void)arg;
-    return ioctl(c->server_fd, FIONREAD, &n) < 0 || n == 0;
+    return tu_run_until(e->loop, e, c, done, arg);
 }
 
 static void wait_eof(env_t *e, cli_t *c)
 {
-    assert_true(run_until(e, c, done_eof, NULL));
+    assert_true(run_until(e, c, tu_done_eof, NULL));
 }
 
 /* ------------------------------------------------------------------ clients */
 
 static void cli_tcp(env_t *e, cli_t *c)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-
-    memset(c, 0, sizeof(*c));
-    core_buf_init(&c->in);
-    c->server_fd = -1;
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(c->fd >= 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)core_http_server_port(e->srv));
-    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    tu_cli_tcp(c, core_http_server_port(e->srv));
 }
 
 static void cli_pair(env_t *e, cli_t *c)
 {
-    int sv[2];
-
-    memset(c, 0, sizeof(*c));
-    core_buf_init(&c->in);
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
-    c->fd = sv[1];
-    c->server_fd = sv[0];
-    core__http_accept(e->loop, sv[0], "pair:1", e->srv);
-}
-
-static void cli_free(cli_t *c)
-{
-    close(c->fd);
-    core_buf_free(&c->in);
-}
-
-static void cli_send(cli_t *c, const char *data, size_t len)
-{
-    assert_int_equal(send(c->fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-static void cli_sends(cli_t *c, const char *s)
-{
-    cli_send(c, s, strlen(s));
-}
-
-/* Sends in pieces of `step` bytes, each read by the server before the next. */
-static void cli_send_split(env_t *e, cli_t *c, const char *s, size_t len, size_t step)
-{
-    for (size_t off = 0; off < len; off += step) {
-        cli_send(c, s + off, len - off < step ? len - off : step);
-        assert_true(run_until(e, c, done_consumed, NULL));
-    }
+    tu_cli_pair(c);
+    core__http_accept(e->loop, c->server_fd, "pair:1", e->srv);
 }
 
 /* ------------------------------------------------------------------ frames */
@@ -290,7 +182,7 @@ static void send_frame(cli_t *c, int fin, int op, const void *payload, size_t le
     char *buf = malloc(len + 14);
 
     assert_non_null(buf);
-    cli_send(c, buf, frame_build(buf, fin, op, payload, len, 1));
+    tu_cli_send(c, buf, frame_build(buf, fin, op, payload, len, 1));
     free(buf);
 }
 
@@ -347,14 +239,15 @@ static int frame_pop(cli_t *c, frame_t *f)
     return 1;
 }
 
-static int done_frame(env_t *e, cli_t *c, const void *arg)
+static int done_frame(void *ctx, cli_t *c, const void *arg)
 {
-    (void)e;
+    (void)ctx;
     return frame_pop(c, (frame_t *)arg);
 }
 
 static void wait_frame(env_t *e, cli_t *c, frame_t *f)
 {
+    memset(f, 0, sizeof(*f)); /* filled by done_frame; zeroed for the compiler */
     assert_true(run_until(e, c, done_frame, f));
 }
 
@@ -376,7 +269,7 @@ static void expect_close(env_t *e, cli_t *c, int code)
     wait_eof(e, c);
     assert_int_equal(c->in.len, 0);
     shutdown(c->fd, SHUT_WR); /* as a client does after the close handshake */
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
     assert_int_equal(e->closes, 1);
     assert_int_equal(e->close_code, code);
 }
@@ -393,9 +286,9 @@ static void expect_text(env_t *e, cli_t *c, const char *want)
     free(f.payload);
 }
 
-static int done_header_end(env_t *e, cli_t *c, const void *arg)
+static int done_header_end(void *ctx, cli_t *c, const void *arg)
 {
-    (void)e;
+    (void)ctx;
     (void)arg;
     return c->in.data && strstr(c->in.data, "\r\n\r\n") != NULL;
 }
@@ -410,7 +303,7 @@ static void ws_open(env_t *e, cli_t *c, int pair)
         cli_pair(e, c);
     else
         cli_tcp(e, c);
-    cli_sends(c, HANDSHAKE);
+    tu_cli_sends(c, HANDSHAKE);
     assert_true(run_until(e, c, done_header_end, NULL));
     assert_non_null(strstr(c->in.data, "HTTP/1.1 101 Switching Protocols\r\n"));
     assert_non_null(strstr(c->in.data, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
@@ -443,11 +336,11 @@ static void test_handshake_refused(void **state)
                  "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: %s\r\n\r\n",
                  cases[i].key, cases[i].version);
         cli_tcp(e, &c);
-        cli_sends(&c, req);
+        tu_cli_sends(&c, req);
         wait_eof(e, &c);
         assert_non_null(strstr(c.in.data, "HTTP/1.1 400 Bad Request\r\n"));
         assert_non_null(strstr(c.in.data, cases[i].want));
-        cli_free(&c);
+        tu_cli_free(&c);
     }
     assert_int_equal(e->opens, 0);
 }
@@ -463,8 +356,8 @@ static void test_text_whole(void **state)
     expect_text(e, &c, "hello");
     expect_text(e, &c, "{\"action\":\"ping\"}");
     assert_string_equal(e->msgs.data, "hello\n{\"action\":\"ping\"}\n");
-    cli_free(&c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    tu_cli_free(&c);
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
     assert_int_equal(e->closes, 1);
     assert_int_equal(e->close_code, 1006); /* no close frame: abnormal */
 }
@@ -480,11 +373,11 @@ static void test_frames_with_handshake(void **state)
     memcpy(buf, HANDSHAKE, n);
     n += frame_build(buf + n, 1, 1, "early", 5, 1);
     cli_tcp(e, &c);
-    cli_send(&c, buf, n);
+    tu_cli_send(&c, buf, n);
     assert_true(run_until(e, &c, done_header_end, NULL));
     core_buf_consume(&c.in, (size_t)(strstr(c.in.data, "\r\n\r\n") + 4 - c.in.data));
     expect_text(e, &c, "early");
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_text_split(void **state)
@@ -501,10 +394,10 @@ static void test_text_split(void **state)
     for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
         cli_t c;
         ws_open(e, &c, 1);
-        cli_send_split(e, &c, buf, n, steps[i]);
+        tu_cli_send_split(e->loop, &c, buf, n, steps[i]);
         expect_text(e, &c, "split me");
         expect_text(e, &c, big);
-        cli_free(&c);
+        tu_cli_free(&c);
     }
     assert_int_equal(e->nmsgs, 10);
 }
@@ -526,7 +419,7 @@ static void test_fragmented(void **state)
     free(f.payload);
     expect_text(e, &c, "hello world");
     assert_int_equal(e->nmsgs, 1);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_fragmented_split(void **state)
@@ -540,9 +433,9 @@ static void test_fragmented_split(void **state)
     n += frame_build(buf + n, 0, 0, "cd", 2, 1);
     n += frame_build(buf + n, 1, 0, "ef", 2, 1);
     ws_open(e, &c, 1);
-    cli_send_split(e, &c, buf, n, 1);
+    tu_cli_send_split(e->loop, &c, buf, n, 1);
     expect_text(e, &c, "abcdef");
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_too_big(void **state)
@@ -561,7 +454,7 @@ static void test_too_big(void **state)
     expect_close(e, &c, CORE_WS_TOO_BIG);
     assert_int_equal(e->nmsgs, 1);
     assert_int_equal(e->msgs.len, max + 1);
-    cli_free(&c);
+    tu_cli_free(&c);
     free(big);
 }
 
@@ -578,7 +471,7 @@ static void test_too_big_fragmented(void **state)
     send_frame(&c, 1, 0, part, 40000);
     expect_close(e, &c, CORE_WS_TOO_BIG);
     assert_int_equal(e->nmsgs, 0);
-    cli_free(&c);
+    tu_cli_free(&c);
     free(part);
 }
 
@@ -592,7 +485,7 @@ static void test_binary(void **state)
     send_text(&c, "after");
     expect_close(e, &c, CORE_WS_UNSUPPORTED);
     assert_int_equal(e->nmsgs, 0);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_invalid_utf8(void **state)
@@ -606,7 +499,7 @@ static void test_invalid_utf8(void **state)
     expect_text(e, &c, "ok \xc3\xa9");
     expect_close(e, &c, CORE_WS_INVALID_DATA);
     assert_int_equal(e->nmsgs, 1);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 /* A code point split over two fragments is fine; a surrogate is not. */
@@ -622,7 +515,7 @@ static void test_utf8_across_fragments(void **state)
     send_frame(&c, 0, 1, "\xed\xa0", 2);
     send_frame(&c, 1, 0, "\x80", 1);
     expect_close(e, &c, CORE_WS_INVALID_DATA);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_ping_pong(void **state)
@@ -644,7 +537,7 @@ static void test_ping_pong(void **state)
     assert_int_equal(f.len, 0);
     free(f.payload);
     assert_int_equal(e->closes, 0);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_unmasked(void **state)
@@ -654,10 +547,10 @@ static void test_unmasked(void **state)
     cli_t c;
 
     ws_open(e, &c, 0);
-    cli_send(&c, buf, frame_build(buf, 1, 1, "plain", 5, 0));
+    tu_cli_send(&c, buf, frame_build(buf, 1, 1, "plain", 5, 0));
     expect_close(e, &c, CORE_WS_PROTOCOL_ERROR);
     assert_int_equal(e->nmsgs, 0);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_protocol_errors(void **state)
@@ -676,10 +569,10 @@ static void test_protocol_errors(void **state)
         cli_t c;
         e->closes = 0;
         ws_open(e, &c, 0);
-        cli_send(&c, (const char *)bad[i], 4);
-        cli_send(&c, "\0\0\0\0\0\0\0\0\0\0\0\0", 12); /* length, mask key */
+        tu_cli_send(&c, (const char *)bad[i], 4);
+        tu_cli_send(&c, "\0\0\0\0\0\0\0\0\0\0\0\0", 12); /* length, mask key */
         expect_close(e, &c, CORE_WS_PROTOCOL_ERROR);
-        cli_free(&c);
+        tu_cli_free(&c);
     }
 }
 
@@ -693,7 +586,7 @@ static void test_close_by_client(void **state)
     send_close(&c, CORE_WS_NORMAL, "done");
     expect_text(e, &c, "last");
     expect_close(e, &c, CORE_WS_NORMAL);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 /* The reason of a close frame is checked as UTF-8 whatever the cut. */
@@ -716,10 +609,10 @@ static void test_close_reason_split(void **state)
             n += frame_build(buf + n, 1, 8, payload, rl + 2, 1);
             e->closes = 0;
             ws_open(e, &c, 1);
-            cli_send_split(e, &c, buf, n, steps[i]);
+            tu_cli_send_split(e->loop, &c, buf, n, steps[i]);
             expect_text(e, &c, "hi");
             expect_close(e, &c, codes[r]);
-            cli_free(&c);
+            tu_cli_free(&c);
         }
     }
 }
@@ -738,9 +631,9 @@ static void test_close_by_server(void **state)
     free(f.payload);
     send_close(&c, CORE_WS_NORMAL, "");
     wait_eof(e, &c);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
     assert_int_equal(e->close_code, CORE_WS_NORMAL);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 /* core_ws_close outside any callback, and sending after it. */
@@ -758,13 +651,13 @@ static void test_close_api(void **state)
     assert_int_equal(core_ws_send_text(ws, "x", 1), -1);
     expect_text(e, &c, "first");
     expect_close(e, &c, CORE_WS_POLICY);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
-static int done_closes(env_t *e, cli_t *c, const void *arg)
+static int done_closes(void *ctx, cli_t *c, const void *arg)
 {
     (void)c;
-    return e->closes >= *(const int *)arg;
+    return ((env_t *)ctx)->closes >= *(const int *)arg;
 }
 
 static void test_idle_close(void **state)
@@ -786,7 +679,7 @@ static void test_idle_close(void **state)
         send_frame(&d, 1, 10, "", 0);
     }
     /* The silent one got two pings, then a close, long before that. */
-    assert_true(run_until(e, &c, done_eof, NULL));
+    assert_true(run_until(e, &c, tu_done_eof, NULL));
     while (frame_pop(&c, &f)) {
         if (f.op == 9)
             pings++;
@@ -800,8 +693,8 @@ static void test_idle_close(void **state)
     assert_int_equal(e->close_code, CORE_WS_GOING_AWAY);
     assert_int_equal(core_http_server_conns(e->srv), 1);
     assert_false(d.eof);
-    cli_free(&c);
-    cli_free(&d);
+    tu_cli_free(&c);
+    tu_cli_free(&d);
 }
 
 static void test_slow_reader_closed(void **state)
@@ -826,9 +719,9 @@ static void test_slow_reader_closed(void **state)
     }
     assert_int_equal(rc, -1);
     assert_true(sent > 8);
-    assert_true(run_until(e, NULL, done_no_conns, NULL));
+    assert_true(run_until(e, NULL, tu_done_no_conns, e->srv));
     assert_int_equal(e->close_code, CORE_WS_POLICY);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 static void test_server_free_closes(void **state)
@@ -846,7 +739,7 @@ static void test_server_free_closes(void **state)
     assert_int_equal(close_code_of(&f), CORE_WS_GOING_AWAY);
     free(f.payload);
     wait_eof(e, &c);
-    cli_free(&c);
+    tu_cli_free(&c);
 }
 
 int main(void)

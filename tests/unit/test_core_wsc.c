@@ -11,8 +11,8 @@
 #include <cmocka.h>
 
 #include "core/core.h"
+#include "test_util.h"
 
-#define DEADLINE_MS 10000
 #define BIG 70000
 
 typedef struct env {
@@ -143,24 +143,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void noop_timer(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
-
 static void run_until(env_t *e, const int *flag, int want)
 {
-    uint64_t end = core_mono_ms() + DEADLINE_MS;
-    ev_timer tick;
-
-    ev_timer_init(&tick, noop_timer, 0.005, 0.005);
-    ev_timer_start(e->loop, &tick);
-    while (*flag < want && core_mono_ms() < end)
-        ev_run(e->loop, EVRUN_ONCE);
-    ev_timer_stop(e->loop, &tick);
-    assert_true(*flag >= want);
+    tu_wait_flag(e->loop, flag, want);
 }
 
 static void connect_to(env_t *e, const char *url)

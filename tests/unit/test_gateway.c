@@ -26,11 +26,10 @@
 #include <hiredis/hiredis.h>
 
 #include "core/core.h"
+#include "test_util.h"
 #include "gateway/gateway.h"
 #include "proto/proto.h"
 
-#define DEADLINE_MS 10000
-#define REDIS_BIN "/usr/bin/redis-server"
 #define TOKEN "s3cret-Token_42"
 #define GW_NUM 7
 
@@ -62,73 +61,20 @@ typedef struct resp {
 
 /* ------------------------------------------------------------ redis-server */
 
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int port = -1;
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-static pid_t spawn_redis(const char *dir, int port)
-{
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-    }
-    execl(REDIS_BIN, REDIS_BIN, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
-          "--appendonly", "no", "--daemonize", "no", "--dir", dir, (char *)NULL);
-    _exit(127);
-}
-
-/* Starts redis and connects the test's own client, polling until it answers. */
+/* Starts redis and connects the test's own (blocking) client to it. */
 static int start_redis(fx_t *fx)
 {
-    uint64_t deadline = core_mono_ms() + DEADLINE_MS;
     struct timeval tv = {1, 0};
-    fx->redis_pid = spawn_redis(fx->dir, fx->redis_port);
-    if (fx->redis_pid < 0)
-        return -1;
-    while (core_mono_ms() < deadline) {
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", fx->redis_port, tv);
-        redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-        int ok = r && r->type == REDIS_REPLY_STATUS;
-        freeReplyObject(r);
-        if (ok) {
-            fx->rc = c;
-            return 0;
-        }
-        redisFree(c);
-        if (waitpid(fx->redis_pid, NULL, WNOHANG) == fx->redis_pid) {
-            fx->redis_pid = -1;
-            return -1;
-        }
-        usleep(10000); /* test thread, not a loop: polling for readiness */
-    }
-    return -1;
-}
 
-static void kill_redis(fx_t *fx)
-{
-    if (fx->redis_pid > 0) {
-        kill(fx->redis_pid, SIGKILL);
-        waitpid(fx->redis_pid, NULL, 0);
+    if (tu_redis_start(fx->dir, fx->redis_port, &fx->redis_pid) == 0) {
+        fx->rc = redisConnectWithTimeout("127.0.0.1", fx->redis_port, tv);
+        if (fx->rc && !fx->rc->err)
+            return 0;
+        redisFree(fx->rc);
+        fx->rc = NULL;
     }
-    fx->redis_pid = -1;
+    tu_redis_kill(&fx->redis_pid); /* a later try starts afresh */
+    return -1;
 }
 
 /* One command on the test's connection; the reply is freed by the caller. */
@@ -158,22 +104,7 @@ static void add_node(fx_t *fx, const char *id, double load, uint64_t ts)
     rcmd_void(fx, "HSET chat:nodes %s %s", id, json);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* ------------------------------------------------------------ fixture */
-
-static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    (void)loop;
-    (void)w;
-    (void)revents;
-}
 
 static void write_file(const char *path, const char *text)
 {
@@ -200,11 +131,11 @@ static int fx_setup(void **state)
     fputs("  \t" TOKEN "\n\n", f); /* the gateway trims whitespace */
     fclose(f);
     fx->loop = ev_loop_new(EVFLAG_AUTO);
-    ev_timer_init(&fx->tick, on_tick, 0.01, 0.01); /* keeps EVRUN_ONCE short */
+    ev_timer_init(&fx->tick, tu_noop_timer, 0.01, 0.01); /* keeps EVRUN_ONCE short */
     ev_timer_start(fx->loop, &fx->tick);
     core_log_set_level(CORE_LOG_ERROR);
     for (int tries = 0; tries < 5; tries++) {
-        fx->redis_port = free_port();
+        fx->redis_port = tu_free_port();
         if (start_redis(fx) == 0)
             return 0;
     }
@@ -219,13 +150,13 @@ static int fx_teardown(void **state)
     gateway_free(fx->gw);
     if (fx->rc)
         redisFree(fx->rc);
-    kill_redis(fx);
+    tu_redis_kill(&fx->redis_pid);
     if (fx->loop) {
         ev_timer_stop(fx->loop, &fx->tick);
         ev_run(fx->loop, 0); /* until every connection finished closing (core bounds it) */
         ev_loop_destroy(fx->loop);
     }
-    nftw(fx->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+    tu_rm_tree(fx->dir);
     free(fx);
     return 0;
 }
@@ -246,13 +177,10 @@ static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 
 static void client_open(fx_t *fx, client_t *c)
 {
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                            .sin_port = htons((uint16_t)gateway_port(fx->gw))};
     memset(c, 0, sizeof *c);
     c->fx = fx;
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    c->fd = tu_tcp_connect(gateway_port(fx->gw), 0);
     assert_true(c->fd >= 0);
-    assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
     core_buf_init(&c->in);
     ev_io_init(&c->io, on_client_io, c->fd, EV_READ);
     c->io.data = c;
@@ -286,7 +214,7 @@ static size_t response_complete(const client_t *c, size_t *head_len, size_t *bod
 /* Turns the loop until one whole response is in; takes it out of c->in. */
 static void client_read(client_t *c, resp_t *r)
 {
-    uint64_t deadline = core_mono_ms() + DEADLINE_MS;
+    uint64_t deadline = core_mono_ms() + TU_DEADLINE_MS;
     size_t head = 0, body = 0, total;
     while ((total = response_complete(c, &head, &body)) == 0) {
         assert_true(core_mono_ms() < deadline);
@@ -368,7 +296,7 @@ static void gw_start(fx_t *fx, const gw_opts_t *o)
     if (!fx->gw)
         fail_msg("gateway_new: %s", err);
     /* The Redis connection is asynchronous: wait until /healthz says so. */
-    uint64_t deadline = core_mono_ms() + DEADLINE_MS;
+    uint64_t deadline = core_mono_ms() + TU_DEADLINE_MS;
     resp_t r;
     for (get(fx, "/healthz", &r); r.status != 200; get(fx, "/healthz", &r))
         assert_true(core_mono_ms() < deadline);
@@ -496,7 +424,7 @@ static void test_servers_concurrent_uncached(void **state)
 
 static void wait_status(fx_t *fx, const char *path, int status)
 {
-    uint64_t deadline = core_mono_ms() + DEADLINE_MS;
+    uint64_t deadline = core_mono_ms() + TU_DEADLINE_MS;
     resp_t r;
     for (get(fx, path, &r); r.status != status; get(fx, path, &r))
         assert_true(core_mono_ms() < deadline);
@@ -520,7 +448,7 @@ static void test_healthz_follows_redis(void **state)
     kill(fx->redis_pid, SIGCONT);
     wait_status(fx, "/healthz", 200);
     /* Redis gone: healthz, servers and push all say 503. */
-    kill_redis(fx);
+    tu_redis_kill(&fx->redis_pid);
     wait_status(fx, "/healthz", 503);
     get(fx, "/servers", &r);
     assert_int_equal(r.status, 503);

@@ -27,30 +27,7 @@ struct client_gw {
 int client_http_url_parse(const char *url, char *host, size_t hostlen, int *port, char *path,
                           size_t pathlen)
 {
-    char hostport[300];
-    const char *p, *slash;
-    size_t n;
-
-    if (!url || strncmp(url, "http://", 7) != 0)
-        return -1;
-    p = url + 7;
-    slash = strchr(p, '/');
-    n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= sizeof hostport)
-        return -1;
-    memcpy(hostport, p, n);
-    hostport[n] = '\0';
-    if (core_parse_hostport(hostport, host, hostlen, port) < 0) {
-        if (strchr(hostport, ':') || n >= hostlen)
-            return -1;
-        memcpy(host, hostport, n + 1);
-        *port = 80;
-    }
-    if (!host[0] || *port <= 0 || *port > 65535)
-        return -1;
-    if (snprintf(path, pathlen, "%s", slash ? slash : "/") >= (int)pathlen)
-        return -1;
-    return strpbrk(path, " \r\n") ? -1 : 0;
+    return core_parse_url(url, "http", host, hostlen, port, path, pathlen);
 }
 
 int client_gw_pick(const char *body, size_t len, char *url, size_t urllen)

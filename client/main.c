@@ -63,17 +63,6 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int parse_seconds(const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-
-    if (end == s || *end || !(v >= 0 && v <= 86400))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* One flag; 0 ok, 1 stop with success (--help), -1 bad. */
 static int apply_opt(main_opts_t *o, int c, const char *arg)
 {
@@ -91,7 +80,7 @@ static int apply_opt(main_opts_t *o, int c, const char *arg)
     case OPT_HISTORY: o->history = arg; return 0;
     case OPT_HELP: usage(stdout); return 1;
     case OPT_WAIT:
-        if (parse_seconds(arg, &o->wait_s) == 0)
+        if (core_parse_double(arg, 0, 86400, &o->wait_s) == 0)
             return 0;
         fprintf(stderr, "chat-client: bad --wait '%s'\n", arg);
         return -1;

@@ -89,6 +89,20 @@ void core_bytes_unref(core_bytes_t *b); /* NULL is a no-op */
 /* Splits "host:port" (or "[v6]:port"); host may be empty (any). 0 / -1. */
 int core_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/* Splits "SCHEME://host[:port][/path]" (port 80 when absent, path "/" when
+ * absent; no spaces or line breaks in path). 0 / -1. */
+int core_parse_url(const char *url, const char *scheme, char *host, size_t hostlen, int *port,
+                   char *path, size_t pathlen);
+
+/* ------------------------------------------------------------------ numbers */
+
+/* A whole string as a number in [min, max] (NaN and out-of-range refused). 0 / -1. */
+int core_parse_double(const char *s, double min, double max, double *out);
+
+/* Bytes with an optional K, M or G suffix (either case): "64M" -> 67108864;
+ * -1 when malformed, negative or too large for a long long. */
+long long core_parse_size(const char *s);
+
 /* ------------------------------------------------------------------ TCP */
 
 typedef struct core_conn core_conn_t;

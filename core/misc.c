@@ -1,7 +1,10 @@
 /* core/misc.c: clocks, signal setup, UTF-8 validation. */
 #include "core/core.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -102,4 +105,44 @@ int core_utf8_valid(const char *s, size_t len)
         i += n;
     }
     return 1;
+}
+
+/* ------------------------------------------------------------------ numbers */
+
+int core_parse_double(const char *s, double min, double max, double *out)
+{
+    char *end = NULL;
+    double v;
+
+    if (!s)
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+long long core_parse_size(const char *s)
+{
+    char *end = NULL;
+    long long v;
+    int shift = 0;
+
+    if (!s)
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (end == s || errno || v < 0)
+        return -1;
+    if (*end == 'K' || *end == 'k')
+        shift = 10, end++;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20, end++;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30, end++;
+    if (*end || v > (LLONG_MAX >> shift))
+        return -1;
+    return v << shift;
 }

@@ -71,6 +71,34 @@ int core_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     return parse_port(colon + 1, port);
 }
 
+int core_parse_url(const char *url, const char *scheme, char *host, size_t hostlen, int *port,
+                   char *path, size_t pathlen)
+{
+    char hostport[300];
+    const char *p, *slash;
+    size_t n = scheme ? strlen(scheme) : 0;
+
+    if (!url || n == 0 || strncmp(url, scheme, n) != 0 || strncmp(url + n, "://", 3) != 0)
+        return -1;
+    p = url + n + 3;
+    slash = strchr(p, '/');
+    n = slash ? (size_t)(slash - p) : strlen(p);
+    if (n == 0 || n >= sizeof(hostport))
+        return -1;
+    memcpy(hostport, p, n);
+    hostport[n] = '\0';
+    if (core_parse_hostport(hostport, host, hostlen, port) < 0) {
+        if (strchr(hostport, ':') || copy_host(hostport, n, host, hostlen) < 0)
+            return -1;
+        *port = 80;
+    }
+    if (!host[0] || *port <= 0 || *port > 65535)
+        return -1;
+    if (snprintf(path, pathlen, "%s", slash ? slash : "/") >= (int)pathlen)
+        return -1;
+    return strpbrk(path, " \r\n") ? -1 : 0;
+}
+
 int core__sockaddr(const char *host, int port, int passive, struct sockaddr_storage *ss,
                    socklen_t *sslen)
 {

@@ -93,36 +93,6 @@ static int has_token(const char *value, const char *token)
     return 0;
 }
 
-/* ws://host[:port][/path] -> host, port, path. 0 / -1. */
-static int wsc_parse_url(const char *url, char *host, size_t hostlen, int *port, char *path,
-                         size_t pathlen)
-{
-    char hostport[300];
-    const char *p, *slash;
-    size_t n;
-
-    if (!url || strncmp(url, "ws://", 5) != 0)
-        return -1;
-    p = url + 5;
-    slash = strchr(p, '/');
-    n = slash ? (size_t)(slash - p) : strlen(p);
-    if (n == 0 || n >= sizeof(hostport))
-        return -1;
-    memcpy(hostport, p, n);
-    hostport[n] = '\0';
-    if (core_parse_hostport(hostport, host, hostlen, port) < 0) {
-        if (strchr(hostport, ':') || n >= hostlen)
-            return -1;
-        memcpy(host, hostport, n + 1);
-        *port = 80;
-    }
-    if (!host[0] || *port <= 0 || *port > 65535)
-        return -1;
-    if (snprintf(path, pathlen, "%s", slash ? slash : "/") >= (int)pathlen)
-        return -1;
-    return strpbrk(path, " \r\n") ? -1 : 0;
-}
-
 /* ------------------------------------------------------------------ wslay glue */
 
 static ssize_t wsc_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
@@ -391,7 +361,7 @@ core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, const core_w
     core_conn_limits_t limits = {.max_in = WSC_MAX_IN, .max_out = WSC_MAX_OUT};
     core_wsc_t *c;
 
-    if (wsc_parse_url(url, host, sizeof(host), &port, path, sizeof(path)) < 0) {
+    if (core_parse_url(url, "ws", host, sizeof(host), &port, path, sizeof(path)) < 0) {
         if (err)
             snprintf(err, errlen, "bad WebSocket URL '%s' (want ws://host:port/path)",
                      url ? url : "");

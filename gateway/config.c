@@ -37,17 +37,6 @@ static void usage(FILE *f)
             GATEWAY_NODE_TTL_MS, GATEWAY_CACHE_MS);
 }
 
-static int parse_double(const char *s, double min, double max, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !(v >= min && v <= max))
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int copy_arg(char *dst, size_t cap, const char *arg)
 {
     size_t n = strlen(arg);
@@ -93,21 +82,21 @@ static int apply(gateway_config_t *c, int opt, const char *arg)
         return check_hostport(arg) ? -1 : copy_arg(c->redis, sizeof c->redis, arg);
     case OPT_TOKEN_FILE: return copy_arg(c->push_token_file, sizeof c->push_token_file, arg);
     case OPT_NODE_TTL:
-        if (parse_double(arg, 1, 86400000, &d))
+        if (core_parse_double(arg, 1, 86400000, &d))
             return -1;
         c->node_ttl_ms = (uint64_t)d;
         return 0;
     case OPT_CACHE:
-        if (parse_double(arg, 0, 60000, &d))
+        if (core_parse_double(arg, 0, 60000, &d))
             return -1;
         c->servers_cache_ms = (uint64_t)d;
         return 0;
     case OPT_NUM:
-        if (parse_double(arg, 1, 65535, &d))
+        if (core_parse_double(arg, 1, 65535, &d))
             return -1;
         c->num = (uint16_t)d;
         return 0;
-    case OPT_REDIS_TIMEOUT: return parse_double(arg, 0.01, 3600, &c->redis_timeout);
+    case OPT_REDIS_TIMEOUT: return core_parse_double(arg, 0.01, 3600, &c->redis_timeout);
     case OPT_LOG:
         return core_log_parse_level(arg) < 0 ? -1 : copy_arg(c->log_level, sizeof c->log_level, arg);
     default: return -1;

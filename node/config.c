@@ -1,5 +1,6 @@
 /* chat-node flags. Every option has a default; --help lists them all. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,30 +65,10 @@ static void usage(FILE *f)
             (unsigned)crypto_pwhash_OPSLIMIT_INTERACTIVE);
 }
 
-/* "64M" -> 67108864; -1 when malformed. */
-static long long parse_size(const char *s)
-{
-    char *end = NULL;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || v < 0)
-        return -1;
-    if (*end == 'K' || *end == 'k')
-        v <<= 10, end++;
-    else if (*end == 'M' || *end == 'm')
-        v <<= 20, end++;
-    else if (*end == 'G' || *end == 'g')
-        v <<= 30, end++;
-    return *end ? -1 : v;
-}
-
+/* A number >= min, no upper bound. */
 static int parse_double(const char *s, double min, double *out)
 {
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (end == s || *end || v < min)
-        return -1;
-    *out = v;
-    return 0;
+    return core_parse_double(s, min, HUGE_VAL, out);
 }
 
 enum {
@@ -169,7 +150,7 @@ static int apply(node_config_t *c, int opt, const char *arg)
         c->pwhash_ops = (unsigned long)d;
         return 0;
     case OPT_MEM:
-        if ((sz = parse_size(arg)) < 8192)
+        if ((sz = core_parse_size(arg)) < 8192)
             return -1;
         c->pwhash_mem = (size_t)sz;
         return 0;
@@ -180,7 +161,7 @@ static int apply(node_config_t *c, int opt, const char *arg)
         return 0;
     case OPT_TOKEN_TTL: return parse_double(arg, 60, &c->token_ttl);
     case OPT_MAX_OUT:
-        if ((sz = parse_size(arg)) < 65536)
+        if ((sz = core_parse_size(arg)) < 65536)
             return -1;
         c->max_out = (size_t)sz;
         return 0;

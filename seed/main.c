@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/core.h"
 #include "seed/seed.h"
 
 static void usage(FILE *out)
@@ -62,21 +63,12 @@ static int parse_count(const char *s, long *out)
     return 0;
 }
 
-/* BYTES with an optional K or M suffix. */
+/* BYTES with an optional K, M or G suffix, at most 1 TiB. */
 static int parse_size(const char *s, size_t *out)
 {
-    char *end;
-    unsigned long long v;
+    long long v = core_parse_size(s);
 
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -1;
-    if (*end == 'K' || *end == 'k')
-        v <<= 10, end++;
-    else if (*end == 'M' || *end == 'm')
-        v <<= 20, end++;
-    if (*end || v > (1ull << 40))
+    if (v < 0 || v > (1ll << 40))
         return -1;
     *out = (size_t)v;
     return 0;

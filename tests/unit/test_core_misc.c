@@ -1,4 +1,6 @@
-/* Tests for core_utf8_valid, clocks, core_install_signals and log lines. */
+/* Tests for core_utf8_valid, clocks, core_install_signals, log lines and the
+ * number and URL parsers. */
+#include <math.h>
 #include <regex.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -182,6 +184,93 @@ static void test_log_line_format(void **state)
     regfree(&re);
 }
 
+static void test_parse_double(void **state)
+{
+    double d = -7;
+
+    (void)state;
+    assert_int_equal(core_parse_double("1.5", 0, 2, &d), 0);
+    assert_true(d == 1.5);
+    assert_int_equal(core_parse_double("0", 0, 0, &d), 0); /* bounds included */
+    assert_true(d == 0);
+    assert_int_equal(core_parse_double("1e3", 1000, 1000, &d), 0);
+    assert_true(d == 1000);
+    assert_int_equal(core_parse_double("inf", 0, HUGE_VAL, &d), 0);
+    assert_true(isinf(d));
+    d = -7;
+    assert_int_equal(core_parse_double("2.01", 0, 2, &d), -1);
+    assert_int_equal(core_parse_double("-1", 0, 2, &d), -1);
+    assert_int_equal(core_parse_double("", 0, 2, &d), -1);
+    assert_int_equal(core_parse_double("1x", 0, 2, &d), -1);
+    assert_int_equal(core_parse_double("nan", 0, HUGE_VAL, &d), -1);
+    assert_int_equal(core_parse_double("1e999", 0, HUGE_VAL, &d), -1); /* ERANGE */
+    assert_int_equal(core_parse_double(NULL, 0, 2, &d), -1);
+    assert_true(d == -7); /* untouched on failure */
+}
+
+static void test_parse_size(void **state)
+{
+    (void)state;
+    assert_int_equal(core_parse_size("0"), 0);
+    assert_int_equal(core_parse_size("8192"), 8192);
+    assert_int_equal(core_parse_size("4k"), 4096);
+    assert_int_equal(core_parse_size("64M"), 64ll << 20);
+    assert_int_equal(core_parse_size("2g"), 2ll << 30);
+    assert_int_equal(core_parse_size("8589934591G"), 8589934591ll << 30); /* LLONG_MAX >> 30 */
+    assert_int_equal(core_parse_size("8589934592G"), -1);                  /* would overflow */
+    assert_int_equal(core_parse_size("99999999999999999999"), -1);         /* ERANGE */
+    assert_int_equal(core_parse_size("-1"), -1);
+    assert_int_equal(core_parse_size(""), -1);
+    assert_int_equal(core_parse_size("M"), -1);
+    assert_int_equal(core_parse_size("1T"), -1);
+    assert_int_equal(core_parse_size("1MB"), -1);
+    assert_int_equal(core_parse_size(NULL), -1);
+}
+
+static void test_parse_url(void **state)
+{
+    char host[16], path[16];
+    int port = 0;
+
+    (void)state;
+    assert_int_equal(core_parse_url("ws://h:9/ws?x=1", "ws", host, sizeof(host), &port, path,
+                                    sizeof(path)), 0);
+    assert_string_equal(host, "h");
+    assert_int_equal(port, 9);
+    assert_string_equal(path, "/ws?x=1");
+    assert_int_equal(core_parse_url("http://[::1]:8080", "http", host, sizeof(host), &port, path,
+                                    sizeof(path)), 0);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 8080);
+    assert_string_equal(path, "/");
+    assert_int_equal(core_parse_url("http://example/", "http", host, sizeof(host), &port, path,
+                                    sizeof(path)), 0);
+    assert_string_equal(host, "example");
+    assert_int_equal(port, 80);
+    assert_string_equal(path, "/");
+
+    static const char *const bad[] = {
+        "ws://h:9/ws",               /* other scheme */
+        "http:/h/",                  /* no "//" */
+        "http:///x",                 /* no host */
+        "http://:80/",               /* empty host */
+        "http://h:0/",               /* port out of range */
+        "http://h:x/",               /* port not a number */
+        "http://::1/",               /* bare IPv6 */
+        "http://a-very-long-host-name/", /* host too long for the buffer */
+        "http://h/a path",           /* space in path */
+        "http://h/a-path-too-long-for-it", /* path too long for the buffer */
+        NULL,
+    };
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(core_parse_url(bad[i], "http", host, sizeof(host), &port, path,
+                                        sizeof(path)), -1);
+    assert_int_equal(core_parse_url(NULL, "http", host, sizeof(host), &port, path, sizeof(path)),
+                     -1);
+    assert_int_equal(core_parse_url("http://h/", "", host, sizeof(host), &port, path, sizeof(path)),
+                     -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -191,6 +280,9 @@ int main(void)
         cmocka_unit_test(test_clocks),
         cmocka_unit_test(test_signals_stop_loop),
         cmocka_unit_test(test_log_line_format),
+        cmocka_unit_test(test_parse_double),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_parse_url),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,6 +74,14 @@ int bench_result_decode(const char *json, size_t len, bench_result_t *r); /* 0 /
 cJSON *bench_report_json(const char *scenario, const bench_result_t *r, cJSON *extra);
 uint64_t bench_result_lost(const bench_result_t *r);
 
+/* ------------------------------------------------------------------ server CPU */
+
+/* utime + stime (clock ticks) from the text of /proc/PID/stat; the command
+ * name may hold spaces and parentheses. 0, or -1 when malformed. */
+int bench_proc_stat_cpu_ticks(const char *stat, uint64_t *ticks);
+/* CPU seconds per million deliveries; -1 when nothing was delivered. */
+double bench_cpu_per_million(double cpu_s, uint64_t delivered);
+
 /* ------------------------------------------------------------------ targets */
 
 #define BENCH_HOST_MAX 256

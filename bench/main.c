@@ -62,7 +62,7 @@ static const char usage[] =
     "  --user-offset N       start at user PN instead of P0 (default 0)\n"
     "  --password-format F   password of user i, %d = i (default bench-pw-%d)\n"
     "  --room NAME           room scenario's room (default bench-RUNID)\n"
-    "  --pid PID             node process to sample VmRSS of (idle); repeatable\n"
+    "  --pid PID             node process to sample VmRSS and CPU time of; repeatable\n"
     "  --no-src-bind         do not bind workers to 127.0.0.(2+i)\n"
     "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";
 
@@ -425,10 +425,52 @@ static long rss_total(const cli_t *cl)
     return sum;
 }
 
+/* ------------------------------------------------------------------ CPU */
+
+/* utime+stime of every --pid in seconds; -1 when one cannot be read. */
+static double cpu_total(const cli_t *cl)
+{
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t sum = 0;
+    for (int i = 0; i < cl->npids; i++) {
+        char path[64], text[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", cl->pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return -1;
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        uint64_t ticks;
+        if (bench_proc_stat_cpu_ticks(text, &ticks) != 0)
+            return -1;
+        sum += ticks;
+    }
+    return hz > 0 ? (double)sum / (double)hz : -1;
+}
+
 /* ------------------------------------------------------------------ report */
 
-static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long rss1, long rss2)
+typedef struct samples {
+    long rss0, rss1, rss2;
+    double cpu0, cpu1; /* node CPU seconds at "go" and after the workers reported */
+} samples_t;
+
+static void add_cpu(cJSON *extra, const samples_t *s, uint64_t delivered)
 {
+    if (s->cpu0 < 0 || s->cpu1 < 0)
+        return;
+    double cpu = s->cpu1 - s->cpu0;
+    cJSON_AddNumberToObject(extra, "cpu_s", (double)(long)(cpu * 100 + 0.5) / 100);
+    double per = bench_cpu_per_million(cpu, delivered);
+    if (per >= 0)
+        cJSON_AddNumberToObject(extra, "cpu_s_per_million_deliveries",
+                                (double)(long)(per * 100 + 0.5) / 100);
+}
+
+static void print_report(const cli_t *cl, bench_result_t *total, const samples_t *smp)
+{
+    long rss0 = smp->rss0, rss1 = smp->rss1, rss2 = smp->rss2;
     const bench_opts_t *o = &cl->o;
     if (o->scenario == BENCH_ROOM)
         total->expected = total->sent * total->receivers;
@@ -446,6 +488,7 @@ static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long
             cJSON_AddNumberToObject(extra, "rss_per_conn_bytes",
                                     (double)(long)((double)(rss1 - rss0) * 1024.0 /
                                                    (double)total->clients));
+        add_cpu(extra, smp, total->delivered);
     }
     cJSON *rep = bench_report_json(o->scenario_name, total, extra);
     printf("scenario %s: %llu clients on %d node(s), %d proc(s), %.1f s measured\n",
@@ -467,6 +510,14 @@ static void print_report(const cli_t *cl, bench_result_t *total, long rss0, long
         printf(" (%.0f bytes/conn)", per->valuedouble);
     if (cl->npids)
         printf("\n");
+    const cJSON *cpu = cJSON_GetObjectItem(rep, "cpu_s");
+    const cJSON *cpm = cJSON_GetObjectItem(rep, "cpu_s_per_million_deliveries");
+    if (cpu)
+        printf("  node CPU %.2f s (utime+stime, go -> report)", cpu->valuedouble);
+    if (cpm)
+        printf(", %.2f s per million deliveries", cpm->valuedouble);
+    if (cpu)
+        printf("\n");
     printf("  bench workers' RSS %llu kB in total\n", (unsigned long long)total->self_rss_kb);
     char *line = cJSON_PrintUnformatted(rep);
     printf("%s\n", line);
@@ -480,7 +531,7 @@ static int run(cli_t *cl)
     bench_opts_t *o = &cl->o;
     int n = o->procs, rc = 1;
     worker_proc_t *wp = core_xcalloc((size_t)n, sizeof *wp);
-    long rss0 = rss_total(cl), rss1 = -1, rss2 = -1;
+    samples_t smp = {.rss0 = rss_total(cl), .rss1 = -1, .rss2 = -1, .cpu0 = -1, .cpu1 = -1};
     if (spawn(o, wp, n) != 0) {
         fprintf(stderr, "chat-bench: cannot start workers: %s\n", strerror(errno));
         goto out_kill;
@@ -489,18 +540,20 @@ static int run(cli_t *cl)
         fprintf(stderr, "chat-bench: workers did not get ready\n");
         goto out_kill;
     }
-    rss1 = rss_total(cl);
+    smp.rss1 = rss_total(cl);
+    smp.cpu0 = cpu_total(cl);
     go_workers(wp, n);
     if (wait_workers(wp, n, 1, o->duration_s + o->grace_s + PARENT_SLACK_S) != 0) {
         fprintf(stderr, "chat-bench: workers did not report\n");
         goto out_kill;
     }
-    rss2 = rss_total(cl);
+    smp.cpu1 = cpu_total(cl);
+    smp.rss2 = rss_total(cl);
     bench_result_t *total = core_xmalloc(sizeof *total);
     bench_result_init(total);
     for (int i = 0; i < n; i++)
         bench_result_merge(total, &wp[i].res);
-    print_report(cl, total, rss0, rss1, rss2);
+    print_report(cl, total, &smp);
     /* a run where no client got in measured nothing: say so in the exit code */
     rc = reap(wp, n, 0) || total->clients == 0;
     free(total);

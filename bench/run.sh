@@ -8,14 +8,18 @@
 # link and a gateway when built), seeds users with chat-seed when it is built
 # (else the first run registers them), runs each scenario (default: login idle
 # direct direct-rate group room) and prints every report plus a summary table.
+# SCENARIO@RATE (e.g. room@50, direct@20000) runs it at that --rate.
 # With --gateway it only runs the scenarios against that (loopback) gateway;
 # the users must exist (--register makes chat-bench register them).
 # When chat-gateway is built it is started too and the bench asks it for
 # the node list (--gateway), as a client would.
 # Sizes come from the environment: PROCS, DURATION, LOGIN_CLIENTS,
 # IDLE_CLIENTS, DIRECT_CLIENTS, DIRECT_RATE, GROUP_CLIENTS, GROUP_SIZE,
-# ROOM_CLIENTS, ROOM_RATE, PWHASH_OPS, PWHASH_MEM. DB=PATH reuses a SQLite
-# store whose users PREFIX0.. already exist (skips seeding/registering).
+# ROOM_CLIENTS, ROOM_RATE, DIRECT_WINDOW, PWHASH_OPS, PWHASH_MEM. DB=PATH
+# reuses a SQLite store seeded by chat-seed (users PREFIX1..; skips seeding).
+# USER_OFFSET (default 1 with chat-seed's users, 0 when registering) and
+# BENCH_ARGS (extra chat-bench flags) pass through. Every report carries the
+# nodes' RSS and CPU time (cpu_s, cpu_s_per_million_deliveries).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -33,7 +37,7 @@ while [ $# -gt 0 ]; do
     --gateway) GATEWAY=$2; shift 2 ;;
     --register) REGISTER=--register; shift ;;
     --small) SMALL=1; shift ;;
-    -h|--help) sed -n 2,17p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
     *) SCENARIOS+=("$1"); shift ;;
     esac
 done
@@ -49,7 +53,7 @@ fi
 : "${PROCS:=2}" "${DURATION:=10}" "${LOGIN_CLIENTS:=200}" "${IDLE_CLIENTS:=10000}"
 : "${DIRECT_CLIENTS:=200}" "${DIRECT_RATE:=2000}" "${GROUP_CLIENTS:=200}" "${GROUP_SIZE:=50}"
 : "${ROOM_CLIENTS:=2000}" "${ROOM_RATE:=20}" "${PWHASH_OPS:=1}" "${PWHASH_MEM:=8M}"
-: "${PREFIX:=bench}" "${PWFMT:=bench-pw-%d}"
+: "${PREFIX:=bench}" "${PWFMT:=bench-pw-%d}" "${DIRECT_WINDOW:=4}" "${BENCH_ARGS:=}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
 : "${DB:=}"
 STORE=sqlite:${DB:-$TMP/chat.db}
@@ -104,6 +108,7 @@ register_users() {
     echo "registering $NEED_REGISTER users through the protocol (no chat-seed)"
     "$BENCH" "${TARGET[@]}" --scenario idle --clients "$NEED_REGISTER" --procs "$PROCS" \
         --duration 0.1 --grace 0 --connect-rate 2000 --setup-timeout 1800 --register \
+        --user-offset 0 \
         --user-prefix "$PREFIX" --password-format "$PWFMT" | tail -1
 }
 
@@ -123,6 +128,8 @@ start_node() {
 
 start_servers() {
     local max=$((IDLE_CLIENTS > ROOM_CLIENTS ? IDLE_CLIENTS : ROOM_CLIENTS)) i port
+    max=$((max > LOGIN_CLIENTS ? max : LOGIN_CLIENTS))
+    max=$((max > DIRECT_CLIENTS ? max : DIRECT_CLIENTS))
     REDIS_PORT=$(free_port)
     start_bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$TMP"
@@ -144,6 +151,8 @@ start_servers() {
     fi
     [ -x "$BUILD/gateway/chat-gateway" ] && start_gateway
     [ "$NEED_REGISTER" = 0 ] || register_users
+    # chat-seed names users PREFIX1..; registering starts at PREFIX0
+    [ -n "${USER_OFFSET:-}" ] || USER_OFFSET=$([ "$NEED_REGISTER" = 0 ] && echo 1 || echo 0)
 }
 
 start_gateway() {
@@ -162,20 +171,23 @@ start_gateway() {
 
 REPORTS=()
 run_one() {
-    local name=$1 args=()
+    local name=${1%@*} args=() rate=
+    [ "$name" = "$1" ] || rate=${1#*@} # SCENARIO@RATE overrides the rate
     case $name in
     login) args=(--scenario login --clients "$LOGIN_CLIENTS") ;;
     idle) args=(--scenario idle --clients "$IDLE_CLIENTS" --connect-rate 2000) ;;
-    direct) args=(--scenario direct --clients "$DIRECT_CLIENTS" --window 4) ;;
+    direct) args=(--scenario direct --clients "$DIRECT_CLIENTS" --window "$DIRECT_WINDOW") ;;
     direct-rate) args=(--scenario direct --clients "$DIRECT_CLIENTS" --rate "$DIRECT_RATE") ;;
     group) args=(--scenario group --clients "$GROUP_CLIENTS" --group-size "$GROUP_SIZE" --senders 2) ;;
     room) args=(--scenario room --clients "$ROOM_CLIENTS" --rate "$ROOM_RATE") ;;
     *) echo "unknown scenario $name" >&2; return 1 ;;
     esac
+    [ -z "$rate" ] || args+=(--rate "$rate")
     local pids=()
     for p in "${NODE_PIDS[@]}"; do pids+=(--pid "$p"); done
     local cmd=("$BENCH" "${TARGET[@]}" "${args[@]}" --procs "$PROCS" --duration "$DURATION"
-        --user-prefix "$PREFIX" --password-format "$PWFMT" --setup-timeout 600 $REGISTER "${pids[@]}")
+        --user-prefix "$PREFIX" --user-offset "${USER_OFFSET:-0}" --password-format "$PWFMT"
+        --setup-timeout 600 $REGISTER "${pids[@]}" $BENCH_ARGS)
     echo "== $name: ${cmd[*]}"
     "${cmd[@]}" | tee "$TMP/$name.out"
     REPORTS+=("$(grep '^{' "$TMP/$name.out" | tail -1)")
@@ -186,15 +198,15 @@ if [ -n "$GATEWAY" ]; then
 else
     start_servers
 fi
-echo "machine: $(nproc) cores, $(uname -r); nodes: $NODES; procs: $PROCS; duration: ${DURATION}s"
+echo "machine: $(nproc) cores shared by the bench and the servers, $(uname -r); nodes: $NODES; procs: $PROCS; duration: ${DURATION}s"
 for s in "${SCENARIOS[@]}"; do
     run_one "$s"
 done
 
 echo
-echo "| scenario | clients | target rate | sent | delivered | rate/s | p50 ms | p99 ms | max ms | lost | dup | errors |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| scenario | clients | target rate | sent | delivered | rate/s | p50 ms | p99 ms | max ms | lost | dup | errors | node cpu s | cpu s/M deliv |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 for r in "${REPORTS[@]}"; do
     [ -n "$r" ] || continue
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("| {scenario} | {clients} | {target_rate} | {sent} | {delivered} | {rate} | {p50_ms} | {p99_ms} | {max_ms} | {lost} | {dup} | {errors} |".format(**r))' "$r"
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.setdefault("cpu_s", "-"); r.setdefault("cpu_s_per_million_deliveries", "-"); print("| {scenario} | {clients} | {target_rate} | {sent} | {delivered} | {rate} | {p50_ms} | {p99_ms} | {max_ms} | {lost} | {dup} | {errors} | {cpu_s} | {cpu_s_per_million_deliveries} |".format(**r))' "$r"
 done

@@ -194,6 +194,41 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ server CPU */
+
+#define STAT_UTIME_FIELD 11 /* fields after ") ": state is 0, utime 11, stime 12 */
+
+int bench_proc_stat_cpu_ticks(const char *stat, uint64_t *ticks)
+{
+    const char *p = strrchr(stat, ')'); /* comm is "(...)" and may contain ')' */
+    uint64_t sum = 0;
+    if (!p || p[1] != ' ')
+        return -1;
+    p += 2;
+    for (int field = 0; field <= STAT_UTIME_FIELD + 1; field++) {
+        char *end;
+        if (field >= STAT_UTIME_FIELD) {
+            if (*p < '0' || *p > '9')
+                return -1;
+            sum += strtoull(p, &end, 10);
+            p = end;
+        } else {
+            p += strcspn(p, " ");
+        }
+        if (*p != ' ' && !(field == STAT_UTIME_FIELD + 1 && (*p == '\0' || *p == '\n')))
+            return -1;
+        if (*p == ' ')
+            p++;
+    }
+    *ticks = sum;
+    return 0;
+}
+
+double bench_cpu_per_million(double cpu_s, uint64_t delivered)
+{
+    return delivered ? cpu_s * 1e6 / (double)delivered : -1;
+}
+
 static double ms(uint64_t us)
 {
     return (double)us / 1000.0;

@@ -62,13 +62,17 @@ run_case() {
 
 run_case login --scenario login --clients 10
 run_case idle --scenario idle --clients 40 --pid "$NODE_PID"
-run_case direct --scenario direct --clients 10
+run_case direct --scenario direct --clients 10 --pid "$NODE_PID"
 run_case direct_rate --scenario direct --clients 10 --rate 500
 run_case group --scenario group --clients 12 --group-size 6 --senders 2
 run_case room --scenario room --clients 30 --rate 50
 
 # the idle run reads the node's VmRSS
 grep -q '"rss_ready_kb":[1-9]' "$TMP/bench-idle.out" || { echo "idle: no RSS sample"; FAILS=$((FAILS + 1)); }
+
+# the direct run reads the node's CPU time and relates it to deliveries
+grep -q '"cpu_s_per_million_deliveries":[0-9]' "$TMP/bench-direct.out" ||
+    { echo "direct: no CPU sample"; FAILS=$((FAILS + 1)); }
 
 # the guard: refused before any traffic, exit 2 (192.0.2.0/24 is TEST-NET-1)
 "$BENCH" --scenario direct --node ws://192.0.2.1:9/ws --clients 2 >/dev/null 2>"$TMP/guard.log"

@@ -276,6 +276,40 @@ static void test_worker_slices(void **state)
     }
 }
 
+/* Real /proc/PID/stat shapes: utime is field 14, stime 15 (1-based). */
+static void test_proc_stat_cpu(void **state)
+{
+    (void)state;
+    uint64_t t = 0;
+    const char *plain = "4242 (chat-node) S 1 4242 4242 0 -1 4194560 1500 0 0 0 "
+                        "731 269 0 0 20 0 1 0 12345 123456789 2500 18446744073709551615\n";
+    assert_int_equal(bench_proc_stat_cpu_ticks(plain, &t), 0);
+    assert_int_equal(t, 731 + 269);
+    /* a command name with spaces and ')' must not shift the fields */
+    const char *odd = "7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 5 6 0 0 20 0 1 0 1 1 1";
+    assert_int_equal(bench_proc_stat_cpu_ticks(odd, &t), 0);
+    assert_int_equal(t, 11);
+    /* stime as the last field, no newline */
+    assert_int_equal(bench_proc_stat_cpu_ticks("1 (x) S 1 1 1 0 -1 0 0 0 0 0 2 3", &t), 0);
+    assert_int_equal(t, 5);
+    t = 99;
+    assert_int_equal(bench_proc_stat_cpu_ticks("", &t), -1);
+    assert_int_equal(bench_proc_stat_cpu_ticks("1 (x) S 1 1 1 0 -1 0 0 0 0 0 2", &t), -1);
+    assert_int_equal(bench_proc_stat_cpu_ticks("1 (x) S 1 1 1 0 -1 0 0 0 0 0 x 3 0", &t), -1);
+    assert_int_equal(bench_proc_stat_cpu_ticks("1 (x)S 1 1 1 0 -1 0 0 0 0 0 2 3 0", &t), -1);
+    assert_int_equal(bench_proc_stat_cpu_ticks("1 x S 1 1 1 0 -1 0 0 0 0 0 2 3 0", &t), -1);
+    assert_int_equal(t, 99); /* untouched on failure */
+}
+
+static void test_cpu_per_million(void **state)
+{
+    (void)state;
+    assert_true(bench_cpu_per_million(2.0, 0) < 0);
+    double v = bench_cpu_per_million(3.0, 1500000);
+    assert_true(v > 1.999 && v < 2.001);
+    assert_true(bench_cpu_per_million(0.0, 10) == 0.0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_loopback_guard),
         cmocka_unit_test(test_target_parse),
         cmocka_unit_test(test_worker_slices),
+        cmocka_unit_test(test_proc_stat_cpu),
+        cmocka_unit_test(test_cpu_per_million),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --gateway) GATEWAY=$2; shift 2 ;;
     --register) REGISTER=--register; shift ;;
     --small) SMALL=1; shift ;;
-    -h|--help) sed -n 2,21p "$0"; exit 0 ;;
+    -h|--help) sed -n "2,/^set -u/p" "$0" | sed "$ d"; exit 0 ;;
     *) SCENARIOS+=("$1"); shift ;;
     esac
 done

@@ -267,6 +267,27 @@ static void count_word(const char *word, size_t len, void *ud)
     core_redis_cmd(n->redis, NULL, NULL, "ZINCRBY " HOT_KEY " 1 %b", word, len);
 }
 
+typedef struct chat_ack {
+    node_req_t *req;
+    char msgid[PROTO_MSGID_LEN + 1];
+    uint64_t ts;
+} chat_ack_t;
+
+/* The sender hears back once the history has the message: a room message
+ * sent after this answer (from any node) lands after it in the history. */
+static void on_history_saved(core_redis_t *rc, struct redisReply *reply, void *ud)
+{
+    (void)rc;
+    chat_ack_t *a = ud;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        CORE_WARN("room message %s is missing from the room history (Redis)", a->msgid);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "msgid", a->msgid);
+    cJSON_AddNumberToObject(d, "ts", (double)a->ts);
+    node_req_ok(a->req, d);
+    free(a);
+}
+
 static void chat_cont(node_req_t *r, const char *room, const cJSON *data)
 {
     proto_err_t e;
@@ -286,14 +307,17 @@ static void chat_cont(node_req_t *r, const char *room, const cJSON *data)
     proto_msgid_next(&n->msgids, ts, msgid);
     char *text = node_filter_mask(n->filter, message);
     char *json = node_json_take(proto_ev_room_chat(msgid, room, s->user, ts, text, format));
-    core_redis_cmd(n->redis, NULL, NULL, "LPUSH chat:room:%s:hist %s", room, json);
-    core_redis_cmd(n->redis, NULL, NULL, "LTRIM chat:room:%s:hist 0 %d", room, ROOM_HISTORY - 1);
+    /* counted first: Redis answers a connection in order, so once the LPUSH
+     * is confirmed the words are counted too */
     node_filter_words(text, count_word, n);
+    chat_ack_t *a = core_xcalloc(1, sizeof *a);
+    a->req = r;
+    snprintf(a->msgid, sizeof a->msgid, "%s", msgid);
+    a->ts = ts;
+    if (core_redis_cmd(n->redis, on_history_saved, a, "LPUSH chat:room:%s:hist %s", room, json) != 0)
+        on_history_saved(NULL, NULL, a);
+    core_redis_cmd(n->redis, NULL, NULL, "LTRIM chat:room:%s:hist 0 %d", room, ROOM_HISTORY - 1);
     n->metrics.messages_total++;
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "msgid", msgid);
-    cJSON_AddNumberToObject(d, "ts", (double)ts);
-    node_req_ok(r, d);
     size_t len = 0;
     char *frame = node_event_frame("room_chat",
                                    proto_ev_room_chat(msgid, room, s->user, ts, text, format), &len);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include <hiredis/hiredis.h>
+#include <sodium.h>
 
 #include "node/node.h"
 
@@ -13,8 +14,15 @@ typedef struct register_job {
     node_job_t job;
     char user[PROTO_NAME_MAX + 1];
     char nickname[PROTO_NICK_MAX + 1];
+    char password[PROTO_PASSWORD_MAX + 1]; /* until it is handed to the hashing pool */
     char hash[STORE_HASH_MAX];
 } register_job_t;
+
+static void register_job_free(register_job_t *j)
+{
+    sodium_memzero(j->password, sizeof j->password);
+    free(j);
+}
 
 static void register_work(store_t *st, void *arg)
 {
@@ -36,7 +44,7 @@ static void register_done(void *arg)
         cJSON_AddStringToObject(d, "nickname", j->nickname);
         node_req_ok(r, d);
     }
-    free(j);
+    register_job_free(j);
 }
 
 static void register_hashed(int ok, const char *hash, void *ud)
@@ -44,11 +52,36 @@ static void register_hashed(int ok, const char *hash, void *ud)
     register_job_t *j = ud;
     if (!ok) {
         node_req_fail(j->job.req, PROTO_INTERNAL, "password hashing failed");
-        free(j);
+        register_job_free(j);
         return;
     }
     snprintf(j->hash, sizeof j->hash, "%s", hash);
     node_job_submit(j->job.req->sess->node, &j->job, register_work, register_done);
+}
+
+static void taken_work(store_t *st, void *arg)
+{
+    register_job_t *j = arg;
+    store_user_t u;
+    j->job.rc = store_user_get(st, j->user, &u);
+}
+
+/* A taken name is refused before the (deliberately slow) hashing; the store
+ * still refuses a name taken in between. */
+static void taken_done(void *arg)
+{
+    register_job_t *j = arg;
+    node_req_t *r = j->job.req;
+    if (j->job.rc == STORE_OK) {
+        node_req_fail(r, PROTO_CONFLICT, "user already exists");
+    } else if (j->job.rc != STORE_NOTFOUND) {
+        node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
+    } else {
+        node_auth_hash(j->job.node->auth, j->password, register_hashed, j);
+        sodium_memzero(j->password, sizeof j->password);
+        return;
+    }
+    register_job_free(j);
 }
 
 void node_act_register(node_req_t *r, const cJSON *data)
@@ -64,7 +97,8 @@ void node_act_register(node_req_t *r, const cJSON *data)
     j->job.req = r;
     snprintf(j->user, sizeof j->user, "%s", user);
     snprintf(j->nickname, sizeof j->nickname, "%s", nickname ? nickname : user);
-    node_auth_hash(r->sess->node->auth, password, register_hashed, j);
+    snprintf(j->password, sizeof j->password, "%s", password);
+    node_job_submit(r->sess->node, &j->job, taken_work, taken_done);
 }
 
 /* ------------------------------------------------------------------ login */

@@ -216,7 +216,7 @@ void core_http_respond(core_http_req_t *r, int status, const char *content_type,
 
 /* ------------------------------------------------------------------ WebSocket handshake */
 
-static int header_has_token(const char *value, const char *token)
+int core__header_has_token(const char *value, const char *token)
 {
     size_t tl = strlen(token);
 
@@ -247,7 +247,7 @@ static int ws_key_valid(const char *key)
 }
 
 /* accept = base64(SHA1(key + GUID)); out needs 29 bytes. */
-static int ws_accept_value(const char *key, char *out)
+int core__ws_accept(const char *key, char *out)
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -270,7 +270,7 @@ static int ws_handshake_status(const core__http_conn_t *hc, const core_http_req_
     if (!s->cbs.ws_path || strcmp(core_http_req_path(r), s->cbs.ws_path) != 0)
         return 404;
     if (strcmp(r->method, "GET") != 0 || !r->upgrade ||
-        !header_has_token(core_http_req_header(r, "Connection"), "upgrade"))
+        !core__header_has_token(core_http_req_header(r, "Connection"), "upgrade"))
         return 400;
     if (!ws_key_valid(core_http_req_header(r, "Sec-WebSocket-Key")))
         return 400;
@@ -289,7 +289,7 @@ static feed_result_t ws_upgrade(core__http_conn_t *hc, const char *rest, size_t 
     core_buf_t out;
     core_conn_t *conn = hc->conn;
 
-    if (status == 101 && ws_accept_value(core_http_req_header(r, "Sec-WebSocket-Key"), accept) < 0)
+    if (status == 101 && core__ws_accept(core_http_req_header(r, "Sec-WebSocket-Key"), accept) < 0)
         status = 500;
     if (status != 101) {
         http_fail(hc, status == 426 ? 400 : status,
@@ -464,7 +464,7 @@ static int is_ws_request(const core_http_req_t *r)
 {
     const char *upgrade = core_http_req_header(r, "Upgrade");
 
-    return upgrade && header_has_token(upgrade, "websocket");
+    return upgrade && core__header_has_token(upgrade, "websocket");
 }
 
 static void http_dispatch(core__http_conn_t *hc)

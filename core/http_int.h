@@ -41,6 +41,12 @@ struct core_http_server {
  * the real parser without TCP. */
 void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *srv);
 
+/* http.c, also used by the client (wsc.c): the Sec-WebSocket-Accept value
+ * for key (base64(SHA1(key + GUID)), out needs 29 bytes; 0 / -1), and
+ * whether a comma-separated header value holds token (case-insensitive). */
+int core__ws_accept(const char *key, char *out);
+int core__header_has_token(const char *value, const char *token);
+
 /* http.c: closes HTTP connections idle for opts.ws_idle_pings sweeps;
  * run by ws.c's sweep timer. */
 void core__http_sweep(core_http_server_t *s);

@@ -3,7 +3,7 @@
  * http-parser, then a wslay client context (frames masked with libsodium
  * randomness).
  */
-#include "core/core.h"
+#include "core/http_int.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -18,7 +18,6 @@
 #define WSC_MAX_HANDSHAKE (16 * 1024)
 #define WSC_MAX_OUT (4 * 1024 * 1024)
 #define WSC_MAX_IN (1024 * 1024)
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 enum { WSC_HANDSHAKE, WSC_OPEN, WSC_CLOSED };
 enum { HDR_NONE, HDR_FIELD, HDR_VALUE };
@@ -59,38 +58,6 @@ static void wsc_fail(core_wsc_t *c, int code, const char *why)
     wsc_set_why(c, code, why);
     c->state = WSC_CLOSED;
     core_conn_abort(c->conn);
-}
-
-static int ws_accept_for(const char *key, char *out)
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    char joined[128];
-    int n = snprintf(joined, sizeof(joined), "%s%s", key, WS_GUID);
-
-    if (n < 0 || (size_t)n >= sizeof(joined))
-        return -1;
-    if (!EVP_Digest(joined, (size_t)n, md, &mdlen, EVP_sha1(), NULL) || mdlen != 20)
-        return -1;
-    EVP_EncodeBlock((unsigned char *)out, md, 20);
-    return 0;
-}
-
-static int has_token(const char *value, const char *token)
-{
-    size_t tl = strlen(token);
-
-    for (const char *p = value; p && *p;) {
-        p += strspn(p, " \t,");
-        size_t n = strcspn(p, ",");
-        size_t t = n;
-        while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
-            t--;
-        if (t == tl && strncasecmp(p, token, tl) == 0)
-            return 1;
-        p += n;
-    }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ wslay glue */
@@ -191,7 +158,7 @@ static void wsc_header_done(core_wsc_t *c)
 
     if (strcasecmp(name, "Upgrade") == 0 && strcasecmp(value, "websocket") == 0)
         c->got_upgrade = 1;
-    else if (strcasecmp(name, "Connection") == 0 && has_token(value, "upgrade"))
+    else if (strcasecmp(name, "Connection") == 0 && core__header_has_token(value, "upgrade"))
         c->got_connection = 1;
     else if (strcasecmp(name, "Sec-WebSocket-Accept") == 0 && strcmp(value, c->accept) == 0)
         c->got_accept = 1;
@@ -379,7 +346,7 @@ core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, const core_w
     c->state = WSC_HANDSHAKE;
     randombytes_buf(raw, sizeof(raw));
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
-    if (ws_accept_for(key, c->accept) < 0)
+    if (core__ws_accept(key, c->accept) < 0)
         goto fail;
     http_parser_init(&c->parser, HTTP_RESPONSE);
     c->parser.data = c;

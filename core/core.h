@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <ev.h>
 
 /* ------------------------------------------------------------------ log */
@@ -102,6 +103,19 @@ int core_parse_double(const char *s, double min, double max, double *out);
 /* Bytes with an optional K, M or G suffix (either case): "64M" -> 67108864;
  * -1 when malformed, negative or too large for a long long. */
 long long core_parse_size(const char *s);
+
+/* Copies src into dst (cap bytes with the NUL); -1, dst untouched, when it
+ * does not fit. */
+int core_copy_str(char *dst, size_t cap, const char *src);
+
+/* The binaries' flag loop: getopt_long over long options only. apply sets
+ * one option (0 / -1 for a bad value); help is the code of --help. Errors
+ * are reported as "<prog>: ..." with usage(stderr). Returns 1 after
+ * --help (usage(stdout)), -1 on an error, 0 when every argument parsed. */
+struct option;
+int core_parse_flags(const char *prog, int argc, char **argv, const struct option *opts,
+                     int help, int (*apply)(void *ud, int opt, const char *arg),
+                     void (*usage)(FILE *f), void *ud);
 
 /* ------------------------------------------------------------------ TCP */
 

@@ -2,6 +2,7 @@
 #include "core/core.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -145,4 +146,47 @@ long long core_parse_size(const char *s)
     if (*end || v > (LLONG_MAX >> shift))
         return -1;
     return v << shift;
+}
+
+int core_copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t len = strlen(src);
+    if (len >= cap)
+        return -1;
+    memcpy(dst, src, len + 1);
+    return 0;
+}
+
+static const char *flag_name(const struct option *opts, int opt)
+{
+    for (; opts->name; opts++)
+        if (opts->val == opt)
+            return opts->name;
+    return "?";
+}
+
+int core_parse_flags(const char *prog, int argc, char **argv, const struct option *opts,
+                     int help, int (*apply)(void *ud, int opt, const char *arg),
+                     void (*usage)(FILE *f), void *ud)
+{
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (opt == help) {
+            usage(stdout);
+            return 1;
+        }
+        if (opt == '?' || apply(ud, opt, optarg) != 0) {
+            if (opt != '?')
+                fprintf(stderr, "%s: bad value '%s' for --%s\n", prog, optarg ? optarg : "",
+                        flag_name(opts, opt));
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+        return -1;
+    }
+    return 0;
 }

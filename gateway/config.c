@@ -37,15 +37,6 @@ static void usage(FILE *f)
             GATEWAY_NODE_TTL_MS, GATEWAY_CACHE_MS);
 }
 
-static int copy_arg(char *dst, size_t cap, const char *arg)
-{
-    size_t n = strlen(arg);
-    if (n >= cap)
-        return -1;
-    memcpy(dst, arg, n + 1);
-    return 0;
-}
-
 static int check_hostport(const char *s)
 {
     char host[256];
@@ -72,15 +63,16 @@ static const struct option options[] = {
 };
 
 /* Applies one option; -1 on a bad value. */
-static int apply(gateway_config_t *c, int opt, const char *arg)
+static int apply(void *ud, int opt, const char *arg)
 {
+    gateway_config_t *c = ud;
     double d = 0;
     switch (opt) {
     case OPT_LISTEN:
-        return check_hostport(arg) ? -1 : copy_arg(c->listen, sizeof c->listen, arg);
+        return check_hostport(arg) ? -1 : core_copy_str(c->listen, sizeof c->listen, arg);
     case OPT_REDIS:
-        return check_hostport(arg) ? -1 : copy_arg(c->redis, sizeof c->redis, arg);
-    case OPT_TOKEN_FILE: return copy_arg(c->push_token_file, sizeof c->push_token_file, arg);
+        return check_hostport(arg) ? -1 : core_copy_str(c->redis, sizeof c->redis, arg);
+    case OPT_TOKEN_FILE: return core_copy_str(c->push_token_file, sizeof c->push_token_file, arg);
     case OPT_NODE_TTL:
         if (core_parse_double(arg, 1, 86400000, &d))
             return -1;
@@ -98,32 +90,16 @@ static int apply(gateway_config_t *c, int opt, const char *arg)
         return 0;
     case OPT_REDIS_TIMEOUT: return core_parse_double(arg, 0.01, 3600, &c->redis_timeout);
     case OPT_LOG:
-        return core_log_parse_level(arg) < 0 ? -1 : copy_arg(c->log_level, sizeof c->log_level, arg);
+        return core_log_parse_level(arg) < 0 ? -1 : core_copy_str(c->log_level, sizeof c->log_level, arg);
     default: return -1;
     }
 }
 
 int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
 {
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (opt == OPT_HELP) {
-            usage(stdout);
-            return 1;
-        }
-        if (opt == '?' || apply(c, opt, optarg) != 0) {
-            if (opt != '?')
-                fprintf(stderr, "chat-gateway: bad value '%s' for --%s\n", optarg,
-                        options[opt - OPT_LISTEN].name);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "chat-gateway: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
+    int rc = core_parse_flags("chat-gateway", argc, argv, options, OPT_HELP, apply, usage, c);
+    if (rc != 0)
+        return rc;
     return 0;
 }
 

@@ -108,32 +108,25 @@ static const struct option options[] = {
     {NULL, 0, NULL, 0},
 };
 
-static int copy_arg(char *dst, size_t cap, const char *arg)
-{
-    if (strlen(arg) >= cap)
-        return -1;
-    memcpy(dst, arg, strlen(arg) + 1);
-    return 0;
-}
-
 /* Applies one option; -1 on a bad value. */
-static int apply(node_config_t *c, int opt, const char *arg)
+static int apply(void *ud, int opt, const char *arg)
 {
+    node_config_t *c = ud;
     double d = 0;
     long long sz;
     switch (opt) {
-    case OPT_ID: return copy_arg(c->id, sizeof c->id, arg);
+    case OPT_ID: return core_copy_str(c->id, sizeof c->id, arg);
     case OPT_NUM:
         if (parse_double(arg, 0, &d) || d > 65535)
             return -1;
         c->num = (uint16_t)d;
         return 0;
-    case OPT_LISTEN: return copy_arg(c->listen, sizeof c->listen, arg);
-    case OPT_PUBLIC_URL: return copy_arg(c->public_url, sizeof c->public_url, arg);
-    case OPT_REDIS: return copy_arg(c->redis, sizeof c->redis, arg);
-    case OPT_STORE: return copy_arg(c->store_uri, sizeof c->store_uri, arg);
-    case OPT_DIRTY: return copy_arg(c->dirty_words, sizeof c->dirty_words, arg);
-    case OPT_LOG: return core_log_parse_level(arg) < 0 ? -1 : copy_arg(c->log_level, sizeof c->log_level, arg);
+    case OPT_LISTEN: return core_copy_str(c->listen, sizeof c->listen, arg);
+    case OPT_PUBLIC_URL: return core_copy_str(c->public_url, sizeof c->public_url, arg);
+    case OPT_REDIS: return core_copy_str(c->redis, sizeof c->redis, arg);
+    case OPT_STORE: return core_copy_str(c->store_uri, sizeof c->store_uri, arg);
+    case OPT_DIRTY: return core_copy_str(c->dirty_words, sizeof c->dirty_words, arg);
+    case OPT_LOG: return core_log_parse_level(arg) < 0 ? -1 : core_copy_str(c->log_level, sizeof c->log_level, arg);
     case OPT_RATE: return parse_double(arg, 0.001, &c->rate);
     case OPT_BURST: return parse_double(arg, 1, &c->burst);
     case OPT_PING: return parse_double(arg, 0.05, &c->ping_interval);
@@ -170,16 +163,16 @@ static int apply(node_config_t *c, int opt, const char *arg)
             return -1;
         c->pending_max = (size_t)d;
         return 0;
-    case OPT_ZK: return copy_arg(c->zk, sizeof c->zk, arg);
-    case OPT_ZK_ROOT: return arg[0] != '/' ? -1 : copy_arg(c->zk_root, sizeof c->zk_root, arg);
+    case OPT_ZK: return core_copy_str(c->zk, sizeof c->zk, arg);
+    case OPT_ZK_ROOT: return arg[0] != '/' ? -1 : core_copy_str(c->zk_root, sizeof c->zk_root, arg);
     case OPT_ZK_TIMEOUT:
         if (parse_double(arg, 1000, &d) || d > 120000)
             return -1;
         c->zk_timeout_ms = (int)d;
         return 0;
-    case OPT_CLUSTER_LISTEN: return copy_arg(c->cluster_listen, sizeof c->cluster_listen, arg);
+    case OPT_CLUSTER_LISTEN: return core_copy_str(c->cluster_listen, sizeof c->cluster_listen, arg);
     case OPT_CLUSTER_SECRET:
-        return copy_arg(c->cluster_secret_file, sizeof c->cluster_secret_file, arg);
+        return core_copy_str(c->cluster_secret_file, sizeof c->cluster_secret_file, arg);
     default: return -1;
     }
 }
@@ -210,24 +203,8 @@ static int finish(node_config_t *c)
 
 int node_config_parse(node_config_t *c, int argc, char **argv)
 {
-    int opt;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (opt == OPT_HELP) {
-            usage(stdout);
-            return 1;
-        }
-        if (opt == '?' || apply(c, opt, optarg) != 0) {
-            if (opt != '?')
-                fprintf(stderr, "chat-node: bad value '%s' for --%s\n", optarg,
-                        options[opt - OPT_ID].name);
-            usage(stderr);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "chat-node: unexpected argument '%s'\n", argv[optind]);
-        return -1;
-    }
+    int rc = core_parse_flags("chat-node", argc, argv, options, OPT_HELP, apply, usage, c);
+    if (rc != 0)
+        return rc;
     return finish(c);
 }

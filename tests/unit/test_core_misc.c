@@ -2,6 +2,7 @@
  * number and URL parsers. */
 #include <math.h>
 #include <regex.h>
+#include <getopt.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -271,6 +272,60 @@ static void test_parse_url(void **state)
                      -1);
 }
 
+static void test_copy_str(void **state)
+{
+    (void)state;
+    char buf[4] = "xyz";
+    assert_int_equal(core_copy_str(buf, sizeof buf, "abc"), 0);
+    assert_string_equal(buf, "abc");
+    assert_int_equal(core_copy_str(buf, sizeof buf, "abcd"), -1);
+    assert_string_equal(buf, "abc"); /* untouched */
+}
+
+enum { FL_NAME = 300, FL_HELP };
+static const struct option flag_opts[] = {
+    {"name", required_argument, NULL, FL_NAME},
+    {"help", no_argument, NULL, FL_HELP},
+    {NULL, 0, NULL, 0},
+};
+
+static int flag_apply(void *ud, int opt, const char *arg)
+{
+    return opt == FL_NAME && strcmp(arg, "bad") != 0 ? core_copy_str(ud, 16, arg) : -1;
+}
+
+static void flag_usage(FILE *f)
+{
+    (void)f;
+}
+
+static int run_flags(char *name, int argc, ...)
+{
+    static char prog[] = "prog";
+    char *argv[8] = {prog};
+    va_list ap;
+    va_start(ap, argc);
+    for (int i = 1; i < argc; i++)
+        argv[i] = va_arg(ap, char *);
+    va_end(ap);
+    return core_parse_flags("prog", argc, argv, flag_opts, FL_HELP, flag_apply, flag_usage, name);
+}
+
+static void test_parse_flags(void **state)
+{
+    (void)state;
+    char name[16] = "";
+    assert_int_equal(run_flags(name, 3, "--name", "alice"), 0);
+    assert_string_equal(name, "alice");
+    assert_int_equal(run_flags(name, 2, "--name=bob"), 0);
+    assert_string_equal(name, "bob");
+    assert_int_equal(run_flags(name, 2, "--help"), 1);
+    assert_int_equal(run_flags(name, 3, "--name", "bad"), -1);
+    assert_int_equal(run_flags(name, 2, "--nope"), -1);
+    assert_int_equal(run_flags(name, 2, "stray"), -1);
+    assert_int_equal(run_flags(name, 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -283,6 +338,8 @@ int main(void)
         cmocka_unit_test(test_parse_double),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_url),
+        cmocka_unit_test(test_copy_str),
+        cmocka_unit_test(test_parse_flags),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

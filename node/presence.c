@@ -227,8 +227,12 @@ static void friends_done(void *arg)
     if (j->job.rc == STORE_OK && j->friends.count > 0) {
         size_t len = 0;
         char *frame = node_event_frame("presence", proto_ev_presence(j->user, j->online), &len);
+        /* one lookup and one copy per node, not one per friend */
+        const char **users = core_xcalloc(j->friends.count + 1, sizeof *users);
         for (size_t i = 0; i < j->friends.count; i++)
-            node_route_user(j->job.node, j->friends.items[i].user, frame, len, NULL, NULL);
+            users[i] = j->friends.items[i].user;
+        node_route_users(j->job.node, users, j->friends.count, NULL, frame, len);
+        free(users);
         free(frame);
     }
     store_names_free(&j->friends);

@@ -151,8 +151,13 @@ static link_t *up_ready(const node_cluster_t *cl)
 
 static int link_send(link_t *l, uint8_t type, const void *payload, size_t len)
 {
-    if (!l->conn || len + 1 > PROTO_CF_MAX)
+    if (!l->conn)
         return -1;
+    if (len + 1 > PROTO_CF_MAX) {
+        CORE_WARN("cluster: a %zu-byte frame for %s is over the limit; dropped", len,
+                  l->peer[0] ? l->peer : "?");
+        return -1;
+    }
     char stack[512];
     size_t total = PROTO_CF_HEADER + len;
     char *buf = total <= sizeof stack ? stack : core_xmalloc(total);
@@ -251,7 +256,9 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
     }
     char *json = node_json_take(m);
     size_t len = strlen(json);
-    if (cl->queue.len + PROTO_CF_HEADER + len > QUEUE_MAX_BYTES) {
+    if (len + 1 > PROTO_CF_MAX) {
+        CORE_WARN("cluster: a %zu-byte message is over the frame limit; dropped", len);
+    } else if (cl->queue.len + PROTO_CF_HEADER + len > QUEUE_MAX_BYTES) {
         CORE_WARN("cluster: no leader and the queue is full; a message is dropped");
     } else {
         char hdr[PROTO_CF_HEADER];

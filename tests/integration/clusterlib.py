@@ -1,0 +1,236 @@
+"""Shared by the cluster-level integration tests: a real cluster on private
+ports under a temp dir (Redis, ZooKeeper, the gateway, N chat-nodes on one
+SQLite file) and a small protocol client.
+
+    cl = Cluster(build_dir, tmp, nodes=3); cl.start(); ...; cl.stop()
+    c, d = await login(cl.ws_url(0), uname("a"), register=True)
+"""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SUITE = os.environ.get("CHAT_CONFORMANCE_DIR", os.path.join(REPO, "..", "shared", "conformance"))
+sys.path.insert(0, SUITE)
+from wsclient import connect, ConnectionClosed  # noqa: E402,F401
+
+ZK_TIMEOUT_MS = 2000
+NODE_TTL_MS = 3000
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout, what, step=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception:  # noqa: BLE001 - a probe that fails is "not yet"
+            pass
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def http_get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.read().decode()
+
+
+def metrics(url):
+    _, text = http_get(url)
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.partition(" ")
+            out[k] = float(v)
+    return out
+
+
+class Cluster:
+    def __init__(self, build, tmp, nodes=3):
+        self.build, self.tmp, self.count = build, tmp, nodes
+        self.procs = {}
+        self.redis_port = free_port()
+        self.zk_port = free_port()
+        self.gw_port = free_port()
+        self.node_ports = [free_port() for _ in range(nodes)]
+        self.cluster_ports = [free_port() for _ in range(nodes)]
+        self.token = os.urandom(16).hex()
+        self.dirty = "conformancedirt"
+        with open(f"{tmp}/secret", "w") as f:
+            f.write(os.urandom(24).hex())
+        with open(f"{tmp}/push.token", "w") as f:
+            f.write(self.token)
+        with open(f"{tmp}/dirty.txt", "w") as f:
+            f.write(self.dirty + "\n")
+        self.gateway = f"http://127.0.0.1:{self.gw_port}"
+
+    def spawn(self, name, argv):
+        log = open(f"{self.tmp}/{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def start_redis(self):
+        self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", self.tmp])
+        wait_for(lambda: socket.create_connection(("127.0.0.1", self.redis_port), 0.2), 10, "redis")
+
+    def start_zk(self):
+        subprocess.run([f"{REPO}/scripts/zookeeper.sh", "start", f"{self.tmp}/zk", str(self.zk_port)],
+                       check=True)
+
+    def start_node(self, i):
+        self.spawn(f"node{i}", [
+            f"{self.build}/node/chat-node", "--id", f"n{i}", "--num", str(i + 1),
+            "--listen", f"127.0.0.1:{self.node_ports[i]}",
+            "--redis", f"127.0.0.1:{self.redis_port}", "--store", f"sqlite:{self.tmp}/chat.db",
+            "--dirty-words", f"{self.tmp}/dirty.txt", "--pwhash-ops", "1", "--pwhash-mem", "8M",
+            "--rate", "1000", "--burst", "2000",
+            "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
+            "--cluster-listen", f"127.0.0.1:{self.cluster_ports[i]}",
+            "--cluster-secret-file", f"{self.tmp}/secret"])
+
+    def start_gateway(self):
+        self.spawn("gateway", [
+            f"{self.build}/gateway/chat-gateway", "--listen", f"127.0.0.1:{self.gw_port}",
+            "--redis", f"127.0.0.1:{self.redis_port}", "--push-token-file", f"{self.tmp}/push.token",
+            "--node-ttl", str(NODE_TTL_MS)])
+
+    def start(self):
+        self.start_redis()
+        self.start_zk()
+        for i in range(self.count):
+            self.start_node(i)
+        self.start_gateway()
+        self.wait_servers(self.count)
+        self.wait_linked(range(self.count))
+
+    def node_url(self, i):
+        return f"http://127.0.0.1:{self.node_ports[i]}"
+
+    def ws_url(self, i):
+        return f"ws://127.0.0.1:{self.node_ports[i]}/ws"
+
+    def servers(self):
+        try:
+            _, body = http_get(f"{self.gateway}/servers")
+            return json.loads(body)["servers"]
+        except Exception:  # noqa: BLE001
+            return []
+
+    def wait_servers(self, n, timeout=30):
+        wait_for(lambda: len(self.servers()) == n, timeout, f"/servers to list {n} nodes")
+
+    def is_leader(self, i):
+        return metrics(f"{self.node_url(i)}/metrics").get("chat_node_leader") == 1
+
+    def linked(self, i):
+        return metrics(f"{self.node_url(i)}/metrics").get("chat_node_leader_linked") == 1
+
+    def wait_linked(self, nodes, timeout=30):
+        wait_for(lambda: all(self.linked(i) for i in nodes), timeout, f"nodes {list(nodes)} linked")
+
+    def leader(self):
+        return wait_for(lambda: [i for i in range(self.count)
+                                 if f"node{i}" in self.procs and self.procs[f"node{i}"].poll() is None
+                                 and self.is_leader(i)], 30, "a leader")[0]
+
+    def kill(self, name):
+        p = self.procs.pop(name)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    def stop(self):
+        for name, p in list(self.procs.items()):
+            p.terminate()
+        for name, p in list(self.procs.items()):
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"])
+
+    def dump_logs(self):
+        for f in sorted(os.listdir(self.tmp)):
+            if f.endswith(".log"):
+                with open(f"{self.tmp}/{f}", errors="replace") as fh:
+                    lines = fh.readlines()[-40:]
+                print(f"----- {f} (last {len(lines)} lines)")
+                print("".join(lines), end="")
+
+
+class Client:
+    """A protocol client: requests answered in order, events collected."""
+
+    def __init__(self, ws):
+        self.ws, self.next_id, self.events, self.waiting = ws, 0, [], {}
+        self.pump = asyncio.ensure_future(self._pump())
+
+    @classmethod
+    async def open(cls, url):
+        return cls(await connect(url, timeout=5))
+
+    async def _pump(self):
+        try:
+            while True:
+                m = json.loads(await self.ws.recv())
+                if "event" in m:
+                    self.events.append(m)
+                elif m.get("id") in self.waiting:
+                    self.waiting.pop(m["id"]).set_result(m)
+        except Exception:  # noqa: BLE001 - connection ended
+            for f in self.waiting.values():
+                if not f.done():
+                    f.set_exception(ConnectionClosed(1006))
+
+    async def req(self, action, data=None, timeout=10):
+        self.next_id += 1
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[self.next_id] = fut
+        await self.ws.send_text(json.dumps({"id": self.next_id, "action": action, "data": data or {}}))
+        return await asyncio.wait_for(fut, timeout)
+
+    async def ok(self, action, data=None):
+        r = await self.req(action, data)
+        assert r["code"] == 0, f"{action} {data}: {r}"
+        return r.get("data", {})
+
+    async def event(self, pred, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.events:
+                if pred(e):
+                    return e
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"event not received; have {self.events[-5:]}")
+
+    async def close(self):
+        self.pump.cancel()
+        self.ws.abort()
+
+
+async def login(url, user, password="secret-pw", register=False):
+    c = await Client.open(url)
+    if register:
+        await c.ok("register", {"user": user, "password": password})
+    d = await c.ok("login", {"user": user, "password": password})
+    return c, d
+
+
+def uname(p):
+    return f"{p}{os.urandom(4).hex()}"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SQLITE_SCHEMA_VERSION 1
 #define SQLITE_BUSY_MS 5000
@@ -902,29 +903,61 @@ static int sq_expire(void *be, uint64_t before_ms)
 
 /* ------------------------------------------------------------------ open / close */
 
+/* Results of one attempt at opening: ready, "another opener holds a lock,
+ * try again", or a real error. */
+enum { OPEN_OK = 0, OPEN_BUSY = 1, OPEN_FAIL = -1 };
+/* Nodes starting together on one file retry this long before giving up. */
+#define SQLITE_OPEN_WAIT_MS 30000
+
+static int busy_code(int rc)
+{
+    rc &= 0xff;
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+}
+
 static int exec_sql(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
 
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK)
-        return 0;
+    if (rc == SQLITE_OK)
+        return OPEN_OK;
     snprintf(err, errlen, "store/sqlite: %s", msg ? msg : sqlite3_errmsg(db));
     sqlite3_free(msg);
-    return -1;
+    return busy_code(rc) ? OPEN_BUSY : OPEN_FAIL;
 }
 
-static int check_wal(sqlite3 *db, char *err, size_t errlen)
+/* The journal mode as the file has it now ("" when it cannot be read). */
+static int journal_mode(sqlite3 *db, const char *sql, char *mode, size_t len)
 {
     sqlite3_stmt *s = NULL;
-    int ok = 0;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
 
-    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &s, NULL) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
-        ok = sqlite3_stricmp((const char *)sqlite3_column_text(s, 0), "wal") == 0;
-    if (!ok)
-        snprintf(err, errlen, "store/sqlite: cannot enable WAL: %s", sqlite3_errmsg(db));
+    mode[0] = '\0';
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        snprintf(mode, len, "%s", (const char *)sqlite3_column_text(s, 0));
+        rc = SQLITE_OK;
+    }
     sqlite3_finalize(s);
-    return ok ? 0 : -1;
+    return rc;
+}
+
+/* WAL is a property of the file: set it only when the file does not have it
+ * yet, so nodes opening an existing file never need the exclusive lock the
+ * switch takes. */
+static int ensure_wal(sqlite3 *db, char *err, size_t errlen)
+{
+    char mode[16];
+    int rc = journal_mode(db, "PRAGMA journal_mode", mode, sizeof mode);
+
+    if (rc == SQLITE_OK && sqlite3_stricmp(mode, "wal") != 0)
+        rc = journal_mode(db, "PRAGMA journal_mode=WAL", mode, sizeof mode);
+    if (rc == SQLITE_OK && sqlite3_stricmp(mode, "wal") == 0)
+        return OPEN_OK;
+    snprintf(err, errlen, "store/sqlite: cannot enable WAL: %s",
+             rc == SQLITE_OK ? mode : sqlite3_errmsg(db));
+    return busy_code(rc) || (rc == SQLITE_OK && sqlite3_stricmp(mode, "delete") == 0) ? OPEN_BUSY
+                                                                                  : OPEN_FAIL;
 }
 
 static int check_version(sqlite3 *db, char *err, size_t errlen)
@@ -959,45 +992,94 @@ static int busy_retry(void *ud, int tries)
     return 1;
 }
 
-static int setup_db(sqlite3 *db, char *err, size_t errlen)
+static int create_schema(sqlite3 *db, char *err, size_t errlen)
 {
-    sqlite3_busy_handler(db, busy_retry, NULL);
-    if (check_wal(db, err, errlen) != 0)
-        return -1;
-    if (exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err, errlen) != 0)
-        return -1;
-    if (exec_sql(db, "BEGIN IMMEDIATE", err, errlen) != 0)
-        return -1;
-    if (exec_sql(db, schema_sql, err, errlen) != 0 || check_version(db, err, errlen) != 0) {
+    int rc = exec_sql(db, "BEGIN IMMEDIATE", err, errlen);
+
+    if (rc != OPEN_OK)
+        return rc;
+    if ((rc = exec_sql(db, schema_sql, err, errlen)) != OPEN_OK ||
+        (rc = check_version(db, err, errlen)) != OPEN_OK) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        return -1;
+        return rc;
     }
     return exec_sql(db, "COMMIT", err, errlen);
+}
+
+static int setup_db(sqlite3 *db, char *err, size_t errlen)
+{
+    int rc;
+
+    sqlite3_busy_handler(db, busy_retry, NULL);
+    if ((rc = ensure_wal(db, err, errlen)) != OPEN_OK)
+        return rc;
+    if ((rc = exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err, errlen)) !=
+        OPEN_OK)
+        return rc;
+    return create_schema(db, err, errlen);
+}
+
+static int open_once(const char *path, sqlite3 **out, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                            SQLITE_OPEN_NOMUTEX, NULL);
+
+    if (rc != SQLITE_OK) {
+        snprintf(err, errlen, "store/sqlite: open %s: %s", path,
+                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return busy_code(rc) ? OPEN_BUSY : OPEN_FAIL;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    if ((rc = setup_db(db, err, errlen)) != OPEN_OK) {
+        sqlite3_close(db);
+        return rc;
+    }
+    *out = db;
+    return OPEN_OK;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Another process creating the file, switching it to WAL or recovering its
+ * WAL holds locks that a busy handler is not always asked about: start over
+ * after 10, 20, 40 .. 320 ms (+ jitter) until SQLITE_OPEN_WAIT_MS. Start-up
+ * only (before the store thread runs). */
+static sqlite3 *open_retrying(const char *path, char *err, size_t errlen)
+{
+    uint64_t deadline = mono_ms() + SQLITE_OPEN_WAIT_MS;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+
+    for (int attempt = 0;; attempt++) {
+        sqlite3 *db = NULL;
+        int rc = open_once(path, &db, err, errlen);
+        if (rc == OPEN_OK)
+            return db;
+        if (rc == OPEN_FAIL || mono_ms() >= deadline)
+            return NULL;
+        long ms = 10L << (attempt < 5 ? attempt : 5);
+        struct timespec ts = {0, (ms + (long)(rand_r(&seed) % 10)) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void *store__sqlite_open(const char *path, char *err, size_t errlen)
 {
     sqlite_be_t *be;
-    sqlite3 *db = NULL;
-    int rc;
+    sqlite3 *db;
 
     if (!path || !path[0]) {
         snprintf(err, errlen, "store/sqlite: empty path (want sqlite:PATH)");
         return NULL;
     }
-    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                        SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "store/sqlite: open %s: %s", path,
-                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
+    if (!(db = open_retrying(path, err, errlen)))
         return NULL;
-    }
-    sqlite3_extended_result_codes(db, 1);
-    if (setup_db(db, err, errlen) != 0) {
-        sqlite3_close(db);
-        return NULL;
-    }
     be = core_xcalloc(1, sizeof(*be));
     be->db = db;
     return be;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -368,6 +369,70 @@ static void test_cids(void **state)
     assert_string_equal(msgid, "m78");
 }
 
+/* Nodes start together on one new file: every opener must succeed (WAL set
+ * once, locks waited out), never exit with "database is locked". */
+#define OPENERS 8
+
+static void open_and_write(const char *uri, int rfd, int i)
+{
+    char err[256] = "", name[16];
+    char go;
+
+    if (read(rfd, &go, 1) < 0) /* EOF when the parent lets every child go */
+        _exit(3);
+    store_t *st = store_open(uri, err, sizeof(err));
+    if (!st) {
+        fprintf(stderr, "opener %d: %s\n", i, err);
+        _exit(1);
+    }
+    snprintf(name, sizeof name, "u%d", i);
+    int rc = store_user_create(st, name, name, "h", 1);
+    store_close(st);
+    _exit(rc == STORE_OK ? 0 : 2);
+}
+
+static void test_concurrent_open(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        fixture_t f = {0};
+        int go[2];
+        pid_t kids[OPENERS];
+        snprintf(f.dir, sizeof(f.dir), "/tmp/store-open-XXXXXX");
+        assert_non_null(mkdtemp(f.dir));
+        snprintf(f.uri, sizeof(f.uri), "sqlite:%s/chat.db", f.dir);
+        assert_int_equal(pipe(go), 0);
+        for (int i = 0; i < OPENERS; i++) {
+            kids[i] = fork();
+            assert_true(kids[i] >= 0);
+            if (kids[i] == 0) {
+                close(go[1]);
+                open_and_write(f.uri, go[0], i);
+            }
+        }
+        close(go[0]);
+        close(go[1]); /* all children start at once */
+        int failed = 0;
+        for (int i = 0; i < OPENERS; i++) {
+            int status = 0;
+            assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+            failed += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        assert_int_equal(failed, 0);
+        char err[256] = "";
+        f.st = store_open(f.uri, err, sizeof(err));
+        assert_non_null(f.st);
+        store_user_t u;
+        for (int i = 0; i < OPENERS; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "u%d", i);
+            assert_int_equal(store_user_get(f.st, name, &u), STORE_OK);
+        }
+        store_close(f.st);
+        remove_db(&f);
+    }
+}
+
 static void test_survives_reopen(void **state)
 {
     fixture_t *f = *state;
@@ -468,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_cids),
         cmocka_unit_test(test_survives_reopen),
+        cmocka_unit_test(test_concurrent_open),
         cmocka_unit_test(test_inline_submit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

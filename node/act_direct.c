@@ -13,7 +13,7 @@ typedef struct chat_job {
     node_job_t job;
     char from[PROTO_NAME_MAX + 1];
     char to[PROTO_NAME_MAX + 1];
-    char msgid[PROTO_MSGID_LEN + 1];
+    char msgid[PROTO_MSGID_LEN + 1]; /* assigned on the store thread */
     char cid[PROTO_CID_MAX + 1];
     char format[PROTO_FORMAT_MAX + 1];
     uint64_t ts;
@@ -46,13 +46,17 @@ static int chat_store(store_t *st, chat_job_t *j)
         if (rc != STORE_NOTFOUND)
             return rc;
     }
+    char conv[STORE_CONV_MAX];
+    store_conv_direct(j->from, j->to, conv);
+    if ((rc = node_job_conv_msgid(j->job.node, st, conv, j->ts, j->msgid)) != STORE_OK)
+        return rc;
+    j->event = node_json_take(
+        proto_ev_chat(j->msgid, j->from, j->to, j->ts, j->message, j->format));
     store_msg_t m = {.kind = 'c', .ts = j->ts, .message = j->message};
     snprintf(m.msgid, sizeof m.msgid, "%s", j->msgid);
     snprintf(m.from, sizeof m.from, "%s", j->from);
     snprintf(m.to, sizeof m.to, "%s", j->to);
     snprintf(m.format, sizeof m.format, "%s", j->format);
-    char conv[STORE_CONV_MAX];
-    store_conv_direct(j->from, j->to, conv);
     if ((rc = store_msg_put(st, &m, conv)) != STORE_OK)
         return rc;
     if ((rc = store_pending_add(st, j->to, j->msgid, "chat", j->event, j->ts)) != STORE_OK)
@@ -134,10 +138,7 @@ void node_act_chat(node_req_t *r, const cJSON *data)
     snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
     snprintf(j->format, sizeof j->format, "%s", format);
     j->ts = core_now_ms();
-    proto_msgid_next(&n->msgids, j->ts, j->msgid);
     j->message = node_filter_mask(n->filter, message);
-    j->event = node_json_take(
-        proto_ev_chat(j->msgid, j->from, j->to, j->ts, j->message, j->format));
     node_job_submit(n, &j->job, chat_work, chat_done);
 }
 

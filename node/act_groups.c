@@ -242,7 +242,7 @@ void node_act_group_members(node_req_t *r, const cJSON *data)
 
 typedef struct gchat_job {
     group_job_t g;              /* first: shares group_fail and friends */
-    char msgid[PROTO_MSGID_LEN + 1];
+    char msgid[PROTO_MSGID_LEN + 1]; /* assigned on the store thread */
     char cid[PROTO_CID_MAX + 1];
     char format[PROTO_FORMAT_MAX + 1];
     uint64_t ts;
@@ -269,13 +269,17 @@ static int gchat_store(store_t *st, gchat_job_t *j)
     }
     if ((rc = store_group_members(st, j->g.gid, &j->g.members)) != STORE_OK)
         return rc;
+    char conv[STORE_CONV_MAX];
+    store_conv_group(j->g.gid, conv);
+    if ((rc = node_job_conv_msgid(j->g.job.node, st, conv, j->ts, j->msgid)) != STORE_OK)
+        return rc;
+    j->event = node_json_take(
+        proto_ev_group_chat(j->msgid, j->g.gid, j->g.user, j->ts, j->message, j->format));
     store_msg_t m = {.kind = 'g', .ts = j->ts, .message = j->message};
     snprintf(m.msgid, sizeof m.msgid, "%s", j->msgid);
     snprintf(m.from, sizeof m.from, "%s", j->g.user);
     snprintf(m.to, sizeof m.to, "%s", j->g.gid);
     snprintf(m.format, sizeof m.format, "%s", j->format);
-    char conv[STORE_CONV_MAX];
-    store_conv_group(j->g.gid, conv);
     if ((rc = store_msg_put(st, &m, conv)) != STORE_OK)
         return rc;
     /* every member but the sender keeps it pending until acked */
@@ -354,9 +358,6 @@ void node_act_group_chat(node_req_t *r, const cJSON *data)
     snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
     snprintf(j->format, sizeof j->format, "%s", format);
     j->ts = core_now_ms();
-    proto_msgid_next(&n->msgids, j->ts, j->msgid);
     j->message = node_filter_mask(n->filter, message);
-    j->event = node_json_take(
-        proto_ev_group_chat(j->msgid, j->g.gid, j->g.user, j->ts, j->message, j->format));
     node_job_submit(n, &j->g.job, gchat_work, gchat_done);
 }

@@ -267,25 +267,87 @@ static void count_word(const char *word, size_t len, void *ud)
     core_redis_cmd(n->redis, NULL, NULL, "ZINCRBY " HOT_KEY " 1 %b", word, len);
 }
 
-typedef struct chat_ack {
+/* Lua: append a room message to the history only when its msgid sorts
+ * after the newest one there (ARGV: msgid, event JSON, history length);
+ * else return that newest msgid so the sender takes a larger one. Redis
+ * runs one script at a time: the history order is the msgid order, and a
+ * message sent after another's answer, from any node, sorts after it. */
+static const char *const ROOM_APPEND =
+    "local top = redis.call('lindex', KEYS[1], 0) "
+    "if top then local ok, m = pcall(cjson.decode, top) "
+    "if ok and type(m) == 'table' and type(m.msgid) == 'string' and m.msgid >= ARGV[1] then "
+    "return m.msgid end end "
+    "redis.call('lpush', KEYS[1], ARGV[2]) "
+    "redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[3]) - 1) "
+    "return 1";
+
+/* Same-ms races with other nodes settle within a few tries. */
+#define ROOM_APPEND_TRIES 8
+
+typedef struct room_send {
     node_req_t *req;
+    char room[PROTO_NAME_MAX + 1];
+    char from[PROTO_NAME_MAX + 1];
+    char format[PROTO_FORMAT_MAX + 1];
     char msgid[PROTO_MSGID_LEN + 1];
     uint64_t ts;
-} chat_ack_t;
+    char *text; /* masked */
+    int tries;
+} room_send_t;
 
-/* The sender hears back once the history has the message: a room message
- * sent after this answer (from any node) lands after it in the history. */
-static void on_history_saved(core_redis_t *rc, struct redisReply *reply, void *ud)
+static void room_append(node_t *n, room_send_t *rs);
+
+/* Answers the sender and fans the message out under its final msgid. */
+static void room_send_finish(node_t *n, room_send_t *rs)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "msgid", rs->msgid);
+    cJSON_AddNumberToObject(d, "ts", (double)rs->ts);
+    node_req_ok(rs->req, d);
+    if (!n->http) { /* shutting down: Redis is handing back what it held */
+        free(rs->text);
+        free(rs);
+        return;
+    }
+    n->metrics.messages_total++;
+    size_t len = 0;
+    char *frame = node_event_frame(
+        "room_chat", proto_ev_room_chat(rs->msgid, rs->room, rs->from, rs->ts, rs->text, rs->format),
+        &len);
+    node_route_room(n, rs->room, rs->from, frame, len);
+    free(frame);
+    free(rs->text);
+    free(rs);
+}
+
+static void on_room_appended(core_redis_t *rc, struct redisReply *reply, void *ud)
 {
     (void)rc;
-    chat_ack_t *a = ud;
-    if (!reply || reply->type != REDIS_REPLY_INTEGER)
-        CORE_WARN("room message %s is missing from the room history (Redis)", a->msgid);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "msgid", a->msgid);
-    cJSON_AddNumberToObject(d, "ts", (double)a->ts);
-    node_req_ok(a->req, d);
-    free(a);
+    room_send_t *rs = ud;
+    node_t *n = rs->req->sess->node;
+    if (reply && reply->type == REDIS_REPLY_STRING && rs->tries < ROOM_APPEND_TRIES) {
+        proto_msgid_next_after(&n->msgids, core_now_ms(), reply->str, rs->msgid);
+        room_append(n, rs);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_INTEGER) /* delivered live all the same */
+        CORE_WARN("room message %s is missing from the room history (Redis)", rs->msgid);
+    room_send_finish(n, rs);
+}
+
+static void room_append(node_t *n, room_send_t *rs)
+{
+    char key[PROTO_NAME_MAX + 32], history[8];
+    char *json = node_json_take(
+        proto_ev_room_chat(rs->msgid, rs->room, rs->from, rs->ts, rs->text, rs->format));
+    snprintf(key, sizeof key, "chat:room:%s:hist", rs->room);
+    snprintf(history, sizeof history, "%d", ROOM_HISTORY);
+    const char *argv[] = {"EVAL", ROOM_APPEND, "1", key, rs->msgid, json, history};
+    rs->tries++;
+    int rc = core_redis_cmdargv(n->redis, on_room_appended, rs, 7, argv, NULL);
+    free(json);
+    if (rc != 0)
+        on_room_appended(NULL, NULL, rs);
 }
 
 static void chat_cont(node_req_t *r, const char *room, const cJSON *data)
@@ -302,29 +364,18 @@ static void chat_cont(node_req_t *r, const char *room, const cJSON *data)
         node_req_fail(r, PROTO_FORBIDDEN, "join the room first");
         return;
     }
-    char msgid[PROTO_MSGID_LEN + 1];
-    uint64_t ts = core_now_ms();
-    proto_msgid_next(&n->msgids, ts, msgid);
-    char *text = node_filter_mask(n->filter, message);
-    char *json = node_json_take(proto_ev_room_chat(msgid, room, s->user, ts, text, format));
-    /* counted first: Redis answers a connection in order, so once the LPUSH
-     * is confirmed the words are counted too */
-    node_filter_words(text, count_word, n);
-    chat_ack_t *a = core_xcalloc(1, sizeof *a);
-    a->req = r;
-    snprintf(a->msgid, sizeof a->msgid, "%s", msgid);
-    a->ts = ts;
-    if (core_redis_cmd(n->redis, on_history_saved, a, "LPUSH chat:room:%s:hist %s", room, json) != 0)
-        on_history_saved(NULL, NULL, a);
-    core_redis_cmd(n->redis, NULL, NULL, "LTRIM chat:room:%s:hist 0 %d", room, ROOM_HISTORY - 1);
-    n->metrics.messages_total++;
-    size_t len = 0;
-    char *frame = node_event_frame("room_chat",
-                                   proto_ev_room_chat(msgid, room, s->user, ts, text, format), &len);
-    node_route_room(n, room, s->user, frame, len);
-    free(frame);
-    free(json);
-    free(text);
+    room_send_t *rs = core_xcalloc(1, sizeof *rs);
+    rs->req = r;
+    snprintf(rs->room, sizeof rs->room, "%s", room);
+    snprintf(rs->from, sizeof rs->from, "%s", s->user);
+    snprintf(rs->format, sizeof rs->format, "%s", format);
+    rs->ts = core_now_ms();
+    proto_msgid_next(&n->msgids, rs->ts, rs->msgid);
+    rs->text = node_filter_mask(n->filter, message);
+    /* counted first: Redis answers a connection in order, so once the
+     * append is confirmed the words are counted too */
+    node_filter_words(rs->text, count_word, n);
+    room_append(n, rs);
 }
 
 void node_act_room_chat(node_req_t *r, const cJSON *data)

@@ -6,3 +6,14 @@ void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_f
     job->node = n;
     store_submit(n->store, work, done, job);
 }
+
+int node_job_conv_msgid(node_t *n, store_t *st, const char *conv, uint64_t ts,
+                        char out[PROTO_MSGID_LEN + 1])
+{
+    char last[STORE_MSGID_MAX];
+    int rc = store_conv_last(st, conv, last);
+    if (rc != STORE_OK && rc != STORE_NOTFOUND)
+        return rc;
+    proto_msgid_next_after(&n->msgids, ts, rc == STORE_OK ? last : NULL, out);
+    return STORE_OK;
+}

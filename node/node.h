@@ -178,6 +178,12 @@ typedef struct node_job {
 } node_job_t;
 
 void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done);
+/* Store thread: the msgid of a new message of conv, above every id conv
+ * already holds. The store serialises writers (SQLite's write lock; a
+ * message is committed before its sender hears back), so a message sent
+ * after another one's answer, from any node, sorts after it. */
+int node_job_conv_msgid(node_t *n, store_t *st, const char *conv, uint64_t ts,
+                        char out[PROTO_MSGID_LEN + 1]);
 
 /* ------------------------------------------------------------------ routing */
 

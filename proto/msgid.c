@@ -16,6 +16,7 @@
 
 void proto_msgid_init(proto_msgid_gen_t *g, uint16_t node)
 {
+    pthread_mutex_init(&g->lock, NULL);
     g->last_ms = 0;
     g->counter = 0;
     g->node = node;
@@ -40,11 +41,18 @@ static void tick(proto_msgid_gen_t *g, uint64_t now_ms)
     }
 }
 
-void proto_msgid_next(proto_msgid_gen_t *g, uint64_t now_ms, char out[PROTO_MSGID_LEN + 1])
+static void format_id(const proto_msgid_gen_t *g, char out[PROTO_MSGID_LEN + 1])
 {
-    tick(g, now_ms);
     snprintf(out, PROTO_MSGID_LEN + 1, "%013" PRIu64 "%05" PRIu32 "-%04" PRIx16, g->last_ms,
              g->counter, g->node);
+}
+
+void proto_msgid_next(proto_msgid_gen_t *g, uint64_t now_ms, char out[PROTO_MSGID_LEN + 1])
+{
+    pthread_mutex_lock(&g->lock);
+    tick(g, now_ms);
+    format_id(g, out);
+    pthread_mutex_unlock(&g->lock);
 }
 
 static int is_digit(char c)
@@ -80,7 +88,8 @@ static uint64_t digits(const char *s, size_t n)
     return v;
 }
 
-void proto_msgid_observe(proto_msgid_gen_t *g, const char *msgid)
+/* Moves the clock up to msgid's (ms, counter); the caller holds the lock. */
+static void observe_locked(proto_msgid_gen_t *g, const char *msgid)
 {
     if (!msgid)
         return;
@@ -95,4 +104,23 @@ void proto_msgid_observe(proto_msgid_gen_t *g, const char *msgid)
         g->last_ms = ms;
         g->counter = counter;
     }
+}
+
+void proto_msgid_observe(proto_msgid_gen_t *g, const char *msgid)
+{
+    pthread_mutex_lock(&g->lock);
+    observe_locked(g, msgid);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Observing the floor makes the clock at least its (ms, counter); the tick
+ * then moves strictly past it, whatever the node numbers. */
+void proto_msgid_next_after(proto_msgid_gen_t *g, uint64_t now_ms, const char *floor,
+                            char out[PROTO_MSGID_LEN + 1])
+{
+    pthread_mutex_lock(&g->lock);
+    observe_locked(g, floor);
+    tick(g, now_ms);
+    format_id(g, out);
+    pthread_mutex_unlock(&g->lock);
 }

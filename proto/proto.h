@@ -15,6 +15,7 @@
 #define CHAT_PROTO_H
 
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
@@ -132,6 +133,7 @@ cJSON *proto_ev_kicked(const char *reason);
  * proto_msgid_observe() of every id a node receives keeps its next ids
  * above it, so a reply sorts after the message it answers. */
 typedef struct proto_msgid_gen {
+    pthread_mutex_t lock;       /* the loop and the store thread both take ids */
     uint64_t last_ms;
     uint32_t counter;
     uint16_t node;
@@ -140,6 +142,11 @@ typedef struct proto_msgid_gen {
 void proto_msgid_init(proto_msgid_gen_t *g, uint16_t node);
 /* Writes PROTO_MSGID_LEN chars + NUL into out. now_ms is the wall clock. */
 void proto_msgid_next(proto_msgid_gen_t *g, uint64_t now_ms, char out[PROTO_MSGID_LEN + 1]);
+/* The next id, and above floor (a msgid, or NULL/""): a conversation's new
+ * message takes an id above the conversation's last one, wherever that one
+ * was made. Thread-safe, like every call on g. */
+void proto_msgid_next_after(proto_msgid_gen_t *g, uint64_t now_ms, const char *floor,
+                            char out[PROTO_MSGID_LEN + 1]);
 void proto_msgid_observe(proto_msgid_gen_t *g, const char *msgid);
 int proto_msgid_valid(const char *s, size_t len);
 

@@ -762,6 +762,24 @@ static int mg_msg_get(void *be, const char *msgid, store_msg_t *out)
     return STORE_OK;
 }
 
+/* The newest msgid of conv: the (conv, _id) index read backwards, one key. */
+static int mg_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
+{
+    bson_t *filter = BCON_NEW("conv", BCON_UTF8(str_or_empty(conv)));
+    bson_t *opts = BCON_NEW("sort", "{", "_id", BCON_INT32(-1), "}", "limit", BCON_INT64(1),
+                            "projection", "{", "_id", BCON_INT32(1), "}");
+    bson_t doc;
+    int ret = do_find(be, C_MESSAGES, filter, opts, copy_doc, &doc);
+
+    bson_destroy(filter);
+    bson_destroy(opts);
+    if (ret != STORE_NOTFOUND - 100)
+        return ret == STORE_OK ? STORE_NOTFOUND : ret;
+    store__copy(out, STORE_MSGID_MAX, doc_str(&doc, "_id"));
+    bson_destroy(&doc);
+    return STORE_OK;
+}
+
 /* ------------------------------------------------------------------ pending */
 
 static int next_seq(mongo_be_t *be, int64_t *seq)
@@ -1035,6 +1053,7 @@ const store_ops_t store__mongo_ops = {
     .msg_put = mg_msg_put,
     .history = mg_history,
     .msg_get = mg_msg_get,
+    .conv_last = mg_conv_last,
     .pending_add = mg_pending_add,
     .pending_list = mg_pending_list,
     .pending_count = mg_pending_count,

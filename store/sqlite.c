@@ -63,7 +63,7 @@ enum stmt_id {
     S_GROUP_INS, S_MEMBER_INS, S_GROUP_GET, S_GROUP_EXISTS, S_MEMBER_DEL, S_MEMBER_IS,
     S_MEMBERS, S_GROUPS_OF, S_GROUPS_ALL,
     S_ROOM_INS, S_ROOM_GET, S_ROOMS,
-    S_MSG_INS, S_HIST, S_HIST_BEFORE, S_MSG_GET,
+    S_MSG_INS, S_HIST, S_HIST_BEFORE, S_MSG_GET, S_CONV_LAST,
     S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_MSG_SENDER_C, S_PEND_DROP,
     S_CID_GET, S_CID_PUT, S_EXPIRE_CIDS, S_EXPIRE_TOKENS,
     S_COUNT
@@ -111,6 +111,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_HIST_BEFORE] = "SELECT " MSG_COLS " FROM messages WHERE conv = ?1 AND msgid < ?3"
                       " ORDER BY msgid DESC LIMIT ?2",
     [S_MSG_GET] = "SELECT " MSG_COLS " FROM messages WHERE msgid = ?1",
+    /* one step down the (conv, msgid) index */
+    [S_CONV_LAST] = "SELECT msgid FROM messages WHERE conv = ?1 ORDER BY msgid DESC LIMIT 1",
     [S_PEND_INS] = "INSERT INTO pending(user, msgid, event, data, ts) VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_PEND_LIST] = "SELECT seq, msgid, event, data FROM pending WHERE user = ?1"
                     " ORDER BY seq LIMIT ?2",
@@ -727,6 +729,22 @@ static int sq_msg_get(void *be, const char *msgid, store_msg_t *out)
     return STORE_OK;
 }
 
+static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
+{
+    sqlite3_stmt *s = stmt_get(be, S_CONV_LAST);
+    int ret;
+
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, conv);
+    ret = run_first(be, s);
+    if (ret != STORE_OK)
+        return ret;
+    snprintf(out, STORE_MSGID_MAX, "%s", (const char *)sqlite3_column_text(s, 0));
+    stmt_done(s);
+    return STORE_OK;
+}
+
 /* ------------------------------------------------------------------ pending */
 
 static int sq_pending_add(void *be, const char *user, const char *msgid, const char *event,
@@ -1130,6 +1148,7 @@ const store_ops_t store__sqlite_ops = {
     .msg_put = sq_msg_put,
     .history = sq_history,
     .msg_get = sq_msg_get,
+    .conv_last = sq_conv_last,
     .pending_add = sq_pending_add,
     .pending_list = sq_pending_list,
     .pending_count = sq_pending_count,

@@ -570,6 +570,12 @@ int store_msg_get(store_t *st, const char *msgid, store_msg_t *out)
     STORE_CALL(st, msg_get, msgid, out);
 }
 
+int store_conv_last(store_t *st, const char *conv, char out[STORE_MSGID_MAX])
+{
+    out[0] = '\0';
+    STORE_CALL(st, conv_last, conv, out);
+}
+
 int store_pending_add(store_t *st, const char *user, const char *msgid, const char *event,
                       const char *data_json, uint64_t ts)
 {

@@ -219,6 +219,9 @@ int store_msg_put(store_t *st, const store_msg_t *m, const char *conv);
  * the newest `limit`, returned oldest first. */
 int store_history(store_t *st, const char *conv, const char *before, int limit, store_msgs_t *out);
 int store_msg_get(store_t *st, const char *msgid, store_msg_t *out);        /* OK / NOTFOUND */
+/* The greatest msgid stored in conv (OK / NOTFOUND): a new message of conv
+ * takes an id above it, so ids sort in send order across nodes. */
+int store_conv_last(store_t *st, const char *conv, char out[STORE_MSGID_MAX]);
 
 /* ------------------------------------------------------------------ pending */
 

@@ -58,6 +58,7 @@ typedef struct store_ops {
     int (*history)(void *be, const char *conv, const char *before, int limit,
                    store_msgs_t *out);
     int (*msg_get)(void *be, const char *msgid, store_msg_t *out);
+    int (*conv_last)(void *be, const char *conv, char out[STORE_MSGID_MAX]);
 
     int (*pending_add)(void *be, const char *user, const char *msgid, const char *event,
                        const char *data_json, uint64_t ts);

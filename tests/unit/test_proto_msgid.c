@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,6 +197,81 @@ static void test_reply_order_across_nodes(void **state)
     }
 }
 
+/* A conversation's last id made on a node with a faster clock or a higher
+ * node number, in the same ms: the next id of the conversation sorts after
+ * it, and this node's own ids keep increasing. */
+static void test_next_after_floor(void **state)
+{
+    (void)state;
+    proto_msgid_gen_t a, b;
+    proto_msgid_init(&a, 0x0001);
+    proto_msgid_init(&b, 0xffff);
+    char prev[PROTO_MSGID_LEN + 1] = "", last[PROTO_MSGID_LEN + 1], id[PROTO_MSGID_LEN + 1];
+    uint64_t now = NOW;
+    for (int i = 0; i < 5000; i++) {
+        now += (uint64_t)(i % 3 == 0);
+        next(&b, now + (uint64_t)(i % 7) * 1000, last); /* b runs up to 6 s ahead */
+        proto_msgid_next_after(&a, now, i % 5 ? last : NULL, id);
+        if (!proto_msgid_valid(id, strlen(id)) || strcmp(id, prev) <= 0)
+            fail_msg("step %d: %s not after this node's previous %s", i, id, prev);
+        if (i % 5 && strcmp(id, last) <= 0)
+            fail_msg("step %d: %s not after the conversation's last %s", i, id, last);
+        memcpy(prev, id, sizeof id);
+    }
+    proto_msgid_next_after(&a, NOW, "", id); /* empty and malformed floors are no floor */
+    assert_true(strcmp(id, prev) > 0);
+    memcpy(prev, id, sizeof id);
+    proto_msgid_next_after(&a, NOW, "99999999999999999x-0000", id);
+    assert_true(strcmp(id, prev) > 0);
+    assert_true(strncmp(id, "9999", 4) != 0);
+}
+
+#define THREAD_IDS 20000
+
+typedef struct taker {
+    proto_msgid_gen_t *g;
+    char (*ids)[PROTO_MSGID_LEN + 1];
+    int with_floor;
+} taker_t;
+
+static void *take_ids(void *arg)
+{
+    taker_t *t = arg;
+    for (int i = 0; i < THREAD_IDS; i++) {
+        if (t->with_floor)
+            proto_msgid_next_after(t->g, NOW, i ? t->ids[i - 1] : NULL, t->ids[i]);
+        else
+            proto_msgid_next(t->g, NOW, t->ids[i]);
+    }
+    return NULL;
+}
+
+static int cmp_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* The loop thread and the store thread share one generator: no id twice. */
+static void test_threads_never_share_an_id(void **state)
+{
+    (void)state;
+    proto_msgid_gen_t g;
+    proto_msgid_init(&g, 7);
+    char(*ids)[PROTO_MSGID_LEN + 1] = calloc(2 * THREAD_IDS, sizeof *ids);
+    assert_non_null(ids);
+    taker_t t[2] = {{&g, ids, 0}, {&g, ids + THREAD_IDS, 1}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, take_ids, &t[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    qsort(ids, 2 * THREAD_IDS, sizeof *ids, cmp_ids);
+    for (int i = 1; i < 2 * THREAD_IDS; i++)
+        if (strcmp(ids[i - 1], ids[i]) == 0)
+            fail_msg("id %s was handed out twice", ids[i]);
+    free(ids);
+}
+
 /* String order equals (ms, counter, node) order. */
 static void test_lexicographic_order(void **state)
 {
@@ -249,6 +325,8 @@ int main(void)
         cmocka_unit_test(test_observe_ignores_malformed),
         cmocka_unit_test(test_reply_order_across_nodes),
         cmocka_unit_test(test_lexicographic_order),
+        cmocka_unit_test(test_next_after_floor),
+        cmocka_unit_test(test_threads_never_share_an_id),
         cmocka_unit_test(test_saturation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

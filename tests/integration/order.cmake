@@ -1,0 +1,5 @@
+# msgids sort in send order within every conversation (1:1, group, room)
+# across the nodes of a real 3-node cluster, same-millisecond races included.
+add_test(NAME msgid_order
+  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/order_test.py ${PROJECT_BINARY_DIR})
+set_tests_properties(msgid_order PROPERTIES TIMEOUT 600 LABELS "integration;cluster" RUN_SERIAL TRUE)

@@ -275,6 +275,17 @@ static void test_messages_history(void **state)
     assert_int_equal(l.items[2].kind, 'c');
     store_msgs_free(&l);
 
+    /* the conversation's greatest id, per conversation */
+    assert_int_equal(store_conv_last(f->st, conv, id), STORE_OK);
+    assert_string_equal(id, "m09");
+    store_conv_group("g1", conv);
+    assert_int_equal(store_conv_last(f->st, conv, id), STORE_OK);
+    assert_string_equal(id, "m50");
+    store_conv_direct("alice", "nobody", conv);
+    assert_int_equal(store_conv_last(f->st, conv, id), STORE_NOTFOUND);
+    assert_string_equal(id, "");
+    store_conv_direct("alice", "bob", conv);
+
     /* before is exclusive; oldest first. */
     assert_int_equal(store_history(f->st, conv, "m07", 4, &l), STORE_OK);
     assert_int_equal(l.count, 4);

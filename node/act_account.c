@@ -152,9 +152,8 @@ static void session_work(store_t *st, void *arg)
 
 /* The global session this login replaced: a session on another live node
  * is ended through the cluster (one session per user). */
-static void on_presence_set(node_t *n, const char *user, const char *old, void *ud)
+static void kick_replaced(node_t *n, const char *user, const char *old)
 {
-    (void)ud;
     char node_id[64] = "";
     unsigned long long conn = 0;
     if (!old)
@@ -175,6 +174,8 @@ static cJSON *login_data(const login_job_t *j, node_t *n)
     return d;
 }
 
+static void on_presence_set(node_t *n, const char *user, const char *old, void *ud);
+
 static void session_finish(login_job_t *j)
 {
     node_req_t *r = j->job.req;
@@ -192,7 +193,6 @@ static void session_finish(login_job_t *j)
     }
     node_route_kick(n, j->user, s);
     node_sess_bind(s, j->rec.user, j->rec.nickname);
-    node_presence_login(n, s, on_presence_set, NULL);
     if (node_rooms_join(n, "world", s) == 0)
         node_cluster_room_join(n, "world", s->user, NULL, NULL);
     for (size_t i = 0; i < j->pending.count; i++) {
@@ -203,9 +203,20 @@ static void session_finish(login_job_t *j)
     }
     if (j->parked.len)
         node_req_follow(r, j->parked.data, j->parked.len);
+    node_presence_login(n, s, on_presence_set, j);
+}
+
+/* The login answers once the global session is in Redis: a message sent to
+ * the user right after the answer, from any node, finds it online. */
+static void on_presence_set(node_t *n, const char *user, const char *old, void *ud)
+{
+    login_job_t *j = ud;
+    kick_replaced(n, user, old);
     n->metrics.logins_total++;
-    node_req_ok(r, login_data(j, n));
-    node_presence_notify_friends(n, j->rec.user, 1);
+    int live = node_sess_live(j->job.req->sess); /* not closed while Redis answered */
+    node_req_ok(j->job.req, login_data(j, n));
+    if (live)
+        node_presence_notify_friends(n, j->rec.user, 1);
     login_job_free(j);
 }
 

@@ -28,7 +28,7 @@ void node_config_defaults(node_config_t *c)
     c->max_out = 4u << 20;
     c->pending_max = 10000;
     snprintf(c->zk_root, sizeof c->zk_root, "/chat");
-    c->zk_timeout_ms = 6000;
+    c->zk_timeout_ms = 2000; /* leader change < 3 s; docs/CLUSTER.md: the trade-off */
 }
 
 static void usage(FILE *f)
@@ -58,7 +58,7 @@ static void usage(FILE *f)
 "  --zk HOSTS            ZooKeeper host:port[,host:port...]; none = standalone\n"
 "                        node that is its own leader\n"
 "  --zk-root PATH        znode prefix (default /chat)\n"
-"  --zk-timeout MS       ZooKeeper session timeout (default 6000)\n"
+"  --zk-timeout MS       ZooKeeper session timeout (default 2000)\n"
 "  --cluster-listen HOST:PORT  cluster link endpoint (required with --zk)\n"
 "  --cluster-secret-file FILE  shared cluster secret (required with --zk)\n"
 "  --help                this text\n",

@@ -76,8 +76,11 @@ static size_t utf8_seq_len(const unsigned char *s, size_t avail)
 }
 
 /* cJSON strings are NUL-terminated, so a NUL (raw or \u0000) would silently
- * cut a value short ("bob\u0000x" read as "bob"): refuse such frames. */
-static int check_bytes(const char *buf, size_t len, proto_err_t *e)
+ * cut a value short ("bob\u0000x" read as "bob"): refuse such frames. A
+ * \u0000 escape is valid JSON, so it only sets *escaped (the caller still
+ * reads the id to answer with it); when patch is given, each such escape
+ * becomes \u0001 there, at the same offset. */
+static int check_bytes(const char *buf, size_t len, proto_err_t *e, int *escaped, char *patch)
 {
     const unsigned char *s = (const unsigned char *)buf;
     size_t i = 0;
@@ -85,8 +88,13 @@ static int check_bytes(const char *buf, size_t len, proto_err_t *e)
         if (s[i] == 0)
             return proto_fail(e, PROTO_BAD_REQUEST, "frame contains a NUL byte");
         if (s[i] == '\\' && i + 1 < len) {
-            if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
-                return proto_fail(e, PROTO_BAD_REQUEST, "\\u0000 is not allowed in strings");
+            if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0) {
+                *escaped = 1;
+                if (patch)
+                    patch[i + 5] = '1';
+                i += 6;
+                continue;
+            }
             /* Skip an escaped ASCII char, so an escaped backslash before "u0000" stays text. */
             i += (s[i + 1] != 0 && s[i + 1] < 0x80) ? 2 : 1;
             continue;
@@ -186,14 +194,36 @@ static int check_object(proto_req_t *req, const char *end, const char *buf_end, 
     return read_data(req, e);
 }
 
+/* A frame holding \u0000 is refused, but answered with its id when the id
+ * itself is readable: parse a copy where every \u0000 is \u0001, and keep
+ * the id only if it holds no \u0001 (it may have been a \u0000). */
+static int refuse_nul_escape(const char *buf, size_t len, proto_req_t *req, proto_err_t *e)
+{
+    char *copy = oom_check(malloc(len));
+    int escaped = 0;
+    memcpy(copy, buf, len);
+    check_bytes(buf, len, e, &escaped, copy);
+    req->root = cJSON_ParseWithLength(copy, len);
+    free(copy);
+    if (cJSON_IsObject(req->root)) {
+        proto_err_t ignored;
+        if (read_id(req, &ignored) == 0 && cJSON_IsString(req->id) && strchr(req->id->valuestring, 1))
+            req->id = NULL;
+    }
+    return proto_fail(e, PROTO_BAD_REQUEST, "\\u0000 is not allowed in strings");
+}
+
 int proto_req_parse(const char *buf, size_t len, proto_req_t *req, proto_err_t *e)
 {
     memset(req, 0, sizeof *req);
     if (!buf || len == 0)
         return proto_fail(e, PROTO_BAD_REQUEST, "empty frame");
-    int rc = check_bytes(buf, len, e);
+    int escaped = 0;
+    int rc = check_bytes(buf, len, e, &escaped, NULL);
     if (rc != 0)
         return rc;
+    if (escaped)
+        return refuse_nul_escape(buf, len, req, e);
     const char *end = NULL;
     req->root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!req->root)

@@ -33,7 +33,9 @@ struct core_http_server {
     size_t nconns;
     core__http_conn_t *http_head; /* plain HTTP connections */
     core_ws_t *ws_head;           /* open WebSockets, swept for idleness */
-    ev_timer sweep;
+    ev_timer sweep;               /* every ping interval / sweep_ticks (<= 1 s) */
+    uint32_t sweep_tick;          /* sweeps so far: the clock of idleness */
+    uint32_t sweep_ticks;         /* sweeps per ping interval */
 };
 
 /* http.c: serves an accepted (or socketpair) fd as an HTTP peer of the
@@ -48,7 +50,7 @@ int core__ws_accept(const char *key, char *out);
 int core__header_has_token(const char *value, const char *token);
 
 /* http.c: closes HTTP connections idle for opts.ws_idle_pings sweeps;
- * run by ws.c's sweep timer. */
+ * run by ws.c's sweep timer once per ping interval. */
 void core__http_sweep(core_http_server_t *s);
 
 /* ws.c: takes over conn (whose 101 response is queued) and feeds it the

@@ -35,8 +35,8 @@ struct core_ws {
     uint8_t *hold;                /* an incomplete close frame, held back (see ws_close_cut) */
     uint8_t state;
     uint8_t in_recv;              /* inside wslay_event_recv */
-    uint8_t heard;                /* input arrived since the last sweep */
-    uint8_t silent;               /* sweeps without input */
+    uint16_t pings;               /* pings sent since the last input */
+    uint32_t heard_tick;          /* the server's sweep_tick at the last input */
     uint16_t close_code;          /* reported to on_ws_close */
 };
 
@@ -398,7 +398,7 @@ long core__ws_attach(core_http_server_t *s, core_conn_t *conn, const char *rest,
     ws->base.srv = s;
     ws->conn = conn;
     ws->state = WS_OPEN;
-    ws->heard = 1; /* a fresh connection is not idle at the first sweep */
+    ws->heard_tick = s->sweep_tick;
     ws->close_code = 1006;
     ws_link(s, ws);
     core_conn_set_ud(conn, ws);
@@ -443,7 +443,8 @@ long core__ws_on_read(core_ws_t *ws, const char *data, size_t len)
 
     if (ws->state != WS_OPEN)
         return (long)len; /* closing: the rest is of no interest */
-    ws->heard = 1;
+    ws->heard_tick = ws->base.srv->sweep_tick;
+    ws->pings = 0;
     if (ws->hold_len == 0) {
         ws_feed(ws, data, len);
         return (long)len;
@@ -481,19 +482,23 @@ void core__ws_on_close(core_ws_t *ws)
 
 /* ------------------------------------------------------------------ idle sweep */
 
+/* The sweep runs at least once a second: a client silent for k ping
+ * intervals hears its k-th ping (or its close, at ws_idle_pings) within
+ * one sweep period after that, never a whole interval late. The +1 counts
+ * from the sweep after the last input, which came anywhere within a tick. */
 static void ws_sweep_one(core_http_server_t *s, core_ws_t *ws)
 {
     if (ws->state != WS_OPEN)
         return;
-    if (ws->heard) {
-        ws->heard = 0;
-        ws->silent = 0;
+    uint32_t idle = s->sweep_tick - ws->heard_tick;
+    if (idle < s->sweep_ticks * ((uint32_t)ws->pings + 1) + 1)
         return;
-    }
-    if (++ws->silent >= s->opts.ws_idle_pings) {
+    if (ws->pings + 1 >= s->opts.ws_idle_pings) {
         core_ws_close(ws, CORE_WS_GOING_AWAY, "idle");
         return;
     }
+    if (ws->pings < UINT16_MAX)
+        ws->pings++;
     if (ws_write_frame(ws, WSLAY_PING, NULL, 0) < 0)
         ws_finish(ws, CORE_WS_POLICY, 1);
 }
@@ -506,14 +511,28 @@ static void ws_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
+    s->sweep_tick++;
     for (core_ws_t *ws = s->ws_head; ws; ws = ws->next)
         ws_sweep_one(s, ws);
-    core__http_sweep(s);
+    if (s->sweep_tick % s->sweep_ticks == 0)
+        core__http_sweep(s);
+}
+
+/* At least 4 sweeps per interval and at most 1 s between them; at most a
+ * million per interval, so tick arithmetic never overflows in practice. */
+static uint32_t sweeps_per_interval(double interval)
+{
+    double n = interval < 4.0 ? 4.0 : interval;
+    if (n > 1e6)
+        n = 1e6;
+    return (uint32_t)(n + 0.999);
 }
 
 void core__ws_server_init(core_http_server_t *s)
 {
-    ev_timer_init(&s->sweep, ws_on_sweep, s->opts.ws_ping_interval, s->opts.ws_ping_interval);
+    s->sweep_ticks = sweeps_per_interval(s->opts.ws_ping_interval);
+    double period = s->opts.ws_ping_interval / s->sweep_ticks;
+    ev_timer_init(&s->sweep, ws_on_sweep, period, period);
     s->sweep.data = s;
     ev_timer_start(s->loop, &s->sweep);
     ev_unref(s->loop); /* the sweep alone does not keep ev_run going */

@@ -697,6 +697,42 @@ static void test_idle_close(void **state)
     tu_cli_free(&d);
 }
 
+/* The first ping follows the ping interval of silence by at most one sweep
+ * period (<= 1 s), whenever the silence started: two clients whose last
+ * input is half an interval apart both hear it within interval + 1.5 s (a
+ * sweep once per interval would make one of them wait >= 1.5 intervals). */
+static void test_ping_timing(void **state)
+{
+    core_http_server_opts_t opts = {.ws_ping_interval = 4.0, .ws_idle_pings = 3};
+    env_t *e = env_new(&opts);
+    cli_t c[2];
+    uint64_t last_input[2];
+    frame_t f;
+
+    *state = e;
+    for (int i = 0; i < 2; i++) {
+        ws_open(e, &c[i], 0);
+        if (i == 1) { /* let half an interval pass, serving the loop */
+            uint64_t until = core_mono_ms() + 2000;
+            while (core_mono_ms() < until)
+                ev_run(e->loop, EVRUN_ONCE);
+        }
+        send_frame(&c[i], 1, 10, "", 0); /* a pong: input, no answer */
+        last_input[i] = core_mono_ms();
+    }
+    for (int i = 0; i < 2; i++) {
+        wait_frame(e, &c[i], &f);
+        uint64_t silent = core_mono_ms() - last_input[i];
+        assert_int_equal(f.op, 9);
+        free(f.payload);
+        if (silent < 3900 || silent > 5500)
+            fail_msg("client %d pinged after %llu ms of silence (interval 4000)", i,
+                     (unsigned long long)silent);
+    }
+    for (int i = 0; i < 2; i++)
+        tu_cli_free(&c[i]);
+}
+
 static void test_slow_reader_closed(void **state)
 {
     core_http_server_opts_t opts = {.max_out = 64 * 1024};
@@ -757,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_across_fragments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ping_timing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unmasked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_client, setup, teardown),

@@ -3,6 +3,10 @@
 # and the tests need. Idempotent: does nothing when all is present.
 #   scripts/install-deps.sh          install what is missing
 #   scripts/install-deps.sh --check  only report what is missing (exit 1 if any)
+#   scripts/install-deps.sh --list   print what it installs, one per line:
+#                                    Debian packages, "fallback:P" for packages
+#                                    installed only when the tool is absent,
+#                                    "npm:NAME" for npm tools (tests read this)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,6 +17,17 @@ PACKAGES=(
     redis-server zookeeper default-jre-headless
     python3 tmux clang curl
 )
+
+# Installed only when their tool is missing (Node.js may come from elsewhere).
+FALLBACK_PACKAGES=(nodejs npm)
+NPM_TOOLS=(pm2)
+
+if [ "${1:-}" = "--list" ]; then
+    printf '%s\n' "${PACKAGES[@]}"
+    printf 'fallback:%s\n' "${FALLBACK_PACKAGES[@]}"
+    printf 'npm:%s\n' "${NPM_TOOLS[@]}"
+    exit 0
+fi
 
 missing_packages() {
     local p
@@ -27,7 +42,7 @@ as_root() {
 
 missing=$(missing_packages)
 # Node.js may come from elsewhere (nodesource bundles npm); only ask Debian when absent.
-command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm"
+command -v npm >/dev/null 2>&1 || missing="$missing ${FALLBACK_PACKAGES[*]}"
 missing=$(echo $missing)
 have_pm2=1
 command -v pm2 >/dev/null 2>&1 || have_pm2=0

@@ -1,7 +1,6 @@
 # ecosystem/cluster end to end: up 3 nodes under a private pm2, status,
 # kill -9 a node (pm2 brings it back), down leaves no process behind.
-# Skips (77) until chat-gateway is built.
 add_test(NAME ecosystem_cluster
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ecosystem.sh ${PROJECT_BINARY_DIR})
 set_tests_properties(ecosystem_cluster PROPERTIES TIMEOUT 300 LABELS "integration;ecosystem"
-  RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+  RUN_SERIAL TRUE)

@@ -7,8 +7,9 @@
 set -u
 BUILD=$(cd "${1:?usage: test_client.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
-command -v tmux >/dev/null || { echo "tmux not installed: skipping"; exit 77; }
-command -v redis-server >/dev/null || { echo "redis-server not installed: skipping"; exit 77; }
+# never a skip: scripts/install-deps.sh installs both (deps_check verifies)
+command -v tmux >/dev/null || { echo "FAIL: tmux not installed (scripts/install-deps.sh)"; exit 1; }
+command -v redis-server >/dev/null || { echo "FAIL: redis-server not installed (scripts/install-deps.sh)"; exit 1; }
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 

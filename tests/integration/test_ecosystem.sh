@@ -11,8 +11,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CLUSTER="$REPO/ecosystem/cluster"
 
 if [ ! -x "$BUILD/gateway/chat-gateway" ]; then
-    echo "SKIP: $BUILD/gateway/chat-gateway is not built yet"
-    exit 77
+    echo "FAIL: $BUILD/gateway/chat-gateway is not built"
+    exit 1
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-eco.XXXXXX")

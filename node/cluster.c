@@ -1090,10 +1090,13 @@ static void on_leader(void *ud, const char *id, const char *cluster, int64_t epo
         link_close(cl->up, "the leader changed");
     cl->backoff_ms = 0;
     cl->next_connect_ms = 0;
-    if (is_self)
+    if (is_self) {
         become_leader(cl);
-    else
-        CORE_INFO("cluster: leader is %s at %s (epoch %lld)", id, cluster, (long long)epoch);
+        return;
+    }
+    CORE_INFO("cluster: leader is %s at %s (epoch %lld)", id, cluster, (long long)epoch);
+    if (!cl->up)
+        connect_leader(cl); /* now, not at the next tick: part of every leader change */
 }
 
 static void on_no_leader(void *ud)

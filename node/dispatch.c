@@ -59,6 +59,101 @@ static int rate_allow(node_sess_t *s)
     return 1;
 }
 
+/* A request that waits for the ones before it to be answered. */
+typedef struct node_queued {
+    struct node_queued *next;
+    node_req_t *req;
+    const action_t *action;
+    proto_req_t pr;             /* owns the parsed frame */
+} node_queued_t;
+
+/* Beyond this many waiting requests a connection gets 429: the rate limit
+ * (burst 100 by default) keeps a well-behaved client below it. */
+#define QUEUE_MAX 128
+
+static int lane_of(const action_t *a)
+{
+    return a->fn == node_act_chat ? NODE_LANE_CHAT : NODE_LANE_OTHER;
+}
+
+/* Nothing runs, or only chats run and this is a chat. */
+static int can_start(const node_sess_t *s, const action_t *a)
+{
+    return s->running_other == 0 && (s->running_chat == 0 || lane_of(a) == NODE_LANE_CHAT);
+}
+
+/* Runs the handler, with the login gate checked now: a request queued
+ * behind a login runs as the logged-in user. */
+static void start(node_sess_t *s, node_req_t *r, const action_t *a, const cJSON *data)
+{
+    r->lane = lane_of(a);
+    if (r->lane == NODE_LANE_CHAT)
+        s->running_chat++;
+    else
+        s->running_other++;
+    if (!a->before_login && !s->logged_in)
+        node_req_fail(r, PROTO_UNAUTHORIZED, "not logged in");
+    else
+        a->fn(r, data);
+}
+
+static void pump(node_sess_t *s)
+{
+    if (s->pumping)
+        return; /* a handler answered at once: the outer loop goes on */
+    s->pumping = 1;
+    node_sess_ref(s);
+    while (s->queue_head && can_start(s, s->queue_head->action)) {
+        node_queued_t *q = s->queue_head;
+        s->queue_head = q->next;
+        if (!s->queue_head)
+            s->queue_tail = NULL;
+        s->queued--;
+        start(s, q->req, q->action, q->pr.data);
+        proto_req_free(&q->pr);
+        free(q);
+    }
+    s->pumping = 0;
+    node_sess_unref(s);
+}
+
+void node_dispatch_done(node_sess_t *s, int lane)
+{
+    if (lane == NODE_LANE_CHAT)
+        s->running_chat--;
+    else
+        s->running_other--;
+    pump(s);
+}
+
+void node_dispatch_drop_queue(node_sess_t *s)
+{
+    while (s->queue_head) {
+        node_queued_t *q = s->queue_head;
+        s->queue_head = q->next;
+        s->queued--;
+        node_req_fail(q->req, PROTO_UNAVAILABLE, "connection closed");
+        proto_req_free(&q->pr);
+        free(q);
+    }
+    s->queue_tail = NULL;
+}
+
+static void enqueue(node_sess_t *s, node_req_t *r, const action_t *a, proto_req_t *pr)
+{
+    node_queued_t *q = core_xcalloc(1, sizeof *q);
+    q->req = r;
+    q->action = a;
+    q->pr = *pr; /* takes the parsed frame */
+    memset(pr, 0, sizeof *pr);
+    if (s->queue_tail)
+        s->queue_tail->next = q;
+    else
+        s->queue_head = q;
+    s->queue_tail = q;
+    s->queued++;
+}
+
 void node_dispatch(node_sess_t *s, const char *msg, size_t len)
 {
     node_t *n = s->node;
@@ -74,18 +169,22 @@ void node_dispatch(node_sess_t *s, const char *msg, size_t len)
     }
     node_req_t *r = node_req_new(s, &pr);
     const action_t *a = find_action(pr.action);
+    /* refusals take no effect, so they answer at once (still in order) */
     if (!rate_allow(s)) {
         n->metrics.rate_limited_total++;
         node_req_fail(r, PROTO_RATE_LIMITED, "rate limit exceeded");
-    } else if (!a && !s->logged_in) {
+    } else if (!a && !s->logged_in && !s->queue_head && !s->running_other) {
         node_req_fail(r, PROTO_UNAUTHORIZED, "not logged in");
     } else if (!a) {
         proto_fail(&e, PROTO_NOT_FOUND, "unknown action '%.40s'", pr.action);
         node_req_fail_e(r, &e);
-    } else if (!a->before_login && !s->logged_in) {
-        node_req_fail(r, PROTO_UNAUTHORIZED, "not logged in");
+    } else if (!s->queue_head && can_start(s, a)) {
+        start(s, r, a, pr.data);
+    } else if (s->queued < QUEUE_MAX) {
+        enqueue(s, r, a, &pr);
     } else {
-        a->fn(r, pr.data);
+        n->metrics.rate_limited_total++;
+        node_req_fail(r, PROTO_RATE_LIMITED, "too many requests waiting");
     }
     proto_req_free(&pr);
 }

@@ -95,6 +95,11 @@ struct node_sess {
     double tokens;              /* rate-limit bucket */
     uint64_t tokens_ms;
     node_slot_t *slot_head, *slot_tail;
+    struct node_queued *queue_head, *queue_tail; /* requests waiting for their turn */
+    unsigned queued;            /* length of that queue */
+    unsigned running_chat;      /* chat requests started and not answered */
+    unsigned running_other;     /* any other request started and not answered */
+    int pumping;                /* starting queued requests (no re-entry) */
     struct node_room_link *rooms; /* live rooms joined (rooms.c) */
     UT_hash_handle hh;          /* node->sessions, by user */
 };
@@ -118,7 +123,13 @@ struct node_req {
     node_slot_t *slot;
     cJSON *id;                  /* duplicated from the frame; may be NULL */
     char action[32];
+    int lane;                   /* NODE_LANE_* once started, 0 before */
 };
+
+/* Requests take effect in request order: one runs at a time, except that
+ * consecutive chats overlap (each is one store job queued in order, then
+ * routed in order), so pipelined chats keep their throughput. */
+enum { NODE_LANE_NONE = 0, NODE_LANE_CHAT = 1, NODE_LANE_OTHER = 2 };
 
 /* Takes a slot for the request (called by dispatch). */
 node_req_t *node_req_new(node_sess_t *s, const proto_req_t *pr);
@@ -133,6 +144,10 @@ typedef void (*node_action_fn)(node_req_t *r, const cJSON *data);
 
 /* dispatch.c */
 void node_dispatch(node_sess_t *s, const char *msg, size_t len);
+/* A started request of lane was answered: start what waited behind it. */
+void node_dispatch_done(node_sess_t *s, int lane);
+/* The connection is gone: answer what still waits (it never runs). */
+void node_dispatch_drop_queue(node_sess_t *s);
 
 /* act_*.c: one handler per action */
 void node_act_register(node_req_t *r, const cJSON *data);

@@ -145,9 +145,12 @@ static void req_finish(node_req_t *r, char *frame, size_t len)
         free(frame);
     }
     r->slot->ready = 1;
+    int lane = r->lane;
     cJSON_Delete(r->id);
     free(r);
     sess_flush_slots(s);
+    if (lane)
+        node_dispatch_done(s, lane);
     node_sess_unref(s);
 }
 
@@ -235,6 +238,7 @@ static void on_ws_close(core_ws_t *ws, int code, void *ud)
     if (!s)
         return;
     n->conns--;
+    node_dispatch_drop_queue(s);
     if (s->logged_in && !s->kicked)
         node_account_session_end(s);
     else

@@ -80,6 +80,7 @@ class Cluster:
         with open(f"{tmp}/dirty.txt", "w") as f:
             f.write(self.dirty + "\n")
         self.gateway = f"http://127.0.0.1:{self.gw_port}"
+        self.node_args = []     # extra chat-node flags for a test's own needs
 
     def spawn(self, name, argv):
         log = open(f"{self.tmp}/{name}.log", "ab")
@@ -103,7 +104,7 @@ class Cluster:
             "--rate", "1000", "--burst", "2000",
             "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
             "--cluster-listen", f"127.0.0.1:{self.cluster_ports[i]}",
-            "--cluster-secret-file", f"{self.tmp}/secret"])
+            "--cluster-secret-file", f"{self.tmp}/secret"] + self.node_args)
 
     def start_gateway(self):
         self.spawn("gateway", [

@@ -332,6 +332,54 @@ void node_act_login(node_req_t *r, const cJSON *data)
     node_job_submit(r->sess->node, &j->job, lookup_work, lookup_done);
 }
 
+/* ------------------------------------------------------------------ pending, again */
+
+typedef struct redeliver_job {
+    node_job_t job;
+    node_sess_t *sess;          /* holds a ref */
+    uint64_t conn_id;
+    char user[PROTO_NAME_MAX + 1];
+    size_t max;
+    store_pendings_t pending;
+} redeliver_job_t;
+
+/* Items without a msgid cannot be acked: read once, then gone (as at login). */
+static void redeliver_work(store_t *st, void *arg)
+{
+    redeliver_job_t *j = arg;
+    j->job.rc = store_pending_list(st, j->user, j->max, &j->pending);
+    for (size_t i = 0; j->job.rc == STORE_OK && i < j->pending.count; i++)
+        if (!j->pending.items[i].msgid[0])
+            j->job.rc = store_pending_drop(st, j->user, j->pending.items[i].seq);
+}
+
+static void redeliver_done(void *arg)
+{
+    redeliver_job_t *j = arg;
+    node_sess_t *s = j->sess;
+    if (j->job.rc == STORE_OK && node_sess_live(s) && s->conn_id == j->conn_id) {
+        for (size_t i = 0; i < j->pending.count; i++) {
+            size_t len = 0;
+            char *f = node_offline_frame(j->pending.items[i].event, j->pending.items[i].data, &len);
+            node_sess_send(s, f, len);
+            free(f);
+        }
+    }
+    store_pendings_free(&j->pending);
+    node_sess_unref(s);
+    free(j);
+}
+
+void node_account_redeliver_pending(node_sess_t *s)
+{
+    redeliver_job_t *j = core_xcalloc(1, sizeof *j);
+    j->sess = node_sess_ref(s);
+    j->conn_id = s->conn_id;
+    snprintf(j->user, sizeof j->user, "%s", s->user);
+    j->max = s->node->cfg.pending_max;
+    node_job_submit(s->node, &j->job, redeliver_work, redeliver_done);
+}
+
 /* ------------------------------------------------------------------ logout and session end */
 
 void node_account_session_end(node_sess_t *s)

@@ -27,6 +27,7 @@ static void on_redis_connect(core_redis_t *r, void *ud)
 {
     (void)r;
     node_t *n = ud;
+    int again = n->redis_seen;
     if (!n->redis_seen) {
         /* a previous run of this node id may have died with sessions listed */
         n->redis_seen = 1;
@@ -36,8 +37,12 @@ static void on_redis_connect(core_redis_t *r, void *ud)
     node_presence_heartbeat(n);
     node_sess_t *s, *tmp;
     HASH_ITER(hh, n->sessions, s, tmp) {
-        if (node_sess_live(s))
-            node_presence_login(n, s, NULL, NULL);
+        if (!node_sess_live(s))
+            continue;
+        node_presence_login(n, s, NULL, NULL);
+        /* what was sent to them while Redis was away went pending: live now */
+        if (again)
+            node_account_redeliver_pending(s);
     }
 }
 

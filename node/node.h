@@ -180,6 +180,9 @@ void node_act_room_history(node_req_t *r, const char *room, const char *before, 
 
 /* Session end (disconnect or logout): leave rooms, global session, presence. */
 void node_account_session_end(node_sess_t *s);
+/* Streams s's pending items again, as login does (after Redis was back:
+ * messages sent meanwhile found the user offline and are pending). */
+void node_account_redeliver_pending(node_sess_t *s);
 
 /* ------------------------------------------------------------------ async store helper */
 

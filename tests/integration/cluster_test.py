@@ -141,6 +141,10 @@ async def scenario_redis(cl):
     b, _ = await login(cl.ws_url(leader), bob, register=True)
     t0 = time.monotonic()
     cl.kill("redis")
+    # sent while Redis is away: stored, but alice's node cannot be found
+    r = await b.req("chat", {"to": alice, "message": "during outage"})
+    assert r["code"] == 0, f"chat during the Redis outage: {r}"
+    outage_online = r["data"]["online"]
     await asyncio.sleep(1)
     cl.start_redis()
     # sessions are re-published: alice is online again, cross-node chat flows
@@ -154,6 +158,10 @@ async def scenario_redis(cl):
         raise AssertionError("alice's session never came back after the Redis restart")
     await b.ok("chat", {"to": alice, "message": "after redis"})
     await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after redis")
+    # what went pending during the outage reaches alice live, without a new login
+    e = await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "during outage")
+    print(f"redis restart: the message sent during the outage (answered online={outage_online}) "
+          f"arrived live (offline={e['data'].get('offline', False)}) without a new login")
     await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 20)
     print(f"redis restart: sessions, node list and cross-node chat back "
           f"{time.monotonic() - t0:.2f}s after kill -9 (1 s down)")

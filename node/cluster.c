@@ -1029,8 +1029,11 @@ static void on_node_list(core_redis_t *r, struct redisReply *reply, void *ud)
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "ts");
         /* a leader whose member list is stale must not remove fresh nodes */
         int stale = !cJSON_IsNumber(ts) || now - (uint64_t)ts->valuedouble > NODE_STALE_MS;
-        if (id && stale && !node_cluster_is_member(cl->node, id))
+        if (id && stale && !node_cluster_is_member(cl->node, id)) {
+            /* e.g. the old leader: it left before this node led */
+            node_presence_clean_node(cl->node, id);
             core_redis_cmd(r, NULL, NULL, "HDEL chat:nodes %s", id);
+        }
         cJSON_Delete(e);
     }
 }

@@ -14,12 +14,15 @@ static const char *const DEL_IF_MINE =
     "return redis.call('del', KEYS[1]) end return 0";
 
 /* Lua: forget every session that still names a node (it died, or this is
- * its new incarnation). KEYS: the node's user set; ARGV: "<id> ", key prefix. */
+ * its new incarnation); returns the users whose session it ended (a user
+ * who logged in elsewhere meanwhile is not one). KEYS: the node's user set;
+ * ARGV: "<id> ", key prefix. */
 static const char *const CLEAN_NODE =
-    "local n = 0 for _, u in ipairs(redis.call('smembers', KEYS[1])) do "
+    "local gone = {} for _, u in ipairs(redis.call('smembers', KEYS[1])) do "
     "local k = ARGV[2] .. u local v = redis.call('get', k) "
-    "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('del', k) n = n + 1 end end "
-    "redis.call('del', KEYS[1]) return n";
+    "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('del', k) "
+    "gone[#gone + 1] = u end end "
+    "redis.call('del', KEYS[1]) return gone";
 
 static void sess_value(const node_sess_t *s, char *out, size_t outlen)
 {
@@ -88,12 +91,27 @@ void node_presence_logout(node_t *n, node_sess_t *s)
         on_sess_deleted(NULL, NULL, c);
 }
 
+/* The users of a dead node are offline now: their friends hear it (the
+ * script ran once, so each user is announced once, by whoever cleaned). */
+static void on_node_cleaned(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    node_t *n = ud;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    if (reply->elements)
+        CORE_INFO("%zu sessions of a departed node ended", reply->elements);
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            node_presence_notify_friends(n, reply->element[i]->str, 0);
+}
+
 void node_presence_clean_node(node_t *n, const char *id)
 {
     char set[128], prefix[80];
     snprintf(set, sizeof set, NODE_USERS_KEY, id);
     snprintf(prefix, sizeof prefix, "%s ", id);
-    core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s %s", CLEAN_NODE, set, prefix,
+    core_redis_cmd(n->redis, on_node_cleaned, n, "EVAL %s 1 %s %s %s", CLEAN_NODE, set, prefix,
                    "chat:sess:");
 }
 

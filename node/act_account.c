@@ -136,18 +136,27 @@ static void lookup_work(store_t *st, void *arg)
         j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
 }
 
-/* New token + pending items (items without a msgid are dropped once read:
- * they cannot be acked). */
+/* Store thread: the user's pending items, in send order. Items that need
+ * no ack (no msgid, or friend events) are dropped once read. */
+static int pending_take(store_t *st, const char *user, size_t max, store_pendings_t *out)
+{
+    int rc = store_pending_list(st, user, max, out);
+    for (size_t i = 0; rc == STORE_OK && i < out->count; i++) {
+        const store_pending_t *p = &out->items[i];
+        if (!p->msgid[0] || strncmp(p->event, "friend_", 7) == 0)
+            rc = store_pending_drop(st, user, p->seq);
+    }
+    return rc;
+}
+
+/* New token + pending items. */
 static void session_work(store_t *st, void *arg)
 {
     login_job_t *j = arg;
     j->job.rc = store_token_put(st, j->user, j->new_digest, j->expires);
     if (j->job.rc != STORE_OK)
         return;
-    j->job.rc = store_pending_list(st, j->user, j->pending_max, &j->pending);
-    for (size_t i = 0; j->job.rc == STORE_OK && i < j->pending.count; i++)
-        if (!j->pending.items[i].msgid[0])
-            j->job.rc = store_pending_drop(st, j->user, j->pending.items[i].seq);
+    j->job.rc = pending_take(st, j->user, j->pending_max, &j->pending);
 }
 
 /* The global session this login replaced: a session on another live node
@@ -343,14 +352,10 @@ typedef struct redeliver_job {
     store_pendings_t pending;
 } redeliver_job_t;
 
-/* Items without a msgid cannot be acked: read once, then gone (as at login). */
 static void redeliver_work(store_t *st, void *arg)
 {
     redeliver_job_t *j = arg;
-    j->job.rc = store_pending_list(st, j->user, j->max, &j->pending);
-    for (size_t i = 0; j->job.rc == STORE_OK && i < j->pending.count; i++)
-        if (!j->pending.items[i].msgid[0])
-            j->job.rc = store_pending_drop(st, j->user, j->pending.items[i].seq);
+    j->job.rc = pending_take(st, j->user, j->max, &j->pending);
 }
 
 static void redeliver_done(void *arg)

@@ -1,7 +1,38 @@
-/* Friends: request, reply, list. */
+/* Friends: request, reply, list.
+ *
+ * friend_request / friend_reply events are durable: stored as a pending item
+ * of the target in the same store job as the request itself, answered, then
+ * routed; the node that hands one to the target's live session settles the
+ * item (node_route_local). A node that dies before delivering loses nothing:
+ * the item waits for the next login. */
 #include <string.h>
 
 #include "node/node.h"
+
+/* A friend event: its msgid (settles the pending item), JSON data, frame. */
+typedef struct fevent {
+    char msgid[PROTO_MSGID_LEN + 1];
+    char *data;
+} fevent_t;
+
+/* Store thread: takes a msgid, keeps the event pending for user. */
+static int fevent_store(store_t *st, node_t *n, const char *user, const char *name, cJSON *ev,
+                        uint64_t ts, fevent_t *out)
+{
+    proto_msgid_next(&n->msgids, ts, out->msgid);
+    cJSON_AddStringToObject(ev, "msgid", out->msgid);
+    out->data = node_json_take(ev);
+    return store_pending_add(st, user, out->msgid, name, out->data, ts);
+}
+
+/* Loop: hands the stored event to the user's live session, if any. */
+static void fevent_route(node_t *n, const char *user, const char *name, fevent_t *ev)
+{
+    size_t len = 0;
+    char *frame = node_event_frame(name, cJSON_Parse(ev->data), &len);
+    node_route_user(n, user, frame, len, NULL, NULL);
+    free(frame);
+}
 
 /* ------------------------------------------------------------------ friend_request */
 
@@ -11,6 +42,7 @@ typedef struct freq_job {
     char to[PROTO_NAME_MAX + 1];
     char note[PROTO_NOTE_MAX + 1];
     uint64_t ts;
+    fevent_t ev;
 } freq_job_t;
 
 static void freq_work(store_t *st, void *arg)
@@ -26,6 +58,9 @@ static void freq_work(store_t *st, void *arg)
     }
     if (j->job.rc == STORE_NOTFOUND)
         j->job.rc = store_friend_request_put(st, j->from, j->to, j->note, j->ts);
+    if (j->job.rc == STORE_OK)
+        j->job.rc = fevent_store(st, j->job.node, j->to, "friend_request",
+                                 proto_ev_friend_request(j->from, j->note, j->ts), j->ts, &j->ev);
 }
 
 static void freq_done(void *arg)
@@ -40,9 +75,9 @@ static void freq_done(void *arg)
         node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
     } else {
         node_req_ok(r, NULL);
-        node_route_user_or_pending(j->job.node, j->to, NULL, "friend_request",
-                                   proto_ev_friend_request(j->from, j->note, j->ts));
+        fevent_route(j->job.node, j->to, "friend_request", &j->ev);
     }
+    free(j->ev.data);
     free(j);
 }
 
@@ -75,6 +110,7 @@ typedef struct frep_job {
     char me[PROTO_NAME_MAX + 1];
     char requester[PROTO_NAME_MAX + 1];
     int accept;
+    fevent_t ev;
 } frep_job_t;
 
 static void frep_work(store_t *st, void *arg)
@@ -82,8 +118,11 @@ static void frep_work(store_t *st, void *arg)
     frep_job_t *j = arg;
     if ((j->job.rc = store_friend_request_take(st, j->requester, j->me)) != STORE_OK)
         return;
-    if (j->accept)
-        j->job.rc = store_friend_add(st, j->me, j->requester, core_now_ms());
+    uint64_t now = core_now_ms();
+    if (j->accept && (j->job.rc = store_friend_add(st, j->me, j->requester, now)) != STORE_OK)
+        return;
+    j->job.rc = fevent_store(st, j->job.node, j->requester, "friend_reply",
+                             proto_ev_friend_reply(j->me, j->accept), now, &j->ev);
 }
 
 static void frep_done(void *arg)
@@ -96,9 +135,9 @@ static void frep_done(void *arg)
         node_req_fail(r, PROTO_UNAVAILABLE, "store unavailable, retry");
     } else {
         node_req_ok(r, NULL);
-        node_route_user_or_pending(j->job.node, j->requester, NULL, "friend_reply",
-                                   proto_ev_friend_reply(j->me, j->accept));
+        fevent_route(j->job.node, j->requester, "friend_reply", &j->ev);
     }
+    free(j->ev.data);
     free(j);
 }
 

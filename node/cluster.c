@@ -184,11 +184,8 @@ static void deliver_users(node_t *n, const cJSON *users, const char *frame, size
 {
     const cJSON *u;
     cJSON_ArrayForEach(u, users) {
-        if (!cJSON_IsString(u))
-            continue;
-        node_sess_t *s = node_sess_find(n, u->valuestring);
-        if (s && node_sess_live(s))
-            node_sess_send(s, frame, len);
+        if (cJSON_IsString(u))
+            node_route_local(n, u->valuestring, frame, len);
     }
 }
 

@@ -213,10 +213,9 @@ void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
 /* Every user of the list but `except`, one copy per node. */
 void node_route_users(node_t *n, const char *const *users, size_t count, const char *except,
                       const char *frame, size_t len);
-/* Delivers to user, or stores it as a pending item (event name + data JSON)
- * when the user has no live session. data is consumed. */
-void node_route_user_or_pending(node_t *n, const char *user, const char *msgid,
-                                const char *event, cJSON *data);
+/* Hands frame to user's live session on this node (0 when there is none);
+ * a friend event's pending item is settled once handed over. */
+int node_route_local(node_t *n, const char *user, const char *frame, size_t len);
 /* Every live member of room except `except` (may be NULL). */
 void node_route_room(node_t *n, const char *room, const char *except, const char *frame,
                      size_t len);

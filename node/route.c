@@ -5,12 +5,53 @@
 
 #include "node/node.h"
 
-static int deliver_here(node_t *n, const char *user, const char *frame, size_t len)
+typedef struct settle_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    char msgid[PROTO_MSGID_LEN + 1];
+} settle_job_t;
+
+static void settle_work(store_t *st, void *arg)
+{
+    settle_job_t *j = arg;
+    const char *ids[1] = {j->msgid};
+    store_ackeds_t acked;
+    j->job.rc = store_pending_ack(st, j->user, ids, 1, &acked);
+    store_ackeds_free(&acked);
+}
+
+static void settle_done(void *arg)
+{
+    settle_job_t *j = arg;
+    if (j->job.rc != STORE_OK) /* it comes again at the next login: at-least-once */
+        CORE_WARN("could not settle pending %s of %s", j->msgid, j->user);
+    free(j);
+}
+
+/* Friend events need no ack: the node that hands one to the session ends
+ * its pending item (act_friends.c stored it before routing). */
+static void settle_read_once(node_t *n, const char *user, const char *frame, size_t len)
+{
+    static const char kind[] = "{\"event\":\"friend_", key[] = "\"msgid\":\"";
+    if (len < sizeof kind || memcmp(frame, kind, sizeof kind - 1) != 0)
+        return;
+    const char *p = strstr(frame, key);
+    if (!p || !proto_msgid_valid(p + sizeof key - 1, PROTO_MSGID_LEN) ||
+        p[sizeof key - 1 + PROTO_MSGID_LEN] != '"')
+        return;
+    settle_job_t *j = core_xcalloc(1, sizeof *j);
+    snprintf(j->user, sizeof j->user, "%s", user);
+    memcpy(j->msgid, p + sizeof key - 1, PROTO_MSGID_LEN);
+    node_job_submit(n, &j->job, settle_work, settle_done);
+}
+
+int node_route_local(node_t *n, const char *user, const char *frame, size_t len)
 {
     node_sess_t *s = node_sess_find(n, user);
     if (!s || !node_sess_live(s))
         return 0;
     node_sess_send(s, frame, len);
+    settle_read_once(n, user, frame, len);
     return 1;
 }
 
@@ -30,7 +71,7 @@ static void user_located(node_t *n, const node_loc_t *locs, size_t count, void *
     int delivered = 0;
     if (locs && count == 1 && locs[0].online) {
         if (strcmp(locs[0].node, n->cfg.id) == 0) {
-            delivered = deliver_here(n, u->user, u->frame, u->len);
+            delivered = node_route_local(n, u->user, u->frame, u->len);
         } else {
             const char *users[1] = {u->user};
             node_cluster_deliver(n, locs[0].node, users, 1, u->frame, u->len);
@@ -45,7 +86,7 @@ static void user_located(node_t *n, const node_loc_t *locs, size_t count, void *
 void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
                      node_route_cb cb, void *ud)
 {
-    int here = deliver_here(n, user, frame, len);
+    int here = node_route_local(n, user, frame, len);
     if (here || !n->cfg.zk[0]) {
         if (cb)
             cb(n, here, ud);
@@ -113,7 +154,7 @@ void node_route_users(node_t *n, const char *const *users, size_t count, const c
     for (size_t i = 0; i < count; i++) {
         if (except && strcmp(users[i], except) == 0)
             continue;
-        if (!deliver_here(n, users[i], frame, len) && n->cfg.zk[0])
+        if (!node_route_local(n, users[i], frame, len) && n->cfg.zk[0])
             u->users[u->count++] = core_xstrdup(users[i]);
     }
     if (u->count == 0) {
@@ -121,59 +162,6 @@ void node_route_users(node_t *n, const char *const *users, size_t count, const c
         return;
     }
     node_presence_locate(n, (const char *const *)u->users, u->count, users_located, u);
-}
-
-typedef struct pending_job {
-    node_job_t job;
-    char user[PROTO_NAME_MAX + 1];
-    char msgid[PROTO_MSGID_LEN + 1];
-    char event[24];
-    char *data;
-} pending_job_t;
-
-static void pending_work(store_t *st, void *arg)
-{
-    pending_job_t *j = arg;
-    j->job.rc = store_pending_add(st, j->user, j->msgid, j->event, j->data, core_now_ms());
-}
-
-static void pending_done(void *arg)
-{
-    pending_job_t *j = arg;
-    if (j->job.rc != STORE_OK)
-        CORE_ERROR("could not store a pending %s for %s", j->event, j->user);
-    free(j->data);
-    free(j);
-}
-
-static void pending_store(node_t *n, pending_job_t *j)
-{
-    node_job_submit(n, &j->job, pending_work, pending_done);
-}
-
-static void pending_routed(node_t *n, int delivered, void *ud)
-{
-    pending_job_t *j = ud;
-    if (!delivered) {
-        pending_store(n, j);
-        return;
-    }
-    free(j->data);
-    free(j);
-}
-
-void node_route_user_or_pending(node_t *n, const char *user, const char *msgid,
-                                const char *event, cJSON *data)
-{
-    pending_job_t *j = core_xcalloc(1, sizeof *j);
-    snprintf(j->user, sizeof j->user, "%s", user);
-    snprintf(j->msgid, sizeof j->msgid, "%s", msgid ? msgid : "");
-    snprintf(j->event, sizeof j->event, "%s", event);
-    j->data = cJSON_PrintUnformatted(data);
-    size_t len = 0;
-    char *frame = node_event_frame(event, data, &len);
-    node_route_user(n, user, frame, len, pending_routed, j);
-    free(frame);
 }
 
 typedef struct fanout {

@@ -5,13 +5,22 @@
               friend on another node gets presence {user, online: false}
               once the cluster notices; a friend who logged in elsewhere
               meanwhile is not announced offline
+  friend      a friend_request handed to a node that dies before delivering
+              it (SIGSTOP, then SIGKILL) is pending at the target's next
+              login; one delivered live does not come again
+  order       an offline user's pending items come in send order across
+              kinds and senders on different nodes: chat, friend_request,
+              chat, group_chat, friend_reply, then a gateway push
 
 usage: events_test.py BUILD_DIR
 """
 
 import argparse
 import asyncio
+import json
 import os
+import signal
+import urllib.request
 import shutil
 import sys
 import tempfile
@@ -64,7 +73,87 @@ async def presence_on_death(cl, kill_leader):
     print(f"{what} kill -9: its user's friend heard 'offline' {took:.2f} s later", flush=True)
 
 
+async def friend_event_survives_node_death(cl):
+    leader = cl.leader()
+    x, y = [i for i in range(cl.count) if i != leader]
+    alice, bob = uname("fa"), uname("fb")
+    a, _ = await login(cl.ws_url(y), alice, register=True)
+    b, _ = await login(cl.ws_url(x), bob, register=True)
+    # live: delivered once, not again at the next login
+    await a.ok("friend_request", {"user": bob, "note": "live"})
+    await b.event(lambda e: e["event"] == "friend_request" and e["data"]["note"] == "live")
+    await asyncio.sleep(0.5)                    # the settle commits on bob's node
+    await b.close()
+    b, d = await login(cl.ws_url(x), bob)
+    assert d["pending"] == 0, f"a friend_request delivered live came again: {d}"
+    await b.ok("friend_reply", {"user": alice, "accept": False})
+    await a.event(lambda e: e["event"] == "friend_reply" and e["data"]["from"] == bob)
+    # bob's node freezes: the request is routed to it (still a member) and lost with it
+    cl.procs[f"node{x}"].send_signal(signal.SIGSTOP)
+    await a.ok("friend_request", {"user": bob, "note": "frozen"})
+    await asyncio.sleep(0.3)
+    cl.kill(f"node{x}")
+    await b.close()
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count - 1, 20)
+    b2, d = await login(cl.ws_url(leader), bob)
+    e = await b2.event(lambda e: e["event"] == "friend_request" and e["data"]["note"] == "frozen")
+    assert e["data"].get("offline") is True and d["pending"] >= 1, (d, e)
+    for c in (a, b2):
+        await c.close()
+    cl.start_node(x)
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
+    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    print("friend_request routed to a node that died: pending at the next login; "
+          "one delivered live: not again", flush=True)
+
+
+def push(cl, user, message):
+    body = json.dumps({"message": message, "to": user}).encode()
+    req = urllib.request.Request(f"{cl.gateway}/push", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {cl.token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status == 202
+
+
+async def pending_order(cl):
+    u, s1n, s2n = uname("ou"), uname("o1"), uname("o2")
+    uc, _ = await login(cl.ws_url(2), u, register=True)
+    s1, _ = await login(cl.ws_url(0), s1n, register=True)
+    s2, _ = await login(cl.ws_url(1), s2n, register=True)
+    gid = (await uc.ok("group_create", {"name": "order"}))["group"]
+    await s2.ok("group_join", {"group": gid})
+    await uc.ok("friend_request", {"user": s1n})
+    await s1.event(lambda e: e["event"] == "friend_request" and e["data"]["from"] == u)
+    await uc.ok("logout")
+    await uc.close()
+    await asyncio.sleep(0.3)
+    await s1.ok("chat", {"to": u, "message": "c1"})
+    await s2.ok("friend_request", {"user": u, "note": "fr"})
+    await s1.ok("chat", {"to": u, "message": "c2"})
+    await s2.ok("group_chat", {"group": gid, "message": "g1"})
+    await s1.ok("friend_reply", {"user": u, "accept": True})
+    await asyncio.get_running_loop().run_in_executor(None, push, cl, u, "sys")
+    want = [("chat", "c1"), ("friend_request", s2n), ("chat", "c2"), ("group_chat", "g1"),
+            ("friend_reply", s1n), ("system", "sys")]
+    uc, d = await login(cl.ws_url(0), u)
+    await uc.event(lambda e: e["event"] == "system", timeout=10)
+    got = []
+    for e in uc.events:
+        k, dd = e["event"], e["data"]
+        if k in ("chat", "group_chat", "system"):
+            got.append((k, dd["message"]))
+        elif k in ("friend_request", "friend_reply"):
+            got.append((k, dd["from"]))
+    assert got == want, f"pending order: {got}"
+    assert d["pending"] == len(want), d
+    for c in (uc, s1, s2):
+        await c.close()
+    print("pending items in send order across kinds and nodes:", [k for k, _ in got], flush=True)
+
+
 async def run(cl):
+    await pending_order(cl)
+    await friend_event_survives_node_death(cl)
     await presence_on_death(cl, kill_leader=False)
     await presence_on_death(cl, kill_leader=True)
 

@@ -56,6 +56,7 @@ typedef struct link {
     unsigned char peer_nonce[PROTO_CF_NONCE];/* the nonce the other side sent */
     int64_t epoch;
     uint64_t last_rx_ms, last_tx_ms, last_ping_ms, opened_ms;
+    int synced;                              /* leader side: the peer's rooms are all known */
     UT_hash_handle hh;                       /* cl->links, by peer (leader side) */
 } link_t;
 
@@ -466,19 +467,48 @@ typedef struct room_fan {
     node_cluster_t *cl;
     const char *origin;
     cJSON *msg;
+    member_t *sent;             /* nodes that got a copy */
 } room_fan_t;
 
 static void room_fan_node(const char *node, void *ud)
 {
     room_fan_t *rf = ud;
-    if (strcmp(node, rf->origin) != 0)
-        leader_send_to(rf->cl, node, rf->msg);
+    if (strcmp(node, rf->origin) == 0)
+        return;
+    leader_send_to(rf->cl, node, rf->msg);
+    member_t *m = core_xcalloc(1, sizeof *m);
+    snprintf(m->id, sizeof m->id, "%s", node);
+    HASH_ADD_STR(rf->sent, id, m);
 }
 
+/* A member whose room membership this leader does not fully know yet (no
+ * link, or its re-announcement is still arriving): it may have members. */
+static int membership_unknown(node_cluster_t *cl, const char *id)
+{
+    if (strcmp(id, cl->node->cfg.id) == 0)
+        return 0;
+    link_t *l = link_of(cl, id);
+    return !l || !l->synced;
+}
+
+/* One copy per node with members; and, right after a leader change, one to
+ * every node whose members are not known yet (it fans out to its own local
+ * members, so a copy too many costs nothing but the frame), so no member
+ * misses a room message while the followers re-announce. */
 static void leader_room(node_cluster_t *cl, const char *origin, cJSON *m)
 {
-    room_fan_t rf = {cl, origin, m};
+    room_fan_t rf = {cl, origin, m, NULL};
     node_croom_each_node(cl->rooms, jstr(m, "room"), room_fan_node, &rf);
+    member_t *mem, *tmp, *got;
+    HASH_ITER(hh, cl->members, mem, tmp) {
+        HASH_FIND_STR(rf.sent, mem->id, got);
+        if (!got && strcmp(mem->id, origin) != 0 && membership_unknown(cl, mem->id))
+            leader_send_to(cl, mem->id, m);
+    }
+    HASH_ITER(hh, rf.sent, mem, tmp) {
+        HASH_DEL(rf.sent, mem);
+        free(mem);
+    }
 }
 
 static void leader_all(node_cluster_t *cl, const char *origin, cJSON *m)
@@ -528,6 +558,11 @@ static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, c
 /* Replaces (reset) or extends origin's share of the room table. */
 static void leader_rsync(node_cluster_t *cl, const char *origin, const cJSON *m)
 {
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "done"))) {
+        link_t *l = link_of(cl, origin);
+        if (l)
+            l->synced = 1;
+    }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "reset")))
         node_croom_drop_node(cl->rooms, origin);
     const cJSON *room;
@@ -629,6 +664,7 @@ static void send_rsync(link_t *l)
             bytes = 0;
         }
     }
+    cJSON_AddTrueToObject(m, "done"); /* the leader knows every member here now */
     link_send_json(l, m);
 }
 

@@ -95,6 +95,9 @@ class Cluster:
         subprocess.run([f"{REPO}/scripts/zookeeper.sh", "start", f"{self.tmp}/zk", str(self.zk_port)],
                        check=True)
 
+    def stop_zk(self):
+        subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"], check=True)
+
     def start_node(self, i):
         self.spawn(f"node{i}", [
             f"{self.build}/node/chat-node", "--id", f"n{i}", "--num", str(i + 1),

@@ -31,7 +31,7 @@ import time
 import urllib.request
 
 from clusterlib import (SUITE, ZK_TIMEOUT_MS, Client, Cluster, login,  # noqa: F401
-                        uname)
+                        uname, whole_again)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -71,9 +71,7 @@ async def scenario_follower(cl):
     await a2.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after")
     for c in (a, b, a2):
         await c.close()
-    cl.start_node(follower)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    await whole_again(cl, follower)
     print(f"follower death: alice resumed with every message {resumed:.2f}s after kill -9")
 
 
@@ -125,9 +123,7 @@ async def scenario_leader(cl):
     assert not lost, f"acknowledged and lost: {lost}"
     for c in (a2, b):
         await c.close()
-    cl.start_node(leader)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    await whole_again(cl, leader)
     print(f"leader death: cross-node chat live again {live_at:.2f}s after kill -9 "
           f"(ZooKeeper session timeout {ZK_TIMEOUT_MS} ms); chat answers during failover {codes}; "
           f"{len(acked)} acknowledged, 0 lost")

@@ -238,3 +238,36 @@ async def login(url, user, password="secret-pw", register=False):
 
 def uname(p):
     return f"{p}{os.urandom(4).hex()}"
+
+
+async def whole_again(cl, restart=None):
+    """Restarts node `restart` (if given) and waits until every node is
+    listed by the gateway and linked to the leader."""
+    if restart is not None:
+        cl.start_node(restart)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, cl.wait_servers, cl.count, 30)
+    await loop.run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+
+
+def run_cluster_test(build, name, body, prefix="chat-test."):
+    """Starts a 3-node cluster, runs `await body(cl)`, stops it (logs shown
+    on failure); prints a closing line and returns the exit code."""
+    import shutil
+    import tempfile
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    cl = Cluster(os.path.abspath(build), tmp)
+    rc = 1
+    try:
+        cl.start()
+        asyncio.run(body(cl))
+        rc = 0
+    except Exception as e:  # noqa: BLE001
+        print(f"FAILED: {type(e).__name__}: {e}")
+    finally:
+        cl.stop()
+        if rc != 0:
+            cl.dump_logs()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(name, "passed" if rc == 0 else "FAILED")
+    return rc

@@ -17,12 +17,9 @@ usage: contract_test.py BUILD_DIR
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import sys
-import tempfile
 
-from clusterlib import Client, Cluster, connect, login, uname
+from clusterlib import Client, connect, login, run_cluster_test, uname
 
 async def pipeline(c, reqs, timeout=20):
     """Sends every request before reading any answer; answers in order."""
@@ -112,29 +109,17 @@ async def case_nul(cl):
 CASES = [case_register_login, case_session_pipelined, case_burst, case_nul]
 
 
+async def run(cl):
+    for case in CASES:
+        print(f"=== {case.__name__}", flush=True)
+        await case(cl)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="chat-contract.")
-    cl = Cluster(os.path.abspath(args.build), tmp)
-    rc = 1
-    try:
-        cl.start()
-        for case in CASES:
-            print(f"=== {case.__name__}", flush=True)
-            asyncio.run(case(cl))
-        rc = 0
-    except Exception as e:  # noqa: BLE001
-        print(f"FAILED: {type(e).__name__}: {e}")
-    finally:
-        cl.stop()
-        if rc != 0:
-            cl.dump_logs()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("contract corners", "passed" if rc == 0 else "FAILED")
-    return rc
-
+    return run_cluster_test(args.build, "contract corners", run, "chat-contract.")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,15 +18,12 @@ usage: events_test.py BUILD_DIR
 import argparse
 import asyncio
 import json
-import os
 import signal
 import urllib.request
-import shutil
 import sys
-import tempfile
 import time
 
-from clusterlib import Cluster, login, uname
+from clusterlib import login, run_cluster_test, uname, whole_again
 
 
 async def befriend(a, an, b, bn):
@@ -66,9 +63,7 @@ async def presence_on_death(cl, kill_leader):
     assert online == {alice: False, carol: True}, online
     for x in (a, b, c2):
         await x.close()
-    cl.start_node(victim)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    await whole_again(cl, victim)
     what = "leader" if kill_leader else "follower"
     print(f"{what} kill -9: its user's friend heard 'offline' {took:.2f} s later", flush=True)
 
@@ -100,9 +95,7 @@ async def friend_event_survives_node_death(cl):
     assert e["data"].get("offline") is True and d["pending"] >= 1, (d, e)
     for c in (a, b2):
         await c.close()
-    cl.start_node(x)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    await whole_again(cl, x)
     print("friend_request routed to a node that died: pending at the next login; "
           "one delivered live: not again", flush=True)
 
@@ -162,23 +155,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="chat-events.")
-    cl = Cluster(os.path.abspath(args.build), tmp)
-    rc = 1
-    try:
-        cl.start()
-        asyncio.run(run(cl))
-        rc = 0
-    except Exception as e:  # noqa: BLE001
-        print(f"FAILED: {type(e).__name__}: {e}")
-    finally:
-        cl.stop()
-        if rc != 0:
-            cl.dump_logs()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("events test", "passed" if rc == 0 else "FAILED")
-    return rc
-
+    return run_cluster_test(args.build, "events test", run, "chat-events.")
 
 if __name__ == "__main__":
     sys.exit(main())

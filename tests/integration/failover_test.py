@@ -14,13 +14,10 @@ usage: failover_test.py BUILD_DIR [--rounds N] [--rate MSGS_PER_S]
 
 import argparse
 import asyncio
-import os
-import shutil
 import sys
-import tempfile
 import time
 
-from clusterlib import Cluster, login, uname
+from clusterlib import login, run_cluster_test, uname, whole_again
 
 
 async def sender(c, room, tag, rate, stop, acked):
@@ -75,10 +72,7 @@ async def round_trip(cl, rate, fault):
     total = sum(len(v) for v in acked.values())
     for c in members:
         await c.close()
-    if fault == "leader":
-        cl.start_node(leader)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_servers, cl.count, 30)
-    await asyncio.get_running_loop().run_in_executor(None, cl.wait_linked, range(cl.count), 30)
+    await whole_again(cl, leader if fault == "leader" else None)
     print(f"{fault} fault: {total} room messages acknowledged, "
           f"{expected} deliveries expected, {missed} missed, {dups} duplicated", flush=True)
     return missed, dups
@@ -99,23 +93,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--rate", type=float, default=50)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="chat-failover.")
-    cl = Cluster(os.path.abspath(args.build), tmp)
-    rc = 1
-    try:
-        cl.start()
-        asyncio.run(run(cl, args.rounds, args.rate))
-        rc = 0
-    except Exception as e:  # noqa: BLE001
-        print(f"FAILED: {type(e).__name__}: {e}")
-    finally:
-        cl.stop()
-        if rc != 0:
-            cl.dump_logs()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("room failover test", "passed" if rc == 0 else "FAILED")
-    return rc
-
+    return run_cluster_test(args.build, "room failover test", lambda cl: run(cl, args.rounds, args.rate), "chat-failover.")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,12 +19,9 @@ usage: order_test.py BUILD_DIR [--rounds N]
 
 import argparse
 import asyncio
-import os
-import shutil
 import sys
-import tempfile
 
-from clusterlib import Cluster, login, uname
+from clusterlib import login, run_cluster_test, uname
 
 
 async def chain(senders, send, rounds):
@@ -150,23 +147,7 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--rounds", type=int, default=300)
     args = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="chat-order.")
-    cl = Cluster(os.path.abspath(args.build), tmp)
-    rc = 1
-    try:
-        cl.start()
-        asyncio.run(run(cl, args.rounds))
-        rc = 0
-    except Exception as e:  # noqa: BLE001
-        print(f"FAILED: {type(e).__name__}: {e}")
-    finally:
-        cl.stop()
-        if rc != 0:
-            cl.dump_logs()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("msgid order test", "passed" if rc == 0 else "FAILED")
-    return rc
-
+    return run_cluster_test(args.build, "msgid order test", lambda cl: run(cl, args.rounds), "chat-order.")
 
 if __name__ == "__main__":
     sys.exit(main())

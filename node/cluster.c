@@ -36,6 +36,9 @@
 #define RSYNC_CHUNK (256u << 10)
 #define MEMBERS_MAX 10000          /* room_members answers list at most this many */
 #define NODE_STALE_MS 5000
+#define RESEND_MS 3000             /* room messages a follower keeps for a new leader */
+#define RESEND_MAX_BYTES (4u << 20)
+#define SEEN_MAX 8192              /* room msgids a node remembers, to drop a resent copy */
 
 typedef enum {
     LINK_OUT_HELLO,     /* follower: HELLO sent, waiting for CHALLENGE */
@@ -102,6 +105,10 @@ typedef struct node_cluster {
     uint64_t backoff_ms;
     core_buf_t queue;                /* MSG frames waiting for a leader */
     uint64_t queue_since_ms;
+    core_buf_t resend;               /* [u64 ms][MSG frame]: room messages sent lately */
+    struct seen *seen;               /* room msgids delivered lately (by id) */
+    struct seen **seen_ring;         /* the same, oldest first out; SEEN_MAX slots */
+    size_t seen_next;
     call_t *calls;
     uint64_t next_call_id;
     /* leader side */
@@ -113,6 +120,7 @@ typedef struct node_cluster {
 } node_cluster_t;
 
 static void link_close(link_t *l, const char *why);
+static int seen_before(node_cluster_t *cl, const char *frame);
 static void outbox_drop(struct node_cluster *cl, const char *id);
 static void close_pending_in(struct node_cluster *cl, const char *why);
 static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m);
@@ -221,7 +229,7 @@ static void node_msg(node_cluster_t *cl, const cJSON *m)
     observe_msgid(n, f);
     if (strcmp(t, "dlv") == 0 && f)
         deliver_users(n, cJSON_GetObjectItemCaseSensitive(m, "users"), f, strlen(f));
-    else if (strcmp(t, "room") == 0 && f && jstr(m, "room"))
+    else if (strcmp(t, "room") == 0 && f && jstr(m, "room") && !seen_before(cl, f))
         node_route_room_local(n, jstr(m, "room"), jstr(m, "x"), f, strlen(f));
     else if (strcmp(t, "all") == 0 && f)
         node_route_all_local(n, f, strlen(f));
@@ -241,6 +249,117 @@ static void queue_drop(node_cluster_t *cl, const char *why)
 
 /* Sends m (consumed) to the leader: handled here when this node leads,
  * queued (bounded, briefly) while no leader link is up. */
+/* Appends json as one MSG frame (the wire format) to b. */
+static void frame_append(core_buf_t *b, const char *json, size_t len)
+{
+    char hdr[PROTO_CF_HEADER];
+    uint32_t n = (uint32_t)len + 1;
+    hdr[0] = (char)(n >> 24), hdr[1] = (char)(n >> 16), hdr[2] = (char)(n >> 8),
+    hdr[3] = (char)n, hdr[4] = (char)PROTO_CF_MSG;
+    core_buf_append(b, hdr, sizeof hdr);
+    core_buf_append(b, json, len);
+}
+
+/* Size of the resend entry at p: the timestamp, the frame header, the frame. */
+static size_t resend_entry_len(const char *p)
+{
+    const unsigned char *h = (const unsigned char *)p + 8;
+    uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    return 8 + PROTO_CF_HEADER - 1 + n;
+}
+
+/* Drops entries older than RESEND_MS from the front. */
+static void resend_trim(node_cluster_t *cl, uint64_t now)
+{
+    size_t off = 0;
+    while (off < cl->resend.len) {
+        uint64_t ts;
+        memcpy(&ts, cl->resend.data + off, 8);
+        if (ts + RESEND_MS >= now)
+            break;
+        off += resend_entry_len(cl->resend.data + off);
+    }
+    core_buf_consume(&cl->resend, off);
+}
+
+/* A room message written to the leader's link: a leader that dies may
+ * never have read it, so it is kept for RESEND_MS and goes again to the
+ * next leader (receivers drop a copy they already delivered, by msgid). */
+static void resend_remember(node_cluster_t *cl, const cJSON *m)
+{
+    char *json = cJSON_PrintUnformatted(m);
+    size_t len = strlen(json);
+    uint64_t now = now_ms();
+    resend_trim(cl, now);
+    if (cl->resend.len + 8 + PROTO_CF_HEADER + len <= RESEND_MAX_BYTES) {
+        core_buf_append(&cl->resend, &now, 8);
+        frame_append(&cl->resend, json, len);
+    }
+    free(json);
+}
+
+/* The leader link is gone: what it may not have read waits for the next
+ * leader, ahead of what was queued since. */
+static void resend_to_queue(node_cluster_t *cl)
+{
+    resend_trim(cl, now_ms());
+    if (!cl->resend.len)
+        return;
+    core_buf_t q;
+    core_buf_init(&q);
+    for (size_t off = 0; off < cl->resend.len;) {
+        size_t n = resend_entry_len(cl->resend.data + off);
+        core_buf_append(&q, cl->resend.data + off + 8, n - 8);
+        off += n;
+    }
+    core_buf_append(&q, cl->queue.data, cl->queue.len);
+    core_buf_free(&cl->queue);
+    cl->queue = q;
+    if (!cl->queue_since_ms)
+        cl->queue_since_ms = now_ms();
+    core_buf_reset(&cl->resend);
+}
+
+typedef struct seen {
+    char id[PROTO_MSGID_LEN + 1];
+    UT_hash_handle hh;
+} seen_t;
+
+/* 1 when frame's msgid was delivered here lately (a resent copy). */
+static int seen_before(node_cluster_t *cl, const char *frame)
+{
+    static const char key[] = "\"msgid\":\"";
+    const char *p = strstr(frame, key);
+    if (!p || !proto_msgid_valid(p + sizeof key - 1, PROTO_MSGID_LEN))
+        return 0;
+    seen_t *s = NULL;
+    HASH_FIND(hh, cl->seen, p + sizeof key - 1, PROTO_MSGID_LEN, s);
+    if (s)
+        return 1;
+    if (!cl->seen_ring)
+        cl->seen_ring = core_xcalloc(SEEN_MAX, sizeof *cl->seen_ring);
+    s = cl->seen_ring[cl->seen_next];
+    if (s)
+        HASH_DEL(cl->seen, s);
+    else
+        s = core_xcalloc(1, sizeof *s);
+    memcpy(s->id, p + sizeof key - 1, PROTO_MSGID_LEN);
+    s->id[PROTO_MSGID_LEN] = '\0';
+    HASH_ADD(hh, cl->seen, id, PROTO_MSGID_LEN, s);
+    cl->seen_ring[cl->seen_next] = s;
+    cl->seen_next = (cl->seen_next + 1) % SEEN_MAX;
+    return 0;
+}
+
+static void seen_free(node_cluster_t *cl)
+{
+    HASH_CLEAR(hh, cl->seen);
+    for (size_t i = 0; cl->seen_ring && i < SEEN_MAX; i++)
+        free(cl->seen_ring[i]);
+    free(cl->seen_ring);
+    cl->seen_ring = NULL;
+}
+
 static void to_leader(node_cluster_t *cl, cJSON *m)
 {
     if (cl->is_leader) {
@@ -259,14 +378,9 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
     } else if (cl->queue.len + PROTO_CF_HEADER + len > QUEUE_MAX_BYTES) {
         CORE_WARN("cluster: no leader and the queue is full; a message is dropped");
     } else {
-        char hdr[PROTO_CF_HEADER];
-        uint32_t n = (uint32_t)len + 1;
-        hdr[0] = (char)(n >> 24), hdr[1] = (char)(n >> 16), hdr[2] = (char)(n >> 8),
-        hdr[3] = (char)n, hdr[4] = (char)PROTO_CF_MSG;
         if (!cl->queue.len)
             cl->queue_since_ms = now_ms();
-        core_buf_append(&cl->queue, hdr, sizeof hdr);
-        core_buf_append(&cl->queue, json, len);
+        frame_append(&cl->queue, json, len);
     }
     free(json);
 }
@@ -738,6 +852,7 @@ static void link_detach(link_t *l)
         if (cl->up == l) {
             cl->up = NULL;
             calls_fail_all(cl);
+            resend_to_queue(cl);
             cl->backoff_ms = cl->backoff_ms ? cl->backoff_ms * 2 : RECONNECT_MIN_MS;
             if (cl->backoff_ms > RECONNECT_MAX_MS)
                 cl->backoff_ms = RECONNECT_MAX_MS;
@@ -1244,6 +1359,7 @@ int node_cluster_start(node_t *n, char *err, size_t errlen)
     cl->node = n;
     cl->rooms = node_croom_new();
     core_buf_init(&cl->queue);
+    core_buf_init(&cl->resend);
     n->cluster = cl;
     ev_timer_init(&cl->tick, on_tick, TICK_SEC, TICK_SEC);
     cl->tick.data = cl;
@@ -1285,6 +1401,8 @@ void node_cluster_stop(node_t *n)
     free(cl->pending_in);
     outbox_drop_all(cl);
     core_buf_free(&cl->queue);
+    core_buf_free(&cl->resend);
+    seen_free(cl);
     node_croom_free(cl->rooms);
     free(cl);
     n->cluster = NULL;
@@ -1362,11 +1480,14 @@ void node_cluster_room(node_t *n, const char *room, const char *except, const ch
 {
     if (!n->cluster || !n->cluster->zk)
         return; /* standalone: the local fan-out was all of it */
+    node_cluster_t *cl = n->cluster;
     cJSON *m = msg_new("room", frame, len);
     cJSON_AddStringToObject(m, "room", room);
     if (except)
         cJSON_AddStringToObject(m, "x", except);
-    to_leader(n->cluster, m);
+    if (!cl->is_leader && up_ready(cl))
+        resend_remember(cl, m);
+    to_leader(cl, m);
 }
 
 void node_cluster_all(node_t *n, const char *frame, size_t len)

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Leader change time on a running `ecosystem/cluster up` (default ports 7021-7023):
 kill -9 the leader N times (pm2 restarts it) and print the time until one
-new leader is linked to by every surviving node. usage: bench/leader-change.py N"""
+new leader is linked to by every surviving node. Run from the repository root:
+    bench/leader-change.py N"""
 import os, re, signal, subprocess, sys, time, urllib.request
 ports = {1: 7021, 2: 7022, 3: 7023}
 def m(p):

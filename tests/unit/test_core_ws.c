@@ -793,7 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_across_fragments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ping_timing, setup, teardown),
+        cmocka_unit_test_teardown(test_ping_timing, teardown),
         cmocka_unit_test_setup_teardown(test_unmasked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_client, setup, teardown),

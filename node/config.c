@@ -41,6 +41,9 @@ static void usage(FILE *f)
 "  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
 "  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
 "  --store URI           sqlite:PATH or mongodb://... (default sqlite:chat.db)\n"
+"  --durability LEVEL    sqlite: disk (fsync per commit, survives power loss;\n"
+"                        default) or process (survives any process crash,\n"
+"                        a power loss may take the last commits)\n"
 "  --dirty-words FILE    words to mask, one per line ('#' comments)\n"
 "  --log-level LEVEL     debug, info, warn, error (default info)\n"
 "  --rate N              requests/s per connection (default 50)\n"
@@ -72,7 +75,7 @@ static int parse_double(const char *s, double min, double *out)
 }
 
 enum {
-    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DIRTY,
+    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_DIRTY,
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
     OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_HELP,
@@ -85,6 +88,7 @@ static const struct option options[] = {
     {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
     {"redis", required_argument, NULL, OPT_REDIS},
     {"store", required_argument, NULL, OPT_STORE},
+    {"durability", required_argument, NULL, OPT_DURABILITY},
     {"dirty-words", required_argument, NULL, OPT_DIRTY},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"rate", required_argument, NULL, OPT_RATE},
@@ -125,6 +129,11 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_PUBLIC_URL: return core_copy_str(c->public_url, sizeof c->public_url, arg);
     case OPT_REDIS: return core_copy_str(c->redis, sizeof c->redis, arg);
     case OPT_STORE: return core_copy_str(c->store_uri, sizeof c->store_uri, arg);
+    case OPT_DURABILITY:
+        if (strcmp(arg, "disk") != 0 && strcmp(arg, "process") != 0)
+            return -1;
+        c->durable_process = strcmp(arg, "process") == 0;
+        return 0;
     case OPT_DIRTY: return core_copy_str(c->dirty_words, sizeof c->dirty_words, arg);
     case OPT_LOG: return core_log_parse_level(arg) < 0 ? -1 : core_copy_str(c->log_level, sizeof c->log_level, arg);
     case OPT_RATE: return parse_double(arg, 0.001, &c->rate);

@@ -71,7 +71,15 @@ static int open_backends(node_t *n, char *err, size_t errlen)
     char host[128];
     int port = 0;
     n->store = store_open(n->cfg.store_uri, err, errlen);
-    if (!n->store || store_start(n->store, n->loop) != 0)
+    if (!n->store)
+        return -1;
+    if (strcmp(store_backend_name(n->store), "sqlite") == 0 &&
+        store_set_durability(n->store, n->cfg.durable_process ? STORE_DURABLE_PROCESS
+                                                              : STORE_DURABLE_DISK) != STORE_OK) {
+        snprintf(err, errlen, "store: cannot set --durability");
+        return -1;
+    }
+    if (store_start(n->store, n->loop) != 0)
         return -1;
     if (core_parse_hostport(n->cfg.redis, host, sizeof host, &port) != 0) {
         snprintf(err, errlen, "bad --redis '%s'", n->cfg.redis);

@@ -1,6 +1,7 @@
 /* store/sqlite.c: the SQLite backend.
  *
- * One connection, WAL, synchronous=FULL (a committed batch is on disk),
+ * One connection, WAL, synchronous=FULL by default (a committed batch is on
+ * disk; NORMAL with STORE_DURABLE_PROCESS: in the OS, safe from crashes),
  * foreign keys on, busy timeout for other processes (chat-seed) sharing the
  * file. Every statement is prepared once and cached. The caller (store.c)
  * serialises all use of the connection.
@@ -1116,8 +1117,23 @@ static void sq_close(void *be)
     free(b);
 }
 
+static int sq_set_durability(void *be, store_durability_t level)
+{
+    sqlite_be_t *b = be;
+    const char *sql = level == STORE_DURABLE_PROCESS ? "PRAGMA synchronous=NORMAL"
+                                                     : "PRAGMA synchronous=FULL";
+    int rc = sqlite3_exec(b->db, sql, NULL, NULL, NULL);
+
+    if (rc != SQLITE_OK) {
+        CORE_ERROR("store/sqlite: %s: %s", sql, sqlite3_errmsg(b->db));
+        return STORE_ERR;
+    }
+    return STORE_OK;
+}
+
 const store_ops_t store__sqlite_ops = {
     .name = "sqlite",
+    .set_durability = sq_set_durability,
     .close = sq_close,
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,

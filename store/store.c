@@ -451,6 +451,14 @@ static int call_leave(store_t *st, int locked, int rc)
         return call_leave((st), locked_, rc_);                                                 \
     } while (0)
 
+int store_set_durability(store_t *st, store_durability_t level)
+{
+    if (!st || !st->ops->set_durability)
+        return STORE_ERR;
+    int locked = call_enter(st);
+    return call_leave(st, locked, st->ops->set_durability(st->be, level));
+}
+
 int store_user_create(store_t *st, const char *user, const char *nickname, const char *pwhash,
                       uint64_t ts)
 {

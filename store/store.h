@@ -48,6 +48,15 @@ int store_start(store_t *st, struct ev_loop *loop);
 void store_close(store_t *st);
 const char *store_backend_name(const store_t *st); /* "sqlite" / "mongodb" */
 
+/* What a committed batch survives (SQLite; call before store_start).
+ * DISK: fsync at every commit, a power loss keeps it (synchronous=FULL).
+ * PROCESS: written to the OS at commit, a crash or kill -9 of any process
+ * keeps it, a power loss or kernel crash may take the last commits
+ * (WAL, synchronous=NORMAL). MongoDB takes its level from the URI's write
+ * concern (w, journal) instead: there this returns STORE_ERR. */
+typedef enum { STORE_DURABLE_DISK = 0, STORE_DURABLE_PROCESS = 1 } store_durability_t;
+int store_set_durability(store_t *st, store_durability_t level);
+
 typedef void (*store_work_fn)(store_t *st, void *arg);
 void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg);
 size_t store_backlog(store_t *st);

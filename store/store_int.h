@@ -15,6 +15,8 @@
 typedef struct store_ops {
     const char *name;
     void (*close)(void *be);
+    /* NULL when the backend takes durability from elsewhere (its URI). */
+    int (*set_durability)(void *be, store_durability_t level);
 
     int (*batch_begin)(void *be);
     int (*batch_commit)(void *be);

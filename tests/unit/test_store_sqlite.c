@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -469,6 +470,48 @@ static void test_survives_reopen(void **state)
     assert_int_equal(store_friends_check(f->st, "alice", "bob"), STORE_OK);
 }
 
+/* --durability process: what a batch committed survives the kill -9 of
+ * the writer right after the commit (the WAL is in the OS, not fsynced). */
+static void crash_work(store_t *st, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 50; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "k%02d", i);
+        put_msg(st, id, 'c', "kim", "lee", "kept");
+    }
+}
+
+static void crash_done(void *arg)
+{
+    (void)arg;
+    raise(SIGKILL); /* "answered", then killed before any close or checkpoint */
+}
+
+static void test_process_durability_kill(void **state)
+{
+    fixture_t *f = *state;
+    store_msgs_t l;
+    char conv[STORE_CONV_MAX];
+    int status = 0;
+
+    assert_int_equal(store_set_durability(f->st, STORE_DURABLE_PROCESS), STORE_OK);
+    pid_t kid = fork();
+    assert_true(kid >= 0);
+    if (kid == 0) {
+        store_submit(f->st, crash_work, crash_done, NULL);
+        _exit(3); /* not reached */
+    }
+    assert_int_equal(waitpid(kid, &status, 0), kid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    reopen(f);
+    store_conv_direct("kim", "lee", conv);
+    assert_int_equal(store_history(f->st, conv, NULL, 100, &l), STORE_OK);
+    assert_int_equal(l.count, 50);
+    store_msgs_free(&l);
+    assert_int_equal(store_set_durability(f->st, STORE_DURABLE_DISK), STORE_OK);
+}
+
 /* Before store_start, store_submit runs work and done inline; a failed
  * call rolls back only its own item. */
 typedef struct inline_op {
@@ -546,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_survives_reopen),
         cmocka_unit_test(test_concurrent_open),
         cmocka_unit_test(test_inline_submit),
+        cmocka_unit_test(test_process_durability_kill),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

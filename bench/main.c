@@ -37,6 +37,8 @@ typedef struct cli {
     int nurls;
     int pids[MAX_PIDS];
     int npids;
+    int cpu_pids[MAX_PIDS]; /* CPU only (Redis, gateway): not in the RSS figures */
+    int ncpu_pids;
     int rate_set;
     char room_buf[PROTO_NAME_MAX + 1];
 } cli_t;
@@ -63,13 +65,14 @@ static const char usage[] =
     "  --password-format F   password of user i, %d = i (default bench-pw-%d)\n"
     "  --room NAME           room scenario's room (default bench-RUNID)\n"
     "  --pid PID             node process to sample VmRSS and CPU time of; repeatable\n"
+    "  --cpu-pid PID         other server process (Redis, gateway) whose CPU time counts\n"
     "  --no-src-bind         do not bind workers to 127.0.0.(2+i)\n"
     "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";
 
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_NOBIND, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -82,6 +85,7 @@ static const struct option long_opts[] = {
     {"register", 0, 0, OPT_REGISTER}, {"user-prefix", 1, 0, OPT_PREFIX},
     {"user-offset", 1, 0, OPT_UOFFSET},
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
+    {"cpu-pid", 1, 0, OPT_CPU_PID},
     {"no-src-bind", 0, 0, OPT_NOBIND}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
 
@@ -119,7 +123,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         {OPT_CLIENTS, 1, 1e6}, {OPT_PROCS, 1, MAX_PROCS}, {OPT_DURATION, 0.1, 3600},
         {OPT_GRACE, 0, 600}, {OPT_SETUP, 1, 3600}, {OPT_CRATE, 1, 1e6}, {OPT_RATE, 0, 1e7},
         {OPT_WINDOW, 1, 1000}, {OPT_GSIZE, 2, 100000}, {OPT_SENDERS, 1, 1000},
-        {OPT_MSIZE, 1, PROTO_TEXT_MAX}, {OPT_MAXMSG, 1, 1e9}, {OPT_PID, 1, 4194304},
+        {OPT_MSIZE, 1, PROTO_TEXT_MAX}, {OPT_MAXMSG, 1, 1e9}, {OPT_PID, 1, 4194304}, {OPT_CPU_PID, 1, 4194304},
         {OPT_UOFFSET, 0, 1e9},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
@@ -145,6 +149,11 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
             if (cl->npids >= MAX_PIDS)
                 return -1;
             cl->pids[cl->npids++] = (int)v;
+            break;
+        case OPT_CPU_PID:
+            if (cl->ncpu_pids >= MAX_PIDS)
+                return -1;
+            cl->cpu_pids[cl->ncpu_pids++] = (int)v;
             break;
         }
         return 0;
@@ -427,14 +436,15 @@ static long rss_total(const cli_t *cl)
 
 /* ------------------------------------------------------------------ CPU */
 
-/* utime+stime of every --pid in seconds; -1 when one cannot be read. */
+/* utime+stime of every --pid and --cpu-pid in seconds; -1 when one cannot be read. */
 static double cpu_total(const cli_t *cl)
 {
     long hz = sysconf(_SC_CLK_TCK);
     uint64_t sum = 0;
-    for (int i = 0; i < cl->npids; i++) {
+    for (int i = 0; i < cl->npids + cl->ncpu_pids; i++) {
+        int pid = i < cl->npids ? cl->pids[i] : cl->cpu_pids[i - cl->npids];
         char path[64], text[1024];
-        snprintf(path, sizeof path, "/proc/%d/stat", cl->pids[i]);
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
         FILE *f = fopen(path, "r");
         if (!f)
             return -1;
@@ -513,7 +523,7 @@ static void print_report(const cli_t *cl, bench_result_t *total, const samples_t
     const cJSON *cpu = cJSON_GetObjectItem(rep, "cpu_s");
     const cJSON *cpm = cJSON_GetObjectItem(rep, "cpu_s_per_million_deliveries");
     if (cpu)
-        printf("  node CPU %.2f s (utime+stime, go -> report)", cpu->valuedouble);
+        printf("  server CPU %.2f s (utime+stime of every --pid/--cpu-pid, go -> report)", cpu->valuedouble);
     if (cpm)
         printf(", %.2f s per million deliveries", cpm->valuedouble);
     if (cpu)

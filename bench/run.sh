@@ -18,8 +18,10 @@
 # ROOM_CLIENTS, ROOM_RATE, DIRECT_WINDOW, PWHASH_OPS, PWHASH_MEM. DB=PATH
 # reuses a SQLite store seeded by chat-seed (users PREFIX1..; skips seeding).
 # USER_OFFSET (default 1 with chat-seed's users, 0 when registering) and
-# BENCH_ARGS (extra chat-bench flags) pass through. Every report carries the
-# nodes' RSS and CPU time (cpu_s, cpu_s_per_million_deliveries).
+# BENCH_ARGS (extra chat-bench flags) and NODE_ARGS (extra chat-node flags,
+# e.g. "--durability process") pass through. Every report carries the
+# nodes' RSS and the CPU time of nodes, Redis and gateway
+# (cpu_s; cpu_s_per_million_deliveries = CPU microseconds per delivery).
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -54,11 +56,13 @@ fi
 : "${DIRECT_CLIENTS:=200}" "${DIRECT_RATE:=2000}" "${GROUP_CLIENTS:=200}" "${GROUP_SIZE:=50}"
 : "${ROOM_CLIENTS:=2000}" "${ROOM_RATE:=20}" "${PWHASH_OPS:=1}" "${PWHASH_MEM:=8M}"
 : "${PREFIX:=bench}" "${PWFMT:=bench-pw-%d}" "${DIRECT_WINDOW:=4}" "${BENCH_ARGS:=}"
+: "${NODE_ARGS:=}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
 : "${DB:=}"
 STORE=sqlite:${DB:-$TMP/chat.db}
 PIDS=()
 NODE_PIDS=()
+CPU_PIDS=() # Redis and the gateway: their CPU counts in cpu_s too
 
 cleanup() {
     local pid
@@ -121,7 +125,7 @@ start_node() {
     start_bg "node$i" "$BUILD/node/chat-node" --listen "127.0.0.1:$port" \
         --redis "127.0.0.1:$REDIS_PORT" --store "$STORE" \
         --pwhash-ops "$PWHASH_OPS" --pwhash-mem "$PWHASH_MEM" --rate 100000 --burst 100000 \
-        --log-level warn "${args[@]}"
+        --log-level warn "${args[@]}" $NODE_ARGS
     NODE_PIDS+=($!)
     wait_port "$port" 30
 }
@@ -133,6 +137,7 @@ start_servers() {
     REDIS_PORT=$(free_port)
     start_bg redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$TMP"
+    CPU_PIDS+=(--cpu-pid "${PIDS[-1]}")
     wait_port "$REDIS_PORT" 10
     [ -n "$DB" ] || seed_users "$max"
     if [ "$NODES" -gt 1 ]; then
@@ -160,6 +165,7 @@ start_gateway() {
     port=$(free_port)
     start_bg gateway "$BUILD/gateway/chat-gateway" --listen "127.0.0.1:$port" \
         --redis "127.0.0.1:$REDIS_PORT" --log-level warn
+    CPU_PIDS+=(--cpu-pid "${PIDS[-1]}")
     wait_port "$port" 10
     # nodes appear in /servers after their first heartbeat
     for i in $(seq 100); do
@@ -187,7 +193,7 @@ run_one() {
     for p in "${NODE_PIDS[@]}"; do pids+=(--pid "$p"); done
     local cmd=("$BENCH" "${TARGET[@]}" "${args[@]}" --procs "$PROCS" --duration "$DURATION"
         --user-prefix "$PREFIX" --user-offset "${USER_OFFSET:-0}" --password-format "$PWFMT"
-        --setup-timeout 600 $REGISTER "${pids[@]}" $BENCH_ARGS)
+        --setup-timeout 600 $REGISTER "${pids[@]}" "${CPU_PIDS[@]}" $BENCH_ARGS)
     echo "== $name: ${cmd[*]}"
     "${cmd[@]}" | tee "$TMP/$name.out"
     REPORTS+=("$(grep '^{' "$TMP/$name.out" | tail -1)")

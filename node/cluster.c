@@ -282,9 +282,10 @@ static void resend_trim(node_cluster_t *cl, uint64_t now)
     core_buf_consume(&cl->resend, off);
 }
 
-/* A room message written to the leader's link: a leader that dies may
- * never have read it, so it is kept for RESEND_MS and goes again to the
- * next leader (receivers drop a copy they already delivered, by msgid). */
+/* A room message written to the leader's link (or fanned out by this node
+ * as the leader): a leader that dies or steps down may never have passed
+ * it on, so it is kept for RESEND_MS and goes again to the next leader
+ * (receivers drop a copy they already delivered, by msgid). */
 static void resend_remember(node_cluster_t *cl, const cJSON *m)
 {
     char *json = cJSON_PrintUnformatted(m);
@@ -298,8 +299,8 @@ static void resend_remember(node_cluster_t *cl, const cJSON *m)
     free(json);
 }
 
-/* The leader link is gone: what it may not have read waits for the next
- * leader, ahead of what was queued since. */
+/* The leader link is gone, or this node stopped leading: what may be
+ * unread waits for the next leader, ahead of what was queued since. */
 static void resend_to_queue(node_cluster_t *cl)
 {
     resend_trim(cl, now_ms());
@@ -558,7 +559,7 @@ static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
     }
     link_t *l = link_of(cl, id);
     if (!l && !node_cluster_is_member(cl->node, id)) {
-        CORE_DEBUG("cluster: %s is not a member; a %s is dropped", id, jstr(m, "t"));
+        CORE_WARN("cluster: %s is not a member; a %s is dropped", id, jstr(m, "t"));
         return;
     }
     cJSON_DeleteItemFromObjectCaseSensitive(m, "e");
@@ -824,6 +825,10 @@ static void stop_leading(node_cluster_t *cl)
         link_close(l, "leadership lost");
     close_pending_in(cl, "leadership lost");
     outbox_drop_all(cl);
+    /* its own room messages of the last moments may be unread by the
+     * followers it just cut off: the next leader (maybe itself) fans them
+     * out again, receivers drop what they already have */
+    resend_to_queue(cl);
     node_croom_free(cl->rooms);
     cl->rooms = node_croom_new();
 }
@@ -1485,7 +1490,7 @@ void node_cluster_room(node_t *n, const char *room, const char *except, const ch
     cJSON_AddStringToObject(m, "room", room);
     if (except)
         cJSON_AddStringToObject(m, "x", except);
-    if (!cl->is_leader && up_ready(cl))
+    if (cl->is_leader || up_ready(cl)) /* a leader that steps down resends its own too */
         resend_remember(cl, m);
     to_leader(cl, m);
 }

@@ -48,6 +48,7 @@ async def round_trip(cl, rate, fault):
              for i in acked]
     await asyncio.sleep(1.5)
     t0 = time.monotonic()
+    t0_wall = time.time()
     if fault == "leader":
         cl.kill(f"node{leader}")
         await asyncio.sleep(5)
@@ -60,6 +61,7 @@ async def round_trip(cl, rate, fault):
     await asyncio.gather(*tasks)
     await asyncio.sleep(2)                       # deliveries in flight land
     missed, dups, expected = 0, 0, 0
+    where = {}
     for j, c in enumerate(members):
         got = [e["data"]["msgid"] for e in c.events
                if e["event"] == "room_chat" and e["data"]["room"] == room]
@@ -68,7 +70,11 @@ async def round_trip(cl, rate, fault):
             if i == j:
                 continue                         # senders do not get their own
             expected += len(ids)
-            missed += len(set(ids) - set(got))
+            lost = set(ids) - set(got)
+            missed += len(lost)
+            for mid in sorted(lost)[:5]:             # say which, to find the cause
+                print(f"  missed {mid}: sent by member {i} on node{nodes[i]}, "
+                      f"not at member {j} on node{nodes[j]} (fault at {t0_wall:.3f})")
     total = sum(len(v) for v in acked.values())
     for c in members:
         await c.close()

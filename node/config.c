@@ -27,6 +27,7 @@ void node_config_defaults(node_config_t *c)
     c->token_ttl = 7 * 24 * 3600;
     c->max_out = 4u << 20;
     c->pending_max = 10000;
+    c->commit_linger_us = 1000; /* docs/BENCHMARKS.md: less CPU and a lower p99 under load */
     snprintf(c->zk_root, sizeof c->zk_root, "/chat");
     c->zk_timeout_ms = 2000; /* leader change < 3 s; docs/CLUSTER.md: the trade-off */
 }
@@ -44,6 +45,8 @@ static void usage(FILE *f)
 "  --durability LEVEL    sqlite: disk (fsync per commit, survives power loss;\n"
 "                        default) or process (survives any process crash,\n"
 "                        a power loss may take the last commits)\n"
+"  --commit-linger USEC  under load, a store batch waits this long for more\n"
+"                        items: fewer, larger commits (default 1000; 0 = off)\n"
 "  --dirty-words FILE    words to mask, one per line ('#' comments)\n"
 "  --log-level LEVEL     debug, info, warn, error (default info)\n"
 "  --rate N              requests/s per connection (default 50)\n"
@@ -75,7 +78,7 @@ static int parse_double(const char *s, double min, double *out)
 }
 
 enum {
-    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_DIRTY,
+    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_LINGER, OPT_DIRTY,
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
     OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_HELP,
@@ -89,6 +92,7 @@ static const struct option options[] = {
     {"redis", required_argument, NULL, OPT_REDIS},
     {"store", required_argument, NULL, OPT_STORE},
     {"durability", required_argument, NULL, OPT_DURABILITY},
+    {"commit-linger", required_argument, NULL, OPT_LINGER},
     {"dirty-words", required_argument, NULL, OPT_DIRTY},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"rate", required_argument, NULL, OPT_RATE},
@@ -133,6 +137,11 @@ static int apply(void *ud, int opt, const char *arg)
         if (strcmp(arg, "disk") != 0 && strcmp(arg, "process") != 0)
             return -1;
         c->durable_process = strcmp(arg, "process") == 0;
+        return 0;
+    case OPT_LINGER:
+        if (parse_double(arg, 0, &d) || d > 100000)
+            return -1;
+        c->commit_linger_us = (unsigned)d;
         return 0;
     case OPT_DIRTY: return core_copy_str(c->dirty_words, sizeof c->dirty_words, arg);
     case OPT_LOG: return core_log_parse_level(arg) < 0 ? -1 : core_copy_str(c->log_level, sizeof c->log_level, arg);

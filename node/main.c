@@ -79,6 +79,7 @@ static int open_backends(node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "store: cannot set --durability");
         return -1;
     }
+    store_set_linger(n->store, n->cfg.commit_linger_us);
     if (store_start(n->store, n->loop) != 0)
         return -1;
     if (core_parse_hostport(n->cfg.redis, host, sizeof host, &port) != 0) {

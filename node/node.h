@@ -48,6 +48,7 @@ typedef struct node_config {
     char redis[128];            /* host:port */
     char store_uri[512];
     int durable_process;        /* --durability process: no fsync per commit */
+    unsigned commit_linger_us;  /* store batches wait this long for more items */
     char dirty_words[512];      /* word-list file, "" for none */
     char log_level[16];
     double rate;                /* requests/s per connection */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define STORE_BATCH_DEFAULT 256
 
@@ -47,6 +48,8 @@ struct store {
     int busy;
     int stopping;
     size_t batch_max;
+    unsigned linger_us; /* wait this long for more items before a small batch */
+    uint64_t last_end_us; /* when the last batch committed (store thread only) */
 
     int started;
     pthread_t thread;
@@ -291,6 +294,33 @@ static size_t take_batch(store_t *st, store_item_t **buf, size_t *bufcap)
     return n;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Only under load (a batch ended within 2 x linger): a lone item at a quiet time
+ * runs at once, so lingering never adds latency when it saves nothing. */
+static int should_linger(const store_t *st)
+{
+    return st->linger_us && st->queue.count < st->batch_max && !st->stopping &&
+           mono_us() - st->last_end_us < 2u * (uint64_t)st->linger_us;
+}
+
+/* Lets more items join a small batch: one commit (its page writes, its
+ * lock handoff, its fsync) then covers them all. Called with mu held. */
+static void linger(store_t *st)
+{
+    struct timespec ts = {0, (long)st->linger_us * 1000L};
+
+    pthread_mutex_unlock(&st->mu);
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&st->mu);
+}
+
 static void *store_thread_main(void *arg)
 {
     store_t *st = arg;
@@ -305,11 +335,14 @@ static void *store_thread_main(void *arg)
             pthread_cond_wait(&st->wake, &st->mu);
         if (st->queue.count == 0)
             break;
+        if (should_linger(st))
+            linger(st);
         n = take_batch(st, &batch, &cap);
         st->busy = 1;
         pthread_mutex_unlock(&st->mu);
 
         run_batch(st, batch, n);
+        st->last_end_us = mono_us();
 
         pthread_mutex_lock(&st->mu);
         for (size_t i = 0; i < n; i++)
@@ -367,6 +400,13 @@ void store_set_batch_max(store_t *st, size_t n)
 {
     pthread_mutex_lock(&st->mu);
     st->batch_max = n ? n : STORE_BATCH_DEFAULT;
+    pthread_mutex_unlock(&st->mu);
+}
+
+void store_set_linger(store_t *st, unsigned usec)
+{
+    pthread_mutex_lock(&st->mu);
+    st->linger_us = usec < 1000000 ? usec : 999999;
     pthread_mutex_unlock(&st->mu);
 }
 

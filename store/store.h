@@ -62,6 +62,10 @@ void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 size_t store_backlog(store_t *st);
 /* Max items per batch (default 256). */
 void store_set_batch_max(store_t *st, size_t n);
+/* Under load (a batch ended less than 2 x usec ago), wait usec for more
+ * items before running a batch smaller than the max: fewer, larger commits
+ * for a little latency. 0 (the default) runs every batch at once. */
+void store_set_linger(store_t *st, unsigned usec);
 /* Only inside a done callback (loop thread): STORE_OK when that item's work
  * is committed; STORE_ERR when it was rolled back, because a store_* call
  * inside it returned STORE_ERR or because the batch failed to commit (the

@@ -131,6 +131,9 @@ bench_ws_t *bench_ws_connect(struct ev_loop *loop, const bench_target_t *t, cons
 /* Sends one masked text frame. 0, or -1 when the output cap is exceeded or
  * the socket failed (the client is then closing; on_close follows). */
 int bench_ws_send(bench_ws_t *ws, const char *msg, size_t len);
+/* Speak Socket.IO 5 over Engine.IO 4 (websocket transport) instead of the
+ * plain protocol: for comparisons with a socket.io peer (bench/socketio/). */
+void bench_ws_set_socketio(int on);
 /* Closes now; on_close(ws, 0) runs before this returns. */
 void bench_ws_close(bench_ws_t *ws);
 size_t bench_ws_struct_size(void);

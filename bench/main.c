@@ -67,12 +67,14 @@ static const char usage[] =
     "  --pid PID             node process to sample VmRSS and CPU time of; repeatable\n"
     "  --cpu-pid PID         other server process (Redis, gateway) whose CPU time counts\n"
     "  --no-src-bind         do not bind workers to 127.0.0.(2+i)\n"
+    "  --socketio            the --node URLs are a socket.io peer (bench/socketio/):\n"
+    "                        ws://HOST:PORT/socket.io/?EIO=4&transport=websocket\n"
     "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";
 
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_SOCKETIO, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -86,7 +88,7 @@ static const struct option long_opts[] = {
     {"user-offset", 1, 0, OPT_UOFFSET},
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
     {"cpu-pid", 1, 0, OPT_CPU_PID},
-    {"no-src-bind", 0, 0, OPT_NOBIND}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
+    {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
 
 static const char *const scenario_names[] = {"login", "idle", "direct", "group", "room"};
@@ -177,6 +179,7 @@ static int set_option(cli_t *cl, int opt, const char *arg)
     case OPT_PWFMT: o->password_format = arg; return 0;
     case OPT_ROOM: o->room = arg; return 0;
     case OPT_NOBIND: o->src_bind = 0; return 0;
+    case OPT_SOCKETIO: bench_ws_set_socketio(1); return 0;
     default: return set_numeric(cl, opt, arg);
     }
 }

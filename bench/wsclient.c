@@ -26,7 +26,7 @@
 #define WS_READS_PER_EVENT 4             /* fairness between connections */
 
 enum ws_state { WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DEAD };
-enum { WS_F_IN_CB = 1, WS_F_FREE = 2 };
+enum { WS_F_IN_CB = 1, WS_F_FREE = 2, WS_F_SIO_WAIT = 4 };
 
 struct bench_ws {
     ev_io io;
@@ -39,6 +39,8 @@ struct bench_ws {
     uint32_t in_len, out_len, out_off, frag_len;
     uint8_t state, flags;
 };
+
+static int g_socketio; /* Engine.IO 4 / Socket.IO 5 framing, for the peer comparison */
 
 static char g_rbuf[WS_MAX_IN + 65536];
 static char g_wbuf[WS_MAX_MSG + 14];
@@ -158,9 +160,28 @@ static int send_frame(bench_ws_t *ws, int opcode, const char *msg, size_t len)
     return ws_write(ws, g_wbuf, h + len);
 }
 
+void bench_ws_set_socketio(int on)
+{
+    g_socketio = on;
+}
+
+/* Socket.IO: our envelope travels as the argument of event "m". */
+static const char SIO_PREFIX[] = "42[\"m\",";
+
 int bench_ws_send(bench_ws_t *ws, const char *msg, size_t len)
 {
-    return send_frame(ws, 0x1, msg, len);
+    if (!g_socketio)
+        return send_frame(ws, 0x1, msg, len);
+    size_t plen = sizeof SIO_PREFIX - 1;
+    if (plen + len + 1 > WS_MAX_MSG)
+        return -1;
+    char *wrapped = core_xmalloc(plen + len + 1);
+    memcpy(wrapped, SIO_PREFIX, plen);
+    memcpy(wrapped + plen, msg, len);
+    wrapped[plen + len] = ']';
+    int rc = send_frame(ws, 0x1, wrapped, plen + len + 1);
+    free(wrapped);
+    return rc;
 }
 
 void bench_ws_close(bench_ws_t *ws)
@@ -173,9 +194,31 @@ void bench_ws_close(bench_ws_t *ws)
 
 /* ------------------------------------------------------------------ reading */
 
+/* Engine.IO open "0{...}" -> connect "40"; its answer "40{...}" opens the
+ * session for the scenario; ping "2" -> pong "3"; "42[\"m\",X]" carries X. */
+static void deliver_socketio(bench_ws_t *ws, const char *msg, size_t len)
+{
+    size_t plen = sizeof SIO_PREFIX - 1;
+    if (len >= 2 && memcmp(msg, "40", 2) == 0 && (ws->flags & WS_F_SIO_WAIT)) {
+        ws->flags &= (uint8_t)~WS_F_SIO_WAIT;
+        ws->cbs->on_open(ws, ws->ud);
+    } else if (len >= 1 && msg[0] == '0') {
+        (void)send_frame(ws, 0x1, "40", 2);
+    } else if (len == 1 && msg[0] == '2') {
+        (void)send_frame(ws, 0x1, "3", 1);
+    } else if (len > plen + 1 && memcmp(msg, SIO_PREFIX, plen) == 0 && msg[len - 1] == ']') {
+        ws->cbs->on_text(ws, msg + plen, len - plen - 1, ws->ud);
+    } else if (len >= 2 && memcmp(msg, "41", 2) == 0) {
+        ws_end(ws, ECONNABORTED);
+    }
+}
+
 static void deliver_text(bench_ws_t *ws, const char *msg, size_t len)
 {
-    ws->cbs->on_text(ws, msg, len, ws->ud);
+    if (g_socketio)
+        deliver_socketio(ws, msg, len);
+    else
+        ws->cbs->on_text(ws, msg, len, ws->ud);
 }
 
 /* A data frame (text or continuation). 0, or -1 (ws ended). */
@@ -276,7 +319,10 @@ static long parse_handshake(bench_ws_t *ws, const char *data, size_t len)
         return -1;
     }
     ws->state = WS_OPEN;
-    ws->cbs->on_open(ws, ws->ud);
+    if (g_socketio)
+        ws->flags |= WS_F_SIO_WAIT; /* open once the Socket.IO connect is answered */
+    else
+        ws->cbs->on_open(ws, ws->ud);
     return ws->state == WS_OPEN ? end + 4 - data : -1;
 }
 

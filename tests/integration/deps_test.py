@@ -35,7 +35,8 @@ BASE_HEADER_PKGS = re.compile(r"^(libc6-dev|linux-libc-dev|libgcc-\d+-dev|gcc-\d
 PKG_CONFIG_MODULES = ["libmongoc-1.0", "libbson-1.0", "libcjson", "hiredis", "libsodium",
                       "sqlite3", "libedit", "cmocka"]
 SCRIPT_GLOBS = ["scripts/*.sh", "ecosystem/cluster", "ecosystem/*.js", "tests/integration/*.sh",
-                "tests/integration/*.py", "bench/*.sh", ".ci/run"]
+                "tests/integration/*.py", "bench/*.sh", "bench/*/*.sh", "bench/*.py",
+                ".ci/run"]
 
 
 def sh(cmd):

@@ -27,6 +27,7 @@ void node_config_defaults(node_config_t *c)
     c->token_ttl = 7 * 24 * 3600;
     c->max_out = 4u << 20;
     c->pending_max = 10000;
+    c->durability = -1; /* the backend's own: SQLite disk, MongoDB the URI's write concern */
     c->commit_linger_us = 1000; /* docs/BENCHMARKS.md: less CPU and a lower p99 under load */
     snprintf(c->zk_root, sizeof c->zk_root, "/chat");
     c->zk_timeout_ms = 2000; /* leader change < 3 s; docs/CLUSTER.md: the trade-off */
@@ -42,9 +43,10 @@ static void usage(FILE *f)
 "  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
 "  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
 "  --store URI           sqlite:PATH or mongodb://... (default sqlite:chat.db)\n"
-"  --durability LEVEL    sqlite: disk (fsync per commit, survives power loss;\n"
-"                        default) or process (survives any process crash,\n"
-"                        a power loss may take the last commits)\n"
+"  --durability LEVEL    sqlite only: disk (fsync per commit, survives power\n"
+"                        loss; default) or process (survives any process\n"
+"                        crash, a power loss may take the last commits);\n"
+"                        MongoDB takes it from the URI's write concern\n"
 "  --commit-linger USEC  under load, a store batch waits this long for more\n"
 "                        items: fewer, larger commits (default 1000; 0 = off)\n"
 "  --dirty-words FILE    words to mask, one per line ('#' comments)\n"
@@ -136,7 +138,7 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_DURABILITY:
         if (strcmp(arg, "disk") != 0 && strcmp(arg, "process") != 0)
             return -1;
-        c->durable_process = strcmp(arg, "process") == 0;
+        c->durability = strcmp(arg, "process") == 0 ? STORE_DURABLE_PROCESS : STORE_DURABLE_DISK;
         return 0;
     case OPT_LINGER:
         if (parse_double(arg, 0, &d) || d > 100000)

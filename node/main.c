@@ -73,10 +73,10 @@ static int open_backends(node_t *n, char *err, size_t errlen)
     n->store = store_open(n->cfg.store_uri, err, errlen);
     if (!n->store)
         return -1;
-    if (strcmp(store_backend_name(n->store), "sqlite") == 0 &&
-        store_set_durability(n->store, n->cfg.durable_process ? STORE_DURABLE_PROCESS
-                                                              : STORE_DURABLE_DISK) != STORE_OK) {
-        snprintf(err, errlen, "store: cannot set --durability");
+    if (n->cfg.durability >= 0 &&
+        store_set_durability(n->store, (store_durability_t)n->cfg.durability) != STORE_OK) {
+        snprintf(err, errlen, "--durability: not for the %s store (MongoDB: set the write "
+                 "concern in the URI)", store_backend_name(n->store));
         return -1;
     }
     store_set_linger(n->store, n->cfg.commit_linger_us);

@@ -47,7 +47,7 @@ typedef struct node_config {
     char public_url[192];       /* ws://host:port/ws advertised to clients */
     char redis[128];            /* host:port */
     char store_uri[512];
-    int durable_process;        /* --durability process: no fsync per commit */
+    int durability;             /* --durability as a store_durability_t, -1 = backend default */
     unsigned commit_linger_us;  /* store batches wait this long for more items */
     char dirty_words[512];      /* word-list file, "" for none */
     char log_level[16];

@@ -2,21 +2,27 @@
  *
  * One mongoc_client_t; store.c serialises every use of it (call_lock), so
  * the single-threaded client is enough. Collections mirror the SQLite
- * tables; unique indexes turn "already there" into duplicate-key error
- * 11000 (STORE_EXISTS). Indexes are created lazily, on the first call that
- * reaches a server, so store_open succeeds while the server is down and
- * calls return STORE_ERR until it is up.
+ * tables. Every record's natural key is its _id (user name, msgid, gid,
+ * "a|b" for pairs: names never hold '|'), so "already there" is the
+ * duplicate-key error 11000 on _id (STORE_EXISTS) on any server and any
+ * shard, and a write retried after a lost answer lands on the same
+ * document. Secondary indexes serve queries only; none is unique (a unique
+ * secondary index cannot be enforced across shards). Indexes are created
+ * once per process, on the first call that reaches a server, so store_open
+ * succeeds while the server is down and calls return STORE_ERR until it
+ * is up. docs/DEPLOY.md gives each collection's shard key.
  *
- * No transactions: batch and item hooks are no-ops. Each write is
- * acknowledged with the write concern of the URI (default w:1; use
- * ?w=majority&journal=true for replica-set durability). A failed work item
- * is reported failed but its earlier writes are NOT undone. Pending
- * sequence numbers come from a counters document ($inc, findAndModify), so
- * insertion order holds across processes.
+ * No transactions: batch and item hooks are no-ops. Writes use the URI's
+ * write concern, w:majority (10 s timeout) when the URI names none, and the
+ * driver's retryable writes (on by default). A failed work item is
+ * reported failed but its earlier writes are NOT undone. Pending sequence
+ * numbers come from a counter document per user ($inc, findAndModify), so
+ * a user's items keep insertion order across processes.
  */
 #include "store/store_int.h"
 
 #include <mongoc/mongoc.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,18 +45,26 @@ typedef struct mongo_index {
     int unique;
 } mongo_index_t;
 
+/* What each query needs; _id (the natural key) serves every point lookup. */
 static const mongo_index_t indexes[] = {
-    {C_TOKENS, "expires", "expires", NULL, 0},
-    {C_FRIENDS, "a_b", "a", "b", 1},
-    {C_FREQS, "from_to", "from", "to", 1},
-    {C_MEMBERS, "gid_user", "gid", "user", 1},
-    {C_MEMBERS, "user", "user", NULL, 0},
-    {C_MESSAGES, "conv_id", "conv", "_id", 0},
-    {C_PENDING, "user_id", "user", "_id", 0},
-    {C_PENDING, "user_msgid", "user", "msgid", 0},
-    {C_CIDS, "user_cid", "user", "cid", 1},
-    {C_CIDS, "ts", "ts", NULL, 0},
+    {C_TOKENS, "expires", "expires", NULL, 0},  /* store_expire */
+    {C_FRIENDS, "a_b", "a", "b", 0},            /* friends of a, by name */
+    {C_MEMBERS, "gid_user", "gid", "user", 0},  /* members, member count */
+    {C_MEMBERS, "user_gid", "user", "gid", 0},  /* groups of a user */
+    {C_MESSAGES, "conv_id", "conv", "_id", 0},  /* history, conv_last */
+    {C_PENDING, "user_seq", "user", "seq", 0},  /* a user's items in order */
+    {C_PENDING, "user_msgid", "user", "msgid", 0}, /* ack by msgid */
+    {C_CIDS, "ts", "ts", NULL, 0},              /* store_expire */
 };
+
+/* "a|b": the _id of a record keyed by two values (the first is a name). */
+#define PAIR_MAX (STORE_GID_MAX + 1 + 65)
+
+static const char *pair_id(char out[PAIR_MAX], const char *a, const char *b)
+{
+    snprintf(out, PAIR_MAX, "%s|%s", a ? a : "", b ? b : "");
+    return out;
+}
 
 typedef struct mongo_be {
     mongoc_client_t *client;
@@ -360,10 +374,11 @@ static int mg_token_check(void *be, const char *user, const char *token_hash, ui
 
 /* ------------------------------------------------------------------ friends */
 
-static int pair_op(mongo_be_t *be, enum coll_id id, const char *k1, const char *v1,
-                   const char *k2, const char *v2, int del)
+/* Finds (del 0) or deletes (del 1) the record keyed "v1|v2". */
+static int pair_op(mongo_be_t *be, enum coll_id id, const char *v1, const char *v2, int del)
 {
-    bson_t *filter = BCON_NEW(k1, BCON_UTF8(str_or_empty(v1)), k2, BCON_UTF8(str_or_empty(v2)));
+    char key[PAIR_MAX];
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, v1, v2)));
     int ret = del ? do_delete(be, id, filter, 0) : exists(be, id, filter);
 
     bson_destroy(filter);
@@ -372,19 +387,21 @@ static int pair_op(mongo_be_t *be, enum coll_id id, const char *k1, const char *
 
 static int mg_friends_check(void *be, const char *a, const char *b)
 {
-    return pair_op(be, C_FRIENDS, "a", a, "b", b, 0);
+    return pair_op(be, C_FRIENDS, a, b, 0);
 }
 
 static int mg_friend_request_put(void *be, const char *from, const char *to, const char *note,
                                  uint64_t ts)
 {
     int ret = mg_friends_check(be, from, to);
+    char key[PAIR_MAX];
     bson_t *filter, *update;
 
     if (ret != STORE_NOTFOUND)
         return ret == STORE_OK ? STORE_EXISTS : ret;
-    filter = BCON_NEW("from", BCON_UTF8(str_or_empty(from)), "to", BCON_UTF8(str_or_empty(to)));
-    update = BCON_NEW("$set", "{", "note", BCON_UTF8(str_or_empty(note)), "ts",
+    filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, from, to)));
+    update = BCON_NEW("$set", "{", "from", BCON_UTF8(str_or_empty(from)), "to",
+                      BCON_UTF8(str_or_empty(to)), "note", BCON_UTF8(str_or_empty(note)), "ts",
                       BCON_INT64(u64_to_i64(ts)), "}");
     ret = do_upsert(be, C_FREQS, filter, update, NULL);
     bson_destroy(filter);
@@ -394,13 +411,16 @@ static int mg_friend_request_put(void *be, const char *from, const char *to, con
 
 static int mg_friend_request_take(void *be, const char *from, const char *to)
 {
-    return pair_op(be, C_FREQS, "from", from, "to", to, 1);
+    return pair_op(be, C_FREQS, from, to, 1);
 }
 
 static int friend_upsert(mongo_be_t *be, const char *a, const char *b, uint64_t ts, int *added)
 {
-    bson_t *filter = BCON_NEW("a", BCON_UTF8(str_or_empty(a)), "b", BCON_UTF8(str_or_empty(b)));
-    bson_t *update = BCON_NEW("$setOnInsert", "{", "since", BCON_INT64(u64_to_i64(ts)), "}");
+    char key[PAIR_MAX];
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, a, b)));
+    bson_t *update = BCON_NEW("$setOnInsert", "{", "a", BCON_UTF8(str_or_empty(a)), "b",
+                              BCON_UTF8(str_or_empty(b)), "since", BCON_INT64(u64_to_i64(ts)),
+                              "}");
     int inserted = 0;
     int ret = do_upsert(be, C_FRIENDS, filter, update, &inserted);
 
@@ -526,12 +546,14 @@ static int group_exists(mongo_be_t *be, const char *gid)
 
 static int mg_group_join(void *be, const char *gid, const char *user)
 {
+    char key[PAIR_MAX];
     bson_t *doc;
     int ret = group_exists(be, gid);
 
     if (ret != STORE_OK)
         return ret;
-    doc = BCON_NEW("gid", BCON_UTF8(str_or_empty(gid)), "user", BCON_UTF8(str_or_empty(user)));
+    doc = BCON_NEW("_id", BCON_UTF8(pair_id(key, gid, user)), "gid", BCON_UTF8(str_or_empty(gid)),
+                   "user", BCON_UTF8(str_or_empty(user)));
     ret = do_insert(be, C_MEMBERS, doc);
     bson_destroy(doc);
     return ret;
@@ -539,12 +561,12 @@ static int mg_group_join(void *be, const char *gid, const char *user)
 
 static int mg_group_leave(void *be, const char *gid, const char *user)
 {
-    return pair_op(be, C_MEMBERS, "gid", gid, "user", user, 1);
+    return pair_op(be, C_MEMBERS, gid, user, 1);
 }
 
 static int mg_group_is_member(void *be, const char *gid, const char *user)
 {
-    return pair_op(be, C_MEMBERS, "gid", gid, "user", user, 0);
+    return pair_op(be, C_MEMBERS, gid, user, 0);
 }
 
 static int mg_group_members(void *be, const char *gid, store_names_t *out)
@@ -782,10 +804,12 @@ static int mg_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
 
 /* ------------------------------------------------------------------ pending */
 
-static int next_seq(mongo_be_t *be, int64_t *seq)
+/* The user's next pending seq: one counter per user, no global hot spot. */
+static int next_seq(mongo_be_t *be, const char *user, int64_t *seq)
 {
     mongoc_collection_t *c = coll(be, C_COUNTERS);
-    bson_t *query = BCON_NEW("_id", BCON_UTF8("pending"));
+    char key[PAIR_MAX];
+    bson_t *query = BCON_NEW("_id", BCON_UTF8(pair_id(key, "pending", user)));
     bson_t *update = BCON_NEW("$inc", "{", "seq", BCON_INT64(1), "}");
     bson_t reply;
     bson_iter_t it;
@@ -813,13 +837,16 @@ static int next_seq(mongo_be_t *be, int64_t *seq)
 static int mg_pending_add(void *be, const char *user, const char *msgid, const char *event,
                           const char *data_json, uint64_t ts)
 {
+    char key[PAIR_MAX], num[24];
     int64_t seq;
     bson_t *doc;
-    int ret = next_seq(be, &seq);
+    int ret = next_seq(be, user, &seq);
 
     if (ret != STORE_OK)
         return ret;
-    doc = BCON_NEW("_id", BCON_INT64(seq), "user", BCON_UTF8(str_or_empty(user)),
+    snprintf(num, sizeof num, "%" PRId64, seq);
+    doc = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, num)), "seq", BCON_INT64(seq),
+                   "user", BCON_UTF8(str_or_empty(user)),
                    "msgid", BCON_UTF8(str_or_empty(msgid)), "event",
                    BCON_UTF8(str_or_empty(event)), "data",
                    BCON_UTF8(data_json ? data_json : "{}"), "ts", BCON_INT64(u64_to_i64(ts)));
@@ -839,7 +866,7 @@ static int add_pending(const bson_t *doc, void *ud)
     store_pending_t *p = store__list_push((void **)&c->out->items, &c->out->count, &c->cap,
                                           sizeof(*p));
 
-    p->seq = doc_i64(doc, "_id");
+    p->seq = doc_i64(doc, "seq");
     store__copy(p->msgid, sizeof(p->msgid), doc_str(doc, "msgid"));
     store__copy(p->event, sizeof(p->event), doc_str(doc, "event"));
     p->data = core_xstrdup(doc_str(doc, "data"));
@@ -856,7 +883,7 @@ static int mg_pending_list(void *be, const char *user, size_t limit, store_pendi
     if (limit == 0)
         return ensure_schema(be);
     filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)));
-    opts = BCON_NEW("sort", "{", "_id", BCON_INT32(1), "}", "limit",
+    opts = BCON_NEW("sort", "{", "seq", BCON_INT32(1), "}", "limit",
                     BCON_INT64(limit > INT64_MAX ? INT64_MAX : (int64_t)limit));
     ret = do_find(be, C_PENDING, filter, opts, add_pending, &ctx);
     bson_destroy(filter);
@@ -917,8 +944,13 @@ static int mg_pending_ack(void *be, const char *user, const char *const *msgids,
 
 static int mg_pending_drop(void *be, const char *user, int64_t seq)
 {
-    bson_t *filter = BCON_NEW("_id", BCON_INT64(seq), "user", BCON_UTF8(str_or_empty(user)));
-    int ret = do_delete(be, C_PENDING, filter, 0);
+    char key[PAIR_MAX], num[24];
+    bson_t *filter;
+    int ret;
+
+    snprintf(num, sizeof num, "%" PRId64, seq);
+    filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, num)));
+    ret = do_delete(be, C_PENDING, filter, 0);
 
     bson_destroy(filter);
     return ret;
@@ -929,8 +961,8 @@ static int mg_pending_drop(void *be, const char *user, int64_t seq)
 static int mg_cid_get(void *be, const char *user, const char *cid, uint64_t since_ms,
                       char msgid[STORE_MSGID_MAX])
 {
-    bson_t *filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)), "cid",
-                              BCON_UTF8(str_or_empty(cid)), "ts", "{", "$gt",
+    char key[PAIR_MAX];
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, cid)), "ts", "{", "$gt",
                               BCON_INT64(u64_to_i64(since_ms)), "}");
     bson_t doc;
     int ret = find_one(be, C_CIDS, filter, &doc);
@@ -946,10 +978,11 @@ static int mg_cid_get(void *be, const char *user, const char *cid, uint64_t sinc
 
 static int mg_cid_put(void *be, const char *user, const char *cid, const char *msgid, uint64_t ts)
 {
-    bson_t *filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)), "cid",
-                              BCON_UTF8(str_or_empty(cid)));
-    bson_t *update = BCON_NEW("$set", "{", "msgid", BCON_UTF8(str_or_empty(msgid)), "ts",
-                              BCON_INT64(u64_to_i64(ts)), "}");
+    char key[PAIR_MAX];
+    bson_t *filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, cid)));
+    bson_t *update = BCON_NEW("$set", "{", "user", BCON_UTF8(str_or_empty(user)), "msgid",
+                              BCON_UTF8(str_or_empty(msgid)), "ts", BCON_INT64(u64_to_i64(ts)),
+                              "}");
     int ret = do_upsert(be, C_CIDS, filter, update, NULL);
 
     bson_destroy(filter);
@@ -990,6 +1023,25 @@ static void mg_close(void *be)
     free(b);
 }
 
+/* "stored" must survive the primary's loss: w:majority unless the URI
+ * says otherwise; bounded, so a lost majority fails the write (503) instead
+ * of holding the store thread forever. */
+static void default_write_concern(mongoc_client_t *client, const mongoc_uri_t *uri)
+{
+    const mongoc_write_concern_t *given = mongoc_uri_get_write_concern(uri);
+    mongoc_write_concern_t *wc;
+
+    if (mongoc_write_concern_get_w(given) != MONGOC_WRITE_CONCERN_W_DEFAULT ||
+        mongoc_write_concern_get_wmajority(given))
+        return;
+    wc = mongoc_write_concern_new();
+    mongoc_write_concern_set_wmajority(wc, 10000);
+    if (mongoc_write_concern_journal_is_set(given))
+        mongoc_write_concern_set_journal(wc, mongoc_write_concern_get_journal(given));
+    mongoc_client_set_write_concern(client, wc);
+    mongoc_write_concern_destroy(wc);
+}
+
 void *store__mongo_open(const char *uri_str, char *err, size_t errlen)
 {
     bson_error_t error;
@@ -1013,6 +1065,7 @@ void *store__mongo_open(const char *uri_str, char *err, size_t errlen)
     }
     mongoc_client_set_error_api(be->client, MONGOC_ERROR_API_VERSION_2);
     mongoc_client_set_appname(be->client, "chat");
+    default_write_concern(be->client, uri);
     dbname = mongoc_uri_get_database(uri);
     be->db = mongoc_client_get_database(be->client, dbname && dbname[0] ? dbname : "chat");
     for (int i = 0; i < C_COUNT; i++)

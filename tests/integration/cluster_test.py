@@ -11,7 +11,7 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              succeed
   redis      Redis restarts: sessions and the node list come back
 
-usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance]
+usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
 """
 
@@ -289,6 +289,7 @@ def main():
     ap.add_argument("--only", action="append")
     ap.add_argument("--no-conformance", action="store_true")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--store", choices=["sqlite", "mongo"], default="sqlite")
     args = ap.parse_args()
     build = os.path.abspath(args.build)
     if not os.access(f"{build}/gateway/chat-gateway", os.X_OK):
@@ -298,7 +299,7 @@ def main():
         print(f"conformance suite not found at {SUITE}")
         return 1
     tmp = tempfile.mkdtemp(prefix="chat-cluster.")
-    cl = Cluster(build, tmp)
+    cl = Cluster(build, tmp, store=args.store)
     rc = 1
     try:
         cl.start()

@@ -63,8 +63,11 @@ def metrics(url):
 
 
 class Cluster:
-    def __init__(self, build, tmp, nodes=3):
+    def __init__(self, build, tmp, nodes=3, store="sqlite"):
+        """store: "sqlite" (one file under tmp) or "mongo" (a private
+        CongoDB server started by scripts/congodb.sh)."""
         self.build, self.tmp, self.count = build, tmp, nodes
+        self.mongo_port = free_port() if store == "mongo" else None
         self.procs = {}
         self.redis_port = free_port()
         self.zk_port = free_port()
@@ -98,11 +101,20 @@ class Cluster:
     def stop_zk(self):
         subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"], check=True)
 
+    def start_mongo(self):
+        subprocess.run([f"{REPO}/scripts/congodb.sh", "start", f"{self.tmp}/congodb",
+                        str(self.mongo_port)], check=True)
+
+    def store_uri(self):
+        if self.mongo_port:
+            return f"mongodb://127.0.0.1:{self.mongo_port}/chat"
+        return f"sqlite:{self.tmp}/chat.db"
+
     def start_node(self, i):
         self.spawn(f"node{i}", [
             f"{self.build}/node/chat-node", "--id", f"n{i}", "--num", str(i + 1),
             "--listen", f"127.0.0.1:{self.node_ports[i]}",
-            "--redis", f"127.0.0.1:{self.redis_port}", "--store", f"sqlite:{self.tmp}/chat.db",
+            "--redis", f"127.0.0.1:{self.redis_port}", "--store", self.store_uri(),
             "--dirty-words", f"{self.tmp}/dirty.txt", "--pwhash-ops", "1", "--pwhash-mem", "8M",
             "--rate", "1000", "--burst", "2000",
             "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
@@ -116,6 +128,8 @@ class Cluster:
             "--node-ttl", str(NODE_TTL_MS)])
 
     def start(self):
+        if self.mongo_port:
+            self.start_mongo()
         self.start_redis()
         self.start_zk()
         for i in range(self.count):
@@ -168,6 +182,8 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 p.kill()
         subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"])
+        if self.mongo_port:
+            subprocess.run([f"{REPO}/scripts/congodb.sh", "stop", f"{self.tmp}/congodb"])
 
     def dump_logs(self):
         for f in sorted(os.listdir(self.tmp)):
@@ -252,11 +268,12 @@ async def whole_again(cl, restart=None):
 
 def run_cluster_test(build, name, body, prefix="chat-test."):
     """Starts a 3-node cluster, runs `await body(cl)`, stops it (logs shown
-    on failure); prints a closing line and returns the exit code."""
+    on failure); prints a closing line and returns the exit code. The store
+    is SQLite, or MongoDB (CongoDB) when CHAT_TEST_STORE=mongo."""
     import shutil
     import tempfile
     tmp = tempfile.mkdtemp(prefix=prefix)
-    cl = Cluster(os.path.abspath(build), tmp)
+    cl = Cluster(os.path.abspath(build), tmp, store=os.environ.get("CHAT_TEST_STORE", "sqlite"))
     rc = 1
     try:
         cl.start()

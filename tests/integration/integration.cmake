@@ -11,3 +11,13 @@ add_test(NAME cluster_failover
   COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_test.py ${PROJECT_BINARY_DIR})
 set_tests_properties(cluster_failover PROPERTIES TIMEOUT 600 LABELS "integration;cluster"
   RUN_SERIAL TRUE)
+
+# The same cluster on the MongoDB store (a private CongoDB server, see
+# scripts/congodb.sh): the full conformance suite and the failover scenarios.
+if(CHAT_MONGO)
+  add_test(NAME cluster_failover_mongo
+    COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_test.py ${PROJECT_BINARY_DIR}
+            --store mongo)
+  set_tests_properties(cluster_failover_mongo PROPERTIES TIMEOUT 600
+    LABELS "integration;cluster;mongo" RUN_SERIAL TRUE)
+endif()

@@ -3,3 +3,10 @@
 add_test(NAME msgid_order
   COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/order_test.py ${PROJECT_BINARY_DIR})
 set_tests_properties(msgid_order PROPERTIES TIMEOUT 600 LABELS "integration;cluster" RUN_SERIAL TRUE)
+# The same on the MongoDB store: the per-conversation order comes from the store.
+if(CHAT_MONGO)
+  add_test(NAME msgid_order_mongo
+    COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/order_test.py ${PROJECT_BINARY_DIR})
+  set_tests_properties(msgid_order_mongo PROPERTIES TIMEOUT 600 ENVIRONMENT "CHAT_TEST_STORE=mongo"
+    LABELS "integration;cluster;mongo" RUN_SERIAL TRUE)
+endif()

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A private CongoDB server (MongoDB wire protocol, in memory) for the MongoDB
+# store's tests: mongod cannot be installed on our CI machines.
+#   scripts/congodb.sh install              npm-installs it once (cached)
+#   scripts/congodb.sh run   DIR PORT       foreground
+#   scripts/congodb.sh start DIR PORT       background; waits until it serves
+#   scripts/congodb.sh stop  DIR            stops a server started with start
+#   scripts/congodb.sh with  CMD ARGS...    runs CMD beside a fresh server on a
+#                                           free port, CHAT_TEST_MONGO=mongodb://...
+# It lives in ${CHAT_CONGODB_HOME:-~/.cache/chat-congodb}: @push.rocks/smartmongo
+# 2.2.0 with three unused dependencies replaced by stubs (npm overrides), as
+# its own dependency tree does not install (scripts/congodb/package.json), and
+# one gap to MongoDB closed (string and compound _id: scripts/congodb/patch.mjs).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+home=${CHAT_CONGODB_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-congodb}
+cmd=${1:-}
+dir=${2:-}
+port=${3:-}
+
+install_peer() {
+    local stamp
+    stamp=$(cat "$here"/congodb/*.json "$here"/congodb/*.mjs | sha256sum | cut -c1-16)
+    mkdir -p "$home"
+    exec 9>"$home/.lock"
+    flock 9 # tests may install at once
+    if [ "$(cat "$home/.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -d "$home/node_modules" ]; then
+        rm -rf "$home/node_modules" "$home/package-lock.json"
+        cp -r "$here/congodb/." "$home/"
+        (cd "$home" && npm install --no-audit --no-fund --loglevel=error >"$home/npm.log" 2>&1 &&
+            node patch.mjs >>"$home/npm.log" 2>&1) ||
+            { cat "$home/npm.log" >&2; exit 1; }
+        echo "$stamp" >"$home/.stamp"
+    fi
+    exec 9>&-
+}
+
+serving() {
+    { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return 1
+    exec 3<&- 3>&- || true
+}
+
+case $cmd in
+install)
+    install_peer
+    ;;
+run)
+    [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 run DIR PORT" >&2; exit 2; }
+    install_peer
+    mkdir -p "$dir"
+    exec node "$home/server.mjs" "$port"
+    ;;
+start)
+    [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 start DIR PORT" >&2; exit 2; }
+    install_peer
+    mkdir -p "$dir"
+    nohup node "$home/server.mjs" "$port" >"$dir/congodb.log" 2>&1 &
+    echo $! >"$dir/congodb.pid"
+    for _ in $(seq 1 120); do
+        serving && exit 0
+        kill -0 "$(cat "$dir/congodb.pid")" 2>/dev/null || { cat "$dir/congodb.log" >&2; exit 1; }
+        sleep 0.25
+    done
+    echo "congodb on port $port did not start in 30 s" >&2
+    exit 1
+    ;;
+stop)
+    [ -n "$dir" ] || { echo "usage: $0 stop DIR" >&2; exit 2; }
+    [ -f "$dir/congodb.pid" ] || exit 0
+    pid=$(cat "$dir/congodb.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$dir/congodb.pid"
+    ;;
+with)
+    shift
+    [ $# -gt 0 ] || { echo "usage: $0 with CMD ARGS..." >&2; exit 2; }
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/chat-congodb.XXXXXX")
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    trap '"$0" stop "$dir"; rm -rf "$dir"' EXIT
+    "$0" start "$dir" "$port"
+    rc=0
+    CHAT_TEST_MONGO="mongodb://127.0.0.1:$port" "$@" || rc=$?
+    [ $rc -eq 0 ] || tail -n 40 "$dir/congodb.log" >&2
+    exit $rc
+    ;;
+*)
+    echo "usage: $0 install|run|start|stop|with ..." >&2
+    exit 2
+    ;;
+esac

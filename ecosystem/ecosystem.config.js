@@ -16,6 +16,8 @@
 //   CHAT_PUBLIC_HOST host in the URLs given to clients      (CHAT_HOST)
 //   CHAT_REDIS       external Redis HOST:PORT; unset = start one
 //   CHAT_ZK          external ZooKeeper HOST:PORT[,...]; unset = start one
+//   CHAT_ZK_SERVERS  servers of the local ZooKeeper: 1, or 3 (an ensemble
+//                    that outlives one server)                (1)
 //   CHAT_ZK_ROOT     znode prefix of this cluster           (/chat)
 //   CHAT_STORE       sqlite:PATH or mongodb://...           (sqlite:RUN/chat.db)
 //   CHAT_BIN_DIR     CMake build dir with the binaries      (<repo>/build)
@@ -23,7 +25,8 @@
 //   CHAT_GATEWAY_ARGS extra chat-gateway flags, space separated
 //
 // Ports (BASE = CHAT_BASE_PORT):
-//   BASE+0 Redis, BASE+1 ZooKeeper, BASE+10 gateway,
+//   BASE+0 Redis, BASE+1 ZooKeeper (BASE+1..3 for 3 servers, whose quorum
+//   and election ports are BASE+4..6 and BASE+7..9), BASE+10 gateway,
 //   BASE+20+j client port and BASE+40+j cluster port of the j-th node here
 //   (j = 1..N; it is node K+j-1, app chat-node-<K+j-1>, K = CHAT_FIRST_NODE)
 //
@@ -73,6 +76,7 @@ function resolvePlan() {
         localZk: envOr('CHAT_ZK', '') === '',
         redisPort: base,
         zkPort: base + 1,
+        zkServers: intEnv('CHAT_ZK_SERVERS', 1, 1, 3),
         gatewayPort: base + 10,
         zkRoot: envOr('CHAT_ZK_ROOT', '/chat'),
         store: envOr('CHAT_STORE', 'sqlite:' + path.join(run, 'chat.db')),
@@ -85,10 +89,18 @@ function resolvePlan() {
         gatewayArgs: splitArgs(envOr('CHAT_GATEWAY_ARGS', '')),
     };
     p.redis = envOr('CHAT_REDIS', `127.0.0.1:${p.redisPort}`);
-    p.zk = envOr('CHAT_ZK', `127.0.0.1:${p.zkPort}`);
+    if (p.zkServers === 2)
+        throw new Error('CHAT_ZK_SERVERS=2: want 1 or 3 (two servers survive no loss)');
+    p.zk = envOr('CHAT_ZK', zkIds(p).map((i) => `127.0.0.1:${p.zkPort + i - 1}`).join(','));
     p.gatewayUrl = `http://${p.publicHost}:${p.gatewayPort}`;
     return p;
 }
+
+// Local ZooKeeper servers 1..Z and their ports.
+const zkIds = (p) => Array.from({ length: p.zkServers }, (_, i) => i + 1);
+const zkClientPort = (p, i) => p.zkPort + i - 1;
+const zkName = (p, i) => (p.zkServers === 1 ? 'chat-zookeeper' : `chat-zookeeper-${i}`);
+const zkDir = (p, i) => path.join(p.run, p.zkServers === 1 ? 'zk' : `zk${i}`);
 
 // Node numbers K..K+N-1 on this machine; ports by position, not by number.
 const nodeNums = (p) => Array.from({ length: p.nodes }, (_, j) => p.first + j);
@@ -103,7 +115,7 @@ function ensureSecretFile(file) {
 }
 
 function ensureRunDir(p) {
-    for (const d of [p.run, p.logs, path.join(p.run, 'redis'), path.join(p.run, 'zk')])
+    for (const d of [p.run, p.logs, path.join(p.run, 'redis'), ...zkIds(p).map((i) => zkDir(p, i))])
         fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     ensureSecretFile(p.secretFile);
     ensureSecretFile(p.tokenFile);
@@ -147,9 +159,14 @@ function redisApp(p) {
     return app(p, 'chat-redis', 'redis-server', [path.join(p.run, 'redis', 'redis.conf')]);
 }
 
-function zkApp(p) {
-    return app(p, 'chat-zookeeper', path.join(REPO, 'scripts', 'zookeeper.sh'),
-        ['run', path.join(p.run, 'zk'), String(p.zkPort)], { interpreter: 'bash' });
+function zkApp(p, i) {
+    const args = ['run', zkDir(p, i), String(zkClientPort(p, i))];
+    if (p.zkServers > 1) {
+        const servers = zkIds(p).map((j) => `${j}=127.0.0.1:${p.zkPort + 2 + j}:${p.zkPort + 5 + j}`);
+        args.push('--id', String(i), '--servers', servers.join(','));
+    }
+    return app(p, zkName(p, i), path.join(REPO, 'scripts', 'zookeeper.sh'), args,
+        { interpreter: 'bash' });
 }
 
 function gatewayApp(p) {
@@ -176,7 +193,8 @@ function apps(p) {
     if (p.localRedis)
         list.push(redisApp(p));
     if (p.localZk)
-        list.push(zkApp(p));
+        for (const i of zkIds(p))
+            list.push(zkApp(p, i));
     list.push(gatewayApp(p));
     for (const k of nodeNums(p))
         list.push(nodeApp(p, k));
@@ -192,13 +210,15 @@ function printPlan(p) {
     if (p.localRedis)
         ports.push(`chat-redis:${p.redisPort}`);
     if (p.localZk)
-        ports.push(`chat-zookeeper:${p.zkPort}`);
+        for (const i of zkIds(p))
+            ports.push(`${zkName(p, i)}:${zkClientPort(p, i)}`);
     for (const k of nums)
         ports.push(`chat-node-${k}:${nodePort(p, k)}`, `chat-node-${k}:${clusterPort(p, k)}`);
     const out = {
         RUN_DIR: p.run, NODES: p.nodes, BASE_PORT: p.base, REDIS: p.redis, ZK: p.zk,
         LOCAL_REDIS: p.localRedis ? 1 : 0, LOCAL_ZK: p.localZk ? 1 : 0,
         REDIS_PORT: p.redisPort, ZK_PORT: p.zkPort, GATEWAY_URL: p.gatewayUrl,
+        ZK_APPS: p.localZk ? zkIds(p).map((i) => zkName(p, i)).join(' ') : '',
         STORE: p.store, BIN_DIR: p.bin, TOKEN_FILE: p.tokenFile, SECRET_FILE: p.secretFile,
         LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '),
         NODE_APPS: nums.map((k) => `chat-node-${k}`).join(' '), LISTEN_PORTS: ports.join(' '),

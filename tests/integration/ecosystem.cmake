@@ -4,3 +4,11 @@ add_test(NAME ecosystem_cluster
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ecosystem.sh ${PROJECT_BINARY_DIR})
 set_tests_properties(ecosystem_cluster PROPERTIES TIMEOUT 300 LABELS "integration;ecosystem"
   RUN_SERIAL TRUE)
+# The same with a 3-server ZooKeeper ensemble and the MongoDB store: the
+# shared suite passes before and after the ensemble's leader is stopped.
+if(CHAT_MONGO)
+  add_test(NAME ecosystem_cluster_ha
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ecosystem.sh ${PROJECT_BINARY_DIR} --ha)
+  set_tests_properties(ecosystem_cluster_ha PROPERTIES TIMEOUT 300
+    LABELS "integration;ecosystem;mongo" RUN_SERIAL TRUE)
+endif()

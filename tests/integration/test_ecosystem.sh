@@ -3,10 +3,16 @@
 #   up --nodes 3 -> /servers lists 3 -> up again says so -> status works ->
 #   kill -9 a node -> pm2 restarts it and it rejoins -> down leaves no
 #   process behind -> the run dir (secrets, settings, logs) is kept.
-# usage: test_ecosystem.sh BUILD_DIR      (exit 77 when chat-gateway is not built)
+# With --ha: a 3-server ZooKeeper ensemble (--zk-servers 3) and the MongoDB
+#   store (a private CongoDB, scripts/congodb.sh); the shared conformance
+#   suite passes through the gateway before and after the ZooKeeper server
+#   that leads the ensemble is stopped.
+# usage: test_ecosystem.sh BUILD_DIR [--ha]
 set -euo pipefail
 
-BUILD=$(realpath "${1:?usage: $0 BUILD_DIR}")
+BUILD=$(realpath "${1:?usage: $0 BUILD_DIR [--ha]}")
+HA=0
+[ "${2:-}" = --ha ] && HA=1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CLUSTER="$REPO/ecosystem/cluster"
 
@@ -27,6 +33,7 @@ cleanup() {
     if [ -f "$PM2_HOME/pm2.pid" ]; then
         "$CLUSTER" down --run-dir "$RUN" >/dev/null 2>&1 || true
     fi
+    [ "$HA" = 0 ] || "$REPO/scripts/congodb.sh" stop "$TMP/congodb" || true
     if [ "$rc" -ne 0 ]; then
         for f in "$RUN"/logs/*.log "$RUN"/pm2-cli.log; do
             [ -f "$f" ] || continue
@@ -108,9 +115,35 @@ BASE=$(pick_base) || fail "no 60 free ports found"
 GATEWAY="http://127.0.0.1:$((BASE + 10))"
 echo "run dir $RUN, base port $BASE"
 
+# zk_mode PORT: "leader", "follower", "standalone" or "" from srvr.
+zk_mode() {
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 0
+    printf 'srvr' >&3
+    timeout 2 cat <&3 | sed -n 's/^Mode: //p' || true
+    exec 3<&- 3>&- || true
+}
+
+conformance() {
+    python3 "${CHAT_CONFORMANCE_DIR:-$REPO/../shared/conformance}/run.py" --gateway "$GATEWAY" \
+        --push-token "$(cat "$RUN/push.token")" --timeout 10 -j 4 >"$TMP/conformance.txt" 2>&1 ||
+        { tail -n 30 "$TMP/conformance.txt"; fail "the shared conformance suite failed"; }
+    tail -n 1 "$TMP/conformance.txt"
+}
+
+UP_FLAGS=()
+ZK_APPS="chat-zookeeper"
+if [ "$HA" = 1 ]; then
+    STEP="congodb"
+    MONGO_PORT=$((BASE + 59))
+    "$REPO/scripts/congodb.sh" start "$TMP/congodb" "$MONGO_PORT" || fail "congodb did not start"
+    UP_FLAGS=(--zk-servers 3 --store "mongodb://127.0.0.1:$MONGO_PORT/chat"
+              --node-args "--pwhash-ops 1 --pwhash-mem 8M")
+    ZK_APPS="chat-zookeeper-1 chat-zookeeper-2 chat-zookeeper-3"
+fi
+
 STEP="up"
 "$CLUSTER" up --nodes 3 --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
-    --no-build --no-deps >"$TMP/up.txt" 2>&1 || { cat "$TMP/up.txt"; fail "up exited $?"; }
+    --no-build --no-deps "${UP_FLAGS[@]}" >"$TMP/up.txt" 2>&1 || { cat "$TMP/up.txt"; fail "up exited $?"; }
 cat "$TMP/up.txt"
 TOKEN=$(cat "$RUN/push.token")
 [ ${#TOKEN} -ge 32 ] || fail "push token too short: '$TOKEN'"
@@ -129,7 +162,7 @@ STEP="status"
 "$CLUSTER" status --run-dir "$RUN" >"$TMP/status.txt" 2>&1 || { cat "$TMP/status.txt"; fail "status exited non-zero"; }
 cat "$TMP/status.txt"
 grep -q "/servers: 3 node(s)" "$TMP/status.txt" || fail "status does not show 3 nodes in /servers"
-for a in chat-redis chat-zookeeper chat-gateway chat-node-1 chat-node-2 chat-node-3; do
+for a in chat-redis $ZK_APPS chat-gateway chat-node-1 chat-node-2 chat-node-3; do
     grep -Eq "^ +$a +online " "$TMP/status.txt" || fail "status does not show $a online"
 done
 [ "$(grep -Ec '^ +chat-node-[0-9]+ +leader$' "$TMP/status.txt")" = 1 ] || fail "status does not show exactly one leader"
@@ -137,6 +170,32 @@ done
 STEP="logs"
 "$CLUSTER" logs --run-dir "$RUN" chat-node-1 --lines 5 >"$TMP/logs.txt" || fail "logs exited non-zero"
 grep -q '\[n1\]' "$TMP/logs.txt" || fail "logs chat-node-1 shows no line of n1"
+
+if [ "$HA" = 1 ]; then
+    STEP="conformance, ensemble whole"
+    conformance
+    STEP="zookeeper leader stopped"
+    LEAD=""
+    for i in 1 2 3; do
+        [ "$(zk_mode $((BASE + i)))" = leader ] && LEAD=$i
+    done
+    [ -n "$LEAD" ] || fail "no ZooKeeper server says it leads"
+    pm2 stop "chat-zookeeper-$LEAD" >/dev/null 2>&1 || fail "pm2 stop chat-zookeeper-$LEAD failed"
+    echo "stopped chat-zookeeper-$LEAD (the ensemble's leader)"
+    new_zk_leader() {
+        local i
+        for i in 1 2 3; do [ "$i" != "$LEAD" ] && [ "$(zk_mode $((BASE + i)))" = leader ] && return 0; done
+        return 1
+    }
+    wait_for 60 "a new ZooKeeper leader among the 2 left" new_zk_leader
+    all_linked() { # status exits 1 while an app (the stopped server) is down
+        "$CLUSTER" status --run-dir "$RUN" >"$TMP/status.txt" 2>&1 || true
+        [ "$(grep -Ec 'chat-node-[0-9]+ +(leader|follower, linked)' "$TMP/status.txt")" = 3 ]
+    }
+    wait_for 60 "every chat node linked to a chat leader" all_linked
+    conformance
+    pm2 start "chat-zookeeper-$LEAD" >/dev/null 2>&1 || fail "pm2 start chat-zookeeper-$LEAD failed"
+fi
 
 STEP="kill -9 a node"
 OLD=$(app chat-node-2 pid)

@@ -2,7 +2,7 @@
 # A private CongoDB server (MongoDB wire protocol, in memory) for the MongoDB
 # store's tests: mongod cannot be installed on our CI machines.
 #   scripts/congodb.sh install              npm-installs it once (cached)
-#   scripts/congodb.sh run   DIR PORT       foreground
+#   scripts/congodb.sh run   DIR PORT [HOST]  foreground, on HOST (127.0.0.1)
 #   scripts/congodb.sh start DIR PORT       background; waits until it serves
 #   scripts/congodb.sh stop  DIR            stops a server started with start
 #   scripts/congodb.sh with  CMD ARGS...    runs CMD beside a fresh server on a
@@ -48,7 +48,7 @@ run)
     [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 run DIR PORT" >&2; exit 2; }
     install_peer
     mkdir -p "$dir"
-    exec node "$home/server.mjs" "$port"
+    exec node "$home/server.mjs" "$port" "${4:-127.0.0.1}"
     ;;
 start)
     [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 start DIR PORT" >&2; exit 2; }

@@ -1,7 +1,11 @@
 /* store/mongo.c: the MongoDB backend (mongo-c-driver 1.23).
  *
- * One mongoc_client_t; store.c serialises every use of it (call_lock), so
- * the single-threaded client is enough. Collections mirror the SQLite
+ * One client, popped from a mongoc_client_pool_t and kept: store.c
+ * serialises every use of it (call_lock). The pool (not a single-threaded
+ * client) for its background monitoring: after an outage or a primary
+ * change, the next call finds the server within a heartbeat instead of
+ * failing through the single-threaded client's 5 s cooldown. A call waits
+ * for a server at most serverSelectionTimeoutMS (5 s unless the URI says). Collections mirror the SQLite
  * tables. Every record's natural key is its _id (user name, msgid, gid,
  * "a|b" for pairs: names never hold '|'), so "already there" is the
  * duplicate-key error 11000 on _id (STORE_EXISTS) on any server and any
@@ -67,7 +71,8 @@ static const char *pair_id(char out[PAIR_MAX], const char *a, const char *b)
 }
 
 typedef struct mongo_be {
-    mongoc_client_t *client;
+    mongoc_client_pool_t *pool;
+    mongoc_client_t *client; /* popped from pool for the backend's life */
     mongoc_database_t *db;
     mongoc_collection_t *coll[C_COUNT];
     int schema_ready;
@@ -1019,14 +1024,15 @@ static void mg_close(void *be)
     for (int i = 0; i < C_COUNT; i++)
         mongoc_collection_destroy(b->coll[i]);
     mongoc_database_destroy(b->db);
-    mongoc_client_destroy(b->client);
+    mongoc_client_pool_push(b->pool, b->client);
+    mongoc_client_pool_destroy(b->pool);
     free(b);
 }
 
 /* "stored" must survive the primary's loss: w:majority unless the URI
  * says otherwise; bounded, so a lost majority fails the write (503) instead
  * of holding the store thread forever. */
-static void default_write_concern(mongoc_client_t *client, const mongoc_uri_t *uri)
+static void default_write_concern(mongoc_uri_t *uri)
 {
     const mongoc_write_concern_t *given = mongoc_uri_get_write_concern(uri);
     mongoc_write_concern_t *wc;
@@ -1038,8 +1044,16 @@ static void default_write_concern(mongoc_client_t *client, const mongoc_uri_t *u
     mongoc_write_concern_set_wmajority(wc, 10000);
     if (mongoc_write_concern_journal_is_set(given))
         mongoc_write_concern_set_journal(wc, mongoc_write_concern_get_journal(given));
-    mongoc_client_set_write_concern(client, wc);
+    mongoc_uri_set_write_concern(uri, wc);
     mongoc_write_concern_destroy(wc);
+}
+
+/* A store thread waiting 30 s (the driver's default) for a server holds
+ * every queued request that long: fail after 5 s instead (503, retry). */
+static void default_selection_timeout(mongoc_uri_t *uri)
+{
+    if (!mongoc_uri_has_option(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
 }
 
 void *store__mongo_open(const char *uri_str, char *err, size_t errlen)
@@ -1055,17 +1069,19 @@ void *store__mongo_open(const char *uri_str, char *err, size_t errlen)
         snprintf(err, errlen, "store/mongodb: bad URI: %s", error.message);
         return NULL;
     }
+    default_write_concern(uri);
+    default_selection_timeout(uri);
     be = core_xcalloc(1, sizeof(*be));
-    be->client = mongoc_client_new_from_uri_with_error(uri, &error);
-    if (!be->client) {
+    be->pool = mongoc_client_pool_new_with_error(uri, &error);
+    if (!be->pool) {
         snprintf(err, errlen, "store/mongodb: %s", error.message);
         mongoc_uri_destroy(uri);
         free(be);
         return NULL;
     }
-    mongoc_client_set_error_api(be->client, MONGOC_ERROR_API_VERSION_2);
-    mongoc_client_set_appname(be->client, "chat");
-    default_write_concern(be->client, uri);
+    mongoc_client_pool_set_error_api(be->pool, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_pool_set_appname(be->pool, "chat");
+    be->client = mongoc_client_pool_pop(be->pool);
     dbname = mongoc_uri_get_database(uri);
     be->db = mongoc_client_get_database(be->client, dbname && dbname[0] ? dbname : "chat");
     for (int i = 0; i < C_COUNT; i++)

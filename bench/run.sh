@@ -19,7 +19,9 @@
 # reuses a SQLite store seeded by chat-seed (users PREFIX1..; skips seeding).
 # USER_OFFSET (default 1 with chat-seed's users, 0 when registering) and
 # BENCH_ARGS (extra chat-bench flags) and NODE_ARGS (extra chat-node flags,
-# e.g. "--durability process") pass through. Every report carries the
+# e.g. "--durability process") pass through. MONGO=1 runs the nodes on the
+# MongoDB store, a private CongoDB server (scripts/congodb.sh) whose CPU
+# counts too. Every report carries the
 # nodes' RSS and the CPU time of nodes, Redis and gateway
 # (cpu_s; cpu_s_per_million_deliveries = CPU microseconds per delivery).
 set -u
@@ -139,6 +141,14 @@ start_servers() {
         --dir "$TMP"
     CPU_PIDS+=(--cpu-pid "${PIDS[-1]}")
     wait_port "$REDIS_PORT" 10
+    if [ "${MONGO:-0}" = 1 ]; then
+        local mport
+        mport=$(free_port)
+        start_bg congodb "$REPO/scripts/congodb.sh" run "$TMP/congodb" "$mport"
+        CPU_PIDS+=(--cpu-pid "${PIDS[-1]}") # bash exec's node: the same pid
+        wait_port "$mport" 60
+        STORE="mongodb://127.0.0.1:$mport/chat"
+    fi
     [ -n "$DB" ] || seed_users "$max"
     if [ "$NODES" -gt 1 ]; then
         ZK_PORT=$(free_port)

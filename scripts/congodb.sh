@@ -13,6 +13,7 @@
 # one gap to MongoDB closed (string and compound _id: scripts/congodb/patch.mjs).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/daemon.sh"
 home=${CHAT_CONGODB_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-congodb}
 cmd=${1:-}
 dir=${2:-}
@@ -45,7 +46,7 @@ install)
     install_peer
     ;;
 run)
-    [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 run DIR PORT" >&2; exit 2; }
+    [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 run DIR PORT [HOST]" >&2; exit 2; }
     install_peer
     mkdir -p "$dir"
     exec node "$home/server.mjs" "$port" "${4:-127.0.0.1}"
@@ -54,24 +55,12 @@ start)
     [ -n "$dir" ] && [ -n "$port" ] || { echo "usage: $0 start DIR PORT" >&2; exit 2; }
     install_peer
     mkdir -p "$dir"
-    nohup node "$home/server.mjs" "$port" >"$dir/congodb.log" 2>&1 &
-    echo $! >"$dir/congodb.pid"
-    for _ in $(seq 1 120); do
-        serving && exit 0
-        kill -0 "$(cat "$dir/congodb.pid")" 2>/dev/null || { cat "$dir/congodb.log" >&2; exit 1; }
-        sleep 0.25
-    done
-    echo "congodb on port $port did not start in 30 s" >&2
-    exit 1
+    daemon_start "congodb on port $port" "$dir/congodb.pid" "$dir/congodb.log" serving \
+        node "$home/server.mjs" "$port"
     ;;
 stop)
     [ -n "$dir" ] || { echo "usage: $0 stop DIR" >&2; exit 2; }
-    [ -f "$dir/congodb.pid" ] || exit 0
-    pid=$(cat "$dir/congodb.pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/congodb.pid"
+    daemon_stop "$dir/congodb.pid"
     ;;
 with)
     shift

@@ -8,6 +8,7 @@
 #   --id N --servers LIST   one server of an ensemble: its number and every
 #                      server as N=HOST:PEERPORT:ELECTIONPORT, comma separated
 set -euo pipefail
+. "$(dirname "$0")/daemon.sh"
 cmd=${1:-}
 dir=${2:-}
 port=${3:-}
@@ -86,23 +87,10 @@ start)
     [ -n "$port" ] || { echo "PORT missing" >&2; exit 2; }
     write_config
     # shellcheck disable=SC2046
-    nohup $(java_cmd) >"$dir/zookeeper.log" 2>&1 &
-    echo $! >"$dir/zk.pid"
-    for _ in $(seq 1 120); do
-        serving && exit 0
-        kill -0 "$(cat "$dir/zk.pid")" 2>/dev/null || { cat "$dir/zookeeper.log" >&2; exit 1; }
-        sleep 0.25
-    done
-    echo "zookeeper on port $port did not start in 30 s" >&2
-    exit 1
+    daemon_start "zookeeper on port $port" "$dir/zk.pid" "$dir/zookeeper.log" serving $(java_cmd)
     ;;
 stop)
-    [ -f "$dir/zk.pid" ] || exit 0
-    pid=$(cat "$dir/zk.pid")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$dir/zk.pid"
+    daemon_stop "$dir/zk.pid"
     ;;
 *) echo "unknown command $cmd" >&2; exit 2 ;;
 esac

@@ -459,7 +459,9 @@ static void open_and_write(const char *uri, int rfd, int i)
 static void test_concurrent_open(void **state)
 {
     (void)state;
-    for (int round = 0; round < 10; round++) {
+    int rounds = on_mongo() ? 3 : 10; /* a MongoDB round waits ~1 s for 8 pools to close */
+
+    for (int round = 0; round < rounds; round++) {
         fixture_t f = {0};
         int go[2];
         pid_t kids[OPENERS];

@@ -31,7 +31,7 @@ import time
 import urllib.request
 
 from clusterlib import (SUITE, ZK_TIMEOUT_MS, Client, Cluster, login,  # noqa: F401
-                        uname, whole_again)
+                        sanitizer_reports, uname, whole_again)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -312,6 +312,9 @@ def main():
         rc = 1
     finally:
         cl.stop()
+        if sanitizer_reports(tmp):
+            print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
+            rc = 1
         if rc != 0:
             cl.dump_logs()
         if not args.keep:

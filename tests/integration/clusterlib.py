@@ -47,6 +47,19 @@ def wait_for(cond, timeout, what, step=0.05):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def sanitizer_reports(tmp):
+    """Logs under tmp holding an ASan/UBSan report (sanitizer builds: every
+    process must stop report-free)."""
+    bad = []
+    for f in sorted(os.listdir(tmp)):
+        if f.endswith(".log"):
+            with open(f"{tmp}/{f}", errors="replace") as fh:
+                text = fh.read()
+            if "Sanitizer" in text or "runtime error:" in text:
+                bad.append(f)
+    return bad
+
+
 def http_get(url, timeout=2):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.status, r.read().decode()
@@ -283,6 +296,9 @@ def run_cluster_test(build, name, body, prefix="chat-test."):
         print(f"FAILED: {type(e).__name__}: {e}")
     finally:
         cl.stop()
+        if sanitizer_reports(tmp):
+            print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
+            rc = 1
         if rc != 0:
             cl.dump_logs()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,11 @@ it_cleanup() {
     local rc=$?
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    # sanitizer builds: every process must stop report-free
+    if grep -El 'Sanitizer|runtime error:' "$TMP"/*.log 2>/dev/null; then
+        echo "FAIL: sanitizer reports in the logs above" >&2
+        [ "$rc" -ne 0 ] || rc=1
+    fi
     if [ "$rc" -ne 0 ] || [ "$KEEP_LOGS" = 1 ]; then
         for f in "$TMP"/*.log; do
             [ -f "$f" ] || continue

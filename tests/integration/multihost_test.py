@@ -35,7 +35,7 @@ import tempfile
 import time
 
 from clusterlib import (REPO, SUITE, ZK_TIMEOUT_MS, NODE_TTL_MS, Client, ConnectionClosed,
-                        http_get, metrics, uname, wait_for)
+                        http_get, metrics, sanitizer_reports, uname, wait_for)
 
 NODE_PORT, CLUSTER_PORT, ZK_PORT = 9001, 9101, 2181
 REDIS_PORT, MONGO_PORT, GW_PORT = 6379, 27017, 8080
@@ -494,6 +494,9 @@ def main():
     finally:
         hosts.stop()
         net.down()
+        if sanitizer_reports(tmp):
+            print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
+            rc = 1
         if rc != 0:
             hosts.dump_logs()
         if not args.keep:

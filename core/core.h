@@ -233,6 +233,9 @@ const char *core_http_req_body(const core_http_req_t *r, size_t *len);
 const char *core_http_req_peer(const core_http_req_t *r);
 void core_http_respond(core_http_req_t *r, int status, const char *content_type,
                        const char *body, size_t len);
+/* The same with extra header lines ("Name: value\r\n" each; NULL: none). */
+void core_http_respond_headers(core_http_req_t *r, int status, const char *headers,
+                               const char *content_type, const char *body, size_t len);
 
 /* Queues one text message (copied). Returns 0, or -1 when the connection
  * is closing or its output cap is exceeded (it is then closed with 1008). */

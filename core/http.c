@@ -190,6 +190,12 @@ static void http_conn_free(core__http_conn_t *hc);
 void core_http_respond(core_http_req_t *r, int status, const char *content_type,
                        const char *body, size_t len)
 {
+    core_http_respond_headers(r, status, NULL, content_type, body, len);
+}
+
+void core_http_respond_headers(core_http_req_t *r, int status, const char *headers,
+                               const char *content_type, const char *body, size_t len)
+{
     core__http_conn_t *hc = r->hc;
     int keep;
 
@@ -198,7 +204,7 @@ void core_http_respond(core_http_req_t *r, int status, const char *content_type,
         return;
     }
     keep = r->keep_alive && !r->upgrade && !hc->closing;
-    write_response(hc, status, NULL, content_type, body ? body : "", body ? len : 0, keep,
+    write_response(hc, status, headers, content_type, body ? body : "", body ? len : 0, keep,
                    r->method && strcmp(r->method, "HEAD") == 0);
     hc->req = NULL;
     hc->waiting = 0;

@@ -28,6 +28,7 @@ static void usage(FILE *f)
 "  --redis HOST:PORT       Redis (default 127.0.0.1:6379)\n"
 "  --push-token-file FILE  admin token for POST /push (whitespace-trimmed);\n"
 "                          without it every push is refused (401)\n"
+"  --web-root DIR          serve the web client's files from DIR at / (read at start)\n"
 "  --node-ttl MS           list nodes whose heartbeat is at most MS old (default %d)\n"
 "  --servers-cache MS      reuse a /servers answer for at most MS (default %d, 0 = off)\n"
 "  --num N                 msgid node number 1..65535 (default: the listen port)\n"
@@ -46,7 +47,7 @@ static int check_hostport(const char *s)
 
 enum {
     OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
-    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_HELP,
+    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -58,6 +59,7 @@ static const struct option options[] = {
     {"num", required_argument, NULL, OPT_NUM},
     {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG},
+    {"web-root", required_argument, NULL, OPT_WEB_ROOT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -73,6 +75,7 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_REDIS:
         return check_hostport(arg) ? -1 : core_copy_str(c->redis, sizeof c->redis, arg);
     case OPT_TOKEN_FILE: return core_copy_str(c->push_token_file, sizeof c->push_token_file, arg);
+    case OPT_WEB_ROOT: return core_copy_str(c->web_root, sizeof c->web_root, arg);
     case OPT_NODE_TTL:
         if (core_parse_double(arg, 1, 86400000, &d))
             return -1;

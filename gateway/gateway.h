@@ -4,10 +4,12 @@
  *   GET  /healthz  200 "ok" while Redis answers a PING, else 503
  *   GET  /metrics  Prometheus text
  *   POST /push     admin push (Bearer token) queued in Redis (chat:push)
+ *   GET  /, /...   the web client's files (--web-root), read at start-up
  *
  * Stateless apart from a short /servers cache: run as many as you like.
  * Everything runs on one libev loop and never blocks it; the only blocking
- * I/O (reading the token file) happens inside gateway_new, at start-up.
+ * I/O (reading the token file and the web files) happens inside gateway_new,
+ * at start-up.
  *
  * Threading: every function must be called on the loop thread.
  */
@@ -23,11 +25,14 @@
 #define GATEWAY_MAX_BODY 32768     /* request body cap (413 above): a 4096-byte text, escaped */
 #define GATEWAY_TOKEN_MAX 1024     /* longest accepted push token */
 #define GATEWAY_MAX_NODES 4096     /* entries of chat:nodes considered per listing */
+#define GATEWAY_WEB_FILES 256      /* --web-root: at most this many files */
+#define GATEWAY_WEB_BYTES (8 << 20) /* ... and this many bytes in all */
 
 typedef struct gateway_config {
     char listen[256];          /* HOST:PORT; port 0 = ephemeral (tests) */
     char redis[256];           /* HOST:PORT */
     char push_token_file[1024]; /* "" = push disabled: every POST /push gets 401 */
+    char web_root[1024];       /* "" = no web client */
     char log_level[16];        /* applied by main, not by gateway_new */
     uint64_t node_ttl_ms;      /* list nodes whose ts is at most this old */
     uint64_t servers_cache_ms; /* 0 = no cache */

@@ -13,12 +13,13 @@ typedef enum gateway__route {
     GW_ROUTE_HEALTHZ,
     GW_ROUTE_METRICS,
     GW_ROUTE_PUSH,
+    GW_ROUTE_WEB,
     GW_ROUTE_OTHER,
     GW_ROUTE_COUNT,
 } gateway__route_t;
 
 /* Statuses counted one by one; the rest fall into "other". */
-#define GW_STATUS_KINDS 9
+#define GW_STATUS_KINDS 10
 
 typedef struct gateway__metrics {
     uint64_t requests[GW_ROUTE_COUNT][GW_STATUS_KINDS];
@@ -44,6 +45,13 @@ typedef struct gateway__servers {
     gateway__waiter_t *waiters;
 } gateway__servers_t;
 
+/* web.c: the web client's files, in memory. */
+typedef struct gateway__web_file gateway__web_file_t;
+typedef struct gateway__web {
+    gateway__web_file_t *files;
+    size_t count;
+} gateway__web_t;
+
 struct gateway {
     struct ev_loop *loop;
     gateway_config_t cfg;
@@ -54,6 +62,7 @@ struct gateway {
     unsigned char token_hash[crypto_generichash_BYTES];
     gateway__servers_t servers;
     gateway__metrics_t metrics;
+    gateway__web_t web;
 };
 
 /* Every answer goes through here so that it is counted. */
@@ -79,6 +88,15 @@ void gateway__push(gateway_t *g, core_http_req_t *req);
 /* Hash of a token as stored in token_hash (so comparisons are constant-time
  * whatever the lengths). */
 void gateway__token_hash(const char *token, size_t len, unsigned char out[crypto_generichash_BYTES]);
+
+/* web.c: loads every file under root (at start, off the loop); 0 / -1 + err. */
+int gateway__web_load(gateway__web_t *w, const char *root, char *err, size_t errlen);
+void gateway__web_free(gateway__web_t *w);
+/* The file served at path ("/" is "/index.html"), or NULL. */
+const gateway__web_file_t *gateway__web_find(const gateway__web_t *w, const char *path);
+const char *gateway__web_ctype(const char *name);
+/* Answers a GET/HEAD of a web file and returns 1; 0 when it is not one. */
+int gateway__web_serve(gateway_t *g, core_http_req_t *req);
 
 /* metrics.c */
 void gateway__count(gateway_t *g, gateway__route_t route, int status);

@@ -8,11 +8,12 @@ static const char *const route_names[GW_ROUTE_COUNT] = {
     [GW_ROUTE_HEALTHZ] = "healthz",
     [GW_ROUTE_METRICS] = "metrics",
     [GW_ROUTE_PUSH] = "push",
+    [GW_ROUTE_WEB] = "web",
     [GW_ROUTE_OTHER] = "other",
 };
 
 /* The last slot is "other". */
-static const int statuses[GW_STATUS_KINDS - 1] = {200, 202, 400, 401, 404, 405, 500, 503};
+static const int statuses[GW_STATUS_KINDS - 1] = {200, 202, 304, 400, 401, 404, 405, 500, 503};
 
 static int status_slot(int status)
 {

@@ -107,6 +107,8 @@ static void on_request(core_http_req_t *req, void *ud)
         routes[i].fn(g, req);
         return;
     }
+    if (gateway__web_serve(g, req))
+        return;
     gateway__respond_error(g, req, GW_ROUTE_OTHER, 404, "not found");
 }
 
@@ -163,8 +165,9 @@ gateway_t *gateway_new(struct ev_loop *loop, const gateway_config_t *cfg, char *
         snprintf(err, errlen, "libsodium failed to initialise");
         goto fail;
     }
-    if (load_token(g, err, errlen) != 0 || start_redis(g, err, errlen) != 0 ||
-        start_http(g, err, errlen) != 0)
+    if (load_token(g, err, errlen) != 0 ||
+        (g->cfg.web_root[0] && gateway__web_load(&g->web, g->cfg.web_root, err, errlen) != 0) ||
+        start_redis(g, err, errlen) != 0 || start_http(g, err, errlen) != 0)
         goto fail;
     proto_msgid_init(&g->msgids, g->cfg.num ? g->cfg.num : (uint16_t)gateway_port(g));
     return g;
@@ -189,6 +192,7 @@ void gateway_free(gateway_t *g)
     if (g->redis)
         core_redis_free(g->redis);
     gateway__servers_free(g);
+    gateway__web_free(&g->web);
     sodium_memzero(g->token_hash, sizeof g->token_hash);
     free(g);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -278,6 +279,7 @@ typedef struct gw_opts {
     uint64_t cache_ms;
     int no_token;
     double redis_timeout;
+    const char *web_root;
 } gw_opts_t;
 
 static void gw_start(fx_t *fx, const gw_opts_t *o)
@@ -292,6 +294,8 @@ static void gw_start(fx_t *fx, const gw_opts_t *o)
     cfg.servers_cache_ms = o->cache_ms;
     cfg.redis_timeout = o->redis_timeout > 0 ? o->redis_timeout : 1.0;
     cfg.num = GW_NUM;
+    if (o->web_root)
+        snprintf(cfg.web_root, sizeof cfg.web_root, "%s", o->web_root);
     fx->gw = gateway_new(fx->loop, &cfg, err, sizeof err);
     if (!fx->gw)
         fail_msg("gateway_new: %s", err);
@@ -690,6 +694,102 @@ static void test_not_found_and_method(void **state)
     assert_int_equal(r.status, 503);
 }
 
+/* ------------------------------------------------------------ web client */
+
+static const char *header_value(const resp_t *r, const char *name, char *out, size_t cap)
+{
+    const char *h = strcasestr(r->head, name);
+    size_t n;
+
+    if (!h)
+        return NULL;
+    h += strlen(name);
+    while (*h == ' ')
+        h++;
+    n = strcspn(h, "\r");
+    snprintf(out, cap, "%.*s", (int)n, h);
+    return out;
+}
+
+static void web_root(fx_t *fx, char *root, size_t cap)
+{
+    char path[300];
+
+    snprintf(root, cap, "%s/web", fx->dir);
+    assert_int_equal(mkdir(root, 0700), 0);
+    snprintf(path, sizeof path, "%s/index.html", root);
+    write_file(path, "<!doctype html><title>chat</title>");
+    snprintf(path, sizeof path, "%s/js", root);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/js/app.js", root);
+    write_file(path, "export const x = 1;\n");
+    snprintf(path, sizeof path, "%s/.secret", root);
+    write_file(path, "dotfiles are not served");
+}
+
+/* Files are served from memory with their type, an ETag (304 on a match),
+ * caching by kind, a strict CSP; routes win; nothing outside the root. */
+static void test_web_files(void **state)
+{
+    fx_t *fx = *state;
+    char root[200], v[512], etag[64], raw[512];
+    gw_opts_t o = {0};
+    resp_t r;
+
+    web_root(fx, root, sizeof root);
+    o.web_root = root;
+    gw_start(fx, &o);
+    get(fx, "/", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "<!doctype html><title>chat</title>");
+    assert_string_equal(header_value(&r, "Content-Type:", v, sizeof v), "text/html; charset=utf-8");
+    assert_string_equal(header_value(&r, "Cache-Control:", v, sizeof v), "no-cache");
+    assert_non_null(strstr(header_value(&r, "Content-Security-Policy:", v, sizeof v),
+                           "script-src 'self'"));
+    assert_non_null(strstr(v, "default-src 'none'"));
+    assert_string_equal(header_value(&r, "X-Content-Type-Options:", v, sizeof v), "nosniff");
+    get(fx, "/js/app.js", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(header_value(&r, "Content-Type:", v, sizeof v),
+                        "text/javascript; charset=utf-8");
+    assert_string_equal(header_value(&r, "Cache-Control:", v, sizeof v), "public, max-age=300");
+    assert_non_null(header_value(&r, "ETag:", etag, sizeof etag));
+    snprintf(raw, sizeof raw, "GET /js/app.js HTTP/1.1\r\nIf-None-Match: %s\r\n\r\n", etag);
+    http_str(fx, raw, &r);
+    assert_int_equal(r.status, 304);
+    assert_int_equal(r.len, 0);
+    http_str(fx, "GET /js/app.js HTTP/1.1\r\nIf-None-Match: \"0000\"\r\n\r\n", &r);
+    assert_int_equal(r.status, 200);
+    static const char *const not_served[] = {"/.secret", "/js/../index.html", "/../etc/passwd",
+                                             "/js", "/index.html/", "/nope.js"};
+    for (size_t i = 0; i < sizeof not_served / sizeof not_served[0]; i++) {
+        get(fx, not_served[i], &r);
+        assert_int_equal(r.status, 404);
+    }
+    http_str(fx, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", &r);
+    assert_int_equal(r.status, 404);
+    get(fx, "/servers", &r); /* routes keep their meaning */
+    assert_int_equal(r.status, 503);
+}
+
+static void test_web_root_errors(void **state)
+{
+    fx_t *fx = *state;
+    gateway_config_t cfg;
+    char err[256] = "", root[200];
+
+    gateway_config_defaults(&cfg);
+    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:0");
+    snprintf(cfg.web_root, sizeof cfg.web_root, "%s/missing", fx->dir);
+    assert_null(gateway_new(fx->loop, &cfg, err, sizeof err));
+    assert_non_null(strstr(err, "cannot open"));
+    snprintf(root, sizeof root, "%s/empty", fx->dir);
+    assert_int_equal(mkdir(root, 0700), 0);
+    snprintf(cfg.web_root, sizeof cfg.web_root, "%s", root);
+    assert_null(gateway_new(fx->loop, &cfg, err, sizeof err));
+    assert_non_null(strstr(err, "no index.html"));
+}
+
 /* Byte-at-a-time delivery, with the loop turning between bytes. */
 static void test_split_request(void **state)
 {
@@ -879,6 +979,8 @@ int main(void)
         T(test_pipelined),
         T(test_client_gone_before_answer),
         T(test_metrics_format),
+        T(test_web_files),
+        T(test_web_root_errors),
         cmocka_unit_test(test_config_flags),
     };
     signal(SIGPIPE, SIG_IGN);

@@ -172,7 +172,8 @@ function zkApp(p, i) {
 function gatewayApp(p) {
     return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
         '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
-        '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM), ...p.gatewayArgs,
+        '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM),
+        '--web-root', path.join(REPO, 'client', 'web'), ...p.gatewayArgs,
     ]);
 }
 

@@ -14,26 +14,14 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/daemon.sh"
+. "$here/npm-private.sh"
 home=${CHAT_CONGODB_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/chat-congodb}
 cmd=${1:-}
 dir=${2:-}
 port=${3:-}
 
 install_peer() {
-    local stamp
-    stamp=$(cat "$here"/congodb/*.json "$here"/congodb/*.mjs | sha256sum | cut -c1-16)
-    mkdir -p "$home"
-    exec 9>"$home/.lock"
-    flock 9 # tests may install at once
-    if [ "$(cat "$home/.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -d "$home/node_modules" ]; then
-        rm -rf "$home/node_modules" "$home/package-lock.json"
-        cp -r "$here/congodb/." "$home/"
-        (cd "$home" && npm install --no-audit --no-fund --loglevel=error >"$home/npm.log" 2>&1 &&
-            node patch.mjs >>"$home/npm.log" 2>&1) ||
-            { cat "$home/npm.log" >&2; exit 1; }
-        echo "$stamp" >"$home/.stamp"
-    fi
-    exec 9>&-
+    npm_private_install "$here/congodb" "$home" node patch.mjs
 }
 
 serving() {

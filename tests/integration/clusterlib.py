@@ -97,6 +97,7 @@ class Cluster:
             f.write(self.dirty + "\n")
         self.gateway = f"http://127.0.0.1:{self.gw_port}"
         self.node_args = []     # extra chat-node flags for a test's own needs
+        self.gateway_args = []  # extra chat-gateway flags
 
     def spawn(self, name, argv):
         log = open(f"{self.tmp}/{name}.log", "ab")
@@ -138,7 +139,7 @@ class Cluster:
         self.spawn("gateway", [
             f"{self.build}/gateway/chat-gateway", "--listen", f"127.0.0.1:{self.gw_port}",
             "--redis", f"127.0.0.1:{self.redis_port}", "--push-token-file", f"{self.tmp}/push.token",
-            "--node-ttl", str(NODE_TTL_MS)])
+            "--node-ttl", str(NODE_TTL_MS)] + self.gateway_args)
 
     def start(self):
         if self.mongo_port:
@@ -279,7 +280,7 @@ async def whole_again(cl, restart=None):
     await loop.run_in_executor(None, cl.wait_linked, range(cl.count), 30)
 
 
-def run_cluster_test(build, name, body, prefix="chat-test."):
+def run_cluster_test(build, name, body, prefix="chat-test.", setup=None):
     """Starts a 3-node cluster, runs `await body(cl)`, stops it (logs shown
     on failure); prints a closing line and returns the exit code. The store
     is SQLite, or MongoDB (CongoDB) when CHAT_TEST_STORE=mongo."""
@@ -287,6 +288,8 @@ def run_cluster_test(build, name, body, prefix="chat-test."):
     import tempfile
     tmp = tempfile.mkdtemp(prefix=prefix)
     cl = Cluster(os.path.abspath(build), tmp, store=os.environ.get("CHAT_TEST_STORE", "sqlite"))
+    if setup:
+        setup(cl)  # before start: flags of the test's own
     rc = 1
     try:
         cl.start()

@@ -33,3 +33,11 @@ if(CHAT_MONGO)
   set_tests_properties(multihost PROPERTIES TIMEOUT 600
     LABELS "integration;cluster;mongo;multihost" RUN_SERIAL TRUE)
 endif()
+
+# The web client (client/web, served by the gateway) in Debian's chromium,
+# headless, driven by puppeteer-core: register, friends, 1:1 with receipts,
+# offline delivery, reload, history paging, rooms, a node's kill -9, markup
+# shown as text, a phone-sized screen.
+add_test(NAME browser
+  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/browser_test.py ${PROJECT_BINARY_DIR})
+set_tests_properties(browser PROPERTIES TIMEOUT 600 LABELS "integration;browser" RUN_SERIAL TRUE)

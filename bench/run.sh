@@ -75,9 +75,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$REPO/scripts/ports.sh"
 
 wait_port() {
     local deadline=$((SECONDS + $2))

@@ -4,6 +4,11 @@
 void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
 {
     job->node = n;
+    if (!n->store) { /* shutting down (Redis answering what it held): fail, and free it */
+        job->rc = STORE_ERR;
+        done(job);
+        return;
+    }
     store_submit(n->store, work, done, job);
 }
 

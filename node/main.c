@@ -118,6 +118,7 @@ static void shutdown_node(node_t *n)
     node_auth_free(n->auth);
     if (n->store)
         store_close(n->store);
+    n->store = NULL; /* jobs submitted from here on (Redis callbacks) fail at once */
     core_redis_free(n->redis);
     node_filter_free(n->filter);
     node_rooms_free_all(n);

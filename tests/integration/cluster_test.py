@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -31,7 +30,7 @@ import time
 import urllib.request
 
 from clusterlib import (SUITE, ZK_TIMEOUT_MS, Client, Cluster, login,  # noqa: F401
-                        sanitizer_reports, uname, whole_again)
+                        finish_run, uname, whole_again)
 
 
 # ---------------------------------------------------------------- scenarios
@@ -312,15 +311,7 @@ def main():
         rc = 1
     finally:
         cl.stop()
-        if sanitizer_reports(tmp):
-            print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
-            rc = 1
-        if rc != 0:
-            cl.dump_logs()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("cluster test", "passed" if rc == 0 else "FAILED")
-    return rc
+    return finish_run("cluster test", tmp, rc, args.keep)
 
 
 if __name__ == "__main__":

@@ -26,12 +26,22 @@ ZK_TIMEOUT_MS = 2000
 NODE_TTL_MS = 3000
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port nobody listens on, never one this process was given before:
+    the kernel may hand the same free port to two binds in a row, and a
+    cluster takes ~10 of them before anything listens (seen: Redis and a
+    node's client port on one number)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 def wait_for(cond, timeout, what, step=0.05):
@@ -73,6 +83,36 @@ def metrics(url):
             k, _, v = line.partition(" ")
             out[k] = float(v)
     return out
+
+
+def dump_logs(tmp):
+    """Every process log under tmp: a sanitizer report whole, else the tail."""
+    for f in sorted(os.listdir(tmp)):
+        if f.endswith(".log"):
+            with open(f"{tmp}/{f}", errors="replace") as fh:
+                lines = fh.readlines()
+            at = next((k for k, l in enumerate(lines) if "ERROR: AddressSanitizer" in l
+                       or "runtime error:" in l), None)
+            # a sanitizer report whole (its first stack is the cause), else the tail
+            lines = lines[at:at + 80] if at is not None else lines[-40:]
+            print(f"----- {f} (last {len(lines)} lines)")
+            print("".join(lines), end="")
+
+
+def finish_run(name, tmp, rc, keep=False):
+    """The common end of a cluster-level test, after its processes stopped:
+    a sanitizer report in any log fails it; logs shown on failure; tmp
+    removed (unless keep). Prints the closing line and returns the code."""
+    if sanitizer_reports(tmp):
+        print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
+        rc = 1
+    if rc != 0:
+        dump_logs(tmp)
+    if not keep:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(name, "passed" if rc == 0 else "FAILED")
+    return rc
 
 
 class Cluster:
@@ -200,12 +240,7 @@ class Cluster:
             subprocess.run([f"{REPO}/scripts/congodb.sh", "stop", f"{self.tmp}/congodb"])
 
     def dump_logs(self):
-        for f in sorted(os.listdir(self.tmp)):
-            if f.endswith(".log"):
-                with open(f"{self.tmp}/{f}", errors="replace") as fh:
-                    lines = fh.readlines()[-40:]
-                print(f"----- {f} (last {len(lines)} lines)")
-                print("".join(lines), end="")
+        dump_logs(self.tmp)
 
 
 class Client:
@@ -299,11 +334,4 @@ def run_cluster_test(build, name, body, prefix="chat-test.", setup=None):
         print(f"FAILED: {type(e).__name__}: {e}")
     finally:
         cl.stop()
-        if sanitizer_reports(tmp):
-            print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
-            rc = 1
-        if rc != 0:
-            cl.dump_logs()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(name, "passed" if rc == 0 else "FAILED")
-    return rc
+    return finish_run(name, tmp, rc)

@@ -27,10 +27,7 @@ it_cleanup() {
 }
 trap it_cleanup EXIT
 
-# A TCP port nobody listens on (the kernel picks it).
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/ports.sh"
 
 # wait_port PORT SECONDS: until something accepts on 127.0.0.1:PORT.
 wait_port() {

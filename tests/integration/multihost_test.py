@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +34,7 @@ import tempfile
 import time
 
 from clusterlib import (REPO, SUITE, ZK_TIMEOUT_MS, NODE_TTL_MS, Client, ConnectionClosed,
-                        http_get, metrics, sanitizer_reports, uname, wait_for)
+                        finish_run, http_get, metrics, uname, wait_for)
 
 NODE_PORT, CLUSTER_PORT, ZK_PORT = 9001, 9101, 2181
 REDIS_PORT, MONGO_PORT, GW_PORT = 6379, 27017, 8080
@@ -199,14 +198,6 @@ class Hosts:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-
-    def dump_logs(self):
-        for f in sorted(os.listdir(self.tmp)):
-            if f.endswith(".log"):
-                with open(f"{self.tmp}/{f}", errors="replace") as fh:
-                    lines = fh.readlines()[-30:]
-                print(f"----- {f} (last {len(lines)} lines)")
-                print("".join(lines), end="")
 
 
 async def blocking(fn, *args):
@@ -494,15 +485,7 @@ def main():
     finally:
         hosts.stop()
         net.down()
-        if sanitizer_reports(tmp):
-            print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
-            rc = 1
-        if rc != 0:
-            hosts.dump_logs()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-    print("multihost test", "passed" if rc == 0 else "FAILED")
-    return rc
+    return finish_run("multihost test", tmp, rc, args.keep)
 
 
 if __name__ == "__main__":

@@ -416,10 +416,7 @@ function renderConversation() {
             actionButton('Leave', async () => {
                 await connection.request('group_leave', { group: c.id });
                 state.groups.delete(c.id);
-                state.convs.delete(c.key);
-                state.active = null;
-                renderConversation();
-                renderSidebar();
+                forget(c);
             }));
     } else if (c.kind === 'r') {
         $('conv-actions').append(
@@ -430,13 +427,18 @@ function renderConversation() {
             actionButton('Leave', async () => {
                 await connection.request('room_leave', { room: c.id });
                 state.joinedRooms.delete(c.id);
-                state.convs.delete(c.key);
-                state.active = null;
-                renderConversation();
-                renderSidebar();
+                forget(c);
             }));
     }
     renderMessages(c, true);
+}
+
+// After leaving: the conversation goes, and nothing is open.
+function forget(c) {
+    state.convs.delete(c.key);
+    state.active = null;
+    renderConversation();
+    renderSidebar();
 }
 
 async function inviteFriend(c) {

@@ -5,8 +5,9 @@
 //   keeps the session; both join a room and talk; a page survives the
 //   kill -9 of its node; markup from another user shows as text.
 // Also: a declined friend request, a group (create, invite by message,
-// join, chat, members), hot words, and a system push shown as a notice.
-// usage: node web_test.mjs --gateway URL --pids FILE --push-token T [--shots DIR]
+// join, chat, members, leave), a masked word, hot words, and a system push
+// shown as a notice.
+// usage: node web_test.mjs --gateway URL --pids FILE --push-token T --dirty-word W [--shots DIR]
 //   FILE: {"n0": pid, ...} of the chat nodes (for the kill -9)
 import { readFileSync } from 'node:fs';
 import puppeteer from 'puppeteer-core';
@@ -180,6 +181,11 @@ async function run(browser) {
     await seeMessage(a, users.bob, 'hi from bob');
     await shot(a, 'room');
 
+    begin('a masked word shows masked');
+    const dirty = args['dirty-word'];
+    await send(a, `well ${dirty} then`);
+    await seeMessage(b2, users.alice, `well ${'*'.repeat(dirty.length)} then`);
+
     begin('hot words count the room\'s words');
     await a.click('#hot-refresh');
     await a.waitForFunction(() => [...document.querySelectorAll('#hot-list li')]
@@ -206,6 +212,10 @@ async function run(browser) {
         const t = document.getElementById('conv-info').textContent;
         return t.includes(x) && t.includes(y);
     }, { timeout: STEP_MS }, users.alice, users.bob);
+    await b2.evaluate(() => [...document.querySelectorAll('#conv-actions button')]
+        .find((x) => x.textContent === 'Leave').click());
+    await b2.waitForFunction((k) => !document.querySelector(`button.conv[data-key="${k}"]`),
+        { timeout: STEP_MS }, gkey);
     await openConv(b2, `r:${room}`); // both back in the room for the kill step
     await openConv(a, `r:${room}`);
 

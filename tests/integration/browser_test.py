@@ -33,7 +33,8 @@ def main():
         with open(f"{cl.tmp}/pids.json", "w") as f:
             json.dump(pids, f)
         cmd = ["node", f"{BROWSER_HOME}/web_test.mjs", "--gateway", cl.gateway,
-               "--pids", f"{cl.tmp}/pids.json", "--push-token", cl.token]
+               "--pids", f"{cl.tmp}/pids.json", "--push-token", cl.token,
+               "--dirty-word", cl.dirty]
         if args.shots:
             os.makedirs(args.shots, exist_ok=True)
             cmd += ["--shots", os.path.abspath(args.shots)]

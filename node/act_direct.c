@@ -20,6 +20,8 @@ typedef struct chat_job {
     char *message;  /* masked */
     char *event;    /* the event data as JSON (pending item) */
     int duplicate;  /* cid seen: msgid is the first one's */
+    char origin[64];  /* job.req NULL: the follower that handed it over */
+    uint64_t call_id; /* and its call id */
 } chat_job_t;
 
 static void chat_job_free(chat_job_t *j)
@@ -70,30 +72,44 @@ static void chat_work(store_t *st, void *arg)
     j->job.rc = chat_store(st, j);
 }
 
-static void chat_reply(node_req_t *r, const chat_job_t *j, int online)
+static cJSON *chat_data(const chat_job_t *j, int online)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "msgid", j->msgid);
     cJSON_AddNumberToObject(d, "ts", (double)j->ts);
     cJSON_AddBoolToObject(d, "online", online);
-    node_req_ok(r, d);
+    return d;
+}
+
+static const char *store_fail_text(int code)
+{
+    return code == PROTO_NOT_FOUND ? "user not found" : "store unavailable, retry";
+}
+
+/* Answers the client, or the follower that handed the chat over; frees j. */
+static void chat_answer(chat_job_t *j, int code, int online)
+{
+    if (j->job.req && code == 0)
+        node_req_ok(j->job.req, chat_data(j, online));
+    else if (j->job.req)
+        node_req_fail(j->job.req, code, store_fail_text(code));
+    else
+        node_cluster_store_reply(j->job.node, j->origin, j->call_id, code,
+                                 code == 0 ? chat_data(j, online) : NULL);
+    chat_job_free(j);
 }
 
 static void chat_delivered(node_t *n, int delivered, void *ud)
 {
     (void)n;
-    chat_job_t *j = ud;
-    chat_reply(j->job.req, j, delivered);
-    chat_job_free(j);
+    chat_answer(ud, 0, delivered);
 }
 
 static void chat_dup_online(node_t *n, const int *online, size_t count, void *ud)
 {
     (void)n;
     (void)count;
-    chat_job_t *j = ud;
-    chat_reply(j->job.req, j, online ? online[0] : 0);
-    chat_job_free(j);
+    chat_answer(ud, 0, online ? online[0] : 0);
 }
 
 static void chat_done(void *arg)
@@ -101,10 +117,7 @@ static void chat_done(void *arg)
     chat_job_t *j = arg;
     node_t *n = j->job.node;
     if (j->job.rc != STORE_OK) {
-        int nf = j->job.rc == STORE_NOTFOUND;
-        node_req_fail(j->job.req, nf ? PROTO_NOT_FOUND : PROTO_UNAVAILABLE,
-                      nf ? "user not found" : "store unavailable, retry");
-        chat_job_free(j);
+        chat_answer(j, j->job.rc == STORE_NOTFOUND ? PROTO_NOT_FOUND : PROTO_UNAVAILABLE, 0);
         return;
     }
     if (j->duplicate) {
@@ -120,26 +133,93 @@ static void chat_done(void *arg)
     free(frame);
 }
 
+/* A follower's answer from the leader, for its client. */
+static void remote_answered(node_t *n, int code, const cJSON *data, void *ud)
+{
+    (void)n;
+    node_req_t *r = ud;
+    if (code == 0)
+        node_req_ok(r, cJSON_IsObject(data) ? cJSON_Duplicate(data, 1) : NULL);
+    else
+        node_req_fail(r, code == PROTO_NOT_FOUND ? code : PROTO_UNAVAILABLE, store_fail_text(code));
+}
+
+static void chat_submit(node_t *n, chat_job_t *j)
+{
+    if (j->job.req && node_cluster_store_at_leader(n)) { /* one writer: the leader commits it */
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "op", "s.chat");
+        cJSON_AddStringToObject(m, "from", j->from);
+        cJSON_AddStringToObject(m, "to", j->to);
+        cJSON_AddStringToObject(m, "message", j->message);
+        cJSON_AddStringToObject(m, "format", j->format);
+        if (j->cid[0])
+            cJSON_AddStringToObject(m, "cid", j->cid);
+        cJSON_AddNumberToObject(m, "ts", (double)j->ts);
+        node_cluster_store_call(n, m, remote_answered, j->job.req);
+        chat_job_free(j);
+        return;
+    }
+    node_job_submit(n, &j->job, chat_work, chat_done);
+}
+
+/* The fields of a chat (client data or a follower's s.chat) into a new job;
+ * message (heap) is taken either way. */
+static chat_job_t *chat_job_new(node_t *n, const cJSON *data, const char *from, char *message,
+                                proto_err_t *e)
+{
+    const char *to = NULL, *format = "text", *cid = NULL;
+    if (proto_get_name(data, "to", 1, &to, e) || proto_get_format(data, &format, e) ||
+        proto_get_string(data, "cid", 0, 1, PROTO_CID_MAX, &cid, e)) {
+        free(message);
+        return NULL;
+    }
+    chat_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.node = n;
+    snprintf(j->from, sizeof j->from, "%s", from);
+    snprintf(j->to, sizeof j->to, "%s", to);
+    snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
+    snprintf(j->format, sizeof j->format, "%s", format);
+    j->message = message;
+    return j;
+}
+
 void node_act_chat(node_req_t *r, const cJSON *data)
 {
     proto_err_t e;
-    const char *to = NULL, *message = NULL, *format = "text", *cid = NULL;
-    if (proto_get_name(data, "to", 1, &to, &e) || proto_get_text(data, "message", &message, &e) ||
-        proto_get_format(data, &format, &e) ||
-        proto_get_string(data, "cid", 0, 1, PROTO_CID_MAX, &cid, &e)) {
+    const char *to = NULL, *message = NULL;
+    if (proto_get_name(data, "to", 1, &to, &e) || proto_get_text(data, "message", &message, &e)) {
         node_req_fail_e(r, &e);
         return;
     }
     node_t *n = r->sess->node;
-    chat_job_t *j = core_xcalloc(1, sizeof *j);
+    chat_job_t *j = chat_job_new(n, data, r->sess->user, node_filter_mask(n->filter, message), &e);
+    if (!j) {
+        node_req_fail_e(r, &e);
+        return;
+    }
     j->job.req = r;
-    snprintf(j->from, sizeof j->from, "%s", r->sess->user);
-    snprintf(j->to, sizeof j->to, "%s", to);
-    snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
-    snprintf(j->format, sizeof j->format, "%s", format);
     j->ts = core_now_ms();
-    j->message = node_filter_mask(n->filter, message);
-    node_job_submit(n, &j->job, chat_work, chat_done);
+    chat_submit(n, j);
+}
+
+/* s.chat at the leader: a follower's client sent it (already masked). */
+static int serve_chat(node_t *n, const char *origin, uint64_t id, const cJSON *m)
+{
+    proto_err_t e;
+    const char *from = NULL, *message = NULL;
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(m, "ts");
+    if (proto_get_name(m, "from", 1, &from, &e) || proto_get_text(m, "message", &message, &e) ||
+        !cJSON_IsNumber(ts) || ts->valuedouble < 1)
+        return -1;
+    chat_job_t *j = chat_job_new(n, m, from, core_xstrdup(message), &e);
+    if (!j)
+        return -1;
+    snprintf(j->origin, sizeof j->origin, "%s", origin);
+    j->call_id = id;
+    j->ts = (uint64_t)ts->valuedouble;
+    chat_submit(n, j);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ ack */
@@ -150,6 +230,8 @@ typedef struct ack_job {
     char **msgids;
     size_t count;
     store_ackeds_t acked;
+    char origin[64];  /* job.req NULL: the follower that handed it over */
+    uint64_t call_id;
 } ack_job_t;
 
 static void ack_work(store_t *st, void *arg)
@@ -158,27 +240,61 @@ static void ack_work(store_t *st, void *arg)
     j->job.rc = store_pending_ack(st, j->user, (const char *const *)j->msgids, j->count, &j->acked);
 }
 
+static void ack_answer(ack_job_t *j, int code)
+{
+    if (j->job.req && code == 0)
+        node_req_ok(j->job.req, NULL);
+    else if (j->job.req)
+        node_req_fail(j->job.req, code, store_fail_text(code));
+    else
+        node_cluster_store_reply(j->job.node, j->origin, j->call_id, code, NULL);
+}
+
 static void ack_done(void *arg)
 {
     ack_job_t *j = arg;
     node_t *n = j->job.node;
-    if (j->job.rc != STORE_OK) {
-        node_req_fail(j->job.req, PROTO_UNAVAILABLE, "store unavailable, retry");
-    } else {
-        node_req_ok(j->job.req, NULL);
-        for (size_t i = 0; i < j->acked.count; i++) {
-            size_t len = 0;
-            char *frame = node_event_frame(
-                "receipt", proto_ev_receipt(j->acked.items[i].msgid, j->user), &len);
-            node_route_user(n, j->acked.items[i].from, frame, len, NULL, NULL);
-            free(frame);
-        }
+    ack_answer(j, j->job.rc == STORE_OK ? 0 : PROTO_UNAVAILABLE);
+    for (size_t i = 0; j->job.rc == STORE_OK && i < j->acked.count; i++) {
+        size_t len = 0;
+        char *frame = node_event_frame(
+            "receipt", proto_ev_receipt(j->acked.items[i].msgid, j->user), &len);
+        node_route_user(n, j->acked.items[i].from, frame, len, NULL, NULL);
+        free(frame);
     }
     for (size_t i = 0; i < j->count; i++)
         free(j->msgids[i]);
     free(j->msgids);
     store_ackeds_free(&j->acked);
     free(j);
+}
+
+static ack_job_t *ack_job_new(node_t *n, const char *user, const cJSON *arr)
+{
+    ack_job_t *j = core_xcalloc(1, sizeof *j);
+    j->job.node = n;
+    snprintf(j->user, sizeof j->user, "%s", user);
+    j->count = (size_t)cJSON_GetArraySize(arr);
+    j->msgids = core_xcalloc(j->count + 1, sizeof *j->msgids);
+    size_t i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) j->msgids[i++] = core_xstrdup(it->valuestring);
+    return j;
+}
+
+/* s.ack at the leader: a follower's client acked these. */
+static int serve_ack(node_t *n, const char *origin, uint64_t id, const cJSON *m)
+{
+    proto_err_t e;
+    const char *user = NULL;
+    const cJSON *arr = NULL;
+    if (proto_get_name(m, "user", 1, &user, &e) || proto_get_msgids(m, "msgids", ACK_MAX, &arr, &e))
+        return -1;
+    ack_job_t *j = ack_job_new(n, user, arr);
+    snprintf(j->origin, sizeof j->origin, "%s", origin);
+    j->call_id = id;
+    node_job_submit(n, &j->job, ack_work, ack_done);
+    return 0;
 }
 
 /* Lua: drop the user's parked pushes (chat:upush:<user>) that were acked. */
@@ -215,16 +331,32 @@ void node_act_ack(node_req_t *r, const cJSON *data)
         node_req_fail_e(r, &e);
         return;
     }
-    ack_job_t *j = core_xcalloc(1, sizeof *j);
+    node_t *n = r->sess->node;
+    forget_parked(n, r->sess->user, arr);
+    if (node_cluster_store_at_leader(n)) { /* one writer: the leader commits it */
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "op", "s.ack");
+        cJSON_AddStringToObject(m, "user", r->sess->user);
+        cJSON_AddItemToObject(m, "msgids", cJSON_Duplicate(arr, 1));
+        node_cluster_store_call(n, m, remote_answered, r);
+        return;
+    }
+    ack_job_t *j = ack_job_new(n, r->sess->user, arr);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
-    j->count = (size_t)cJSON_GetArraySize(arr);
-    j->msgids = core_xcalloc(j->count + 1, sizeof *j->msgids);
-    size_t i = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, arr) j->msgids[i++] = core_xstrdup(it->valuestring);
-    forget_parked(r->sess->node, j->user, arr);
-    node_job_submit(r->sess->node, &j->job, ack_work, ack_done);
+    node_job_submit(n, &j->job, ack_work, ack_done);
+}
+
+int node_direct_serve(node_t *n, const char *origin, uint64_t id, const cJSON *m)
+{
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(m, "op");
+    int rc = 1;
+    if (cJSON_IsString(op) && strcmp(op->valuestring, "s.chat") == 0)
+        rc = serve_chat(n, origin, id, m);
+    else if (cJSON_IsString(op) && strcmp(op->valuestring, "s.ack") == 0)
+        rc = serve_ack(n, origin, id, m);
+    if (rc < 0) /* malformed: answered now, so the follower's client is not left waiting */
+        node_cluster_store_reply(n, origin, id, PROTO_BAD_REQUEST, NULL);
+    return rc <= 0 ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ history */

@@ -64,11 +64,12 @@ typedef struct link {
 } link_t;
 
 typedef struct call {
-    struct call *next;
     uint64_t id;
     uint64_t deadline_ms;
     node_cluster_cb cb;
     void *ud;
+    struct call *next;          /* a list of calls to finish after a sweep */
+    UT_hash_handle hh;          /* cl->calls, by id: thousands may be out under load */
 } call_t;
 
 typedef struct member {
@@ -402,28 +403,22 @@ static void call_finish(node_cluster_t *cl, call_t *c, int code, const cJSON *da
     free(c);
 }
 
-static void calls_fail_all(node_cluster_t *cl)
+/* Ends the calls that match (all when now is 0) with PROTO_UNAVAILABLE; the
+ * table is left first, as a callback may start a new call. */
+static void calls_fail(node_cluster_t *cl, uint64_t now)
 {
-    call_t *c = cl->calls;
-    cl->calls = NULL;
-    while (c) {
-        call_t *next = c->next;
-        call_finish(cl, c, PROTO_UNAVAILABLE, NULL);
-        c = next;
-    }
-}
-
-static void calls_expire(node_cluster_t *cl, uint64_t now)
-{
-    call_t **pp = &cl->calls;
-    while (*pp) {
-        call_t *c = *pp;
-        if (c->deadline_ms <= now) {
-            *pp = c->next;
-            call_finish(cl, c, PROTO_UNAVAILABLE, NULL);
-        } else {
-            pp = &c->next;
+    call_t *c, *tmp, *due = NULL;
+    HASH_ITER(hh, cl->calls, c, tmp) {
+        if (now == 0 || c->deadline_ms <= now) {
+            HASH_DEL(cl->calls, c);
+            c->next = due;
+            due = c;
         }
+    }
+    while (due) {
+        c = due;
+        due = c->next;
+        call_finish(cl, c, PROTO_UNAVAILABLE, NULL);
     }
 }
 
@@ -431,16 +426,15 @@ static void call_answer(node_cluster_t *cl, const cJSON *m)
 {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(m, "code");
-    if (!cJSON_IsNumber(id) || !cJSON_IsNumber(code))
+    if (!cJSON_IsNumber(id) || !cJSON_IsNumber(code) || id->valuedouble < 0)
         return;
-    for (call_t **pp = &cl->calls; *pp; pp = &(*pp)->next) {
-        call_t *c = *pp;
-        if (c->id == (uint64_t)id->valuedouble) {
-            *pp = c->next;
-            call_finish(cl, c, code->valueint, cJSON_GetObjectItemCaseSensitive(m, "data"));
-            return;
-        }
-    }
+    uint64_t key = (uint64_t)id->valuedouble;
+    call_t *c = NULL;
+    HASH_FIND(hh, cl->calls, &key, sizeof key, c);
+    if (!c)
+        return;
+    HASH_DEL(cl->calls, c);
+    call_finish(cl, c, code->valueint, cJSON_GetObjectItemCaseSensitive(m, "data"));
 }
 
 static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, cJSON **data);
@@ -472,8 +466,7 @@ static void call_leader(node_t *n, cJSON *m, node_cluster_cb cb, void *ud)
     c->deadline_ms = now_ms() + CALL_TIMEOUT_MS;
     c->cb = cb;
     c->ud = ud;
-    c->next = cl->calls;
-    cl->calls = c;
+    HASH_ADD(hh, cl->calls, id, sizeof c->id, c);
     cJSON_AddStringToObject(m, "t", "call");
     cJSON_AddNumberToObject(m, "id", (double)c->id);
     link_send_json(cl->up, m);
@@ -709,21 +702,43 @@ static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m)
     } else if (strcmp(t, "rsync") == 0) {
         leader_rsync(cl, origin, m);
     } else if (strcmp(t, "call") == 0) {
-        link_t *l = link_of(cl, origin);
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        if (!cJSON_IsNumber(id) || id->valuedouble < 0)
+            return;
+        if (node_direct_serve(cl->node, origin, (uint64_t)id->valuedouble, m) == 0)
+            return; /* a store op: answered once it is committed */
         cJSON *data = NULL;
         int code = leader_call(cl, origin, m, &data);
-        if (!l) {
-            cJSON_Delete(data);
-            return;
-        }
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "t", "ret");
-        cJSON_AddItemToObject(r, "id", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(m, "id"), 1));
-        cJSON_AddNumberToObject(r, "code", code);
-        cJSON_AddItemToObject(r, "data", data);
-        cJSON_AddNumberToObject(r, "e", (double)cl->epoch);
-        link_send_json(l, r);
+        node_cluster_store_reply(cl->node, origin, (uint64_t)id->valuedouble, code, data);
     }
+}
+
+void node_cluster_store_reply(node_t *n, const char *origin, uint64_t id, int code, cJSON *data)
+{
+    node_cluster_t *cl = n->cluster;
+    link_t *l = cl ? link_of(cl, origin) : NULL;
+    if (!l) { /* gone: the follower answers its client 503 and the client retries */
+        cJSON_Delete(data);
+        return;
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "t", "ret");
+    cJSON_AddNumberToObject(r, "id", (double)id);
+    cJSON_AddNumberToObject(r, "code", code);
+    cJSON_AddItemToObject(r, "data", data ? data : cJSON_CreateObject());
+    cJSON_AddNumberToObject(r, "e", (double)cl->epoch);
+    link_send_json(l, r);
+}
+
+int node_cluster_store_at_leader(const node_t *n)
+{
+    const node_cluster_t *cl = n->cluster;
+    return n->cfg.writer_leader == 1 && cl && !cl->is_leader && up_ready(cl) != NULL;
+}
+
+void node_cluster_store_call(node_t *n, cJSON *m, node_cluster_cb cb, void *ud)
+{
+    call_leader(n, m, cb, ud);
 }
 
 /* The local share of the room table, as a follower announces it. */
@@ -856,7 +871,7 @@ static void link_detach(link_t *l)
     if (l->outbound) {
         if (cl->up == l) {
             cl->up = NULL;
-            calls_fail_all(cl);
+            calls_fail(cl, 0);
             resend_to_queue(cl);
             cl->backoff_ms = cl->backoff_ms ? cl->backoff_ms * 2 : RECONNECT_MIN_MS;
             if (cl->backoff_ms > RECONNECT_MAX_MS)
@@ -1211,7 +1226,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     node_cluster_t *cl = w->data;
     uint64_t now = now_ms();
-    calls_expire(cl, now);
+    calls_fail(cl, now);
     outbox_expire(cl, now);
     if (cl->queue.len && now - cl->queue_since_ms > QUEUE_MAX_AGE_MS)
         queue_drop(cl, "no leader for too long");
@@ -1395,7 +1410,7 @@ void node_cluster_stop(node_t *n)
         link_close(l, "shutting down");
     close_pending_in(cl, "shutting down");
     core_listener_free(cl->listener);
-    calls_fail_all(cl);
+    calls_fail(cl, 0);
     /* core closes connections from its prepare watcher: one more turn frees the links */
     ev_run(n->loop, EVRUN_NOWAIT);
     member_t *m, *mt;

@@ -73,6 +73,8 @@ static int open_backends(node_t *n, char *err, size_t errlen)
     n->store = store_open(n->cfg.store_uri, err, errlen);
     if (!n->store)
         return -1;
+    if (n->cfg.writer_leader < 0) /* one writer per SQLite file; MongoDB takes writes from all */
+        n->cfg.writer_leader = strcmp(store_backend_name(n->store), "sqlite") == 0;
     if (n->cfg.durability >= 0 &&
         store_set_durability(n->store, (store_durability_t)n->cfg.durability) != STORE_OK) {
         snprintf(err, errlen, "--durability: not for the %s store (MongoDB: set the write "

@@ -49,6 +49,7 @@ typedef struct node_config {
     char store_uri[512];
     int durability;             /* --durability as a store_durability_t, -1 = backend default */
     unsigned commit_linger_us;  /* store batches wait this long for more items */
+    int writer_leader;          /* --store-writer: 1 leader, 0 self, -1 = leader on SQLite */
     char dirty_words[512];      /* word-list file, "" for none */
     char log_level[16];
     double rate;                /* requests/s per connection */
@@ -176,6 +177,10 @@ void node_act_rooms(node_req_t *r, const cJSON *data);
 void node_act_room_members(node_req_t *r, const cJSON *data);
 void node_act_room_chat(node_req_t *r, const cJSON *data);
 void node_act_popular(node_req_t *r, const cJSON *data);
+/* At the leader: a store op a follower handed over (call m, "op" s.chat or
+ * s.ack). 0 when it is one (answered with node_cluster_store_reply once
+ * committed, or at once when malformed), -1 when m is some other call. */
+int node_direct_serve(node_t *n, const char *origin, uint64_t id, const cJSON *m);
 
 /* history {room}: the room's recent messages from Redis (act_rooms.c). */
 void node_act_room_history(node_req_t *r, const char *room, const char *before, int limit);
@@ -393,6 +398,17 @@ void node_cluster_room_members(node_t *n, const char *room, node_cluster_cb cb, 
 /* data {counts:[n..]} in the order of rooms. */
 void node_cluster_room_counts(node_t *n, const char *const *rooms, size_t count,
                               node_cluster_cb cb, void *ud);
+
+/* One writer per store file: a follower hands its chat and ack writes to
+ * the leader (node_cluster_store_call); the leader runs them on its store
+ * thread and answers with node_cluster_store_reply. 1 when this node should
+ * do so now (a linked follower on a store that wants one writer). */
+int node_cluster_store_at_leader(const node_t *n);
+/* m (consumed) carries "op"; cb gets code 0 and the leader's data, a
+ * PROTO_* code, or PROTO_UNAVAILABLE when no answer came. */
+void node_cluster_store_call(node_t *n, cJSON *m, node_cluster_cb cb, void *ud);
+/* The leader's answer to call id from origin; data consumed (may be NULL). */
+void node_cluster_store_reply(node_t *n, const char *origin, uint64_t id, int code, cJSON *data);
 
 /* croom.c: the leader's table of live room membership, room -> user -> node. */
 typedef struct node_croom node_croom_t;

@@ -212,6 +212,7 @@ static void session_finish(login_job_t *j)
     }
     if (j->parked.len)
         node_req_follow(r, j->parked.data, j->parked.len);
+    s->parked_sent = j->parked_count > 0;
     node_presence_login(n, s, on_presence_set, j);
 }
 

@@ -332,7 +332,8 @@ void node_act_ack(node_req_t *r, const cJSON *data)
         return;
     }
     node_t *n = r->sess->node;
-    forget_parked(n, r->sess->user, arr);
+    if (r->sess->parked_sent) /* else no parked push reached this session: no Redis trip */
+        forget_parked(n, r->sess->user, arr);
     if (node_cluster_store_at_leader(n)) { /* one writer: the leader commits it */
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "op", "s.ack");

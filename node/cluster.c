@@ -190,12 +190,14 @@ static int link_send_json(link_t *l, cJSON *m)
 
 /* ------------------------------------------------------------------ local delivery */
 
-static void deliver_users(node_t *n, const cJSON *users, const char *frame, size_t len)
+/* reroute: the sender guessed this node from its cache; a user who is not
+ * here is located again in Redis (once: that delivery is not a guess). */
+static void deliver_users(node_t *n, const cJSON *users, const char *frame, size_t len, int reroute)
 {
     const cJSON *u;
     cJSON_ArrayForEach(u, users) {
-        if (cJSON_IsString(u))
-            node_route_local(n, u->valuestring, frame, len);
+        if (cJSON_IsString(u) && !node_route_local(n, u->valuestring, frame, len) && reroute)
+            node_route_user_located(n, u->valuestring, frame, len);
     }
 }
 
@@ -229,7 +231,8 @@ static void node_msg(node_cluster_t *cl, const cJSON *m)
         return;
     observe_msgid(n, f);
     if (strcmp(t, "dlv") == 0 && f)
-        deliver_users(n, cJSON_GetObjectItemCaseSensitive(m, "users"), f, strlen(f));
+        deliver_users(n, cJSON_GetObjectItemCaseSensitive(m, "users"), f, strlen(f),
+                      cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "r")));
     else if (strcmp(t, "room") == 0 && f && jstr(m, "room") && !seen_before(cl, f))
         node_route_room_local(n, jstr(m, "room"), jstr(m, "x"), f, strlen(f));
     else if (strcmp(t, "all") == 0 && f)
@@ -1470,12 +1473,14 @@ static cJSON *msg_new(const char *type, const char *frame, size_t len)
 }
 
 void node_cluster_deliver(node_t *n, const char *node_id, const char *const *users, size_t count,
-                          const char *frame, size_t len)
+                          const char *frame, size_t len, int reroute)
 {
     if (!n->cluster)
         return;
     cJSON *m = msg_new("dlv", frame, len);
     cJSON_AddStringToObject(m, "node", node_id);
+    if (reroute)
+        cJSON_AddTrueToObject(m, "r");
     cJSON *arr = cJSON_AddArrayToObject(m, "users");
     for (size_t i = 0; i < count; i++)
         cJSON_AddItemToArray(arr, cJSON_CreateString(users[i]));

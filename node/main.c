@@ -124,6 +124,7 @@ static void shutdown_node(node_t *n)
     core_redis_free(n->redis);
     node_filter_free(n->filter);
     node_rooms_free_all(n);
+    node_presence_cache_free(n);
 }
 
 int main(int argc, char **argv)

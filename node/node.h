@@ -93,6 +93,7 @@ struct node_sess {
     int logged_in;
     int kicked;                 /* ended by a login elsewhere: no presence, no cleanup */
     int closing;                /* logout answered: close after the reply */
+    int parked_sent;            /* login sent pushes parked in Redis: acks must drop them there */
     char user[PROTO_NAME_MAX + 1];
     char nickname[PROTO_NICK_MAX + 1];
     double tokens;              /* rate-limit bucket */
@@ -217,6 +218,9 @@ int node_job_conv_msgid(node_t *n, store_t *st, const char *conv, uint64_t ts,
 typedef void (*node_route_cb)(node_t *n, int delivered, void *ud);
 void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
                      node_route_cb cb, void *ud);
+/* The same, located in Redis whatever the cache says: a cached guess of
+ * another node that missed here. */
+void node_route_user_located(node_t *n, const char *user, const char *frame, size_t len);
 /* Every user of the list but `except`, one copy per node. */
 void node_route_users(node_t *n, const char *const *users, size_t count, const char *except,
                       const char *frame, size_t len);
@@ -258,6 +262,20 @@ typedef struct node_loc {
 typedef void (*node_locate_cb)(node_t *n, const node_loc_t *locs, size_t count, void *ud);
 void node_presence_locate(node_t *n, const char *const *users, size_t count, node_locate_cb cb,
                           void *ud);
+/* A short-lived cache of where remote users were found (user -> node),
+ * so that a busy conversation is not one Redis round trip per message. An
+ * entry lives NODE_LOC_CACHE_MS; a node handed an event for a user it no
+ * longer has re-routes it through Redis (dlv "r", cluster.c), so a stale
+ * entry costs a hop, never the delivery. Only "online elsewhere" is kept. */
+#define NODE_LOC_CACHE_MS 2000
+/* The cached node of user, or NULL. */
+const char *node_presence_cached(node_t *n, const char *user);
+void node_presence_cache_put(node_t *n, const char *user, const char *node_id);
+/* +1 when a Redis look-up of user starts, -1 when it answers: while one is
+ * in flight the cache is not used for that user (events stay in order). */
+void node_presence_cache_locating(node_t *n, const char *user, int delta);
+void node_presence_cache_drop(node_t *n, const char *user);
+void node_presence_cache_free(node_t *n);
 /* online[i] for each user; cb gets NULL on Redis failure. */
 typedef void (*node_online_cb)(node_t *n, const int *online, size_t count, void *ud);
 void node_presence_online(node_t *n, const char *const *users, size_t count, node_online_cb cb,
@@ -375,9 +393,11 @@ int node_cluster_linked(const node_t *n);
 int64_t node_cluster_epoch(const node_t *n);
 /* 1 when id names a live member (this node always is). */
 int node_cluster_is_member(const node_t *n, const char *id);
-/* Hands frame to users who are on node node_id (another node). */
+/* Hands frame to users who are on node node_id (another node). reroute:
+ * the node was a cached guess; if a user is not there, that node locates
+ * the user in Redis and sends it on. */
 void node_cluster_deliver(node_t *n, const char *node_id, const char *const *users, size_t count,
-                          const char *frame, size_t len);
+                          const char *frame, size_t len, int reroute);
 /* Ends user's session conn on node node_id (login elsewhere). */
 void node_cluster_kick(node_t *n, const char *node_id, const char *user, uint64_t conn);
 /* The room's members on other nodes (one copy per node). */
@@ -472,6 +492,8 @@ struct node {
     uint64_t started_ms;
     int redis_seen;                /* Redis was connected once (start-up clean-up done) */
     struct node_cluster *cluster;  /* cluster.c */
+    struct node_loc_entry *loc_cache; /* presence.c: user -> node, short-lived */
+    size_t loc_cache_count;
 };
 
 /* push.c: server pushes queued by gateways */

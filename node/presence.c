@@ -115,6 +115,91 @@ void node_presence_clean_node(node_t *n, const char *id)
                    "chat:sess:");
 }
 
+/* ------------------------------------------------------------------ location cache */
+
+#define LOC_CACHE_MAX 100000 /* entries; full: start over (a cache, not a source) */
+
+typedef struct node_loc_entry {
+    char user[PROTO_NAME_MAX + 1];
+    char node[64];              /* "" while not known */
+    uint64_t expires_ms;
+    unsigned locating;          /* Redis look-ups in flight for this user */
+    UT_hash_handle hh;
+} node_loc_entry_t;
+
+static node_loc_entry_t *cache_entry(node_t *n, const char *user)
+{
+    node_loc_entry_t *e = NULL;
+    HASH_FIND_STR(n->loc_cache, user, e);
+    if (e)
+        return e;
+    if (n->loc_cache_count >= LOC_CACHE_MAX)
+        node_presence_cache_free(n);
+    e = core_xcalloc(1, sizeof *e);
+    snprintf(e->user, sizeof e->user, "%s", user);
+    HASH_ADD_STR(n->loc_cache, user, e);
+    n->loc_cache_count++;
+    return e;
+}
+
+const char *node_presence_cached(node_t *n, const char *user)
+{
+    node_loc_entry_t *e = NULL;
+    HASH_FIND_STR(n->loc_cache, user, e);
+    if (!e || e->locating) /* a look-up in flight: later events queue behind it, in order */
+        return NULL;
+    if (!e->node[0] || e->expires_ms <= core_mono_ms()) {
+        node_presence_cache_drop(n, user);
+        return NULL;
+    }
+    return e->node;
+}
+
+void node_presence_cache_locating(node_t *n, const char *user, int delta)
+{
+    node_loc_entry_t *e = delta > 0 ? cache_entry(n, user) : NULL;
+    if (!e)
+        HASH_FIND_STR(n->loc_cache, user, e);
+    if (!e) /* the cache started over meanwhile */
+        return;
+    if (delta > 0)
+        e->locating++;
+    else if (e->locating)
+        e->locating--;
+    if (!e->locating && !e->node[0])
+        node_presence_cache_drop(n, user);
+}
+
+void node_presence_cache_put(node_t *n, const char *user, const char *node_id)
+{
+    node_loc_entry_t *e = cache_entry(n, user);
+    snprintf(e->node, sizeof e->node, "%s", node_id);
+    e->expires_ms = core_mono_ms() + NODE_LOC_CACHE_MS;
+}
+
+void node_presence_cache_drop(node_t *n, const char *user)
+{
+    node_loc_entry_t *e = NULL;
+    HASH_FIND_STR(n->loc_cache, user, e);
+    if (!e)
+        return;
+    HASH_DEL(n->loc_cache, e);
+    free(e);
+    n->loc_cache_count--;
+}
+
+void node_presence_cache_free(node_t *n)
+{
+    node_loc_entry_t *e, *tmp;
+    HASH_ITER(hh, n->loc_cache, e, tmp) {
+        HASH_DEL(n->loc_cache, e);
+        free(e);
+    }
+    n->loc_cache_count = 0;
+}
+
+/* ------------------------------------------------------------------ locate */
+
 typedef struct locate_ctx {
     node_t *node;
     size_t count;

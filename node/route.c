@@ -69,12 +69,14 @@ static void user_located(node_t *n, const node_loc_t *locs, size_t count, void *
 {
     user_route_t *u = ud;
     int delivered = 0;
+    node_presence_cache_locating(n, u->user, -1);
     if (locs && count == 1 && locs[0].online) {
         if (strcmp(locs[0].node, n->cfg.id) == 0) {
             delivered = node_route_local(n, u->user, u->frame, u->len);
         } else {
             const char *users[1] = {u->user};
-            node_cluster_deliver(n, locs[0].node, users, 1, u->frame, u->len);
+            node_cluster_deliver(n, locs[0].node, users, 1, u->frame, u->len, 0);
+            node_presence_cache_put(n, u->user, locs[0].node);
             delivered = 1;
         }
     }
@@ -83,13 +85,29 @@ static void user_located(node_t *n, const node_loc_t *locs, size_t count, void *
     free(u);
 }
 
-void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
-                     node_route_cb cb, void *ud)
+/* Through the location cache: 1 when handed to the cached node. */
+static int route_cached(node_t *n, const char *user, const char *frame, size_t len)
+{
+    const char *node_id = node_presence_cached(n, user);
+    if (!node_id)
+        return 0;
+    if (!node_cluster_is_member(n, node_id) || !node_cluster_linked(n)) {
+        node_presence_cache_drop(n, user);
+        return 0;
+    }
+    const char *users[1] = {user};
+    node_cluster_deliver(n, node_id, users, 1, frame, len, 1);
+    return 1;
+}
+
+static void route_user(node_t *n, const char *user, const char *frame, size_t len,
+                       node_route_cb cb, void *ud, int use_cache)
 {
     int here = node_route_local(n, user, frame, len);
-    if (here || !n->cfg.zk[0]) {
+    int sent = !here && n->cfg.zk[0] && use_cache && route_cached(n, user, frame, len);
+    if (here || sent || !n->cfg.zk[0]) {
         if (cb)
-            cb(n, here, ud);
+            cb(n, here || sent, ud);
         return;
     }
     user_route_t *u = core_xmalloc(sizeof *u + len + 1);
@@ -99,7 +117,19 @@ void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
     u->len = len;
     memcpy(u->frame, frame, len);
     u->frame[len] = '\0';
+    node_presence_cache_locating(n, user, +1);
     node_presence_locate(n, (const char *const *)&user, 1, user_located, u);
+}
+
+void node_route_user(node_t *n, const char *user, const char *frame, size_t len,
+                     node_route_cb cb, void *ud)
+{
+    route_user(n, user, frame, len, cb, ud, 1);
+}
+
+void node_route_user_located(node_t *n, const char *user, const char *frame, size_t len)
+{
+    route_user(n, user, frame, len, NULL, NULL, 0);
 }
 
 /* ------------------------------------------------------------------ many users (groups) */
@@ -135,7 +165,7 @@ static void users_located(node_t *n, const node_loc_t *locs, size_t count, void 
                 done[j] = 1;
             }
         }
-        node_cluster_deliver(n, locs[i].node, batch, k, u->frame, u->len);
+        node_cluster_deliver(n, locs[i].node, batch, k, u->frame, u->len, 0);
     }
     free(done);
     free(batch);

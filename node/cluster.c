@@ -196,8 +196,10 @@ static void deliver_users(node_t *n, const cJSON *users, const char *frame, size
 {
     const cJSON *u;
     cJSON_ArrayForEach(u, users) {
-        if (cJSON_IsString(u) && !node_route_local(n, u->valuestring, frame, len) && reroute)
+        if (cJSON_IsString(u) && !node_route_local(n, u->valuestring, frame, len) && reroute) {
+            n->metrics.reroutes_total++;
             node_route_user_located(n, u->valuestring, frame, len);
+        }
     }
 }
 
@@ -708,8 +710,10 @@ static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m)
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0)
             return;
-        if (node_direct_serve(cl->node, origin, (uint64_t)id->valuedouble, m) == 0)
+        if (node_direct_serve(cl->node, origin, (uint64_t)id->valuedouble, m) == 0) {
+            cl->node->metrics.store_served_total++;
             return; /* a store op: answered once it is committed */
+        }
         cJSON *data = NULL;
         int code = leader_call(cl, origin, m, &data);
         node_cluster_store_reply(cl->node, origin, (uint64_t)id->valuedouble, code, data);
@@ -741,6 +745,7 @@ int node_cluster_store_at_leader(const node_t *n)
 
 void node_cluster_store_call(node_t *n, cJSON *m, node_cluster_cb cb, void *ud)
 {
+    n->metrics.store_handed_total++;
     call_leader(n, m, cb, ud);
 }
 

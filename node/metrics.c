@@ -38,4 +38,10 @@ void node_metrics_render(node_t *n, core_buf_t *out)
     counter(out, "chat_node_deliveries_total", "Event frames queued to local sessions.", m->deliveries_total);
     counter(out, "chat_node_logins_total", "Successful logins.", m->logins_total);
     counter(out, "chat_node_login_failures_total", "Refused logins.", m->login_failures_total);
+    counter(out, "chat_node_store_handed_total", "chat and ack writes handed to the leader.",
+            m->store_handed_total);
+    counter(out, "chat_node_store_served_total", "chat and ack writes committed for a follower.",
+            m->store_served_total);
+    counter(out, "chat_node_reroutes_total", "Events for a user not here (a cached guess), located again.",
+            m->reroutes_total);
 }

@@ -50,6 +50,7 @@ typedef struct node_config {
     int durability;             /* --durability as a store_durability_t, -1 = backend default */
     unsigned commit_linger_us;  /* store batches wait this long for more items */
     int writer_leader;          /* --store-writer: 1 leader, 0 self, -1 = leader on SQLite */
+    unsigned loc_cache_ms;      /* --location-cache-ms: user -> node cache lifetime, 0 = off */
     char dirty_words[512];      /* word-list file, "" for none */
     char log_level[16];
     double rate;                /* requests/s per connection */
@@ -264,10 +265,9 @@ void node_presence_locate(node_t *n, const char *const *users, size_t count, nod
                           void *ud);
 /* A short-lived cache of where remote users were found (user -> node),
  * so that a busy conversation is not one Redis round trip per message. An
- * entry lives NODE_LOC_CACHE_MS; a node handed an event for a user it no
+ * entry lives cfg.loc_cache_ms; a node handed an event for a user it no
  * longer has re-routes it through Redis (dlv "r", cluster.c), so a stale
  * entry costs a hop, never the delivery. Only "online elsewhere" is kept. */
-#define NODE_LOC_CACHE_MS 2000
 /* The cached node of user, or NULL. */
 const char *node_presence_cached(node_t *n, const char *user);
 void node_presence_cache_put(node_t *n, const char *user, const char *node_id);
@@ -460,6 +460,9 @@ typedef struct node_metrics {
     uint64_t deliveries_total;     /* event frames handed to local sessions */
     uint64_t logins_total;
     uint64_t login_failures_total;
+    uint64_t store_handed_total;   /* chat/ack writes handed to the leader (one writer) */
+    uint64_t store_served_total;   /* the same, committed here for a follower */
+    uint64_t reroutes_total;       /* cached guesses that missed here, located again */
 } node_metrics_t;
 
 void node_metrics_render(node_t *n, core_buf_t *out);

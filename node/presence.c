@@ -172,9 +172,11 @@ void node_presence_cache_locating(node_t *n, const char *user, int delta)
 
 void node_presence_cache_put(node_t *n, const char *user, const char *node_id)
 {
+    if (!n->cfg.loc_cache_ms)
+        return;
     node_loc_entry_t *e = cache_entry(n, user);
     snprintf(e->node, sizeof e->node, "%s", node_id);
-    e->expires_ms = core_mono_ms() + NODE_LOC_CACHE_MS;
+    e->expires_ms = core_mono_ms() + n->cfg.loc_cache_ms;
 }
 
 void node_presence_cache_drop(node_t *n, const char *user)

@@ -30,7 +30,10 @@ import time
 import urllib.request
 
 from clusterlib import (SUITE, ZK_TIMEOUT_MS, Client, Cluster, login,  # noqa: F401
-                        finish_run, uname, whole_again)
+                        finish_run, metrics, uname, whole_again)
+
+# a long location cache here: the moved-user scenario must meet a stale entry
+LOCATION_CACHE_MS = 30000
 
 
 # ---------------------------------------------------------------- scenarios
@@ -72,6 +75,50 @@ async def scenario_follower(cl):
         await c.close()
     await whole_again(cl, follower)
     print(f"follower death: alice resumed with every message {resumed:.2f}s after kill -9")
+
+
+async def scenario_one_writer(cl):
+    """On SQLite a follower's chat and ack writes are committed by the leader
+    (one writer per file); on MongoDB by the follower itself. A user who moves
+    to another node while the leader's location cache names the old one still
+    gets messages live (the old node locates the user again)."""
+    leader = cl.leader()
+    f1, f2 = [i for i in range(cl.count) if i != leader]
+    before = [metrics(f"{cl.node_url(i)}/metrics") for i in range(cl.count)]
+    alice, bob = uname("wa"), uname("wb")
+    a, _ = await login(cl.ws_url(f1), alice, register=True)
+    b, _ = await login(cl.ws_url(f2), bob, register=True)
+    for k in range(3):
+        await b.ok("chat", {"to": alice, "message": f"warm {k}"})
+        e = await a.event(lambda e, k=k: e["event"] == "chat" and e["data"]["message"] == f"warm {k}")
+        await a.ok("ack", {"msgids": [e["data"]["msgid"]]})
+        await b.event(lambda r, e=e: r["event"] == "receipt" and r["data"]["msgid"] == e["data"]["msgid"])
+    await a.ok("logout")
+    await a.close()
+    # the router (the leader on SQLite, bob's node on MongoDB) caches f1; move
+    # alice to the third node, which the router reaches only through f1's re-route
+    router = f2 if cl.mongo_port else leader
+    a2, _ = await login(cl.ws_url(next(i for i in range(cl.count) if i not in (f1, router))), alice)
+    for k in range(3):
+        await b.ok("chat", {"to": alice, "message": f"moved {k}"})
+    for k in range(3):
+        e = await a2.event(lambda e, k=k: e["event"] == "chat" and e["data"]["message"] == f"moved {k}",
+                           timeout=5)
+        assert not e["data"].get("offline"), f"not live after the move: {e}"
+    after = [metrics(f"{cl.node_url(i)}/metrics") for i in range(cl.count)]
+    delta = [{k: after[i].get(k, 0) - before[i].get(k, 0) for k in after[i]} for i in range(cl.count)]
+    rerouted = delta[f1]["chat_node_reroutes_total"]
+    assert rerouted >= 1, f"the stale location was never met (reroutes on the old node: {rerouted})"
+    handed = delta[f2]["chat_node_store_handed_total"] + delta[f1]["chat_node_store_handed_total"]
+    served = delta[leader]["chat_node_store_served_total"]
+    if cl.mongo_port:
+        assert handed == 0 and served == 0, f"MongoDB: followers write themselves ({handed} handed)"
+    else:   # 6 chats from bob and 3 acks from alice, all on followers
+        assert handed >= 9 and served >= 9, f"one writer: handed {handed}, served {served}"
+    for c in (a2, b):
+        await c.close()
+    print(f"one writer ({'mongo' if cl.mongo_port else 'sqlite'}): {handed:.0f} writes handed to the leader; "
+          f"a moved user reached live after {rerouted:.0f} re-route(s)")
 
 
 async def scenario_leader(cl):
@@ -272,7 +319,8 @@ async def scenario_push_parked(cl):
     print("push parked: counted at the next login, gone once acked")
 
 
-SCENARIOS = {"link_auth": scenario_link_auth, "push_parked": scenario_push_parked, "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
+SCENARIOS = {"link_auth": scenario_link_auth, "push_parked": scenario_push_parked,
+             "one_writer": scenario_one_writer, "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
 
 
 def run_conformance(cl):
@@ -299,6 +347,7 @@ def main():
         return 1
     tmp = tempfile.mkdtemp(prefix="chat-cluster.")
     cl = Cluster(build, tmp, store=args.store)
+    cl.node_args += ["--location-cache-ms", str(LOCATION_CACHE_MS)]
     rc = 1
     try:
         cl.start()

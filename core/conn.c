@@ -335,19 +335,12 @@ static void conn_linger_read(core_conn_t *c)
         conn_finish(c);
 }
 
-static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
+/* One read of up to READ_PER_EVENT bytes, handed on. 1 when the socket
+ * may hold more (a full slice was read and the conn is still open). */
+static int conn_read_slice(core_conn_t *c)
 {
-    core_conn_t *c = w->data;
     ssize_t n;
 
-    (void)loop;
-    (void)revents;
-    if (c->state == CONN_LINGER) {
-        conn_linger_read(c);
-        return;
-    }
-    if (c->state != CONN_OPEN)
-        return;
     if (c->in.cap < c->in.len + READ_PER_EVENT + 1) {
         /* Grow once so a single read can take a full slice. */
         c->in.cap = c->in.len + READ_PER_EVENT + 1;
@@ -358,18 +351,34 @@ static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return;
+            return 0;
         CORE_DEBUG("conn %s: read: %s", c->peer, strerror(errno));
         conn_finish(c);
-        return;
+        return 0;
     }
     if (n == 0) {
         conn_on_eof(c);
-        return;
+        return 0;
     }
     c->in.len += (size_t)n;
     c->in.data[c->in.len] = '\0';
     conn_deliver(c);
+    return n == READ_PER_EVENT && c->state == CONN_OPEN;
+}
+
+static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    core_conn_t *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (c->state == CONN_LINGER) {
+        conn_linger_read(c);
+        return;
+    }
+    for (unsigned i = 0; i < c->limits.read_slices && c->state == CONN_OPEN; i++)
+        if (!conn_read_slice(c))
+            return;
 }
 
 static void conn_connected(core_conn_t *c)
@@ -432,6 +441,7 @@ static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
     c->ud = ud;
     c->limits.max_in = limits && limits->max_in ? limits->max_in : DEFAULT_MAX_IN;
     c->limits.max_out = limits && limits->max_out ? limits->max_out : DEFAULT_MAX_OUT;
+    c->limits.read_slices = limits && limits->read_slices ? limits->read_slices : 1;
     snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "?");
     core_buf_init(&c->in);
     core_buf_init(&c->out);

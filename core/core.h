@@ -137,6 +137,8 @@ typedef struct core_conn_cbs {
 typedef struct core_conn_limits {
     size_t max_in;  /* unconsumed input cap; over it the conn is closed */
     size_t max_out; /* queued output cap; over it the conn is closed */
+    unsigned read_slices; /* 64 KiB reads per readable event (0 = 1): a link that
+                             carries many clients' traffic gets their share */
 } core_conn_limits_t;
 
 /* Non-blocking connect to host:port (numeric IP or "localhost"). */

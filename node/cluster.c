@@ -19,6 +19,9 @@
 #include "node/node.h"
 
 #define LINK_MAX_IN (PROTO_CF_MAX + PROTO_CF_HEADER)
+/* A link carries the traffic of a whole node's clients: read up to 1 MiB
+ * per turn where a client connection reads 64 KiB (fair per client). */
+#define LINK_READ_SLICES 16
 #define LINK_MAX_OUT (64u << 20)
 #define TICK_SEC 0.25
 #define PING_MS 1000
@@ -1153,7 +1156,7 @@ static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
         close(fd);
         return;
     }
-    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT};
+    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES};
     link_t *l = link_new(cl, 0, LINK_IN_HELLO);
     l->conn = core_conn_adopt(loop, fd, peer, &lim, &link_cbs, l);
     if (!l->conn) {
@@ -1177,7 +1180,7 @@ static void connect_leader(node_cluster_t *cl)
         cl->next_connect_ms = now_ms() + RECONNECT_MAX_MS;
         return;
     }
-    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT};
+    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES};
     link_t *l = link_new(cl, 1, LINK_OUT_HELLO);
     l->conn = core_conn_connect(cl->node->loop, host[0] ? host : "127.0.0.1", port, &lim,
                                 &link_cbs, l);

@@ -691,13 +691,40 @@ static void leader_rsync(node_cluster_t *cl, const char *origin, const cJSON *m)
     }
 }
 
+/* A delivery to a node the sender only guessed (its location cache) that
+ * has no link here: that node is likely dead while its membership lingers
+ * until its ZooKeeper session expires; holding the frame for it would lose
+ * a user who already moved, so the users are located again instead. */
+static int guess_unreachable(node_cluster_t *cl, const cJSON *m)
+{
+    const char *id = jstr(m, "node");
+    return id && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "r")) &&
+           strcmp(id, cl->node->cfg.id) != 0 && !link_of(cl, id);
+}
+
+static void relocate_users(node_cluster_t *cl, const cJSON *m)
+{
+    const char *f = jstr(m, "f");
+    const cJSON *u;
+    if (!f)
+        return;
+    cJSON_ArrayForEach(u, cJSON_GetObjectItemCaseSensitive(m, "users")) {
+        if (cJSON_IsString(u)) {
+            cl->node->metrics.reroutes_total++;
+            node_route_user_located(cl->node, u->valuestring, f, strlen(f));
+        }
+    }
+}
+
 /* One message from origin (a follower, or this node itself). */
 static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m)
 {
     const char *t = jstr(m, "t");
     if (!t)
         return;
-    if ((strcmp(t, "dlv") == 0 || strcmp(t, "kick") == 0) && jstr(m, "node")) {
+    if (strcmp(t, "dlv") == 0 && guess_unreachable(cl, m)) {
+        relocate_users(cl, m);
+    } else if ((strcmp(t, "dlv") == 0 || strcmp(t, "kick") == 0) && jstr(m, "node")) {
         leader_send_to(cl, jstr(m, "node"), (cJSON *)m);
     } else if (strcmp(t, "room") == 0 && jstr(m, "room")) {
         leader_room(cl, origin, (cJSON *)m);

@@ -10,6 +10,7 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              no acknowledged message lost; requests in between get 503 or
              succeed
   redis      Redis restarts: sessions and the node list come back
+  one_writer / cache_dead / link_auth / push_parked: see each docstring
 
 usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
@@ -119,6 +120,39 @@ async def scenario_one_writer(cl):
         await c.close()
     print(f"one writer ({'mongo' if cl.mongo_port else 'sqlite'}): {handed:.0f} writes handed to the leader; "
           f"a moved user reached live after {rerouted:.0f} re-route(s)")
+
+
+async def scenario_cache_dead(cl):
+    """A user whose cached node is killed and who logs in on another node
+    before ZooKeeper drops the dead one is reached live: the leader, which
+    has no link to the guessed node, locates the user again rather than
+    holding the message for a node that will not come back."""
+    leader = cl.leader()
+    f1, f2 = [i for i in range(cl.count) if i != leader]
+    alice, bob = uname("ca"), uname("cb")
+    a, _ = await login(cl.ws_url(f1), alice, register=True)
+    b, _ = await login(cl.ws_url(f2), bob, register=True)
+    for k in range(3):   # the router (leader on SQLite, bob's node on MongoDB) caches f1
+        await b.ok("chat", {"to": alice, "message": f"warm {k}"})
+        await a.event(lambda e, k=k: e["event"] == "chat" and e["data"]["message"] == f"warm {k}")
+    before = metrics(f"{cl.node_url(leader)}/metrics")
+    t0 = time.monotonic()
+    cl.kill(f"node{f1}")
+    # alice comes back where the router does not find her locally
+    a2, _ = await login(cl.ws_url(leader if cl.mongo_port else f2), alice)
+    r = await b.ok("chat", {"to": alice, "message": "after the kill"})
+    e = await a2.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after the kill", timeout=5)
+    assert not e["data"].get("offline"), f"not live: {e}"
+    took = time.monotonic() - t0
+    assert took < ZK_TIMEOUT_MS / 1000, f"took {took:.2f}s: the dead node's membership expired first"
+    rerouted = metrics(f"{cl.node_url(leader)}/metrics")["chat_node_reroutes_total"] - \
+        before["chat_node_reroutes_total"]
+    assert rerouted >= 1, f"the leader never located the user again ({rerouted})"
+    for c in (a, a2, b):
+        await c.close()
+    await whole_again(cl, f1)
+    print(f"cached dead node: the moved user reached live {took:.2f}s after kill -9 "
+          f"({r['msgid']}, {rerouted:.0f} re-route(s) on the leader)")
 
 
 async def scenario_leader(cl):
@@ -291,7 +325,7 @@ async def scenario_link_auth(cl):
         assert closed_by_peer(s), f"a {n}-byte handshake frame was not refused"
         s.close()
     print("link auth: HTTP, wrong secret, follower links and oversized frames refused; "
-          "the leader's proof verifies")
+          "the leader's proof verifies; malformed store calls answered 400")
 
 
 async def scenario_push_parked(cl):
@@ -320,7 +354,8 @@ async def scenario_push_parked(cl):
 
 
 SCENARIOS = {"link_auth": scenario_link_auth, "push_parked": scenario_push_parked,
-             "one_writer": scenario_one_writer, "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
+             "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
+             "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
 
 
 def run_conformance(cl):

@@ -310,7 +310,28 @@ async def scenario_link_auth(cl):
     want = hmac.new(secret, nonce + f"welcome:{w['leader']}:{w['epoch']}".encode(),
                     hashlib.sha256).hexdigest()
     assert w["mac"] == want, "leader proof does not verify"
+    # store calls a follower hands over (one writer): malformed ones answer
+    # 400 at once, a chat to nobody 404; the leader lives on
+    calls = [({"op": "s.chat", "from": "x"}, 400),
+             ({"op": "s.chat", "from": "bad name!", "to": "y", "message": "m", "ts": 1}, 400),
+             ({"op": "s.chat", "from": "probe1", "to": "y", "message": "m", "ts": -5}, 400),
+             ({"op": "s.ack", "user": "probe1", "msgids": ["not-a-msgid"]}, 400),
+             ({"op": "s.ack", "user": "probe1", "msgids": 7}, 400),
+             ({"op": "s.chat", "from": "probe1", "to": uname("nobody"), "message": "m",
+               "ts": int(time.time() * 1000)}, 404)]
+    for k, (body, want_code) in enumerate(calls):
+        s.sendall(frame(16, json.dumps(dict(body, t="call", id=1000 + k)).encode()))
+    got = {}
+    s.settimeout(10)
+    while len(got) < len(calls):
+        f = read_frame(s)
+        assert f, f"the leader closed the link after store calls (answers so far: {got})"
+        m = json.loads(f[1]) if f[0] == 16 else {}
+        if m.get("t") == "ret":
+            got[m["id"]] = m["code"]
+    assert got == {1000 + k: c for k, (_, c) in enumerate(calls)}, got
     s.close()
+    assert cl.leader() == leader, "the leader changed after malformed store calls"
     # a follower refuses links: only the leader accepts
     other = next(i for i in range(cl.count) if i != leader)
     s = socket.create_connection(("127.0.0.1", cl.cluster_ports[other]), 2)

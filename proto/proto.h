@@ -167,6 +167,7 @@ typedef enum proto_cf_type {
     PROTO_CF_PING = 5,
     PROTO_CF_PONG = 6,
     PROTO_CF_MSG = 16,      /* JSON: a routed cluster message (docs/CLUSTER.md) */
+    PROTO_CF_BOX = 17,      /* after the handshake, every frame: a sealed PING, PONG or MSG */
 } proto_cf_type_t;
 
 typedef struct proto_cf_frame {
@@ -188,5 +189,54 @@ void proto_cf_mac(const char *secret, const unsigned char nonce[PROTO_CF_NONCE],
 /* Constant-time check of a received MAC. 1 = valid. */
 int proto_cf_mac_ok(const char *secret, const unsigned char nonce[PROTO_CF_NONCE],
                     const char *node, const unsigned char *mac, size_t maclen);
+
+/* Sealed frames (after WELCOME every frame is a BOX): payload = 8-byte
+ * big-endian sequence number || ChaCha20-Poly1305 of (inner type || inner
+ * payload) with the frame header and the sequence number as additional
+ * data. Each direction has its own key, derived from the secret and both
+ * handshake nonces, and its own sequence from 0: a replayed, reordered,
+ * dropped, cut or altered frame fails to open. */
+#define PROTO_CF_KEY 32
+#define PROTO_CF_SEQ 8
+#define PROTO_CF_TAG 16
+#define PROTO_CF_BOX_OVERHEAD (PROTO_CF_SEQ + 1 + PROTO_CF_TAG)
+/* the largest inner payload a BOX can carry */
+#define PROTO_CF_BOX_MAX (PROTO_CF_MAX - 1 - PROTO_CF_BOX_OVERHEAD)
+
+typedef struct proto_cf_keys {
+    unsigned char tx[PROTO_CF_KEY], rx[PROTO_CF_KEY];
+    uint64_t tx_seq, rx_seq; /* the next to send, the next expected */
+} proto_cf_keys_t;
+
+typedef enum proto_cf_open_rc {
+    PROTO_CF_OPEN_OK = 0,
+    PROTO_CF_OPEN_NOT_BOX,   /* a plain frame after the handshake */
+    PROTO_CF_OPEN_SHORT,     /* shorter than a sequence number and a tag: cut */
+    PROTO_CF_OPEN_REPLAYED,  /* a sequence number already seen */
+    PROTO_CF_OPEN_GAP,       /* a sequence number ahead: a frame was dropped or reordered */
+    PROTO_CF_OPEN_FORGED,    /* the tag does not verify: altered, cut, or another key */
+    PROTO_CF_OPEN_INNER,     /* verified, but the inner type is not PING, PONG or MSG */
+} proto_cf_open_rc_t;
+
+/* Both sides' keys for one link; follower says which side this is. */
+void proto_cf_keys_derive(proto_cf_keys_t *k, const char *secret,
+                          const unsigned char follower_nonce[PROTO_CF_NONCE],
+                          const unsigned char leader_nonce[PROTO_CF_NONCE], const char *follower_id,
+                          const char *leader_id, int follower);
+/* Wipes k. */
+void proto_cf_keys_clear(proto_cf_keys_t *k);
+/* Writes one BOX frame carrying (type, payload) into out (at least
+ * PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + len bytes) and advances the
+ * send sequence. Returns the frame's size, 0 when len is over
+ * PROTO_CF_BOX_MAX or out is too small. */
+size_t proto_cf_seal(proto_cf_keys_t *k, uint8_t type, const void *payload, size_t len, char *out,
+                     size_t outlen);
+/* Opens a decoded frame f into out (at least f->len bytes): the inner type,
+ * and the inner payload (inside out) and its length. Advances the receive
+ * sequence only on success. */
+proto_cf_open_rc_t proto_cf_open(proto_cf_keys_t *k, const proto_cf_frame_t *f, char *out,
+                                 size_t outlen, uint8_t *type, const char **payload, size_t *len);
+/* Why a frame did not open, for the log. */
+const char *proto_cf_open_reason(proto_cf_open_rc_t rc);
 
 #endif

@@ -17,7 +17,7 @@
 
 static const uint8_t known_types[] = {PROTO_CF_HELLO, PROTO_CF_CHALLENGE, PROTO_CF_AUTH,
                                       PROTO_CF_WELCOME, PROTO_CF_PING, PROTO_CF_PONG,
-                                      PROTO_CF_MSG};
+                                      PROTO_CF_MSG, PROTO_CF_BOX};
 
 /* ------------------------------------------------------------ codec */
 
@@ -105,7 +105,7 @@ static const hdr_case_t hdr_cases[] = {
     {"type 0", {0, 0, 0, 9, 0}, 5, -1},
     {"type 7", {0, 0, 0, 9, 7}, 5, -1},
     {"type 15", {0, 0, 0, 9, 15}, 5, -1},
-    {"type 17", {0, 0, 0, 9, 17}, 5, -1},
+    {"type 18", {0, 0, 0, 9, 18}, 5, -1},
     {"type 255", {0, 0, 0, 9, 255}, 5, -1},
 };
 
@@ -323,6 +323,191 @@ static void test_mac_rejects(void **state)
     assert_int_equal(proto_cf_mac_ok(secret, nonce, "node-1", mac, sizeof mac), 0);
 }
 
+/* ------------------------------------------------------------ sealed frames */
+
+typedef struct pair {
+    proto_cf_keys_t follower, leader;
+} pair_t;
+
+static void pair_init(pair_t *p, const char *secret)
+{
+    unsigned char fn[PROTO_CF_NONCE], ln[PROTO_CF_NONCE];
+    for (int i = 0; i < PROTO_CF_NONCE; i++)
+        fn[i] = (unsigned char)i, ln[i] = (unsigned char)(200 - i);
+    proto_cf_keys_derive(&p->follower, secret, fn, ln, "n1", "n0", 1);
+    proto_cf_keys_derive(&p->leader, secret, fn, ln, "n1", "n0", 0);
+}
+
+/* Seals (type, text) with from and opens the result with to. */
+static proto_cf_open_rc_t pass(proto_cf_keys_t *from, proto_cf_keys_t *to, uint8_t type,
+                               const char *text, char *got, size_t *gotlen)
+{
+    char frame[256], out[256];
+    size_t n = proto_cf_seal(from, type, text, strlen(text), frame, sizeof frame);
+    assert_int_equal(n, PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + strlen(text));
+    proto_cf_frame_t f;
+    assert_int_equal(proto_cf_decode(frame, n, &f), (long)n);
+    uint8_t t = 0;
+    const char *payload = NULL;
+    proto_cf_open_rc_t rc = proto_cf_open(to, &f, out, sizeof out, &t, &payload, gotlen);
+    if (rc == PROTO_CF_OPEN_OK) {
+        assert_int_equal(t, type);
+        memcpy(got, payload, *gotlen);
+    }
+    return rc;
+}
+
+static void test_seal_round_trip(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, "s3cret");
+    char got[256];
+    size_t len = 0;
+    for (int i = 0; i < 5; i++) { /* both ways, interleaved, each with its own sequence */
+        assert_int_equal(pass(&p.follower, &p.leader, PROTO_CF_MSG, "{\"t\":\"dlv\"}", got, &len),
+                         PROTO_CF_OPEN_OK);
+        assert_memory_equal(got, "{\"t\":\"dlv\"}", len);
+        assert_int_equal(pass(&p.leader, &p.follower, PROTO_CF_PONG, "", got, &len), PROTO_CF_OPEN_OK);
+        assert_int_equal(len, 0);
+    }
+    assert_int_equal(p.follower.tx_seq, 5);
+    assert_int_equal(p.leader.rx_seq, 5);
+    /* the two directions have different keys: a frame does not open on its own side */
+    pair_init(&p, "s3cret");
+    assert_int_equal(pass(&p.follower, &p.follower, PROTO_CF_MSG, "x", got, &len),
+                     PROTO_CF_OPEN_FORGED);
+    /* inner types other than PING, PONG, MSG are refused after verifying */
+    pair_init(&p, "s3cret");
+    assert_int_equal(pass(&p.follower, &p.leader, PROTO_CF_HELLO, "x", got, &len),
+                     PROTO_CF_OPEN_INNER);
+}
+
+static void test_seal_other_keys(void **state)
+{
+    (void)state;
+    unsigned char fn[PROTO_CF_NONCE] = {1}, ln[PROTO_CF_NONCE] = {2};
+    proto_cf_keys_t f, l;
+    char got[256];
+    size_t len;
+    proto_cf_keys_derive(&f, "secret", fn, ln, "n1", "n0", 1);
+    const struct { const char *secret, *fid, *lid; int fn_flip, ln_flip; } other[] = {
+        {"secreT", "n1", "n0", 0, 0}, {"secret", "n2", "n0", 0, 0}, {"secret", "n1", "n3", 0, 0},
+        {"secret", "n", "1n0", 0, 0}, {"secret", "n1", "n0", 1, 0}, {"secret", "n1", "n0", 0, 1},
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
+        unsigned char fn2[PROTO_CF_NONCE], ln2[PROTO_CF_NONCE];
+        memcpy(fn2, fn, sizeof fn2), memcpy(ln2, ln, sizeof ln2);
+        fn2[5] ^= (unsigned char)other[i].fn_flip, ln2[9] ^= (unsigned char)other[i].ln_flip;
+        proto_cf_keys_derive(&l, other[i].secret, fn2, ln2, other[i].fid, other[i].lid, 0);
+        f.tx_seq = 0;
+        if (pass(&f, &l, PROTO_CF_MSG, "hello", got, &len) != PROTO_CF_OPEN_FORGED)
+            fail_msg("case %zu opened with another link's key", i);
+    }
+    proto_cf_keys_clear(&f);
+    static const unsigned char zero[sizeof f] = {0};
+    assert_memory_equal(&f, zero, sizeof f);
+}
+
+static void test_seal_replay_reorder_cut(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, "s3cret");
+    char f1[64], f2[64], out[64];
+    size_t n1 = proto_cf_seal(&p.follower, PROTO_CF_MSG, "one", 3, f1, sizeof f1);
+    size_t n2 = proto_cf_seal(&p.follower, PROTO_CF_MSG, "two", 3, f2, sizeof f2);
+    proto_cf_frame_t a, b;
+    assert_true(proto_cf_decode(f1, n1, &a) > 0 && proto_cf_decode(f2, n2, &b) > 0);
+    uint8_t t;
+    const char *pl;
+    size_t len;
+    /* reordered: the second first */
+    assert_int_equal(proto_cf_open(&p.leader, &b, out, sizeof out, &t, &pl, &len), PROTO_CF_OPEN_GAP);
+    assert_int_equal(proto_cf_open(&p.leader, &a, out, sizeof out, &t, &pl, &len), PROTO_CF_OPEN_OK);
+    assert_memory_equal(pl, "one", 3);
+    /* replayed */
+    assert_int_equal(proto_cf_open(&p.leader, &a, out, sizeof out, &t, &pl, &len),
+                     PROTO_CF_OPEN_REPLAYED);
+    /* cut: the same bytes with a shorter length field decode, but do not open */
+    char cut[64];
+    memcpy(cut, f2, n2);
+    uint32_t n = (uint32_t)(n2 - 4 - 2);
+    cut[0] = (char)(n >> 24), cut[1] = (char)(n >> 16), cut[2] = (char)(n >> 8), cut[3] = (char)n;
+    proto_cf_frame_t c;
+    assert_true(proto_cf_decode(cut, n2 - 2, &c) > 0);
+    assert_int_equal(proto_cf_open(&p.leader, &c, out, sizeof out, &t, &pl, &len),
+                     PROTO_CF_OPEN_FORGED);
+    c.len = PROTO_CF_BOX_OVERHEAD - 1;
+    assert_int_equal(proto_cf_open(&p.leader, &c, out, sizeof out, &t, &pl, &len),
+                     PROTO_CF_OPEN_SHORT);
+    /* an unsealed frame */
+    proto_cf_frame_t plain = {PROTO_CF_MSG, "{}", 2};
+    assert_int_equal(proto_cf_open(&p.leader, &plain, out, sizeof out, &t, &pl, &len),
+                     PROTO_CF_OPEN_NOT_BOX);
+    /* the refusals did not move the sequence: the second still opens */
+    assert_int_equal(proto_cf_open(&p.leader, &b, out, sizeof out, &t, &pl, &len), PROTO_CF_OPEN_OK);
+    assert_memory_equal(pl, "two", 3);
+}
+
+static void test_seal_any_flip(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, "s3cret");
+    char frame[64], bad[64], out[64];
+    size_t n = proto_cf_seal(&p.follower, PROTO_CF_MSG, "{\"t\":1}", 7, frame, sizeof frame);
+    uint8_t t;
+    const char *pl;
+    size_t len;
+    /* every bit after the length field: nothing altered ever opens */
+    for (size_t i = 4; i < n; i++)
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(bad, frame, n);
+            bad[i] ^= (char)(1u << bit);
+            proto_cf_frame_t f;
+            if (proto_cf_decode(bad, n, &f) <= 0)
+                continue; /* the type byte became unknown: refused earlier */
+            if (proto_cf_open(&p.leader, &f, out, sizeof out, &t, &pl, &len) == PROTO_CF_OPEN_OK)
+                fail_msg("byte %zu bit %d flipped and still opened", i, bit);
+        }
+    proto_cf_frame_t f;
+    assert_true(proto_cf_decode(frame, n, &f) > 0);
+    assert_int_equal(proto_cf_open(&p.leader, &f, out, sizeof out, &t, &pl, &len), PROTO_CF_OPEN_OK);
+}
+
+static void test_seal_limits(void **state)
+{
+    (void)state;
+    pair_t p;
+    pair_init(&p, "s3cret");
+    size_t big = PROTO_CF_BOX_MAX;
+    char *payload = calloc(1, big + 1);
+    char *frame = malloc(PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + big + 1);
+    char *out = malloc(PROTO_CF_MAX);
+    assert_true(payload && frame && out);
+    size_t n = proto_cf_seal(&p.follower, PROTO_CF_MSG, payload, big, frame,
+                             PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + big);
+    assert_int_equal(n, PROTO_CF_HEADER + PROTO_CF_MAX - 1);
+    proto_cf_frame_t f;
+    assert_int_equal(proto_cf_decode(frame, n, &f), (long)n);
+    uint8_t t;
+    const char *pl;
+    size_t len;
+    assert_int_equal(proto_cf_open(&p.leader, &f, out, PROTO_CF_MAX, &t, &pl, &len), PROTO_CF_OPEN_OK);
+    assert_int_equal(len, big);
+    /* one more byte, or too small an output, is refused without a sequence step */
+    assert_int_equal(proto_cf_seal(&p.follower, PROTO_CF_MSG, payload, big + 1, frame,
+                                   PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + big + 1), 0);
+    assert_int_equal(proto_cf_seal(&p.follower, PROTO_CF_MSG, "ab", 2, frame,
+                                   PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + 1), 0);
+    assert_int_equal(p.follower.tx_seq, 1);
+    assert_int_equal(proto_cf_open(&p.leader, &f, out, f.len - 1, &t, &pl, &len), PROTO_CF_OPEN_SHORT);
+    free(payload);
+    free(frame);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +519,11 @@ int main(void)
         cmocka_unit_test(test_mac_rfc4231),
         cmocka_unit_test(test_mac_matches_openssl),
         cmocka_unit_test(test_mac_rejects),
+        cmocka_unit_test(test_seal_round_trip),
+        cmocka_unit_test(test_seal_other_keys),
+        cmocka_unit_test(test_seal_replay_reorder_cut),
+        cmocka_unit_test(test_seal_any_flip),
+        cmocka_unit_test(test_seal_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

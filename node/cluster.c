@@ -1,12 +1,10 @@
-/* The cluster link and cross-node routing (docs/CLUSTER.md).
+/* Cross-node routing over the cluster link (docs/CLUSTER.md).
  *
  * Every node listens on its cluster port; only the leader accepts links.
- * A follower keeps one link to the leader: HELLO {node, nonce} ->
- * CHALLENGE nonce -> AUTH HMAC(secret, nonce || follower) -> WELCOME
- * {leader, epoch, mac = HMAC(secret, follower nonce || leader ":" epoch)},
- * so each side proves the secret without sending it. Then MSG frames carry
- * JSON: followers send to the leader, which relays to the node concerned
- * (one copy per node) or answers calls about room membership. Every leader
+ * A follower keeps one link to the leader (node/link.c: the handshake that
+ * proves the secret both ways, then sealed frames). Messages are JSON:
+ * followers send to the leader, which relays to the node concerned (one
+ * copy per node) or answers calls about room membership. Every leader
  * message carries the epoch; a follower drops a link whose epoch is not the
  * one ZooKeeper names. */
 #include <errno.h>
@@ -17,16 +15,9 @@
 #include <hiredis/hiredis.h>
 
 #include "node/node.h"
+#include "node/node_int.h"
 
-#define LINK_MAX_IN (PROTO_CF_MAX + PROTO_CF_HEADER)
-/* A link carries the traffic of a whole node's clients: read up to 1 MiB
- * per turn where a client connection reads 64 KiB (fair per client). */
-#define LINK_READ_SLICES 16
-#define LINK_MAX_OUT (64u << 20)
 #define TICK_SEC 0.25
-#define PING_MS 1000
-#define LINK_DEAD_MS 5000
-#define HANDSHAKE_MS 3000
 #define CALL_TIMEOUT_MS 3000
 #define QUEUE_MAX_BYTES (16u << 20)
 #define QUEUE_MAX_AGE_MS 10000
@@ -34,7 +25,6 @@
 #define RECONNECT_MAX_MS 2000
 #define SWEEP_TICKS 8
 #define PENDING_IN_MAX 32
-#define HANDSHAKE_FRAME_MAX 1024   /* before authentication, frames stay small */
 #define OUTBOX_MAX_BYTES (16u << 20)
 #define RSYNC_CHUNK (256u << 10)
 #define MEMBERS_MAX 10000          /* room_members answers list at most this many */
@@ -43,25 +33,12 @@
 #define RESEND_MAX_BYTES (4u << 20)
 #define SEEN_MAX 8192              /* room msgids a node remembers, to drop a resent copy */
 
-typedef enum {
-    LINK_OUT_HELLO,     /* follower: HELLO sent, waiting for CHALLENGE */
-    LINK_OUT_AUTH,      /* follower: AUTH sent, waiting for WELCOME */
-    LINK_IN_HELLO,      /* leader: waiting for HELLO */
-    LINK_IN_AUTH,       /* leader: CHALLENGE sent, waiting for AUTH */
-    LINK_UP,
-} link_state_t;
-
+/* The cluster's record of one link; the transport is node_link_t. */
 typedef struct link {
     struct node_cluster *cl;
-    core_conn_t *conn;
-    link_state_t state;
+    node_link_t *t;                          /* NULL once the transport is gone */
     int outbound;
-    int detached;                            /* no longer known to the cluster state */
-    char peer[64];                           /* the other node's id */
-    unsigned char nonce[PROTO_CF_NONCE];     /* the nonce this side sent */
-    unsigned char peer_nonce[PROTO_CF_NONCE];/* the nonce the other side sent */
-    int64_t epoch;
-    uint64_t last_rx_ms, last_tx_ms, last_ping_ms, opened_ms;
+    char peer[64];                           /* the other node's id, once up */
     int synced;                              /* leader side: the peer's rooms are all known */
     UT_hash_handle hh;                       /* cl->links, by peer (leader side) */
 } link_t;
@@ -92,6 +69,7 @@ typedef struct outbox {
 typedef struct node_cluster {
     node_t *node;
     char secret[256];
+    node_link_auth_t auth;           /* what every link's handshake checks */
     node_zk_t *zk;
     core_listener_t *listener;
     ev_timer tick;
@@ -136,20 +114,6 @@ static uint64_t now_ms(void)
     return core_mono_ms();
 }
 
-static void hex_encode(const unsigned char *in, size_t len, char *out, size_t outlen)
-{
-    sodium_bin2hex(out, outlen, in, len);
-}
-
-static int hex_decode(const char *hex, unsigned char *out, size_t outlen)
-{
-    size_t got = 0;
-    if (!hex || strlen(hex) != outlen * 2)
-        return -1;
-    return sodium_hex2bin(out, outlen, hex, strlen(hex), NULL, &got, NULL) == 0 && got == outlen
-               ? 0 : -1;
-}
-
 static const char *jstr(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -159,34 +123,14 @@ static const char *jstr(const cJSON *o, const char *key)
 /* The follower's link to the leader, when it is up. */
 static link_t *up_ready(const node_cluster_t *cl)
 {
-    return cl->up && cl->up->conn && cl->up->state == LINK_UP ? cl->up : NULL;
-}
-
-static int link_send(link_t *l, uint8_t type, const void *payload, size_t len)
-{
-    if (!l->conn)
-        return -1;
-    if (len + 1 > PROTO_CF_MAX) {
-        CORE_WARN("cluster: a %zu-byte frame for %s is over the limit; dropped", len,
-                  l->peer[0] ? l->peer : "?");
-        return -1;
-    }
-    char stack[512];
-    size_t total = PROTO_CF_HEADER + len;
-    char *buf = total <= sizeof stack ? stack : core_xmalloc(total);
-    proto_cf_encode(type, payload, len, buf, total);
-    int rc = core_conn_write(l->conn, buf, total);
-    if (buf != stack)
-        free(buf);
-    l->last_tx_ms = now_ms();
-    return rc;
+    return cl->up && node_link_is_up(cl->up->t) ? cl->up : NULL;
 }
 
 /* Sends a JSON message (consumed) on l. */
 static int link_send_json(link_t *l, cJSON *m)
 {
     char *json = node_json_take(m);
-    int rc = link_send(l, PROTO_CF_MSG, json, strlen(json));
+    int rc = l->t ? node_link_send(l->t, json, strlen(json)) : -1;
     free(json);
     return rc;
 }
@@ -383,7 +327,7 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
     }
     char *json = node_json_take(m);
     size_t len = strlen(json);
-    if (len + 1 > PROTO_CF_MAX) {
+    if (len > PROTO_CF_BOX_MAX) {
         CORE_WARN("cluster: a %zu-byte message is over the frame limit; dropped", len);
     } else if (cl->queue.len + PROTO_CF_HEADER + len > QUEUE_MAX_BYTES) {
         CORE_WARN("cluster: no leader and the queue is full; a message is dropped");
@@ -398,7 +342,7 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
 static void queue_flush(node_cluster_t *cl)
 {
     if (cl->queue.len && up_ready(cl))
-        core_conn_write(cl->up->conn, cl->queue.data, cl->queue.len);
+        node_link_send_frames(cl->up->t, cl->queue.data, cl->queue.len);
     core_buf_reset(&cl->queue);
     cl->queue_since_ms = 0;
 }
@@ -486,7 +430,7 @@ static link_t *link_of(node_cluster_t *cl, const char *id)
 {
     link_t *l = NULL;
     HASH_FIND_STR(cl->links, id, l);
-    return l && l->conn && l->state == LINK_UP ? l : NULL;
+    return l && node_link_is_up(l->t) ? l : NULL;
 }
 
 static void outbox_drop(node_cluster_t *cl, const char *id)
@@ -544,7 +488,7 @@ static void outbox_flush(node_cluster_t *cl, link_t *l)
     if (!o)
         return;
     if (o->frames.len)
-        core_conn_write(l->conn, o->frames.data, o->frames.len);
+        node_link_send_frames(l->t, o->frames.data, o->frames.len);
     HASH_DEL(cl->outboxes, o);
     core_buf_free(&o->frames);
     free(o);
@@ -568,9 +512,9 @@ static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
     char *json = cJSON_PrintUnformatted(m);
     size_t len = strlen(json);
     if (l) {
-        if (link_send(l, PROTO_CF_MSG, json, len) != 0)
+        if (node_link_send(l->t, json, len) != 0)
             CORE_WARN("cluster: could not send a %s to %s", jstr(m, "t"), id);
-    } else if (len + 1 <= PROTO_CF_MAX) {
+    } else if (len <= PROTO_CF_BOX_MAX) {
         char *frame = core_xmalloc(PROTO_CF_HEADER + len);
         proto_cf_encode(PROTO_CF_MSG, json, len, frame, PROTO_CF_HEADER + len);
         outbox_put(cl, id, frame, PROTO_CF_HEADER + len);
@@ -898,14 +842,13 @@ static void pending_in_remove(node_cluster_t *cl, link_t *l)
     }
 }
 
-/* Takes l out of the cluster state at once (closing is deferred by core,
- * and nothing may use a closing link meanwhile). Idempotent. */
-static void link_detach(link_t *l)
+/* The transport is gone: take l out of the cluster state and free it. */
+static void on_link_gone(node_link_t *t, void *ud)
 {
+    (void)t;
+    link_t *l = ud;
     node_cluster_t *cl = l->cl;
-    if (l->detached)
-        return;
-    l->detached = 1;
+    l->t = NULL;
     if (l->outbound) {
         if (cl->up == l) {
             cl->up = NULL;
@@ -916,107 +859,74 @@ static void link_detach(link_t *l)
                 cl->backoff_ms = RECONNECT_MAX_MS;
             cl->next_connect_ms = now_ms() + cl->backoff_ms;
         }
-        return;
+    } else {
+        link_t *found = NULL;
+        if (l->peer[0])
+            HASH_FIND_STR(cl->links, l->peer, found);
+        if (found == l)
+            HASH_DEL(cl->links, l);
+        pending_in_remove(cl, l);
     }
-    link_t *found = NULL;
-    if (l->state == LINK_UP)
-        HASH_FIND_STR(cl->links, l->peer, found);
-    if (found == l)
-        HASH_DEL(cl->links, l);
-    pending_in_remove(cl, l);
+    free(l);
 }
 
+/* Closes l's transport with a reason; l is freed (on_link_gone). */
 static void link_close(link_t *l, const char *why)
 {
-    if (!l->conn)
-        return;
-    CORE_INFO("cluster: link %s %s closed: %s", l->outbound ? "to" : "from",
-              l->peer[0] ? l->peer : "?", why);
-    core_conn_t *c = l->conn;
-    l->conn = NULL;
-    link_detach(l);
-    core_conn_abort(c); /* on_close (deferred) frees l */
+    if (l->t)
+        node_link_close(l->t, why);
 }
 
 static void close_pending_in(node_cluster_t *cl, const char *why)
 {
     while (cl->pending_in_count) {
         link_t *l = cl->pending_in[cl->pending_in_count - 1];
-        link_close(l, why); /* detaches: pending_in shrinks */
+        link_close(l, why); /* gone: pending_in shrinks */
     }
 }
 
-static void send_hello(link_t *l)
+/* Follower side: linked to the leader ZooKeeper names. */
+static void out_up(link_t *l)
 {
     node_cluster_t *cl = l->cl;
-    char nonce_hex[PROTO_CF_NONCE * 2 + 1];
-    randombytes_buf(l->nonce, sizeof l->nonce);
-    hex_encode(l->nonce, sizeof l->nonce, nonce_hex, sizeof nonce_hex);
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "node", cl->node->cfg.id);
-    cJSON_AddStringToObject(m, "nonce", nonce_hex);
-    char *json = node_json_take(m);
-    link_send(l, PROTO_CF_HELLO, json, strlen(json));
-    free(json);
-    l->state = LINK_OUT_HELLO;
+    snprintf(l->peer, sizeof l->peer, "%s", node_link_peer(l->t));
+    cl->backoff_ms = 0;
+    CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)cl->epoch);
+    send_rsync(l);
+    queue_flush(cl);
 }
 
-/* The proof a leader gives: HMAC over the follower's nonce and "id:epoch". */
-static void leader_proof(node_cluster_t *cl, const unsigned char nonce[PROTO_CF_NONCE],
-                         const char *leader, int64_t epoch, unsigned char mac[PROTO_CF_MAC])
-{
-    char who[128];
-    snprintf(who, sizeof who, "welcome:%s:%lld", leader, (long long)epoch);
-    proto_cf_mac(cl->secret, nonce, who, mac);
-}
-
-/* Follower side: one frame from the leader. -1 closes the link. */
-static int out_frame(link_t *l, const proto_cf_frame_t *f)
+/* Leader side: a follower proved the secret; it replaces any older link
+ * from the same node and gets what was held for it. */
+static void in_up(link_t *l)
 {
     node_cluster_t *cl = l->cl;
-    if (l->state == LINK_OUT_HELLO) {
-        if (f->type != PROTO_CF_CHALLENGE || f->len != PROTO_CF_NONCE)
-            return -1;
-        unsigned char mac[PROTO_CF_MAC];
-        char who[96];
-        snprintf(who, sizeof who, "auth:%s", cl->node->cfg.id);
-        proto_cf_mac(cl->secret, (const unsigned char *)f->payload, who, mac);
-        link_send(l, PROTO_CF_AUTH, mac, sizeof mac);
-        l->state = LINK_OUT_AUTH;
-        return 0;
-    }
-    if (l->state == LINK_OUT_AUTH) {
-        if (f->type != PROTO_CF_WELCOME)
-            return -1;
-        cJSON *m = cJSON_ParseWithLength(f->payload, f->len);
-        const char *leader = jstr(m, "leader"), *mac_hex = jstr(m, "mac");
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, "epoch");
-        unsigned char mac[PROTO_CF_MAC], want[PROTO_CF_MAC];
-        int ok = leader && cJSON_IsNumber(e) && hex_decode(mac_hex, mac, sizeof mac) == 0 &&
-                 strcmp(leader, cl->leader_id) == 0 && (int64_t)e->valuedouble == cl->epoch;
-        if (ok) {
-            leader_proof(cl, l->nonce, leader, cl->epoch, want);
-            ok = sodium_memcmp(mac, want, sizeof mac) == 0;
-        }
-        cJSON_Delete(m);
-        if (!ok) {
-            CORE_WARN("cluster: leader %s failed its proof or names another epoch", cl->leader_id);
-            return -1;
-        }
-        l->state = LINK_UP;
-        l->epoch = cl->epoch;
-        snprintf(l->peer, sizeof l->peer, "%s", cl->leader_id);
-        cl->backoff_ms = 0;
-        CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)l->epoch);
-        send_rsync(l);
-        queue_flush(cl);
-        return 0;
-    }
-    if (f->type == PROTO_CF_PONG || f->type == PROTO_CF_PING)
-        return 0;
-    if (f->type != PROTO_CF_MSG)
-        return -1;
-    cJSON *m = cJSON_ParseWithLength(f->payload, f->len);
+    snprintf(l->peer, sizeof l->peer, "%s", node_link_peer(l->t));
+    link_t *old = NULL;
+    HASH_FIND_STR(cl->links, l->peer, old);
+    if (old)
+        link_close(old, "replaced by a new link");
+    pending_in_remove(cl, l);
+    HASH_ADD_STR(cl->links, peer, l);
+    CORE_INFO("cluster: follower %s linked", l->peer);
+    outbox_flush(cl, l);
+}
+
+static void on_link_up(node_link_t *t, void *ud)
+{
+    (void)t;
+    link_t *l = ud;
+    if (l->outbound)
+        out_up(l);
+    else
+        in_up(l);
+}
+
+/* Follower side: a message from the leader of the epoch ZooKeeper names. */
+static int out_msg(link_t *l, const char *json, size_t len)
+{
+    node_cluster_t *cl = l->cl;
+    cJSON *m = cJSON_ParseWithLength(json, len);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, "e");
     if (!m || !cJSON_IsNumber(e) || (int64_t)e->valuedouble != cl->epoch) {
         cJSON_Delete(m);
@@ -1032,77 +942,13 @@ static int out_frame(link_t *l, const proto_cf_frame_t *f)
     return 0;
 }
 
-/* Leader side: HELLO from a follower; answer with our challenge. */
-static int in_hello(link_t *l, const proto_cf_frame_t *f)
-{
-    cJSON *m = f->type == PROTO_CF_HELLO ? cJSON_ParseWithLength(f->payload, f->len) : NULL;
-    const char *id = jstr(m, "node");
-    int ok = id && id[0] && strlen(id) < sizeof l->peer &&
-             hex_decode(jstr(m, "nonce"), l->peer_nonce, sizeof l->peer_nonce) == 0;
-    if (ok)
-        snprintf(l->peer, sizeof l->peer, "%s", id);
-    cJSON_Delete(m);
-    if (!ok)
-        return -1;
-    randombytes_buf(l->nonce, sizeof l->nonce);
-    link_send(l, PROTO_CF_CHALLENGE, l->nonce, sizeof l->nonce);
-    l->state = LINK_IN_AUTH;
-    return 0;
-}
-
-/* Leader side: AUTH; on success the follower is welcomed and replaces any
- * older link from the same node. */
-static int in_auth(link_t *l, const proto_cf_frame_t *f)
-{
-    node_cluster_t *cl = l->cl;
-    char who[96];
-    snprintf(who, sizeof who, "auth:%s", l->peer);
-    if (f->type != PROTO_CF_AUTH ||
-        !proto_cf_mac_ok(cl->secret, l->nonce, who, (const unsigned char *)f->payload, f->len)) {
-        CORE_WARN("cluster: %s from %s failed the secret check", l->peer, core_conn_peer(l->conn));
-        return -1;
-    }
-    link_t *old = NULL;
-    HASH_FIND_STR(cl->links, l->peer, old);
-    if (old)
-        link_close(old, "replaced by a new link");
-    pending_in_remove(cl, l);
-    l->state = LINK_UP;
-    l->epoch = cl->epoch;
-    HASH_ADD_STR(cl->links, peer, l);
-    unsigned char mac[PROTO_CF_MAC];
-    char mac_hex[PROTO_CF_MAC * 2 + 1];
-    leader_proof(cl, l->peer_nonce, cl->node->cfg.id, cl->epoch, mac);
-    hex_encode(mac, sizeof mac, mac_hex, sizeof mac_hex);
-    cJSON *w = cJSON_CreateObject();
-    cJSON_AddStringToObject(w, "leader", cl->node->cfg.id);
-    cJSON_AddNumberToObject(w, "epoch", (double)cl->epoch);
-    cJSON_AddStringToObject(w, "mac", mac_hex);
-    char *json = node_json_take(w);
-    link_send(l, PROTO_CF_WELCOME, json, strlen(json));
-    free(json);
-    CORE_INFO("cluster: follower %s linked", l->peer);
-    outbox_flush(cl, l);
-    return 0;
-}
-
-/* Leader side: one frame from a follower. -1 closes the link. */
-static int in_frame(link_t *l, const proto_cf_frame_t *f)
+/* Leader side: a message from a follower. */
+static int in_msg(link_t *l, const char *json, size_t len)
 {
     node_cluster_t *cl = l->cl;
     if (!cl->is_leader)
         return -1;
-    if (l->state == LINK_IN_HELLO)
-        return in_hello(l, f);
-    if (l->state == LINK_IN_AUTH)
-        return in_auth(l, f);
-    if (f->type == PROTO_CF_PING)
-        return link_send(l, PROTO_CF_PONG, "", 0) == 0 ? 0 : -1;
-    if (f->type == PROTO_CF_PONG)
-        return 0;
-    if (f->type != PROTO_CF_MSG)
-        return -1;
-    cJSON *m = cJSON_ParseWithLength(f->payload, f->len);
+    cJSON *m = cJSON_ParseWithLength(json, len);
     if (!m)
         return -1;
     leader_msg(cl, l->peer, m);
@@ -1110,66 +956,20 @@ static int in_frame(link_t *l, const proto_cf_frame_t *f)
     return 0;
 }
 
-static long link_on_read(core_conn_t *c, const char *data, size_t len, void *ud)
+static int on_link_msg(node_link_t *t, const char *json, size_t len, void *ud)
 {
+    (void)t;
     link_t *l = ud;
-    size_t off = 0;
-    l->last_rx_ms = now_ms();
-    if (l->state != LINK_UP && len >= 4) {
-        uint32_t n = (uint32_t)(unsigned char)data[0] << 24 | (uint32_t)(unsigned char)data[1] << 16 |
-                     (uint32_t)(unsigned char)data[2] << 8 | (unsigned char)data[3];
-        if (n > HANDSHAKE_FRAME_MAX) {
-            CORE_WARN("cluster: link from %s: oversized handshake frame", core_conn_peer(c));
-            l->conn = NULL;
-            link_detach(l);
-            return -1;
-        }
-    }
-    while (off < len && l->conn) {
-        proto_cf_frame_t f;
-        long used = proto_cf_decode(data + off, len - off, &f);
-        if (used == 0)
-            break;
-        if (used < 0 || (l->outbound ? out_frame(l, &f) : in_frame(l, &f)) != 0) {
-            CORE_WARN("cluster: link %s %s: %s", l->outbound ? "to" : "from",
-                      l->peer[0] ? l->peer : core_conn_peer(c), used < 0 ? "bad frame" : "protocol error");
-            l->conn = NULL;
-            link_detach(l);
-            return -1;
-        }
-        off += (size_t)used;
-    }
-    return (long)off;
+    return l->outbound ? out_msg(l, json, len) : in_msg(l, json, len);
 }
 
-static void link_on_connect(core_conn_t *c, int err, void *ud)
-{
-    (void)c;
-    link_t *l = ud;
-    if (err == 0)
-        send_hello(l);
-}
+static const node_link_cbs_t link_cbs = {on_link_up, on_link_msg, on_link_gone};
 
-static void link_on_close(core_conn_t *c, void *ud)
-{
-    (void)c;
-    link_t *l = ud;
-    if (l->conn)
-        CORE_INFO("cluster: link %s %s lost", l->outbound ? "to" : "from", l->peer[0] ? l->peer : "?");
-    l->conn = NULL;
-    link_detach(l);
-    free(l);
-}
-
-static const core_conn_cbs_t link_cbs = {link_on_read, link_on_connect, link_on_close};
-
-static link_t *link_new(node_cluster_t *cl, int outbound, link_state_t state)
+static link_t *link_new(node_cluster_t *cl, int outbound)
 {
     link_t *l = core_xcalloc(1, sizeof *l);
     l->cl = cl;
     l->outbound = outbound;
-    l->state = state;
-    l->opened_ms = l->last_rx_ms = l->last_tx_ms = now_ms();
     return l;
 }
 
@@ -1183,10 +983,9 @@ static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
         close(fd);
         return;
     }
-    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES};
-    link_t *l = link_new(cl, 0, LINK_IN_HELLO);
-    l->conn = core_conn_adopt(loop, fd, peer, &lim, &link_cbs, l);
-    if (!l->conn) {
+    link_t *l = link_new(cl, 0);
+    l->t = node_link_accept(loop, fd, peer, &cl->auth, &link_cbs, l);
+    if (!l->t) {
         free(l);
         return;
     }
@@ -1207,11 +1006,10 @@ static void connect_leader(node_cluster_t *cl)
         cl->next_connect_ms = now_ms() + RECONNECT_MAX_MS;
         return;
     }
-    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES};
-    link_t *l = link_new(cl, 1, LINK_OUT_HELLO);
-    l->conn = core_conn_connect(cl->node->loop, host[0] ? host : "127.0.0.1", port, &lim,
-                                &link_cbs, l);
-    if (!l->conn) {
+    link_t *l = link_new(cl, 1);
+    l->t = node_link_connect(cl->node->loop, host[0] ? host : "127.0.0.1", port, &cl->auth,
+                             &link_cbs, l);
+    if (!l->t) {
         free(l);
         cl->next_connect_ms = now_ms() + RECONNECT_MAX_MS;
         return;
@@ -1246,16 +1044,8 @@ static void on_node_list(core_redis_t *r, struct redisReply *reply, void *ud)
 
 static void link_check(link_t *l, uint64_t now)
 {
-    uint64_t limit = l->state == LINK_UP ? LINK_DEAD_MS : HANDSHAKE_MS;
-    if (now - (l->state == LINK_UP ? l->last_rx_ms : l->opened_ms) > limit) {
-        link_close(l, l->state == LINK_UP ? "silent peer" : "handshake timeout");
-        return;
-    }
-    /* ping on a clock, not on idleness: a busy follower still needs pongs */
-    if (l->outbound && l->state == LINK_UP && now - l->last_ping_ms >= PING_MS) {
-        l->last_ping_ms = now;
-        link_send(l, PROTO_CF_PING, "", 0);
-    }
+    if (l->t)
+        node_link_check(l->t, now); /* may close: l is freed then */
 }
 
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1415,6 +1205,7 @@ int node_cluster_start(node_t *n, char *err, size_t errlen)
 {
     node_cluster_t *cl = core_xcalloc(1, sizeof *cl);
     cl->node = n;
+    cl->auth = (node_link_auth_t){cl->secret, n->cfg.id, cl->leader_id, &cl->epoch};
     cl->rooms = node_croom_new();
     core_buf_init(&cl->queue);
     core_buf_init(&cl->resend);

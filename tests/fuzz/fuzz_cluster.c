@@ -1,7 +1,9 @@
 /* Fuzz target: a byte stream from a cluster peer through proto_cf_decode,
  * as a reader would consume it, once whole and once in two pieces. Each
  * decoded frame must re-encode to the same bytes; the first 32 bytes of an
- * AUTH payload are checked as a MAC (never valid by chance). */
+ * AUTH payload are checked as a MAC (never valid by chance); a BOX frame is
+ * opened with a link's keys (never valid by chance), and every payload
+ * sealed with them opens again to itself. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,42 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void fuzz_keys(proto_cf_keys_t *follower, proto_cf_keys_t *leader)
+{
+    static const unsigned char fn[PROTO_CF_NONCE] = {7}, ln[PROTO_CF_NONCE] = {9};
+    proto_cf_keys_derive(follower, "fuzz-secret-0123", fn, ln, "n1", "n0", 1);
+    proto_cf_keys_derive(leader, "fuzz-secret-0123", fn, ln, "n1", "n0", 0);
+}
+
+static void check_sealed(const proto_cf_frame_t *f)
+{
+    proto_cf_keys_t fk, lk;
+    fuzz_keys(&fk, &lk);
+    char *out = malloc(f->len + 1);
+    CHECK(out);
+    uint8_t type;
+    const char *inner;
+    size_t len;
+    /* what a peer without the keys sends never opens */
+    CHECK(proto_cf_open(&lk, f, out, f->len + 1, &type, &inner, &len) != PROTO_CF_OPEN_OK);
+    CHECK(lk.rx_seq == 0);
+    free(out);
+    if (f->len > PROTO_CF_BOX_MAX)
+        return;
+    /* the payload sealed and opened is itself */
+    size_t cap = PROTO_CF_HEADER + PROTO_CF_BOX_OVERHEAD + f->len;
+    char *sealed = malloc(cap), *opened = malloc(cap);
+    CHECK(sealed && opened);
+    size_t n = proto_cf_seal(&fk, PROTO_CF_MSG, f->payload, f->len, sealed, cap);
+    CHECK(n == cap);
+    proto_cf_frame_t g;
+    CHECK(proto_cf_decode(sealed, n, &g) == (long)n);
+    CHECK(proto_cf_open(&lk, &g, opened, cap, &type, &inner, &len) == PROTO_CF_OPEN_OK);
+    CHECK(type == PROTO_CF_MSG && len == f->len && memcmp(inner, f->payload, len) == 0);
+    free(sealed);
+    free(opened);
+}
+
 static void check_frame(const char *at, long used, const proto_cf_frame_t *f)
 {
     CHECK(used >= PROTO_CF_HEADER && (size_t)used == PROTO_CF_HEADER + f->len);
@@ -21,6 +59,7 @@ static void check_frame(const char *at, long used, const proto_cf_frame_t *f)
     CHECK(proto_cf_encode(f->type, f->payload, f->len, re, (size_t)used) == (size_t)used);
     CHECK(memcmp(re, at, (size_t)used) == 0);
     free(re);
+    check_sealed(f);
     if (f->type == PROTO_CF_AUTH) {
         static const unsigned char nonce[PROTO_CF_NONCE] = {1, 2, 3};
         CHECK(!proto_cf_mac_ok("secret", nonce, "node", (const unsigned char *)f->payload, f->len));

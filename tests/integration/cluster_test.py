@@ -18,6 +18,8 @@ Fails when chat-gateway is not built. Prints measured failover times.
 
 import argparse
 import asyncio
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import json
@@ -278,8 +280,82 @@ def closed_by_peer(sock, timeout=5):
         return False
 
 
+class Sealed:
+    """The follower's side of a link after WELCOME, written from the spec in
+    proto/proto.h (keyed BLAKE2b, libsodium's KDF construction, ChaCha20-
+    Poly1305 through libsodium): a second implementation to check ours."""
+    SODIUM = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+
+    def __init__(self, secret, fnonce, lnonce, follower, leader):
+        skey = hashlib.blake2b(secret, digest_size=32, key=b"chat-link-v1").digest()
+        master = hashlib.blake2b(fnonce + lnonce + follower.encode() + b"\0" + leader.encode() + b"\0",
+                                 digest_size=32, key=skey).digest()
+        sub = lambda i: hashlib.blake2b(b"", digest_size=32, key=master,  # noqa: E731
+                                        salt=struct.pack("<Q", i) + bytes(8),
+                                        person=b"chatlink" + bytes(8)).digest()
+        self.tx, self.rx, self.tx_seq, self.rx_seq = sub(1), sub(2), 0, 0
+
+    def _aead(self, fn, key, seq, data, ad, extra):
+        out = ctypes.create_string_buffer(len(data) + 16)
+        n = ctypes.c_ulonglong(0)
+        nonce = bytes(4) + struct.pack(">Q", seq)
+        rc = fn(out, ctypes.byref(n), None, data, ctypes.c_ulonglong(len(data)), ad,
+                ctypes.c_ulonglong(len(ad)), nonce, key) if extra else \
+            fn(out, ctypes.byref(n), data, ctypes.c_ulonglong(len(data)), ad,
+               ctypes.c_ulonglong(len(ad)), None, nonce, key)
+        return out.raw[:n.value] if rc == 0 else None
+
+    def seal(self, inner_type, payload, seq=None):
+        seq = self.tx_seq if seq is None else seq
+        self.tx_seq = max(self.tx_seq, seq + 1)
+        head = struct.pack(">IB", 4 + 8 + 1 + len(payload) + 16 + 1 - 4, 17) + struct.pack(">Q", seq)
+        c = self._aead(self.SODIUM.crypto_aead_chacha20poly1305_ietf_encrypt, self.tx, seq,
+                       bytes([inner_type]) + payload, head, False)
+        return head + c
+
+    def open(self, f):
+        assert f and f[0] == 17, f"expected a sealed frame, got {f and f[0]}"
+        seq = struct.unpack(">Q", f[1][:8])[0]
+        assert seq == self.rx_seq, (seq, self.rx_seq)
+        head = struct.pack(">IB", len(f[1]) + 1, 17) + f[1][:8]
+        m = self._aead(self.SODIUM.crypto_aead_chacha20poly1305_ietf_decrypt, self.rx, seq,
+                       f[1][8:], head, True)
+        assert m is not None, "a frame from the leader did not open"
+        self.rx_seq += 1
+        return m[0], m[1:]
+
+
+def link_probe(cl, port, secret, name):
+    """A follower's handshake by hand; returns the socket and its sealed side."""
+    nonce = os.urandom(32)
+    s = socket.create_connection(("127.0.0.1", port), 2)
+    s.sendall(frame(1, json.dumps({"node": name, "nonce": nonce.hex()}).encode()))
+    t, challenge = read_frame(s)
+    s.sendall(frame(3, hmac.new(secret, challenge + f"auth:{name}".encode(), hashlib.sha256).digest()))
+    t, body = read_frame(s)
+    w = json.loads(body)
+    assert t == 4, t
+    want = hmac.new(secret, nonce + f"welcome:{w['leader']}:{w['epoch']}".encode(),
+                    hashlib.sha256).hexdigest()
+    assert w["mac"] == want, "leader proof does not verify"
+    return s, Sealed(secret, nonce, challenge, name, w["leader"])
+
+
+def leader_log_says(cl, leader, *texts, timeout=5):
+    """1 when a line of the leader's log holds every one of texts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"{cl.tmp}/node{leader}.log", errors="replace") as f:
+            if any(all(t in line for t in texts) for line in f):
+                return True
+        time.sleep(0.05)
+    return False
+
+
 async def scenario_link_auth(cl):
-    """The cluster port admits only peers that prove the secret."""
+    """The cluster port admits only peers that prove the secret, and after
+    the handshake only sealed frames in sequence: a replayed, reordered,
+    cut, altered or unsealed frame closes the link with a logged reason."""
     leader = cl.leader()
     port = cl.cluster_ports[leader]
     with open(f"{cl.tmp}/secret") as f:
@@ -299,19 +375,10 @@ async def scenario_link_auth(cl):
     s.sendall(frame(3, bad))
     assert closed_by_peer(s), "a wrong secret was accepted"
     s.close()
-    # the right secret: WELCOME proves the leader knows it too
-    s = socket.create_connection(("127.0.0.1", port), 2)
-    s.sendall(frame(1, json.dumps({"node": "probe", "nonce": nonce.hex()}).encode()))
-    t, challenge = read_frame(s)
-    s.sendall(frame(3, hmac.new(secret, challenge + b"auth:probe", hashlib.sha256).digest()))
-    t, body = read_frame(s)
-    w = json.loads(body)
-    assert t == 4, t
-    want = hmac.new(secret, nonce + f"welcome:{w['leader']}:{w['epoch']}".encode(),
-                    hashlib.sha256).hexdigest()
-    assert w["mac"] == want, "leader proof does not verify"
-    # store calls a follower hands over (one writer): malformed ones answer
-    # 400 at once, a chat to nobody 404; the leader lives on
+    # the right secret: WELCOME proves the leader knows it too; then store
+    # calls a follower hands over (one writer), sealed: malformed ones answer
+    # 400 at once, a chat to nobody 404; a ping gets a sealed pong
+    s, box = link_probe(cl, port, secret, "probe")
     calls = [({"op": "s.chat", "from": "x"}, 400),
              ({"op": "s.chat", "from": "bad name!", "to": "y", "message": "m", "ts": 1}, 400),
              ({"op": "s.chat", "from": "probe1", "to": "y", "message": "m", "ts": -5}, 400),
@@ -319,19 +386,45 @@ async def scenario_link_auth(cl):
              ({"op": "s.ack", "user": "probe1", "msgids": 7}, 400),
              ({"op": "s.chat", "from": "probe1", "to": uname("nobody"), "message": "m",
                "ts": int(time.time() * 1000)}, 404)]
-    for k, (body, want_code) in enumerate(calls):
-        s.sendall(frame(16, json.dumps(dict(body, t="call", id=1000 + k)).encode()))
-    got = {}
+    sent = [box.seal(16, json.dumps(dict(body, t="call", id=1000 + k)).encode())
+            for k, (body, _) in enumerate(calls)]
+    s.sendall(b"".join(sent) + box.seal(5, b""))
+    got, pong = {}, False
     s.settimeout(10)
-    while len(got) < len(calls):
+    while len(got) < len(calls) or not pong:
         f = read_frame(s)
         assert f, f"the leader closed the link after store calls (answers so far: {got})"
-        m = json.loads(f[1]) if f[0] == 16 else {}
+        t, body = box.open(f)
+        pong = pong or t == 6
+        m = json.loads(body) if t == 16 else {}
         if m.get("t") == "ret":
             got[m["id"]] = m["code"]
     assert got == {1000 + k: c for k, (_, c) in enumerate(calls)}, got
+    # replayed: the first call again, byte for byte
+    s.sendall(sent[0])
+    assert closed_by_peer(s), "a replayed frame was accepted"
+    assert leader_log_says(cl, leader, "link from probe: ", "replayed frame"), "no reason logged (replay)"
     s.close()
-    assert cl.leader() == leader, "the leader changed after malformed store calls"
+    # altered, reordered, cut, unsealed: each on a fresh link
+    ping = json.dumps({"t": "call", "op": "room_counts", "rooms": [], "id": 1}).encode()
+    cases = {
+        "altered": lambda b: (lambda f: f[:-1] + bytes([f[-1] ^ 1]))(b.seal(16, ping)),
+        "reordered": lambda b: b.seal(16, ping, seq=1) + b.seal(16, ping, seq=0),
+        "cut": lambda b: (lambda f: struct.pack(">IB", len(f) - 4 - 3, 17) + f[5:-3])(b.seal(16, ping)),
+        "short": lambda b: struct.pack(">IB", 11, 17) + bytes(10),
+        "unsealed": lambda b: frame(16, ping),
+    }
+    reasons = {"altered": "fails authentication", "reordered": "out of sequence",
+               "cut": "fails authentication", "short": "truncated sealed frame",
+               "unsealed": "unsealed frame"}
+    for k, (case, make) in enumerate(cases.items()):
+        name = f"probe{k + 2}"
+        s, box = link_probe(cl, port, secret, name)
+        s.sendall(make(box))
+        assert closed_by_peer(s), f"a {case} frame was accepted"
+        s.close()
+        assert leader_log_says(cl, leader, f"link from {name}: ", reasons[case]), f"no reason logged ({case})"
+    assert cl.leader() == leader, "the leader changed after refused frames"
     # a follower refuses links: only the leader accepts
     other = next(i for i in range(cl.count) if i != leader)
     s = socket.create_connection(("127.0.0.1", cl.cluster_ports[other]), 2)
@@ -345,8 +438,9 @@ async def scenario_link_auth(cl):
         s.sendall(struct.pack(">IB", n, 1))
         assert closed_by_peer(s), f"a {n}-byte handshake frame was not refused"
         s.close()
-    print("link auth: HTTP, wrong secret, follower links and oversized frames refused; "
-          "the leader's proof verifies; malformed store calls answered 400")
+    print("link auth: HTTP, wrong secret, follower links and oversized frames refused; the leader's "
+          "proof verifies; sealed calls answered (malformed 400); replayed, altered, reordered, cut, "
+          "short and unsealed frames close the link with the reason logged")
 
 
 async def scenario_push_parked(cl):

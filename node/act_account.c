@@ -277,6 +277,8 @@ static void session_done(void *arg)
 static void login_accept(login_job_t *j)
 {
     node_t *n = j->job.req->sess->node;
+    if (!j->by_token)
+        node_guard_login_ok(n, j->user);
     node_auth_token_new(j->token, j->new_digest);
     j->expires = core_now_ms() + (uint64_t)(n->cfg.token_ttl * 1000.0);
     j->pending_max = n->cfg.pending_max;
@@ -285,7 +287,10 @@ static void login_accept(login_job_t *j)
 
 static void login_reject(login_job_t *j, int code, const char *text)
 {
-    j->job.req->sess->node->metrics.login_failures_total++;
+    node_sess_t *s = j->job.req->sess;
+    s->node->metrics.login_failures_total++;
+    if (code == PROTO_UNAUTHORIZED && !j->by_token) /* tokens are 256-bit: not guessable */
+        node_guard_login_failed(s->node, s, j->user);
     node_req_fail(j->job.req, code, text);
     login_job_free(j);
 }
@@ -313,6 +318,23 @@ static void lookup_done(void *arg)
         node_auth_verify(j->job.req->sess->node->auth, j->password, j->rec.pwhash, login_verified, j);
 }
 
+static void login_checked(node_t *n, uint64_t retry_ms, void *ud)
+{
+    login_job_t *j = ud;
+    if (!retry_ms) {
+        node_job_submit(n, &j->job, lookup_work, lookup_done);
+        return;
+    }
+    char text[96];
+    uint64_t sec = (retry_ms + 999) / 1000;
+    snprintf(text, sizeof text, "too many failed logins; retry in %llu s", (unsigned long long)sec);
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(data, "retry_ms", (double)retry_ms);
+    n->metrics.login_throttled_total++;
+    node_req_fail_data(j->job.req, PROTO_RATE_LIMITED, text, data);
+    login_job_free(j);
+}
+
 void node_act_login(node_req_t *r, const cJSON *data)
 {
     proto_err_t e;
@@ -336,10 +358,12 @@ void node_act_login(node_req_t *r, const cJSON *data)
     if (token) {
         j->by_token = 1;
         node_auth_token_digest(token, j->token_digest);
-    } else {
-        snprintf(j->password, sizeof j->password, "%s", password);
+        node_job_submit(r->sess->node, &j->job, lookup_work, lookup_done);
+        return;
     }
-    node_job_submit(r->sess->node, &j->job, lookup_work, lookup_done);
+    snprintf(j->password, sizeof j->password, "%s", password);
+    /* before any hashing: a guesser costs a Redis read, not an argon2id run */
+    node_guard_login_check(r->sess->node, r->sess, user, login_checked, j);
 }
 
 /* ------------------------------------------------------------------ pending, again */

@@ -33,6 +33,13 @@ void node_config_defaults(node_config_t *c)
     c->loc_cache_ms = 2000;     /* docs/CLUSTER.md: a stale entry costs a hop, not a message */
     snprintf(c->zk_root, sizeof c->zk_root, "/chat");
     c->zk_timeout_ms = 2000; /* leader change < 3 s; docs/CLUSTER.md: the trade-off */
+    /* abuse limits, docs/SECURITY.md: loopback is a local proxy or load generator */
+    c->max_conns_per_ip = 1000;
+    snprintf(c->limit_exempt, sizeof c->limit_exempt, "127.0.0.0/8,::1");
+    c->login_timeout = 10;
+    c->login_fails_user = 10;
+    c->login_fails_ip = 100;
+    c->login_fails_window = 300;
 }
 
 static void usage(FILE *f)
@@ -76,6 +83,16 @@ static void usage(FILE *f)
 "  --zk-timeout MS       ZooKeeper session timeout (default 2000)\n"
 "  --cluster-listen HOST:PORT  cluster link endpoint (required with --zk)\n"
 "  --cluster-secret-file FILE  shared cluster secret (required with --zk)\n"
+"  --max-conns-per-ip N  WebSocket connections per source address (default\n"
+"                        1000; 0 = no cap)\n"
+"  --limit-exempt LIST   addresses/prefixes the per-address limits skip\n"
+"                        (default 127.0.0.0/8,::1; none = no exemption)\n"
+"  --login-timeout SEC   close connections not logged in by then (default 10;\n"
+"                        0 = never)\n"
+"  --login-fails-user N  failed logins per user per window before 429\n"
+"                        (default 10; 0 = off)\n"
+"  --login-fails-ip N    the same per source address (default 100; 0 = off)\n"
+"  --login-fails-window SEC  the window (default 300)\n"
 "  --help                this text\n",
             (unsigned)crypto_pwhash_OPSLIMIT_INTERACTIVE);
 }
@@ -90,7 +107,9 @@ enum {
     OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_LINGER, OPT_WRITER, OPT_LOC_CACHE, OPT_DIRTY,
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
-    OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_HELP,
+    OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET,
+    OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
+    OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -123,11 +142,19 @@ static const struct option options[] = {
     {"zk-timeout", required_argument, NULL, OPT_ZK_TIMEOUT},
     {"cluster-listen", required_argument, NULL, OPT_CLUSTER_LISTEN},
     {"cluster-secret-file", required_argument, NULL, OPT_CLUSTER_SECRET},
+    {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP},
+    {"limit-exempt", required_argument, NULL, OPT_LIMIT_EXEMPT},
+    {"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
+    {"login-fails-user", required_argument, NULL, OPT_FAILS_USER},
+    {"login-fails-ip", required_argument, NULL, OPT_FAILS_IP},
+    {"login-fails-window", required_argument, NULL, OPT_FAILS_WINDOW},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
 
 /* Applies one option; -1 on a bad value. */
+static int apply_limits(node_config_t *c, int opt, const char *arg);
+
 static int apply(void *ud, int opt, const char *arg)
 {
     node_config_t *c = ud;
@@ -212,6 +239,32 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_CLUSTER_LISTEN: return core_copy_str(c->cluster_listen, sizeof c->cluster_listen, arg);
     case OPT_CLUSTER_SECRET:
         return core_copy_str(c->cluster_secret_file, sizeof c->cluster_secret_file, arg);
+    default: return apply_limits(c, opt, arg);
+    }
+}
+
+/* The abuse-limit flags (guard.c). */
+static int apply_limits(node_config_t *c, int opt, const char *arg)
+{
+    double d = 0;
+    char err[160];
+    switch (opt) {
+    case OPT_MAX_CONNS_IP:
+    case OPT_FAILS_USER:
+    case OPT_FAILS_IP:
+        if (parse_double(arg, 0, &d) || d > 1e7)
+            return -1;
+        *(opt == OPT_MAX_CONNS_IP ? &c->max_conns_per_ip
+          : opt == OPT_FAILS_USER ? &c->login_fails_user : &c->login_fails_ip) = (unsigned)d;
+        return 0;
+    case OPT_LIMIT_EXEMPT:
+        if (node_guard_parse_exempt(arg, err, sizeof err) != 0) {
+            fprintf(stderr, "chat-node: %s\n", err);
+            return -1;
+        }
+        return core_copy_str(c->limit_exempt, sizeof c->limit_exempt, arg);
+    case OPT_LOGIN_TIMEOUT: return parse_double(arg, 0, &c->login_timeout);
+    case OPT_FAILS_WINDOW: return parse_double(arg, 1, &c->login_fails_window);
     default: return -1;
     }
 }

@@ -125,6 +125,7 @@ static void shutdown_node(node_t *n)
     node_filter_free(n->filter);
     node_rooms_free_all(n);
     node_presence_cache_free(n);
+    node_guard_stop(n);
 }
 
 int main(int argc, char **argv)
@@ -144,6 +145,7 @@ int main(int argc, char **argv)
     n->next_conn_id = n->started_ms << 12;
     proto_msgid_init(&n->msgids, n->cfg.num);
     core_install_signals(n->loop);
+    node_guard_start(n);
     if (open_backends(n, err, sizeof err) != 0 || node_cluster_start(n, err, sizeof err) != 0 ||
         node_server_start(n, err, sizeof err) != 0) {
         CORE_ERROR("cannot start: %s", err);

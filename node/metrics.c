@@ -44,4 +44,11 @@ void node_metrics_render(node_t *n, core_buf_t *out)
             m->store_served_total);
     counter(out, "chat_node_reroutes_total", "Events for a user not here (a cached guess), located again.",
             m->reroutes_total);
+    counter(out, "chat_node_conns_refused_total",
+            "WebSocket connections closed for being over the per-address cap.", m->conns_refused_total);
+    counter(out, "chat_node_login_timeouts_total",
+            "Connections closed for not logging in within --login-timeout.", m->login_timeouts_total);
+    counter(out, "chat_node_login_throttled_total",
+            "Logins answered 429 after too many failures for the user or address.",
+            m->login_throttled_total);
 }

@@ -70,6 +70,12 @@ typedef struct node_config {
     int zk_timeout_ms;          /* ZooKeeper session timeout */
     char cluster_listen[128];   /* cluster link host:port */
     char cluster_secret_file[512];
+    unsigned max_conns_per_ip;  /* WebSocket connections per source address, 0 = no cap */
+    char limit_exempt[256];     /* addresses/prefixes the per-address limits skip */
+    double login_timeout;       /* seconds a connection may stay logged out, 0 = no limit */
+    unsigned login_fails_user;  /* failed logins per user per window before 429, 0 = off */
+    unsigned login_fails_ip;    /* the same per source address */
+    double login_fails_window;  /* seconds */
 } node_config_t;
 
 void node_config_defaults(node_config_t *c);
@@ -106,6 +112,7 @@ struct node_sess {
     unsigned running_other;     /* any other request started and not answered */
     int pumping;                /* starting queued requests (no re-entry) */
     struct node_room_link *rooms; /* live rooms joined (rooms.c) */
+    struct node_addr *addr;     /* its source address (guard.c) */
     UT_hash_handle hh;          /* node->sessions, by user */
 };
 
@@ -141,6 +148,8 @@ node_req_t *node_req_new(node_sess_t *s, const proto_req_t *pr);
 /* Answer and free the request. data is consumed. */
 void node_req_ok(node_req_t *r, cJSON *data);
 void node_req_fail(node_req_t *r, int code, const char *text);
+/* An error with a data object (consumed). */
+void node_req_fail_data(node_req_t *r, int code, const char *text, cJSON *data);
 void node_req_fail_e(node_req_t *r, const proto_err_t *e);
 /* Frames to send right after the response (e.g. pending items after login). */
 void node_req_follow(node_req_t *r, const char *frame, size_t len);
@@ -463,6 +472,9 @@ typedef struct node_metrics {
     uint64_t store_handed_total;   /* chat/ack writes handed to the leader (one writer) */
     uint64_t store_served_total;   /* the same, committed here for a follower */
     uint64_t reroutes_total;       /* cached guesses that missed here, located again */
+    uint64_t conns_refused_total;  /* over the per-address cap */
+    uint64_t login_timeouts_total; /* closed for not logging in in time */
+    uint64_t login_throttled_total;/* logins answered 429 */
 } node_metrics_t;
 
 void node_metrics_render(node_t *n, core_buf_t *out);
@@ -496,12 +508,33 @@ struct node {
     int redis_seen;                /* Redis was connected once (start-up clean-up done) */
     struct node_cluster *cluster;  /* cluster.c */
     struct node_loc_entry *loc_cache; /* presence.c: user -> node, short-lived */
+    struct node_guard *guard;      /* guard.c: abuse limits */
     size_t loc_cache_count;
 };
 
 /* push.c: server pushes queued by gateways */
 void node_push_start(node_t *n, const char *host, int port);
 void node_push_stop(node_t *n);
+
+/* guard.c: abuse limits (docs/SECURITY.md) */
+typedef struct node_guard node_guard_t;
+typedef struct node_addr node_addr_t;
+/* Checks a --limit-exempt list. */
+int node_guard_parse_exempt(const char *list, char *err, size_t errlen);
+void node_guard_start(node_t *n);
+void node_guard_stop(node_t *n);
+/* A new connection from peer ("ip:port"): -1 when its address is over the
+ * cap (the caller closes it). Starts its deadline to log in. */
+int node_guard_open(node_t *n, node_sess_t *s, const char *peer);
+void node_guard_close(node_t *n, node_sess_t *s);
+/* The session's source address. */
+const char *node_guard_ip(const node_sess_t *s);
+/* retry_ms > 0: too many failed logins for this user or address lately. */
+typedef void (*node_guard_cb)(node_t *n, uint64_t retry_ms, void *ud);
+void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
+                            void *ud);
+void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user);
+void node_guard_login_ok(node_t *n, const char *user);
 
 /* server.c: the client endpoint */
 int node_server_start(node_t *n, char *err, size_t errlen);

@@ -166,6 +166,14 @@ void node_req_ok(node_req_t *r, cJSON *data)
     req_finish(r, frame, len);
 }
 
+void node_req_fail_data(node_req_t *r, int code, const char *text, cJSON *data)
+{
+    size_t len = 0;
+    r->sess->node->metrics.errors_total++;
+    char *frame = proto_error_data(r->id, r->action, code, text, data, &len);
+    req_finish(r, frame, len);
+}
+
 void node_req_fail(node_req_t *r, int code, const char *text)
 {
     size_t len = 0;
@@ -220,6 +228,8 @@ static void on_ws_open(core_ws_t *ws, void *ud)
     core_ws_set_ud(ws, s);
     n->conns++;
     n->metrics.connections_total++;
+    if (node_guard_open(n, s, core_ws_peer(ws)) != 0)
+        node_sess_close(s, 1008, "too many connections from this address");
 }
 
 static void on_ws_text(core_ws_t *ws, const char *msg, size_t len, void *ud)
@@ -244,6 +254,7 @@ static void on_ws_close(core_ws_t *ws, int code, void *ud)
     else
         node_rooms_leave_all(n, s);
     sess_unbind(s);
+    node_guard_close(n, s);
     s->ws = NULL;
     node_sess_unref(s);
 }

@@ -307,6 +307,15 @@ char *proto_error(const cJSON *id, const char *action, int code, const char *tex
     return finish(o, len);
 }
 
+char *proto_error_data(const cJSON *id, const char *action, int code, const char *text, cJSON *data,
+                       size_t *len)
+{
+    cJSON *o = response_head(id, action, code);
+    add_item(o, "error", oom_check(cJSON_CreateString(text ? text : "")));
+    add_item(o, "data", data_or_empty(data));
+    return finish(o, len);
+}
+
 char *proto_event(const char *name, cJSON *data, size_t *len)
 {
     cJSON *o = oom_check(cJSON_CreateObject());

@@ -84,6 +84,9 @@ void proto_req_free(proto_req_t *req);
  * means {}). The result is a malloc'd NUL-terminated string; *len its length. */
 char *proto_ok(const cJSON *id, const char *action, cJSON *data, size_t *len);
 char *proto_error(const cJSON *id, const char *action, int code, const char *text, size_t *len);
+/* The same with a data object (consumed), e.g. {"retry_ms"} on a 429. */
+char *proto_error_data(const cJSON *id, const char *action, int code, const char *text, cJSON *data,
+                       size_t *len);
 /* {"event":name,"data":data}; data consumed. */
 char *proto_event(const char *name, cJSON *data, size_t *len);
 

@@ -1,0 +1,324 @@
+/* Abuse limits (docs/SECURITY.md): WebSocket connections per source
+ * address, a deadline to log in, and failed logins throttled per user and
+ * per address across the cluster (counters in Redis, so spreading guesses
+ * over nodes does not help). Addresses on the exempt list (loopback by
+ * default: a local proxy or load generator) skip the per-address limits. */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "node/node.h"
+
+#define SWEEP_SEC 0.5
+#define EXEMPT_MAX 16
+
+/* One source address with live connections. */
+struct node_addr {
+    char ip[INET6_ADDRSTRLEN];
+    unsigned conns;
+    int exempt;
+    UT_hash_handle hh;
+};
+
+typedef struct prefix {
+    int family;
+    unsigned char bytes[16];
+    unsigned bits;
+} prefix_t;
+
+typedef struct waiting {
+    node_sess_t *s; /* ref held */
+    uint64_t deadline_ms;
+} waiting_t;
+
+struct node_guard {
+    node_t *node;
+    node_addr_t *addrs;
+    prefix_t exempt[EXEMPT_MAX];
+    size_t exempt_count;
+    waiting_t *wait;            /* not logged in yet, oldest first: one deadline for all */
+    size_t wait_head, wait_len, wait_cap;
+    ev_timer sweep;
+};
+
+/* ------------------------------------------------------------------ exempt list */
+
+static int prefix_parse(const char *text, prefix_t *p)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", text);
+    char *slash = strchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    memset(p, 0, sizeof *p);
+    if (inet_pton(AF_INET, buf, p->bytes) == 1)
+        p->family = AF_INET, p->bits = 32;
+    else if (inet_pton(AF_INET6, buf, p->bytes) == 1)
+        p->family = AF_INET6, p->bits = 128;
+    else
+        return -1;
+    if (slash) {
+        char *end = NULL;
+        long bits = strtol(slash + 1, &end, 10);
+        if (!end || *end || bits < 0 || (unsigned long)bits > p->bits)
+            return -1;
+        p->bits = (unsigned)bits;
+    }
+    return 0;
+}
+
+int node_guard_parse_exempt(const char *list, char *err, size_t errlen)
+{
+    prefix_t p;
+    char buf[256], *save = NULL;
+    size_t count = 0;
+    snprintf(buf, sizeof buf, "%s", list);
+    if (strcmp(buf, "none") == 0 || !buf[0])
+        return 0;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (prefix_parse(tok, &p) != 0 || ++count > EXEMPT_MAX) {
+            snprintf(err, errlen, "--limit-exempt: '%s' is not an address or prefix (at most %d)",
+                     tok, EXEMPT_MAX);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void exempt_load(node_guard_t *g, const char *list)
+{
+    char buf[256], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", list);
+    if (strcmp(buf, "none") == 0)
+        return;
+    for (char *tok = strtok_r(buf, ",", &save); tok && g->exempt_count < EXEMPT_MAX;
+         tok = strtok_r(NULL, ",", &save))
+        if (prefix_parse(tok, &g->exempt[g->exempt_count]) == 0)
+            g->exempt_count++;
+}
+
+static int prefix_has(const prefix_t *p, int family, const unsigned char *addr)
+{
+    if (p->family != family)
+        return 0;
+    unsigned full = p->bits / 8, rest = p->bits % 8;
+    if (memcmp(p->bytes, addr, full) != 0)
+        return 0;
+    unsigned char mask = (unsigned char)(0xFF << (8 - rest));
+    return rest == 0 || (p->bytes[full] & mask) == (addr[full] & mask);
+}
+
+static int is_exempt(const node_guard_t *g, const char *ip)
+{
+    unsigned char a[16];
+    int family = inet_pton(AF_INET, ip, a) == 1 ? AF_INET
+                 : inet_pton(AF_INET6, ip, a) == 1 ? AF_INET6 : 0;
+    for (size_t i = 0; family && i < g->exempt_count; i++)
+        if (prefix_has(&g->exempt[i], family, a))
+            return 1;
+    return 0;
+}
+
+/* "1.2.3.4:5" or "[::1]:5" -> the address alone. */
+static void peer_ip(const char *peer, char *ip, size_t iplen)
+{
+    const char *start = peer[0] == '[' ? peer + 1 : peer;
+    const char *end = peer[0] == '[' ? strchr(start, ']') : strrchr(start, ':');
+    size_t n = end ? (size_t)(end - start) : strlen(start);
+    snprintf(ip, iplen, "%.*s", (int)n, start);
+}
+
+/* ------------------------------------------------------------------ connections */
+
+static void wait_push(node_guard_t *g, node_sess_t *s, uint64_t deadline)
+{
+    if (g->wait_head + g->wait_len == g->wait_cap) {
+        if (g->wait_head) { /* reuse the consumed front first */
+            memmove(g->wait, g->wait + g->wait_head, g->wait_len * sizeof *g->wait);
+            g->wait_head = 0;
+        } else {
+            g->wait_cap = g->wait_cap ? g->wait_cap * 2 : 64;
+            g->wait = core_xrealloc(g->wait, g->wait_cap * sizeof *g->wait);
+        }
+    }
+    g->wait[g->wait_head + g->wait_len++] = (waiting_t){node_sess_ref(s), deadline};
+}
+
+int node_guard_open(node_t *n, node_sess_t *s, const char *peer)
+{
+    node_guard_t *g = n->guard;
+    char ip[INET6_ADDRSTRLEN];
+    peer_ip(peer ? peer : "?", ip, sizeof ip);
+    node_addr_t *a = NULL;
+    HASH_FIND_STR(g->addrs, ip, a);
+    if (!a) {
+        a = core_xcalloc(1, sizeof *a);
+        snprintf(a->ip, sizeof a->ip, "%s", ip);
+        a->exempt = is_exempt(g, ip);
+        HASH_ADD_STR(g->addrs, ip, a);
+    }
+    a->conns++;
+    s->addr = a;
+    if (n->cfg.max_conns_per_ip && !a->exempt && a->conns > n->cfg.max_conns_per_ip) {
+        n->metrics.conns_refused_total++;
+        return -1;
+    }
+    if (n->cfg.login_timeout > 0)
+        wait_push(g, s, core_mono_ms() + (uint64_t)(n->cfg.login_timeout * 1000.0));
+    return 0;
+}
+
+void node_guard_close(node_t *n, node_sess_t *s)
+{
+    node_addr_t *a = s->addr;
+    if (!a)
+        return;
+    s->addr = NULL;
+    if (--a->conns == 0) {
+        HASH_DEL(n->guard->addrs, a);
+        free(a);
+    }
+}
+
+const char *node_guard_ip(const node_sess_t *s)
+{
+    return s->addr ? s->addr->ip : "?";
+}
+
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    node_guard_t *g = w->data;
+    uint64_t now = core_mono_ms();
+    while (g->wait_len && g->wait[g->wait_head].deadline_ms <= now) {
+        node_sess_t *s = g->wait[g->wait_head].s;
+        g->wait_head++, g->wait_len--;
+        if (s->ws && !s->logged_in && !s->kicked) {
+            g->node->metrics.login_timeouts_total++;
+            node_sess_close(s, 1008, "log in first");
+        }
+        node_sess_unref(s);
+    }
+    if (!g->wait_len)
+        g->wait_head = 0;
+}
+
+/* ------------------------------------------------------------------ failed logins */
+
+/* Both counters and their time left, in one round trip. */
+static const char CHECK_LUA[] =
+    "local r = {} for i, k in ipairs(KEYS) do "
+    "r[#r + 1] = tonumber(redis.call('GET', k) or '0') r[#r + 1] = redis.call('PTTL', k) end "
+    "return r";
+/* Counts one failure; the window starts at the first. */
+static const char FAIL_LUA[] =
+    "for i, k in ipairs(KEYS) do if redis.call('INCR', k) == 1 then "
+    "redis.call('PEXPIRE', k, ARGV[1]) end end return 1";
+
+typedef struct check {
+    node_t *node;
+    node_guard_cb cb;
+    void *ud;
+    int use_ip;
+} check_t;
+
+static uint64_t over_for(const redisReply *count, const redisReply *ttl, unsigned max)
+{
+    if (!max || count->type != REDIS_REPLY_INTEGER || count->integer < (long long)max)
+        return 0;
+    return ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0 ? (uint64_t)ttl->integer : 1000;
+}
+
+static void on_check(core_redis_t *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    check_t *c = ud;
+    node_t *n = c->node;
+    uint64_t retry = 0;
+    /* Redis away: logins go on unthrottled (availability first; logged) */
+    if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == (size_t)(c->use_ip ? 4 : 2)) {
+        retry = over_for(reply->element[0], reply->element[1], n->cfg.login_fails_user);
+        uint64_t ip_retry = c->use_ip ? over_for(reply->element[2], reply->element[3],
+                                                 n->cfg.login_fails_ip) : 0;
+        if (ip_retry > retry)
+            retry = ip_retry;
+    } else if (n->http) { /* (NULL at shutdown: Redis hands back what it held) */
+        CORE_WARN("login throttle: no answer from Redis; this login is not throttled");
+    }
+    c->cb(n, retry, c->ud);
+    free(c);
+}
+
+static void keys_for(const char *user, const char *ip, char *ukey, char *ikey, size_t len)
+{
+    snprintf(ukey, len, "chat:lf:u:%s", user);
+    snprintf(ikey, len, "chat:lf:ip:%s", ip);
+}
+
+void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
+                            void *ud)
+{
+    char ukey[96], ikey[96];
+    keys_for(user, node_guard_ip(s), ukey, ikey, sizeof ukey);
+    check_t *c = core_xcalloc(1, sizeof *c);
+    c->node = n;
+    c->cb = cb;
+    c->ud = ud;
+    c->use_ip = s->addr && !s->addr->exempt;
+    int rc = c->use_ip
+                 ? core_redis_cmd(n->redis, on_check, c, "EVAL %s 2 %s %s", CHECK_LUA, ukey, ikey)
+                 : core_redis_cmd(n->redis, on_check, c, "EVAL %s 1 %s", CHECK_LUA, ukey);
+    if (rc != 0) { /* not connected: the callback never comes */
+        free(c);
+        cb(n, 0, ud);
+    }
+}
+
+void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user)
+{
+    char ukey[96], ikey[96], window[24];
+    keys_for(user, node_guard_ip(s), ukey, ikey, sizeof ukey);
+    snprintf(window, sizeof window, "%llu", (unsigned long long)(n->cfg.login_fails_window * 1000.0));
+    if (s->addr && !s->addr->exempt)
+        core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 2 %s %s %s", FAIL_LUA, ukey, ikey, window);
+    else
+        core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s", FAIL_LUA, ukey, window);
+}
+
+void node_guard_login_ok(node_t *n, const char *user)
+{
+    core_redis_cmd(n->redis, NULL, NULL, "DEL chat:lf:u:%s", user);
+}
+
+/* ------------------------------------------------------------------ start / stop */
+
+void node_guard_start(node_t *n)
+{
+    node_guard_t *g = core_xcalloc(1, sizeof *g);
+    g->node = n;
+    exempt_load(g, n->cfg.limit_exempt);
+    ev_timer_init(&g->sweep, on_sweep, SWEEP_SEC, SWEEP_SEC);
+    g->sweep.data = g;
+    ev_timer_start(n->loop, &g->sweep);
+    n->guard = g;
+}
+
+void node_guard_stop(node_t *n)
+{
+    node_guard_t *g = n->guard;
+    if (!g)
+        return;
+    ev_timer_stop(n->loop, &g->sweep);
+    for (size_t i = 0; i < g->wait_len; i++)
+        node_sess_unref(g->wait[g->wait_head + i].s);
+    free(g->wait);
+    node_addr_t *a, *tmp;
+    HASH_ITER(hh, g->addrs, a, tmp) {
+        HASH_DEL(g->addrs, a);
+        free(a);
+    }
+    free(g);
+    n->guard = NULL;
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Abuse limits on a real 3-node cluster whose nodes exempt no address
+(--limit-exempt none), so loopback clients count like any other:
+
+  conns     connections over --max-conns-per-ip are closed 1008; one
+            closed makes room again
+  deadline  a connection that does not log in within --login-timeout is
+            closed 1008; a logged-in one stays
+  user      failed password logins for one user, on any node, make the
+            next one 429 with retry_ms on every node (counters in Redis),
+            even with the right password; a token login is not throttled;
+            after the window the right password works again
+  address   failed logins from one address over many users make a login
+            of yet another user 429
+  secrets   no password used here appears in any process log
+
+usage: guard_test.py BUILD_DIR
+"""
+
+import argparse
+import asyncio
+import glob
+import sys
+import time
+
+from clusterlib import Client, ConnectionClosed, login, run_cluster_test, uname
+
+CAP, TIMEOUT_S, FAILS_USER, FAILS_IP, WINDOW_S = 6, 1.5, 3, 8, 4
+PASSWORDS = []
+
+
+def setup(cl):
+    cl.node_args += ["--limit-exempt", "none", "--max-conns-per-ip", str(CAP),
+                     "--login-timeout", str(TIMEOUT_S), "--login-fails-user", str(FAILS_USER),
+                     "--login-fails-ip", str(FAILS_IP), "--login-fails-window", str(WINDOW_S)]
+
+
+async def closed_with(c, code, timeout):
+    """Waits for the server to close c; returns how long it took."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if c.ws.close_code is not None:
+            assert c.ws.close_code == code, f"closed with {c.ws.close_code}, not {code}"
+            return time.monotonic() - t0
+        try:
+            await c.req("ping", timeout=0.3)
+        except (ConnectionClosed, asyncio.TimeoutError, OSError):
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not closed within {timeout}s")
+
+
+async def check_conns(cl):
+    url = cl.ws_url(0)
+    held = []
+    for _ in range(CAP):     # logged in: the login deadline must not close them
+        user = uname("gc")
+        PASSWORDS.append("conn-pw-" + user)
+        c, _ = await login(url, user, PASSWORDS[-1], register=True)
+        held.append(c)
+    extra = await Client.open(url)
+    await closed_with(extra, 1008, 5)
+    await held.pop().close()
+    await asyncio.sleep(0.3)                    # the node sees the close
+    again = await Client.open(url)
+    assert (await again.req("ping"))["code"] == 0
+    for c in held + [again]:
+        await c.close()
+    print(f"conns: connection {CAP + 1} from one address closed 1008; room again after one left")
+
+
+async def check_deadline(cl):
+    await asyncio.sleep(0.3)
+    user = uname("gd")
+    PASSWORDS.append("deadline-pw-" + user)
+    idle = await Client.open(cl.ws_url(1))
+    busy, _ = await login(cl.ws_url(1), user, PASSWORDS[-1], register=True)
+    took = await closed_with(idle, 1008, TIMEOUT_S + 3)
+    assert (await busy.req("ping"))["code"] == 0, "a logged-in connection was closed"
+    await busy.close()
+    print(f"deadline: a connection never logged in closed after {took:.1f}s (limit {TIMEOUT_S}s)")
+
+
+async def wrong(url, user):
+    c = await Client.open(url)
+    r = await c.req("login", {"user": user, "password": "not-the-password"})
+    await c.close()
+    return r
+
+
+async def check_user(cl):
+    user, pw = uname("gu"), "user-pw-" + uname("x")
+    PASSWORDS.append(pw)
+    c, d = await login(cl.ws_url(0), user, pw, register=True)
+    token = d["token"]
+    await c.close()
+    for k in range(FAILS_USER):                 # spread over the nodes
+        r = await wrong(cl.ws_url(k % cl.count), user)
+        assert r["code"] == 401, r
+    t_full = time.monotonic()
+    for i in range(cl.count):                   # every node knows, even with the right password
+        c = await Client.open(cl.ws_url(i))
+        r = await c.req("login", {"user": user, "password": pw})
+        await c.close()
+        assert r["code"] == 429, f"node {i}: {r}"
+        retry = r.get("data", {}).get("retry_ms", 0)
+        assert 0 < retry <= WINDOW_S * 1000, r
+    c = await Client.open(cl.ws_url(1))         # a token is not guessable: not throttled
+    r = await c.req("login", {"user": user, "token": token})
+    assert r["code"] == 0, f"token login throttled: {r}"
+    await c.close()
+    await asyncio.sleep(max(0, WINDOW_S + 0.3 - (time.monotonic() - t_full)))
+    c, _ = await login(cl.ws_url(2), user, pw)
+    await c.close()
+    print(f"user: after {FAILS_USER} failures 429 on all {cl.count} nodes (retry_ms {retry}); "
+          "token login not throttled; the window over, the password works")
+
+
+async def check_address(cl):
+    await asyncio.sleep(WINDOW_S + 0.3)          # a fresh window for the address
+    seen = None
+    for k in range(FAILS_IP + 2):
+        r = await wrong(cl.ws_url(k % cl.count), uname("ga"))
+        if r["code"] == 429:
+            seen = k
+            break
+        assert r["code"] == 401, r
+    assert seen == FAILS_IP, f"address throttle after {seen} failures, want {FAILS_IP}"
+    user, pw = uname("gb"), "addr-pw-" + uname("x")
+    PASSWORDS.append(pw)
+    c = await Client.open(cl.ws_url(0))
+    assert (await c.req("register", {"user": user, "password": pw}))["code"] == 0
+    r = await c.req("login", {"user": user, "password": pw})
+    await c.close()
+    assert r["code"] == 429 and r["data"]["retry_ms"] > 0, r
+    print(f"address: {FAILS_IP} failures over {FAILS_IP} users make the next login 429")
+
+
+def check_secrets(cl):
+    for path in glob.glob(f"{cl.tmp}/*.log"):
+        with open(path, errors="replace") as f:
+            text = f.read()
+        for pw in PASSWORDS + ["not-the-password"]:
+            assert pw not in text, f"a password is in {path}"
+    print(f"secrets: none of {len(PASSWORDS) + 1} passwords in any log")
+
+
+async def body(cl):
+    await check_conns(cl)
+    await check_deadline(cl)
+    await check_user(cl)
+    await check_address(cl)
+    check_secrets(cl)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    args = ap.parse_args()
+    return run_cluster_test(args.build, "guard test", body, prefix="chat-guard.", setup=setup)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -302,6 +302,10 @@ core_redis_t *core_redis_new(struct ev_loop *loop, const char *host, int port, d
 /* Runs fn every time a connection is established (first and re-connects). */
 void core_redis_on_connect(core_redis_t *r, void (*fn)(core_redis_t *r, void *ud), void *ud);
 int core_redis_connected(const core_redis_t *r);
+/* AUTH [user] password as the first command of every connection (user
+ * NULL or "": the default user); commands wait until it is accepted. Call
+ * it before the loop runs. A refusal is logged and retried every 2 s. */
+void core_redis_set_auth(core_redis_t *r, const char *user, const char *password);
 /* Queues a command (printf-style, hiredis formats). cb may be NULL. Returns
  * 0, or -1 when not connected: cb is then NOT called. */
 int core_redis_cmd(core_redis_t *r, core_redis_cb cb, void *ud, const char *fmt, ...);

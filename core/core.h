@@ -107,6 +107,12 @@ long long core_parse_size(const char *s);
 /* Copies src into dst (cap bytes with the NUL); -1, dst untouched, when it
  * does not fit. */
 int core_copy_str(char *dst, size_t cap, const char *src);
+/* A secret from file (surrounding whitespace trimmed), else from the
+ * environment variable env, else "" (file NULL or "": no file). -1 with
+ * err when the file cannot be read, is empty or binary, or is longer than
+ * outlen - 1. The secret itself is never put in err. */
+int core_secret_load(const char *file, const char *env, char *out, size_t outlen, char *err,
+                     size_t errlen);
 
 /* The binaries' flag loop: getopt_long over long options only. apply sets
  * one option (0 / -1 for a bad value); help is the code of --help. Errors

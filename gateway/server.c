@@ -152,6 +152,8 @@ static int start_redis(gateway_t *g, char *err, size_t errlen)
         return -1;
     }
     g->redis = core_redis_new(g->loop, host[0] ? host : "127.0.0.1", port, g->cfg.redis_timeout);
+    if (g->redis)
+        core_redis_set_auth(g->redis, g->cfg.redis_user, g->cfg.redis_password);
     return g->redis ? 0 : -1;
 }
 

@@ -187,7 +187,7 @@ int core_secret_load(const char *file, const char *env, char *out, size_t outlen
         }
         return 0;
     }
-    char buf[1024];
+    char buf[4096];
     FILE *f = fopen(file, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot open '%s': %s", file, strerror(errno));

@@ -1,7 +1,5 @@
-/* chat-gateway flags and the push token file. Every option has a default;
+/* chat-gateway flags. Every option has a default;
  * --help lists them all. */
-#include <ctype.h>
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,36 +115,5 @@ int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
         fprintf(stderr, "chat-gateway: Redis password: %s\n", err);
         return -1;
     }
-    return 0;
-}
-
-int gateway__read_token(const char *path, char *out, size_t outlen, char *err, size_t errlen)
-{
-    char buf[GATEWAY_TOKEN_MAX + 64];
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open --push-token-file '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof buf, f);
-    int too_big = n == sizeof buf;
-    fclose(f);
-    size_t start = 0;
-    while (start < n && isspace((unsigned char)buf[start]))
-        start++;
-    while (n > start && isspace((unsigned char)buf[n - 1]))
-        n--;
-    size_t len = n - start;
-    if (too_big || len >= outlen || len > GATEWAY_TOKEN_MAX) {
-        snprintf(err, errlen, "push token in '%s' is longer than %d bytes", path,
-                 GATEWAY_TOKEN_MAX);
-        return -1;
-    }
-    if (len == 0 || memchr(buf + start, 0, len)) {
-        snprintf(err, errlen, "push token file '%s' is empty or binary", path);
-        return -1;
-    }
-    memcpy(out, buf + start, len);
-    out[len] = '\0';
     return 0;
 }

@@ -121,8 +121,11 @@ static int load_token(gateway_t *g, char *err, size_t errlen)
         CORE_WARN("no --push-token-file: POST /push is disabled (401)");
         return 0;
     }
-    if (gateway__read_token(g->cfg.push_token_file, token, sizeof token, err, errlen) != 0)
+    char why[600];
+    if (core_secret_load(g->cfg.push_token_file, NULL, token, sizeof token, why, sizeof why) != 0) {
+        snprintf(err, errlen, "--push-token-file: %s", why);
         return -1;
+    }
     gateway__token_hash(token, strlen(token), g->token_hash);
     sodium_memzero(token, sizeof token);
     g->push_enabled = 1;

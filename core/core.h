@@ -107,12 +107,6 @@ long long core_parse_size(const char *s);
 /* Copies src into dst (cap bytes with the NUL); -1, dst untouched, when it
  * does not fit. */
 int core_copy_str(char *dst, size_t cap, const char *src);
-/* A secret from file (surrounding whitespace trimmed), else from the
- * environment variable env, else "" (file NULL or "": no file). -1 with
- * err when the file cannot be read, is empty or binary, or is longer than
- * outlen - 1. The secret itself is never put in err. */
-int core_secret_load(const char *file, const char *env, char *out, size_t outlen, char *err,
-                     size_t errlen);
 
 /* The binaries' flag loop: getopt_long over long options only. apply sets
  * one option (0 / -1 for a bad value); help is the code of --help. Errors
@@ -308,10 +302,6 @@ core_redis_t *core_redis_new(struct ev_loop *loop, const char *host, int port, d
 /* Runs fn every time a connection is established (first and re-connects). */
 void core_redis_on_connect(core_redis_t *r, void (*fn)(core_redis_t *r, void *ud), void *ud);
 int core_redis_connected(const core_redis_t *r);
-/* AUTH [user] password as the first command of every connection (user
- * NULL or "": the default user); commands wait until it is accepted. Call
- * it before the loop runs. A refusal is logged and retried every 2 s. */
-void core_redis_set_auth(core_redis_t *r, const char *user, const char *password);
 /* Queues a command (printf-style, hiredis formats). cb may be NULL. Returns
  * 0, or -1 when not connected: cb is then NOT called. */
 int core_redis_cmd(core_redis_t *r, core_redis_cb cb, void *ud, const char *fmt, ...);

@@ -1,17 +1,13 @@
 /* core/misc.c: clocks, signal setup, UTF-8 validation. */
 #include "core/core.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-#include <sodium.h>
 
 uint64_t core_now_ms(void)
 {
@@ -159,47 +155,6 @@ int core_copy_str(char *dst, size_t cap, const char *src)
         return -1;
     memcpy(dst, src, len + 1);
     return 0;
-}
-
-static int secret_trim_copy(const char *src, size_t n, char *out, size_t outlen)
-{
-    size_t start = 0;
-    while (start < n && isspace((unsigned char)src[start]))
-        start++;
-    while (n > start && isspace((unsigned char)src[n - 1]))
-        n--;
-    if (n == start || n - start >= outlen || memchr(src + start, 0, n - start))
-        return -1;
-    memcpy(out, src + start, n - start);
-    out[n - start] = '\0';
-    return 0;
-}
-
-int core_secret_load(const char *file, const char *env, char *out, size_t outlen, char *err,
-                     size_t errlen)
-{
-    out[0] = '\0';
-    if (!file || !file[0]) {
-        const char *v = env ? getenv(env) : NULL;
-        if (v && v[0] && secret_trim_copy(v, strlen(v), out, outlen) != 0) {
-            snprintf(err, errlen, "$%s is blank or longer than %zu bytes", env, outlen - 1);
-            return -1;
-        }
-        return 0;
-    }
-    char buf[4096];
-    FILE *f = fopen(file, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open '%s': %s", file, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    int rc = n < sizeof buf ? secret_trim_copy(buf, n, out, outlen) : -1;
-    sodium_memzero(buf, sizeof buf);
-    if (rc != 0)
-        snprintf(err, errlen, "'%s' is empty, binary or longer than %zu bytes", file, outlen - 1);
-    return rc;
 }
 
 static const char *flag_name(const struct option *opts, int opt)

@@ -22,7 +22,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <sodium.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
@@ -52,8 +51,6 @@ struct core_redis {
     ev_timer hook_timer;     /* runs the on_connect hook outside hiredis */
     void (*hook)(core_redis_t *r, void *ud);
     void *hook_ud;
-    char *user, *password;   /* AUTH after every connect, when set */
-    int authing;             /* AUTH sent, not answered: nothing else goes out */
     redis_req_t *head, *tail; /* records hiredis still holds */
     size_t inflight;         /* records not yet answered */
     int depth;               /* nesting of entries that run user code */
@@ -61,9 +58,6 @@ struct core_redis {
 };
 
 static void redis_start_connect(core_redis_t *r);
-static void redis_drop_context(core_redis_t *r);
-static void redis_schedule_retry(core_redis_t *r);
-static int redis_enqueue(core_redis_t *r, core_redis_cb cb, void *ud, const char *cmd, size_t len);
 
 /* ------------------------------------------------------------ records */
 
@@ -105,17 +99,8 @@ static int req_take(core_redis_t *r, redis_req_t *q)
 
 /* ------------------------------------------------------------ lifetime */
 
-static void secret_free(char *s)
-{
-    if (s)
-        sodium_memzero(s, strlen(s));
-    free(s);
-}
-
 static void redis_destroy(core_redis_t *r)
 {
-    secret_free(r->user);
-    secret_free(r->password);
     free(r->host);
     free(r);
 }
@@ -139,7 +124,6 @@ static void redis_deliver(core_redis_t *r, core_redis_cb cb, void *ud, redisRepl
 static void redis_mark_down(core_redis_t *r)
 {
     r->connected = 0;
-    r->authing = 0;
     ev_timer_stop(r->loop, &r->hook_timer);
 }
 
@@ -192,53 +176,6 @@ static void redis_on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     redis_leave(r);
 }
 
-/* The connection may carry commands now. */
-static void redis_ready(core_redis_t *r)
-{
-    CORE_INFO("redis %s:%d: connected%s", r->host, r->port, r->password ? " (authenticated)" : "");
-    r->connected = 1;
-    r->backoff = REDIS_BACKOFF_MIN;
-    if (r->hook)
-        ev_timer_start(r->loop, &r->hook_timer);
-}
-
-static void redis_on_auth(core_redis_t *r, redisReply *reply, void *ud)
-{
-    (void)ud;
-    if (r->freeing || !r->authing)
-        return;
-    r->authing = 0;
-    if (reply && reply->type == REDIS_REPLY_STATUS) {
-        redis_ready(r);
-        return;
-    }
-    if (reply) /* the reply names no secret: e.g. "WRONGPASS invalid username-password pair" */
-        CORE_ERROR("redis %s:%d: authentication refused: %s", r->host, r->port,
-                   reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
-    /* (inside a hiredis callback hiredis frees the context after it) */
-    redis_drop_context(r);
-    r->backoff = REDIS_BACKOFF_MAX; /* a wrong password stays wrong for a while */
-    redis_schedule_retry(r);
-}
-
-static void redis_send_auth(core_redis_t *r)
-{
-    const char *argv[3] = {"AUTH", r->user ? r->user : r->password, r->password};
-    int argc = r->user ? 3 : 2;
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, NULL);
-    r->authing = 1;
-    if (len < 0 || redis_enqueue(r, redis_on_auth, NULL, cmd, (size_t)len) != 0) {
-        r->authing = 0;
-        redis_drop_context(r);
-        redis_schedule_retry(r);
-    }
-    if (len >= 0) {
-        sodium_memzero(cmd, (size_t)len);
-        redisFreeCommand(cmd);
-    }
-}
-
 static void redis_on_connect(const redisAsyncContext *ac, int status)
 {
     core_redis_t *r = ac->data;
@@ -252,11 +189,11 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
         redis_schedule_retry(r);
         return;
     }
-    if (r->password) {
-        redis_send_auth(r);
-        return;
-    }
-    redis_ready(r);
+    CORE_INFO("redis %s:%d: connected", r->host, r->port);
+    r->connected = 1;
+    r->backoff = REDIS_BACKOFF_MIN;
+    if (r->hook)
+        ev_timer_start(r->loop, &r->hook_timer);
 }
 
 static void redis_on_disconnect(const redisAsyncContext *ac, int status)
@@ -367,14 +304,6 @@ core_redis_t *core_redis_new(struct ev_loop *loop, const char *host, int port, d
     return r;
 }
 
-void core_redis_set_auth(core_redis_t *r, const char *user, const char *password)
-{
-    secret_free(r->user);
-    secret_free(r->password);
-    r->user = user && user[0] ? core_xstrdup(user) : NULL;
-    r->password = password && password[0] ? core_xstrdup(password) : NULL;
-}
-
 void core_redis_on_connect(core_redis_t *r, void (*fn)(core_redis_t *r, void *ud), void *ud)
 {
     r->hook = fn;
@@ -434,21 +363,14 @@ static int redis_cmd_allowed(const char *cmd, size_t len)
 /* Sends an already formatted command with a fresh timed record. */
 static int redis_submit(core_redis_t *r, core_redis_cb cb, void *ud, const char *cmd, size_t len)
 {
+    redis_req_t *q;
+
     if (!core_redis_connected(r) || r->ac == NULL)
         return -1;
     if (!redis_cmd_allowed(cmd, len)) {
         CORE_WARN("redis: refusing a pub/sub or monitor command");
         return -1;
     }
-    return redis_enqueue(r, cb, ud, cmd, len);
-}
-
-static int redis_enqueue(core_redis_t *r, core_redis_cb cb, void *ud, const char *cmd, size_t len)
-{
-    redis_req_t *q;
-
-    if (r->ac == NULL)
-        return -1;
     q = core_xcalloc(1, sizeof(*q));
     q->r = r;
     q->cb = cb;

@@ -83,16 +83,12 @@ function resolvePlan() {
         bin: path.resolve(envOr('CHAT_BIN_DIR', path.join(REPO, 'build'))),
         secretFile: path.join(run, 'cluster.secret'),
         tokenFile: path.join(run, 'push.token'),
-        // the local Redis gets a generated password; an external one the file given
-        redisPasswordFile: envOr('CHAT_REDIS_PASSWORD_FILE', ''),
         dirtyFile: path.join(run, 'dirty-words.txt'),
         logs: path.join(run, 'logs'),
         nodeArgs: splitArgs(envOr('CHAT_NODE_ARGS', '')),
         gatewayArgs: splitArgs(envOr('CHAT_GATEWAY_ARGS', '')),
     };
     p.redis = envOr('CHAT_REDIS', `127.0.0.1:${p.redisPort}`);
-    if (p.localRedis)
-        p.redisPasswordFile = path.join(run, 'redis.password');
     if (p.zkServers === 2)
         throw new Error('CHAT_ZK_SERVERS=2: want 1 or 3 (two servers survive no loss)');
     p.zk = envOr('CHAT_ZK', zkIds(p).map((i) => `127.0.0.1:${p.zkPort + i - 1}`).join(','));
@@ -125,10 +121,8 @@ function ensureRunDir(p) {
     ensureSecretFile(p.tokenFile);
     if (!fs.existsSync(p.dirtyFile))
         fs.writeFileSync(p.dirtyFile, '# words to mask in chat, one per line\n', { flag: 'wx' });
-    if (p.localRedis) {
-        ensureSecretFile(p.redisPasswordFile);
+    if (p.localRedis)
         writeRedisConf(p);
-    }
 }
 
 // What every app shares: crashed processes come back after a short pause,
@@ -152,21 +146,14 @@ function app(p, name, script, args, extra) {
     }, extra || {});
 }
 
-// A config file rather than flags: pm2 may drop an empty argument (save ""),
-// and the password must not show in ps. Mode 600: it holds the password.
+// A config file rather than flags: pm2 may drop an empty argument (save "").
 function writeRedisConf(p) {
     const dir = path.join(p.run, 'redis');
-    const password = fs.readFileSync(p.redisPasswordFile, 'utf8').trim();
-    const conf = path.join(dir, 'redis.conf');
-    fs.writeFileSync(conf, [
+    fs.writeFileSync(path.join(dir, 'redis.conf'), [
         `port ${p.redisPort}`, 'bind 127.0.0.1', 'daemonize no', `dir ${dir}`,
-        'save ""', 'appendonly no', 'protected-mode yes', `requirepass ${password}`, '',
-    ].join('\n'), { mode: 0o600 });
-    fs.chmodSync(conf, 0o600); /* an older file keeps its mode on rewrite */
+        'save ""', 'appendonly no', 'protected-mode yes', '',
+    ].join('\n'));
 }
-
-// The Redis password flag for the gateway and nodes, when there is one.
-const redisAuthArgs = (p) => (p.redisPasswordFile ? ['--redis-password-file', p.redisPasswordFile] : []);
 
 function redisApp(p) {
     return app(p, 'chat-redis', 'redis-server', [path.join(p.run, 'redis', 'redis.conf')]);
@@ -184,7 +171,7 @@ function zkApp(p, i) {
 
 function gatewayApp(p) {
     return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
-        '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis, ...redisAuthArgs(p),
+        '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
         '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM),
         '--web-root', path.join(REPO, 'client', 'web'), ...p.gatewayArgs,
     ]);
@@ -195,7 +182,7 @@ function nodeApp(p, k) {
         '--id', `n${k}`, '--num', String(k),
         '--listen', `${p.host}:${nodePort(p, k)}`,
         '--public-url', `ws://${p.publicHost}:${nodePort(p, k)}/ws`,
-        '--redis', p.redis, ...redisAuthArgs(p), '--store', p.store, '--dirty-words', p.dirtyFile,
+        '--redis', p.redis, '--store', p.store, '--dirty-words', p.dirtyFile,
         '--zk', p.zk, '--zk-root', p.zkRoot,
         '--cluster-listen', `${p.host}:${clusterPort(p, k)}`,
         '--cluster-secret-file', p.secretFile, ...p.nodeArgs,
@@ -234,7 +221,6 @@ function printPlan(p) {
         REDIS_PORT: p.redisPort, ZK_PORT: p.zkPort, GATEWAY_URL: p.gatewayUrl,
         ZK_APPS: p.localZk ? zkIds(p).map((i) => zkName(p, i)).join(' ') : '',
         STORE: p.store, BIN_DIR: p.bin, TOKEN_FILE: p.tokenFile, SECRET_FILE: p.secretFile,
-        REDIS_PASSWORD_FILE: p.redisPasswordFile,
         LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '),
         NODE_APPS: nums.map((k) => `chat-node-${k}`).join(' '), LISTEN_PORTS: ports.join(' '),
     };

@@ -1,5 +1,7 @@
-/* chat-gateway flags. Every option has a default;
+/* chat-gateway flags and the push token file. Every option has a default;
  * --help lists them all. */
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +26,6 @@ static void usage(FILE *f)
 "usage: chat-gateway [options]\n"
 "  --listen HOST:PORT      HTTP endpoint (default 127.0.0.1:8080)\n"
 "  --redis HOST:PORT       Redis (default 127.0.0.1:6379)\n"
-"  --redis-user NAME       Redis ACL user (default: the default user)\n"
-"  --redis-password-file FILE  Redis password (else $CHAT_REDIS_PASSWORD;\n"
-"                          neither: no AUTH)\n"
 "  --push-token-file FILE  admin token for POST /push (whitespace-trimmed);\n"
 "                          without it every push is refused (401)\n"
 "  --web-root DIR          serve the web client's files from DIR at / (read at start)\n"
@@ -48,7 +47,7 @@ static int check_hostport(const char *s)
 
 enum {
     OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
-    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_REDIS_USER, OPT_REDIS_PASSWORD, OPT_HELP,
+    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -61,8 +60,6 @@ static const struct option options[] = {
     {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"web-root", required_argument, NULL, OPT_WEB_ROOT},
-    {"redis-user", required_argument, NULL, OPT_REDIS_USER},
-    {"redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -79,9 +76,6 @@ static int apply(void *ud, int opt, const char *arg)
         return check_hostport(arg) ? -1 : core_copy_str(c->redis, sizeof c->redis, arg);
     case OPT_TOKEN_FILE: return core_copy_str(c->push_token_file, sizeof c->push_token_file, arg);
     case OPT_WEB_ROOT: return core_copy_str(c->web_root, sizeof c->web_root, arg);
-    case OPT_REDIS_USER: return core_copy_str(c->redis_user, sizeof c->redis_user, arg);
-    case OPT_REDIS_PASSWORD:
-        return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);
     case OPT_NODE_TTL:
         if (core_parse_double(arg, 1, 86400000, &d))
             return -1;
@@ -109,11 +103,36 @@ int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
     int rc = core_parse_flags("chat-gateway", argc, argv, options, OPT_HELP, apply, usage, c);
     if (rc != 0)
         return rc;
-    char err[600];
-    if (core_secret_load(c->redis_password_file, "CHAT_REDIS_PASSWORD", c->redis_password,
-                         sizeof c->redis_password, err, sizeof err) != 0) {
-        fprintf(stderr, "chat-gateway: Redis password: %s\n", err);
+    return 0;
+}
+
+int gateway__read_token(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    char buf[GATEWAY_TOKEN_MAX + 64];
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot open --push-token-file '%s': %s", path, strerror(errno));
         return -1;
     }
+    size_t n = fread(buf, 1, sizeof buf, f);
+    int too_big = n == sizeof buf;
+    fclose(f);
+    size_t start = 0;
+    while (start < n && isspace((unsigned char)buf[start]))
+        start++;
+    while (n > start && isspace((unsigned char)buf[n - 1]))
+        n--;
+    size_t len = n - start;
+    if (too_big || len >= outlen || len > GATEWAY_TOKEN_MAX) {
+        snprintf(err, errlen, "push token in '%s' is longer than %d bytes", path,
+                 GATEWAY_TOKEN_MAX);
+        return -1;
+    }
+    if (len == 0 || memchr(buf + start, 0, len)) {
+        snprintf(err, errlen, "push token file '%s' is empty or binary", path);
+        return -1;
+    }
+    memcpy(out, buf + start, len);
+    out[len] = '\0';
     return 0;
 }

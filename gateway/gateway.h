@@ -37,9 +37,6 @@ typedef struct gateway_config {
     uint64_t node_ttl_ms;      /* list nodes whose ts is at most this old */
     uint64_t servers_cache_ms; /* 0 = no cache */
     double redis_timeout;      /* seconds per Redis command */
-    char redis_user[64];       /* Redis ACL user, "" = default */
-    char redis_password_file[512];
-    char redis_password[256];  /* from the file or $CHAT_REDIS_PASSWORD; never logged */
     uint16_t num;              /* msgid node number; 0 = the bound listen port */
 } gateway_config_t;
 

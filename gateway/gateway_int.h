@@ -77,6 +77,7 @@ void gateway__respond_error(gateway_t *g, core_http_req_t *req, gateway__route_t
 char *gateway__json_take(cJSON *o);
 
 /* config.c: the trimmed token from path into out (NUL-terminated); 0 / -1 + err. */
+int gateway__read_token(const char *path, char *out, size_t outlen, char *err, size_t errlen);
 
 /* Route handlers. */
 void gateway__servers(gateway_t *g, core_http_req_t *req);

@@ -121,11 +121,8 @@ static int load_token(gateway_t *g, char *err, size_t errlen)
         CORE_WARN("no --push-token-file: POST /push is disabled (401)");
         return 0;
     }
-    char why[600];
-    if (core_secret_load(g->cfg.push_token_file, NULL, token, sizeof token, why, sizeof why) != 0) {
-        snprintf(err, errlen, "--push-token-file: %s", why);
+    if (gateway__read_token(g->cfg.push_token_file, token, sizeof token, err, errlen) != 0)
         return -1;
-    }
     gateway__token_hash(token, strlen(token), g->token_hash);
     sodium_memzero(token, sizeof token);
     g->push_enabled = 1;
@@ -155,8 +152,6 @@ static int start_redis(gateway_t *g, char *err, size_t errlen)
         return -1;
     }
     g->redis = core_redis_new(g->loop, host[0] ? host : "127.0.0.1", port, g->cfg.redis_timeout);
-    if (g->redis)
-        core_redis_set_auth(g->redis, g->cfg.redis_user, g->cfg.redis_password);
     return g->redis ? 0 : -1;
 }
 

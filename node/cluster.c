@@ -1150,12 +1150,22 @@ static void on_members(void *ud, const node_zk_member_t *members, size_t count)
 
 static int read_secret(node_cluster_t *cl, const char *path, char *err, size_t errlen)
 {
-    char why[600];
-    if (core_secret_load(path, NULL, cl->secret, sizeof cl->secret, why, sizeof why) != 0) {
-        snprintf(err, errlen, "cluster secret: %s", why);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cluster secret %s: %s", path, strerror(errno));
         return -1;
     }
-    if (strlen(cl->secret) < 16) {
+    size_t len = fread(cl->secret, 1, sizeof cl->secret - 1, f);
+    fclose(f);
+    cl->secret[len] = '\0';
+    if (memchr(cl->secret, '\0', len)) {
+        snprintf(err, errlen, "cluster secret %s: must be text (it has a NUL byte)", path);
+        return -1;
+    }
+    while (len && (cl->secret[len - 1] == '\n' || cl->secret[len - 1] == '\r' ||
+                   cl->secret[len - 1] == ' '))
+        cl->secret[--len] = '\0';
+    if (len < 16) {
         snprintf(err, errlen, "cluster secret %s: needs at least 16 characters", path);
         return -1;
     }

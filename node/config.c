@@ -51,9 +51,6 @@ static void usage(FILE *f)
 "  --listen HOST:PORT    client endpoint, WebSocket at /ws (default 127.0.0.1:9001)\n"
 "  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
 "  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
-"  --redis-user NAME     Redis ACL user (default: the default user)\n"
-"  --redis-password-file FILE  Redis password (else $CHAT_REDIS_PASSWORD;\n"
-"                        neither: no AUTH)\n"
 "  --store URI           sqlite:PATH or mongodb://... (default sqlite:chat.db)\n"
 "  --durability LEVEL    sqlite only: disk (fsync per commit, survives power\n"
 "                        loss; default) or process (survives any process\n"
@@ -111,7 +108,7 @@ enum {
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
     OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET,
-    OPT_REDIS_USER, OPT_REDIS_PASSWORD, OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
+    OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
     OPT_HELP,
 };
 
@@ -145,8 +142,6 @@ static const struct option options[] = {
     {"zk-timeout", required_argument, NULL, OPT_ZK_TIMEOUT},
     {"cluster-listen", required_argument, NULL, OPT_CLUSTER_LISTEN},
     {"cluster-secret-file", required_argument, NULL, OPT_CLUSTER_SECRET},
-    {"redis-user", required_argument, NULL, OPT_REDIS_USER},
-    {"redis-password-file", required_argument, NULL, OPT_REDIS_PASSWORD},
     {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP},
     {"limit-exempt", required_argument, NULL, OPT_LIMIT_EXEMPT},
     {"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
@@ -262,9 +257,6 @@ static int apply_limits(node_config_t *c, int opt, const char *arg)
         *(opt == OPT_MAX_CONNS_IP ? &c->max_conns_per_ip
           : opt == OPT_FAILS_USER ? &c->login_fails_user : &c->login_fails_ip) = (unsigned)d;
         return 0;
-    case OPT_REDIS_USER: return core_copy_str(c->redis_user, sizeof c->redis_user, arg);
-    case OPT_REDIS_PASSWORD:
-        return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);
     case OPT_LIMIT_EXEMPT:
         if (node_guard_parse_exempt(arg, err, sizeof err) != 0) {
             fprintf(stderr, "chat-node: %s\n", err);
@@ -293,12 +285,6 @@ static int finish(node_config_t *c)
     if (!c->public_url[0]) {
         const char *h = (!host[0] || strcmp(host, "0.0.0.0") == 0) ? "127.0.0.1" : host;
         snprintf(c->public_url, sizeof c->public_url, "ws://%s:%d/ws", h, port);
-    }
-    char err[600];
-    if (core_secret_load(c->redis_password_file, "CHAT_REDIS_PASSWORD", c->redis_password,
-                         sizeof c->redis_password, err, sizeof err) != 0) {
-        fprintf(stderr, "chat-node: Redis password: %s\n", err);
-        return -1;
     }
     if (c->zk[0] && (!c->cluster_listen[0] || !c->cluster_secret_file[0])) {
         fprintf(stderr, "chat-node: --zk needs --cluster-listen and --cluster-secret-file\n");

@@ -89,8 +89,6 @@ static int open_backends(node_t *n, char *err, size_t errlen)
         return -1;
     }
     n->redis = core_redis_new(n->loop, host[0] ? host : "127.0.0.1", port, n->cfg.redis_timeout);
-    if (n->redis)
-        core_redis_set_auth(n->redis, n->cfg.redis_user, n->cfg.redis_password);
     core_redis_on_connect(n->redis, on_redis_connect, n);
     node_push_start(n, host[0] ? host : "127.0.0.1", port);
     n->auth = node_auth_new(n->loop, n->cfg.auth_threads, n->cfg.pwhash_ops, n->cfg.pwhash_mem);

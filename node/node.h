@@ -46,9 +46,6 @@ typedef struct node_config {
     char listen[128];           /* client endpoint host:port */
     char public_url[192];       /* ws://host:port/ws advertised to clients */
     char redis[128];            /* host:port */
-    char redis_user[64];        /* Redis ACL user, "" = default */
-    char redis_password_file[512];
-    char redis_password[256];   /* from the file or $CHAT_REDIS_PASSWORD; never logged */
     char store_uri[512];
     int durability;             /* --durability as a store_durability_t, -1 = backend default */
     unsigned commit_linger_us;  /* store batches wait this long for more items */

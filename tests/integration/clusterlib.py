@@ -135,14 +135,6 @@ class Cluster:
             f.write(self.token)
         with open(f"{tmp}/dirty.txt", "w") as f:
             f.write(self.dirty + "\n")
-        # Redis needs a password, given as ecosystem/cluster gives it: files
-        # of mode 600, never on a command line
-        self.redis_password = os.urandom(16).hex()
-        for name, text in (("redis.pw", self.redis_password + "\n"),
-                           ("redis.conf", f"requirepass {self.redis_password}\n")):
-            fd = os.open(f"{tmp}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
         self.gateway = f"http://127.0.0.1:{self.gw_port}"
         self.node_args = []     # extra chat-node flags for a test's own needs
         self.gateway_args = []  # extra chat-gateway flags
@@ -152,8 +144,7 @@ class Cluster:
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def start_redis(self):
-        self.spawn("redis", ["redis-server", f"{self.tmp}/redis.conf", "--port", str(self.redis_port),
-                             "--bind", "127.0.0.1",
+        self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", self.tmp])
         wait_for(lambda: socket.create_connection(("127.0.0.1", self.redis_port), 0.2), 10, "redis")
 
@@ -177,8 +168,7 @@ class Cluster:
         self.spawn(f"node{i}", [
             f"{self.build}/node/chat-node", "--id", f"n{i}", "--num", str(i + 1),
             "--listen", f"127.0.0.1:{self.node_ports[i]}",
-            "--redis", f"127.0.0.1:{self.redis_port}", "--redis-password-file", f"{self.tmp}/redis.pw",
-            "--store", self.store_uri(),
+            "--redis", f"127.0.0.1:{self.redis_port}", "--store", self.store_uri(),
             "--dirty-words", f"{self.tmp}/dirty.txt", "--pwhash-ops", "1", "--pwhash-mem", "8M",
             "--rate", "1000", "--burst", "2000",
             "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
@@ -188,8 +178,7 @@ class Cluster:
     def start_gateway(self):
         self.spawn("gateway", [
             f"{self.build}/gateway/chat-gateway", "--listen", f"127.0.0.1:{self.gw_port}",
-            "--redis", f"127.0.0.1:{self.redis_port}", "--redis-password-file", f"{self.tmp}/redis.pw",
-            "--push-token-file", f"{self.tmp}/push.token",
+            "--redis", f"127.0.0.1:{self.redis_port}", "--push-token-file", f"{self.tmp}/push.token",
             "--node-ttl", str(NODE_TTL_MS)] + self.gateway_args)
 
     def start(self):

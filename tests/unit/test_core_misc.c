@@ -326,52 +326,9 @@ static void test_parse_flags(void **state)
     assert_int_equal(run_flags(name, 1), 0);
 }
 
-/* Writes text (len bytes) to a fresh temp file; returns its path. */
-static const char *secret_file(char *path, const char *text, size_t len)
-{
-    strcpy(path, "/tmp/core_secret.XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, len), (ssize_t)len);
-    close(fd);
-    return path;
-}
-
-static void test_secret_load(void **state)
-{
-    (void)state;
-    char path[64], out[16], err[256];
-    /* trimmed, from the file */
-    assert_int_equal(core_secret_load(secret_file(path, " s3cret\n", 8), "X_NONE", out, sizeof out,
-                                      err, sizeof err), 0);
-    assert_string_equal(out, "s3cret");
-    unlink(path);
-    /* empty, blank, binary, too long: refused, and err never holds the secret */
-    static const struct { const char *text; size_t len; } bad[] = {
-        {"", 0}, {" \n\t", 3}, {"ab\0cd", 5}, {"0123456789abcdefXYZ", 19}};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        out[0] = 'x';
-        assert_int_equal(core_secret_load(secret_file(path, bad[i].text, bad[i].len), NULL, out,
-                                          sizeof out, err, sizeof err), -1);
-        assert_non_null(strstr(err, path));
-        assert_null(strstr(err, "0123456789"));
-        unlink(path);
-    }
-    assert_int_equal(core_secret_load("/nonexistent/secret", NULL, out, sizeof out, err, sizeof err), -1);
-    assert_non_null(strstr(err, "/nonexistent/secret"));
-    /* no file: the environment, else nothing */
-    setenv("CORE_TEST_SECRET", "env-pw", 1);
-    assert_int_equal(core_secret_load("", "CORE_TEST_SECRET", out, sizeof out, err, sizeof err), 0);
-    assert_string_equal(out, "env-pw");
-    unsetenv("CORE_TEST_SECRET");
-    assert_int_equal(core_secret_load(NULL, "CORE_TEST_SECRET", out, sizeof out, err, sizeof err), 0);
-    assert_string_equal(out, "");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_secret_load),
         cmocka_unit_test(test_utf8_table),
         cmocka_unit_test(test_utf8_respects_len),
         cmocka_unit_test(test_utf8_all_two_byte),

@@ -498,93 +498,6 @@ static void test_connect_timeout(void **state)
     assert_int_equal(g.calls, 0);
 }
 
-/* ------------------------------------------------------------ AUTH */
-
-#define AUTH_PW "pw-9f3c2a-only-for-tests"
-
-/* A server that needs a password (default user) or an ACL user "app". */
-static int fx_setup_auth(void **state)
-{
-    static const char *const extra[] = {"--requirepass", AUTH_PW, "--user", "app", "on",
-                                        ">app-" AUTH_PW, "~*", "&*", "+@all", NULL};
-    int rc = fx_setup_common(state, 0);
-    fx_t *fx = *state;
-    for (int tries = 0; rc == 0 && tries < 5; tries++) {
-        if (tu_redis_start_args(fx->dir, fx->port, &fx->pid, extra) == 0)
-            return 0;
-        fx->port = tu_free_port();
-    }
-    return -1;
-}
-
-static void set_and_get(fx_t *fx)
-{
-    got_t set = {0}, get = {0};
-    assert_int_equal(core_redis_cmd(fx->r, on_got, &set, "SET k v1"), 0);
-    assert_int_equal(core_redis_cmd(fx->r, on_got, &get, "GET k"), 0);
-    WAIT_FOR(fx, get.calls == 1);
-    assert_int_equal(get.type, REDIS_REPLY_STRING);
-    assert_string_equal(get.str, "v1");
-}
-
-static void test_auth_password(void **state)
-{
-    fx_t *fx = *state;
-    fx->r = core_redis_new(fx->loop, "127.0.0.1", fx->port, 2.0);
-    core_redis_set_auth(fx->r, NULL, AUTH_PW);
-    core_redis_on_connect(fx->r, on_hook, fx);
-    WAIT_FOR(fx, core_redis_connected(fx->r) && fx->hooks == 1);
-    set_and_get(fx);
-    /* after a reconnect (the server drops every client) it authenticates again */
-    got_t kill = {0};
-    assert_int_equal(core_redis_cmd(fx->r, on_got, &kill, "CLIENT KILL TYPE normal SKIPME no"), 0);
-    WAIT_FOR(fx, fx->hooks == 2 && core_redis_connected(fx->r));
-    set_and_get(fx);
-}
-
-static void test_auth_acl_user(void **state)
-{
-    fx_t *fx = *state;
-    got_t who = {0};
-    fx->r = core_redis_new(fx->loop, "127.0.0.1", fx->port, 2.0);
-    core_redis_set_auth(fx->r, "app", "app-" AUTH_PW);
-    core_redis_on_connect(fx->r, on_hook, fx);
-    WAIT_FOR(fx, core_redis_connected(fx->r) && fx->hooks == 1);
-    assert_int_equal(core_redis_cmd(fx->r, on_got, &who, "ACL WHOAMI"), 0);
-    WAIT_FOR(fx, who.calls == 1);
-    assert_string_equal(who.str, "app");
-}
-
-/* No password: the server refuses every command (NOAUTH). */
-static void test_auth_missing(void **state)
-{
-    fx_t *fx = *state;
-    got_t get = {0};
-    connect_client(fx, 2.0);
-    assert_int_equal(core_redis_cmd(fx->r, on_got, &get, "GET k"), 0);
-    WAIT_FOR(fx, get.calls == 1);
-    assert_int_equal(get.type, REDIS_REPLY_ERROR);
-    assert_non_null(strstr(get.str, "NOAUTH"));
-}
-
-/* A wrong password: never connected, nothing goes out, the refusal is
- * logged without the password, and it is retried. */
-static void test_auth_wrong(void **state)
-{
-    fx_t *fx = *state;
-    capture_stderr(fx);
-    fx->r = core_redis_new(fx->loop, "127.0.0.1", fx->port, 2.0);
-    core_redis_set_auth(fx->r, NULL, "not-" AUTH_PW);
-    core_redis_on_connect(fx->r, on_hook, fx);
-    WAIT_FOR(fx, count_in_stderr(fx, "authentication refused") >= 1);
-    assert_false(core_redis_connected(fx->r));
-    assert_int_equal(core_redis_cmd(fx->r, NULL, NULL, "GET k"), -1);
-    run_for(fx, 2500); /* one retry after the 2 s back-off */
-    assert_int_equal(count_in_stderr(fx, "authentication refused"), 2);
-    assert_int_equal(fx->hooks, 0);
-    assert_int_equal(count_in_stderr(fx, AUTH_PW), 0);
-}
-
 static void test_bad_args(void **state)
 {
     fx_t *fx = *state;
@@ -609,10 +522,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_closed_port_retries, fx_setup_noserver, fx_teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, fx_setup_noserver, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, fx_setup_noserver, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_auth_password, fx_setup_auth, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_auth_acl_user, fx_setup_auth, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_auth_missing, fx_setup_auth, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_auth_wrong, fx_setup_auth, fx_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -65,9 +65,6 @@ int tu_free_port(void);
 /* Starts redis-server on 127.0.0.1:port with its files in dir and polls
  * until it answers PING; 0 with *pid set, or -1 with *pid = -1. */
 int tu_redis_start(const char *dir, int port, pid_t *pid);
-/* The same with extra redis-server arguments (NULL-terminated), e.g.
- * "--requirepass", "pw". Ready once it answers PING (or NOAUTH). */
-int tu_redis_start_args(const char *dir, int port, pid_t *pid, const char *const *extra);
 /* SIGKILLs and reaps *pid when > 0, then sets it to -1. */
 void tu_redis_kill(pid_t *pid);
 

@@ -40,11 +40,20 @@ wait_port() {
     return 1
 }
 
-# start_redis PORT: a throw-away redis-server under $TMP.
+# start_redis PORT: a throw-away redis-server under $TMP that wants a
+# password: a generated one (unless CHAT_REDIS_PASSWORD is set), written with
+# the rest of its settings to a mode-600 config file (argv is public), and
+# exported as CHAT_REDIS_PASSWORD for the chat processes started after it.
 start_redis() {
     local port=$1
-    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-        --dir "$TMP" --logfile "$TMP/redis-$port.log" &
+    if [ -z "${CHAT_REDIS_PASSWORD:-}" ]; then
+        CHAT_REDIS_PASSWORD=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        export CHAT_REDIS_PASSWORD
+    fi
+    (umask 077 && printf '%s\n' "port $port" "bind 127.0.0.1" 'save ""' "appendonly no" \
+        "dir $TMP" "logfile $TMP/redis-$port.log" "requirepass $CHAT_REDIS_PASSWORD" \
+        >"$TMP/redis-$port.conf")
+    redis-server "$TMP/redis-$port.conf" &
     PIDS+=($!)
     wait_port "$port" 10
 }

@@ -76,7 +76,7 @@ grep -q "NOAUTH" "$TMP/gw-nopw.log" || fail "gw-nopw: the log does not name NOAU
 grep -q "needs a password and none was given" "$TMP/gw-nopw.log" || fail "gw-nopw: no hint"
 [ "$(status_of "http://127.0.0.1:$GW1/servers")" = 503 ] || fail "gw-nopw: /servers not 503"
 
-echo "== a wrong password (file): the gateway says so and answers 503"
+echo "== a wrong password in a file: the gateway says so and answers 503"
 GW2=$(free_port)
 start_bg gw-wrong "$GATEWAY" --listen "127.0.0.1:$GW2" --redis "127.0.0.1:$REDIS_PORT" \
     --redis-password-file "$TMP/wrong.pw"
@@ -84,13 +84,13 @@ wait_log gw-wrong "AUTH refused" 10
 grep -q "WRONGPASS" "$TMP/gw-wrong.log" || fail "gw-wrong: the log does not name WRONGPASS"
 [ "$(status_of "http://127.0.0.1:$GW2/servers")" = 503 ] || fail "gw-wrong: /servers not 503"
 
-echo "== a wrong password (environment): the node says so and is never listed"
+echo "== a wrong password in the environment: the node says so and is never listed"
 N1=$(free_port)
 CHAT_REDIS_PASSWORD=$WRONG start_bg node-wrong "$NODE" --id nwrong --listen "127.0.0.1:$N1" \
     --redis "127.0.0.1:$REDIS_PORT" --store "sqlite:$TMP/wrong.db"
 wait_log node-wrong "AUTH refused" 10
 
-echo "== the right password: node (file), gateway (environment), gateway (ACL user)"
+echo "== the right password: node by file, gateway by environment, gateway as an ACL user"
 N2=$(free_port)
 start_bg node-ok "$NODE" --id nok --listen "127.0.0.1:$N2" --redis "127.0.0.1:$REDIS_PORT" \
     --store "sqlite:$TMP/ok.db" --redis-password-file "$TMP/redis.pw"

@@ -26,7 +26,8 @@ static void usage(FILE *f)
 "usage: chat-gateway [options]\n"
 "  --listen HOST:PORT      HTTP endpoint (default 127.0.0.1:8080)\n"
 "  --redis HOST:PORT       Redis (default 127.0.0.1:6379)\n"
-"  --redis-user NAME       Redis ACL user (default: Redis's default user)\n"
+"  --redis-user NAME       Redis ACL user (else $CHAT_REDIS_USER, else\n"
+"                          Redis's default user)\n"
 "  --redis-password-file FILE  Redis password (AUTH); else $CHAT_REDIS_PASSWORD,\n"
 "                          else none\n"
 "  --push-token-file FILE  admin token for POST /push (whitespace-trimmed);\n"
@@ -116,6 +117,11 @@ int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
     if (core_secret_load("Redis password", c->redis_password_file, "CHAT_REDIS_PASSWORD",
                          c->redis_password, sizeof c->redis_password, err, sizeof err) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);
+        return -1;
+    }
+    const char *user = getenv("CHAT_REDIS_USER");
+    if (!c->redis_user[0] && user && core_copy_str(c->redis_user, sizeof c->redis_user, user)) {
+        fprintf(stderr, "chat-gateway: $CHAT_REDIS_USER is too long\n");
         return -1;
     }
     if (c->redis_user[0] && !c->redis_password[0]) {

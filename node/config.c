@@ -44,7 +44,8 @@ static void usage(FILE *f)
 "  --listen HOST:PORT    client endpoint, WebSocket at /ws (default 127.0.0.1:9001)\n"
 "  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
 "  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
-"  --redis-user NAME     Redis ACL user (default: Redis's default user)\n"
+"  --redis-user NAME     Redis ACL user (else $CHAT_REDIS_USER, else\n"
+"                        Redis's default user)\n"
 "  --redis-password-file FILE  Redis password (AUTH); else $CHAT_REDIS_PASSWORD,\n"
 "                        else none\n"
 "  --store URI           sqlite:PATH or mongodb://... (default sqlite:chat.db)\n"
@@ -243,6 +244,11 @@ static int load_secrets(node_config_t *c)
     const char *colon = strchr(c->zk_auth, ':');
     if (c->zk_auth[0] && (!colon || colon == c->zk_auth || !colon[1])) {
         fprintf(stderr, "chat-node: ZooKeeper credentials must be USER:PASSWORD\n");
+        return -1;
+    }
+    const char *user = getenv("CHAT_REDIS_USER");
+    if (!c->redis_user[0] && user && core_copy_str(c->redis_user, sizeof c->redis_user, user)) {
+        fprintf(stderr, "chat-node: $CHAT_REDIS_USER is too long\n");
         return -1;
     }
     if (c->redis_user[0] && !c->redis_password[0]) {

@@ -24,6 +24,8 @@ from wsclient import connect, ConnectionClosed  # noqa: E402,F401
 import zkprobe  # noqa: E402
 
 ZK_TIMEOUT_MS = 2000
+with open(os.path.join(REPO, "scripts", "redis-acl.txt")) as _f:
+    REDIS_ACL = _f.read().strip()  # the rights docs/DEPLOY.md gives the chat ACL user
 NODE_TTL_MS = 3000
 
 
@@ -101,7 +103,7 @@ def dump_logs(tmp):
 
 
 # Credential files a Cluster writes under tmp: never in a log.
-SECRET_FILES = ("redis.password", "zk.auth")
+SECRET_FILES = ("redis.password", "redis-admin.password", "zk.auth")
 
 
 def secret_leaks(tmp):
@@ -133,6 +135,10 @@ def finish_run(name, tmp, rc, keep=False):
     if secret_leaks(tmp):
         print(f"FAILED: a Redis or ZooKeeper secret is in {secret_leaks(tmp)}")
         rc = 1
+    if os.path.exists(f"{tmp}/redis-acl-denied.log"):
+        print("FAILED: Redis refused commands of the chat ACL user (scripts/redis-acl.txt); "
+              "see redis-acl-denied.log")
+        rc = 1
     if rc != 0:
         dump_logs(tmp)
     if not keep:
@@ -162,11 +168,15 @@ class Cluster:
             f.write(self.token)
         with open(f"{tmp}/dirty.txt", "w") as f:
             f.write(self.dirty + "\n")
-        # Redis and ZooKeeper want credentials (files mode 600, never argv)
+        # Redis and ZooKeeper want credentials (files mode 600, never argv);
+        # the chat processes use the ACL user "chat" with the rights
+        # docs/DEPLOY.md gives it
         self.redis_password = os.urandom(18).hex()
+        self.redis_admin_password = os.urandom(18).hex()
         self.zk_auth = f"chat:{os.urandom(18).hex()}"
         self.zk_root = "/chat"
-        for name, value in (("redis.password", self.redis_password), ("zk.auth", self.zk_auth)):
+        for name, value in (("redis.password", self.redis_password), ("zk.auth", self.zk_auth),
+                            ("redis-admin.password", self.redis_admin_password)):
             fd = os.open(f"{tmp}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(value + "\n")
@@ -184,9 +194,31 @@ class Cluster:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(f"port {self.redis_port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
-                    f"dir {self.tmp}\nrequirepass {self.redis_password}\n")
+                    f"dir {self.tmp}\nrequirepass {self.redis_admin_password}\n"
+                    f"user chat on >{self.redis_password} {REDIS_ACL}\n")
         self.spawn("redis", ["redis-server", conf])
         wait_for(lambda: self.redis_noauth(), 10, "redis (refusing a client without AUTH)")
+
+    def redis_acl_denials(self):
+        """ACL LOG entries other than failed logins (a command, key or
+        channel the ACL user was refused), as raw text; "" when none."""
+        pw = self.redis_admin_password.encode()
+        data = b""
+        try:
+            with socket.create_connection(("127.0.0.1", self.redis_port), 1) as s:
+                s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*2\r\n$3\r\nACL\r\n$3\r\nLOG\r\n"
+                          % (len(pw), pw))
+                s.settimeout(0.5)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            pass  # timed out after the whole answer, or Redis is gone
+        text = data.decode(errors="replace")
+        denied = any(f"reason\r\n${len(r)}\r\n{r}\r\n" in text for r in ("command", "key", "channel"))
+        return text if denied else ""
 
     def redis_noauth(self):
         """True when a raw client without AUTH gets NOAUTH for a PING."""
@@ -212,7 +244,8 @@ class Cluster:
         for name, p in self.procs.items():
             with open(f"/proc/{p.pid}/cmdline", "rb") as f:
                 argv = f.read()
-            for sec in (self.redis_password, self.zk_auth.partition(":")[2]):
+            for sec in (self.redis_password, self.redis_admin_password,
+                        self.zk_auth.partition(":")[2]):
                 assert sec.encode() not in argv, f"{name} has a secret on its command line"
 
     def start_zk(self):
@@ -241,7 +274,7 @@ class Cluster:
             "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
             "--cluster-listen", f"127.0.0.1:{self.cluster_ports[i]}",
             "--cluster-secret-file", f"{self.tmp}/secret",
-            "--redis-password-file", f"{self.tmp}/redis.password",
+            "--redis-user", "chat", "--redis-password-file", f"{self.tmp}/redis.password",
             "--zk-auth-file", f"{self.tmp}/zk.auth"] + self.node_args)
 
     def start_gateway(self):
@@ -249,7 +282,8 @@ class Cluster:
             f"{self.build}/gateway/chat-gateway", "--listen", f"127.0.0.1:{self.gw_port}",
             "--redis", f"127.0.0.1:{self.redis_port}", "--push-token-file", f"{self.tmp}/push.token",
             "--node-ttl", str(NODE_TTL_MS),
-            "--redis-password-file", f"{self.tmp}/redis.password"] + self.gateway_args)
+            "--redis-user", "chat", "--redis-password-file", f"{self.tmp}/redis.password"]
+            + self.gateway_args)
 
     def start(self):
         if self.mongo_port:
@@ -300,13 +334,21 @@ class Cluster:
         p.wait()
 
     def stop(self):
-        for name, p in list(self.procs.items()):
-            p.terminate()
-        for name, p in list(self.procs.items()):
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # Redis last: what the others send while stopping is checked too
+        names = sorted(self.procs, key=lambda n: n == "redis")
+        for group in ([n for n in names if n != "redis"], [n for n in names if n == "redis"]):
+            if group == ["redis"]:
+                denied = self.redis_acl_denials()
+                if denied:
+                    with open(f"{self.tmp}/redis-acl-denied.log", "w") as f:
+                        f.write(denied)
+            for name in group:
+                self.procs[name].terminate()
+            for name in group:
+                try:
+                    self.procs[name].wait(10)
+                except subprocess.TimeoutExpired:
+                    self.procs[name].kill()
         subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"])
         if self.mongo_port:
             subprocess.run([f"{REPO}/scripts/congodb.sh", "stop", f"{self.tmp}/congodb"])

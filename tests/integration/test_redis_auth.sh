@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # chat-node and chat-gateway against a Redis that wants a password
-# (requirepass, plus an ACL user):
+# (requirepass for the default user, and the ACL user "chat" with only the
+# rights of scripts/redis-acl.txt; lib.sh's start_redis):
 #   - a raw connection without AUTH gets NOAUTH;
 #   - no password, or a wrong one: a clear error in the log, and nothing
 #     works (/servers 503, the node never listed);
-#   - the right one from a file (--redis-password-file), from the
-#     environment (CHAT_REDIS_PASSWORD), or an ACL user (--redis-user): works;
+#   - the right one works: the ACL user by flag and file (a node) and by
+#     environment (a gateway), the default user by file (a gateway);
 #   - no password on any command line (ps) nor in any log;
 #   - bad credential flags stop the program at start with a clear message.
 # usage: test_redis_auth.sh BUILD_DIR
@@ -48,25 +49,17 @@ resp_cmd() {
 
 REDIS_PORT=$(free_port)
 start_redis "$REDIS_PORT" || fail "redis did not start"
-PW=$CHAT_REDIS_PASSWORD
-unset CHAT_REDIS_PASSWORD # each process below gets exactly what the case gives it
+CHAT_PW=$CHAT_REDIS_PASSWORD       # the ACL user "chat"
+ADMIN_PW=$REDIS_ADMIN_PASSWORD     # the default user
+# each process below gets exactly what its case gives it
+unset CHAT_REDIS_PASSWORD CHAT_REDIS_USER
 WRONG=wrong-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')
-GW_USER_PW=gw-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-(umask 077 && echo "$PW" >"$TMP/redis.pw" && echo "$WRONG" >"$TMP/wrong.pw" &&
-    echo "$GW_USER_PW" >"$TMP/gwuser.pw")
+(umask 077 && echo "$CHAT_PW" >"$TMP/chat.pw" && echo "$ADMIN_PW" >"$TMP/admin.pw" &&
+    echo "$WRONG" >"$TMP/wrong.pw")
 
 echo "== a raw connection without AUTH is refused"
 answer=$(resp_cmd "$REDIS_PORT" PING)
 [[ "$answer" == -NOAUTH* ]] || fail "PING without AUTH answered '$answer', not NOAUTH"
-# an ACL user for the gateway, made over an authenticated raw connection
-exec 4<>"/dev/tcp/127.0.0.1/$REDIS_PORT"
-printf '*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n' "${#PW}" "$PW" >&4
-setuser=(ACL SETUSER chatgw on ">$GW_USER_PW" '~*' '&*' +@all)
-printf '*%d\r\n' ${#setuser[@]} >&4
-for w in "${setuser[@]}"; do printf '$%d\r\n%s\r\n' "${#w}" "$w" >&4; done
-IFS= read -r -t 2 a1 <&4; IFS= read -r -t 2 a2 <&4
-exec 4<&- 4>&-
-[ "${a1%$'\r'}" = "+OK" ] && [ "${a2%$'\r'}" = "+OK" ] || fail "AUTH/ACL SETUSER: '$a1' '$a2'"
 
 echo "== no password: the gateway says so and answers 503"
 GW1=$(free_port)
@@ -90,16 +83,16 @@ CHAT_REDIS_PASSWORD=$WRONG start_bg node-wrong "$NODE" --id nwrong --listen "127
     --redis "127.0.0.1:$REDIS_PORT" --store "sqlite:$TMP/wrong.db"
 wait_log node-wrong "AUTH refused" 10
 
-echo "== the right password: node by file, gateway by environment, gateway as an ACL user"
+echo "== the right password: the ACL user by flag and file, by environment; the default user"
 N2=$(free_port)
 start_bg node-ok "$NODE" --id nok --listen "127.0.0.1:$N2" --redis "127.0.0.1:$REDIS_PORT" \
-    --store "sqlite:$TMP/ok.db" --redis-password-file "$TMP/redis.pw"
+    --store "sqlite:$TMP/ok.db" --redis-user chat --redis-password-file "$TMP/chat.pw"
 GW3=$(free_port)
-CHAT_REDIS_PASSWORD=$PW start_bg gw-ok "$GATEWAY" --listen "127.0.0.1:$GW3" \
-    --redis "127.0.0.1:$REDIS_PORT"
+CHAT_REDIS_USER=chat CHAT_REDIS_PASSWORD=$CHAT_PW start_bg gw-ok "$GATEWAY" \
+    --listen "127.0.0.1:$GW3" --redis "127.0.0.1:$REDIS_PORT"
 GW4=$(free_port)
-start_bg gw-user "$GATEWAY" --listen "127.0.0.1:$GW4" --redis "127.0.0.1:$REDIS_PORT" \
-    --redis-user chatgw --redis-password-file "$TMP/gwuser.pw"
+start_bg gw-admin "$GATEWAY" --listen "127.0.0.1:$GW4" --redis "127.0.0.1:$REDIS_PORT" \
+    --redis-password-file "$TMP/admin.pw"
 listed() { curl -sf --max-time 2 "http://127.0.0.1:$1/servers" | grep -q "\"nok\""; }
 deadline=$((SECONDS + 15))
 until listed "$GW3" && listed "$GW4"; do
@@ -117,11 +110,11 @@ sleep 2.5
 echo "== no secret on a command line or in a log"
 for pid in "${PIDS[@]}"; do
     cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || continue
-    for s in "$PW" "$WRONG" "$GW_USER_PW"; do
+    for s in "$CHAT_PW" "$ADMIN_PW" "$WRONG"; do
         [[ "$cmd" == *"$s"* ]] && fail "pid $pid shows a password on its command line: $cmd"
     done
 done
-for s in "$PW" "$WRONG" "$GW_USER_PW"; do
+for s in "$CHAT_PW" "$ADMIN_PW" "$WRONG"; do
     if grep -lF -- "$s" "$TMP"/*.log; then fail "a password is in the log(s) above"; fi
 done
 

@@ -118,6 +118,11 @@ for s in "$CHAT_PW" "$ADMIN_PW" "$WRONG"; do
     if grep -lF -- "$s" "$TMP"/*.log; then fail "a password is in the log(s) above"; fi
 done
 
+echo "== docs/DEPLOY.md gives the ACL user the rights tested here"
+REPO=$(cd "$HERE/../.." && pwd)
+grep -qF "user chat on >CHAT_PASSWORD $(<"$REPO/scripts/redis-acl.txt")" "$REPO/docs/DEPLOY.md" ||
+    fail "docs/DEPLOY.md's ACL line is not scripts/redis-acl.txt"
+
 echo "== bad credential flags stop the program at start"
 "$GATEWAY" --listen 127.0.0.1:0 --redis-password-file "$TMP/nothere" >"$TMP/bad1.out" 2>&1
 [ $? = 2 ] && grep -q "Redis password $TMP/nothere: No such file" "$TMP/bad1.out" ||

@@ -299,6 +299,13 @@ struct redisReply;
 typedef void (*core_redis_cb)(core_redis_t *r, struct redisReply *reply, void *ud);
 
 core_redis_t *core_redis_new(struct ev_loop *loop, const char *host, int port, double timeout_s);
+/* Credentials sent (AUTH [user] password) as the first command of every
+ * connection; without a password a PING checks that Redis serves us. Until
+ * that answers OK the client is not connected; a refusal is logged as an
+ * error and retried with backoff. Applies from the next connection attempt
+ * (call right after core_redis_new). user may be NULL or "" (the default
+ * user); password NULL or "" = no AUTH. Copied; never logged. */
+void core_redis_set_auth(core_redis_t *r, const char *user, const char *password);
 /* Runs fn every time a connection is established (first and re-connects). */
 void core_redis_on_connect(core_redis_t *r, void (*fn)(core_redis_t *r, void *ud), void *ud);
 int core_redis_connected(const core_redis_t *r);
@@ -311,6 +318,16 @@ int core_redis_cmdargv(core_redis_t *r, core_redis_cb cb, void *ud, int argc, co
 size_t core_redis_inflight(const core_redis_t *r);
 /* Every pending callback gets NULL, then the client is freed. */
 void core_redis_free(core_redis_t *r);
+
+/* ------------------------------------------------------------------ secrets */
+
+/* Loads a credential into out (cap bytes): from file when file is not
+ * empty, else from the environment variable env (if set), else "" (no
+ * credential). Trailing whitespace is trimmed; a file must hold one
+ * non-empty line. A file others may read is warned about. Returns 0, or -1
+ * with err filled ("WHAT FILE: why"; never the secret). */
+int core_secret_load(const char *what, const char *file, const char *env, char *out, size_t cap,
+                     char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ misc */
 

@@ -8,6 +8,11 @@
  *    it (a reply, or the NULL replies hiredis issues while freeing a context).
  *  - reconnection with backoff (100 ms doubling to 2 s) after a failed or
  *    timed-out connect and after a disconnect.
+ *  - a handshake on every new connection: AUTH [user] password, or a PING
+ *    without credentials. Only its OK makes the client connected; a refusal
+ *    (WRONGPASS, NOAUTH) is logged as an error, the connection dropped and
+ *    retried with the longest backoff, so a bad password is loud, not a
+ *    silent reconnect loop. The password is never logged.
  *  - an on_connect hook run from its own zero-delay timer, never from inside
  *    hiredis, so the hook may do anything (even core_redis_free).
  *
@@ -25,9 +30,11 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libev.h>
+#include <sodium.h>
 
 #define REDIS_BACKOFF_MIN 0.1
 #define REDIS_BACKOFF_MAX 2.0
+#define REDIS_REFUSED_EVERY 15 /* a refusal that goes on is logged this often */
 
 typedef struct redis_req {
     ev_timer timer;          /* first: timeout watcher */
@@ -44,7 +51,9 @@ struct core_redis {
     int port;
     double timeout_s;
     redisAsyncContext *ac;   /* NULL while down */
-    int connected;
+    int connected;           /* handshake answered OK: user commands go */
+    char *user, *pass;       /* AUTH credentials; pass NULL = none */
+    unsigned refused;        /* handshakes refused in a row */
     double backoff;          /* next reconnect delay */
     ev_timer connect_timer;  /* connection establishment deadline */
     ev_timer retry_timer;    /* backoff before the next connect */
@@ -58,6 +67,7 @@ struct core_redis {
 };
 
 static void redis_start_connect(core_redis_t *r);
+static int redis_handshake(core_redis_t *r);
 
 /* ------------------------------------------------------------ records */
 
@@ -99,8 +109,18 @@ static int req_take(core_redis_t *r, redis_req_t *q)
 
 /* ------------------------------------------------------------ lifetime */
 
+static void redis_free_auth(core_redis_t *r)
+{
+    if (r->pass)
+        sodium_memzero(r->pass, strlen(r->pass));
+    free(r->pass);
+    free(r->user);
+    r->pass = r->user = NULL;
+}
+
 static void redis_destroy(core_redis_t *r)
 {
+    redis_free_auth(r);
     free(r->host);
     free(r);
 }
@@ -189,11 +209,9 @@ static void redis_on_connect(const redisAsyncContext *ac, int status)
         redis_schedule_retry(r);
         return;
     }
-    CORE_INFO("redis %s:%d: connected", r->host, r->port);
-    r->connected = 1;
-    r->backoff = REDIS_BACKOFF_MIN;
-    if (r->hook)
-        ev_timer_start(r->loop, &r->hook_timer);
+    /* the handshake goes from the hook timer: outside hiredis, a failure
+     * to send may drop the context */
+    ev_timer_start(r->loop, &r->hook_timer);
 }
 
 static void redis_on_disconnect(const redisAsyncContext *ac, int status)
@@ -254,7 +272,15 @@ static void redis_on_hook(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    if (!r->connected || r->hook == NULL)
+    if (!r->connected) {
+        if (r->ac != NULL && redis_handshake(r) != 0) {
+            CORE_WARN("redis %s:%d: handshake not sent; reconnecting", r->host, r->port);
+            redis_drop_context(r);
+            redis_schedule_retry(r);
+        }
+        return;
+    }
+    if (r->hook == NULL)
         return;
     r->depth++;
     r->hook(r, r->hook_ud);
@@ -302,6 +328,15 @@ core_redis_t *core_redis_new(struct ev_loop *loop, const char *host, int port, d
     r->connect_timer.data = r->retry_timer.data = r->hook_timer.data = r;
     redis_start_connect(r);
     return r;
+}
+
+void core_redis_set_auth(core_redis_t *r, const char *user, const char *password)
+{
+    redis_free_auth(r);
+    if (password && password[0]) {
+        r->pass = core_xstrdup(password);
+        r->user = user && user[0] ? core_xstrdup(user) : NULL;
+    }
 }
 
 void core_redis_on_connect(core_redis_t *r, void (*fn)(core_redis_t *r, void *ud), void *ud)
@@ -360,17 +395,14 @@ static int redis_cmd_allowed(const char *cmd, size_t len)
     return 1;
 }
 
-/* Sends an already formatted command with a fresh timed record. */
-static int redis_submit(core_redis_t *r, core_redis_cb cb, void *ud, const char *cmd, size_t len)
+/* Sends an already formatted command with a fresh timed record, connected
+ * or not (the handshake goes before the client counts as connected). */
+static int redis_send(core_redis_t *r, core_redis_cb cb, void *ud, const char *cmd, size_t len)
 {
     redis_req_t *q;
 
-    if (!core_redis_connected(r) || r->ac == NULL)
+    if (r->ac == NULL || r->freeing)
         return -1;
-    if (!redis_cmd_allowed(cmd, len)) {
-        CORE_WARN("redis: refusing a pub/sub or monitor command");
-        return -1;
-    }
     q = core_xcalloc(1, sizeof(*q));
     q->r = r;
     q->cb = cb;
@@ -384,6 +416,79 @@ static int redis_submit(core_redis_t *r, core_redis_cb cb, void *ud, const char 
     ev_timer_init(&q->timer, redis_on_req_timeout, r->timeout_s, 0.);
     ev_timer_start(r->loop, &q->timer);
     return 0;
+}
+
+static int redis_submit(core_redis_t *r, core_redis_cb cb, void *ud, const char *cmd, size_t len)
+{
+    if (!core_redis_connected(r) || r->ac == NULL)
+        return -1;
+    if (!redis_cmd_allowed(cmd, len)) {
+        CORE_WARN("redis: refusing a pub/sub or monitor command");
+        return -1;
+    }
+    return redis_send(r, cb, ud, cmd, len);
+}
+
+/* ------------------------------------------------------------ handshake */
+
+/* The first refusal and then every REDIS_REFUSED_EVERY-th: loud, not a flood. */
+static void redis_log_refused(core_redis_t *r, const char *why)
+{
+    const char *hint = r->pass ? "check the password (and user)"
+                               : "this Redis needs a password and none was given";
+
+    if (r->refused != 1 && r->refused % REDIS_REFUSED_EVERY != 0)
+        return;
+    CORE_ERROR("redis %s:%d: %s refused (%u time%s): %s; %s", r->host, r->port,
+               r->pass ? "AUTH" : "access", r->refused, r->refused == 1 ? "" : "s", why, hint);
+}
+
+static void redis_on_handshake(core_redis_t *r, redisReply *reply, void *ud)
+{
+    (void)ud;
+    if (reply == NULL || r->freeing)
+        return; /* dropped or timed out: that path reconnects */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        r->refused++;
+        redis_log_refused(r, reply->str ? reply->str : "error");
+        /* hiredis defers the free to the end of this callback */
+        redis_drop_context(r);
+        r->backoff = REDIS_BACKOFF_MAX;
+        redis_schedule_retry(r);
+        return;
+    }
+    if (r->refused)
+        CORE_WARN("redis %s:%d: accepted after %u refusal(s)", r->host, r->port, r->refused);
+    else
+        CORE_INFO("redis %s:%d: connected%s", r->host, r->port, r->pass ? " (authenticated)" : "");
+    r->refused = 0;
+    r->connected = 1;
+    r->backoff = REDIS_BACKOFF_MIN;
+    if (r->hook)
+        ev_timer_start(r->loop, &r->hook_timer);
+}
+
+static int redis_handshake(core_redis_t *r)
+{
+    const char *argv[3];
+    size_t lens[3];
+    char *cmd = NULL;
+    int argc = 0, len, rc = -1;
+
+    argv[argc++] = r->pass ? "AUTH" : "PING";
+    if (r->pass && r->user)
+        argv[argc++] = r->user;
+    if (r->pass)
+        argv[argc++] = r->pass;
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+    if (len >= 0) {
+        rc = redis_send(r, redis_on_handshake, NULL, cmd, (size_t)len);
+        sodium_memzero(cmd, (size_t)len); /* hiredis keeps its own copy */
+    }
+    redisFreeCommand(cmd);
+    return rc;
 }
 
 int core_redis_cmd(core_redis_t *r, core_redis_cb cb, void *ud, const char *fmt, ...)

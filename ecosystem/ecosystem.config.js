@@ -15,10 +15,15 @@
 //   CHAT_HOST        address every process listens on       (127.0.0.1)
 //   CHAT_PUBLIC_HOST host in the URLs given to clients      (CHAT_HOST)
 //   CHAT_REDIS       external Redis HOST:PORT; unset = start one
+//   CHAT_REDIS_PASSWORD_FILE  the Redis password (a file, mode 600); default:
+//                    generated RUN/redis.password for the local Redis, none
+//                    for an external one
 //   CHAT_ZK          external ZooKeeper HOST:PORT[,...]; unset = start one
 //   CHAT_ZK_SERVERS  servers of the local ZooKeeper: 1, or 3 (an ensemble
 //                    that outlives one server)                (1)
 //   CHAT_ZK_ROOT     znode prefix of this cluster           (/chat)
+//   CHAT_ZK_AUTH_FILE ZooKeeper digest credentials USER:PASSWORD (a file,
+//                    mode 600)                    (generated RUN/zk.auth)
 //   CHAT_STORE       sqlite:PATH or mongodb://...           (sqlite:RUN/chat.db)
 //   CHAT_BIN_DIR     CMake build dir with the binaries      (<repo>/build)
 //   CHAT_NODE_ARGS   extra chat-node flags, space separated
@@ -82,6 +87,10 @@ function resolvePlan() {
         store: envOr('CHAT_STORE', 'sqlite:' + path.join(run, 'chat.db')),
         bin: path.resolve(envOr('CHAT_BIN_DIR', path.join(REPO, 'build'))),
         secretFile: path.join(run, 'cluster.secret'),
+        // Redis and ZooKeeper credentials: files, never command-line values
+        redisPasswordFile: envOr('CHAT_REDIS_PASSWORD_FILE',
+            envOr('CHAT_REDIS', '') === '' ? path.join(run, 'redis.password') : ''),
+        zkAuthFile: envOr('CHAT_ZK_AUTH_FILE', path.join(run, 'zk.auth')),
         tokenFile: path.join(run, 'push.token'),
         dirtyFile: path.join(run, 'dirty-words.txt'),
         logs: path.join(run, 'logs'),
@@ -108,10 +117,25 @@ const nodePort = (p, k) => p.base + 20 + (k - p.first + 1);
 const clusterPort = (p, k) => p.base + 40 + (k - p.first + 1);
 
 // Secrets are made once and kept: restarting must not change them.
-function ensureSecretFile(file) {
+function ensureSecretFile(file, prefix) {
     if (fs.existsSync(file))
         return;
-    fs.writeFileSync(file, crypto.randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(file, (prefix || '') + crypto.randomBytes(32).toString('hex') + '\n',
+        { mode: 0o600, flag: 'wx' });
+}
+
+// One of ours is made when missing; one the user named must exist.
+function ensureCredential(file, ours, prefix) {
+    if (file === '')
+        return;
+    if (file === ours)
+        ensureSecretFile(file, prefix);
+    else if (!fs.existsSync(file))
+        throw new Error(`${file}: no such credentials file`);
+}
+
+function readSecret(file) {
+    return fs.readFileSync(file, 'utf8').trim();
 }
 
 function ensureRunDir(p) {
@@ -119,6 +143,8 @@ function ensureRunDir(p) {
         fs.mkdirSync(d, { recursive: true, mode: 0o700 });
     ensureSecretFile(p.secretFile);
     ensureSecretFile(p.tokenFile);
+    ensureCredential(p.redisPasswordFile, path.join(p.run, 'redis.password'));
+    ensureCredential(p.zkAuthFile, path.join(p.run, 'zk.auth'), 'chat:');
     if (!fs.existsSync(p.dirtyFile))
         fs.writeFileSync(p.dirtyFile, '# words to mask in chat, one per line\n', { flag: 'wx' });
     if (p.localRedis)
@@ -146,14 +172,26 @@ function app(p, name, script, args, extra) {
     }, extra || {});
 }
 
-// A config file rather than flags: pm2 may drop an empty argument (save "").
+// A config file rather than flags: pm2 may drop an empty argument (save ""),
+// and the password stays off the command line (mode 600: it holds it).
 function writeRedisConf(p) {
     const dir = path.join(p.run, 'redis');
-    fs.writeFileSync(path.join(dir, 'redis.conf'), [
+    const conf = path.join(dir, 'redis.conf');
+    const lines = [
         `port ${p.redisPort}`, 'bind 127.0.0.1', 'daemonize no', `dir ${dir}`,
-        'save ""', 'appendonly no', 'protected-mode yes', '',
-    ].join('\n'));
+        'save ""', 'appendonly no', 'protected-mode yes',
+    ];
+    if (p.redisPasswordFile !== '') {
+        const pw = readSecret(p.redisPasswordFile);
+        if (!/^[\x21-\x7e]+$/.test(pw))
+            throw new Error(`${p.redisPasswordFile}: want one word of printable ASCII`);
+        lines.push(`requirepass ${pw}`);
+    }
+    fs.writeFileSync(conf, lines.join('\n') + '\n', { mode: 0o600 });
+    fs.chmodSync(conf, 0o600); // a conf from an older run may be 644
 }
+
+const redisAuthArgs = (p) => (p.redisPasswordFile === '' ? [] : ['--redis-password-file', p.redisPasswordFile]);
 
 function redisApp(p) {
     return app(p, 'chat-redis', 'redis-server', [path.join(p.run, 'redis', 'redis.conf')]);
@@ -173,7 +211,7 @@ function gatewayApp(p) {
     return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
         '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
         '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM),
-        '--web-root', path.join(REPO, 'client', 'web'), ...p.gatewayArgs,
+        '--web-root', path.join(REPO, 'client', 'web'), ...redisAuthArgs(p), ...p.gatewayArgs,
     ]);
 }
 
@@ -185,7 +223,8 @@ function nodeApp(p, k) {
         '--redis', p.redis, '--store', p.store, '--dirty-words', p.dirtyFile,
         '--zk', p.zk, '--zk-root', p.zkRoot,
         '--cluster-listen', `${p.host}:${clusterPort(p, k)}`,
-        '--cluster-secret-file', p.secretFile, ...p.nodeArgs,
+        '--cluster-secret-file', p.secretFile, ...redisAuthArgs(p),
+        '--zk-auth-file', p.zkAuthFile, ...p.nodeArgs,
     ]);
 }
 
@@ -221,6 +260,7 @@ function printPlan(p) {
         REDIS_PORT: p.redisPort, ZK_PORT: p.zkPort, GATEWAY_URL: p.gatewayUrl,
         ZK_APPS: p.localZk ? zkIds(p).map((i) => zkName(p, i)).join(' ') : '',
         STORE: p.store, BIN_DIR: p.bin, TOKEN_FILE: p.tokenFile, SECRET_FILE: p.secretFile,
+        REDIS_PASSWORD_FILE: p.redisPasswordFile, ZK_AUTH_FILE: p.zkAuthFile,
         LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '),
         NODE_APPS: nums.map((k) => `chat-node-${k}`).join(' '), LISTEN_PORTS: ports.join(' '),
     };

@@ -26,6 +26,10 @@ static void usage(FILE *f)
 "usage: chat-gateway [options]\n"
 "  --listen HOST:PORT      HTTP endpoint (default 127.0.0.1:8080)\n"
 "  --redis HOST:PORT       Redis (default 127.0.0.1:6379)\n"
+"  --redis-user NAME       Redis ACL user (else $CHAT_REDIS_USER, else\n"
+"                          Redis's default user)\n"
+"  --redis-password-file FILE  Redis password (AUTH); else $CHAT_REDIS_PASSWORD,\n"
+"                          else none\n"
 "  --push-token-file FILE  admin token for POST /push (whitespace-trimmed);\n"
 "                          without it every push is refused (401)\n"
 "  --web-root DIR          serve the web client's files from DIR at / (read at start)\n"
@@ -47,7 +51,7 @@ static int check_hostport(const char *s)
 
 enum {
     OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
-    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_HELP,
+    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -60,6 +64,8 @@ static const struct option options[] = {
     {"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"web-root", required_argument, NULL, OPT_WEB_ROOT},
+    {"redis-user", required_argument, NULL, OPT_REDIS_USER},
+    {"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -76,6 +82,9 @@ static int apply(void *ud, int opt, const char *arg)
         return check_hostport(arg) ? -1 : core_copy_str(c->redis, sizeof c->redis, arg);
     case OPT_TOKEN_FILE: return core_copy_str(c->push_token_file, sizeof c->push_token_file, arg);
     case OPT_WEB_ROOT: return core_copy_str(c->web_root, sizeof c->web_root, arg);
+    case OPT_REDIS_USER: return core_copy_str(c->redis_user, sizeof c->redis_user, arg);
+    case OPT_REDIS_PW_FILE:
+        return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);
     case OPT_NODE_TTL:
         if (core_parse_double(arg, 1, 86400000, &d))
             return -1;
@@ -100,9 +109,26 @@ static int apply(void *ud, int opt, const char *arg)
 
 int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
 {
+    char err[1200];
     int rc = core_parse_flags("chat-gateway", argc, argv, options, OPT_HELP, apply, usage, c);
     if (rc != 0)
         return rc;
+    /* the password from a file or the environment: argv is public (ps) */
+    if (core_secret_load("Redis password", c->redis_password_file, "CHAT_REDIS_PASSWORD",
+                         c->redis_password, sizeof c->redis_password, err, sizeof err) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        return -1;
+    }
+    const char *user = getenv("CHAT_REDIS_USER");
+    if (!c->redis_user[0] && user && core_copy_str(c->redis_user, sizeof c->redis_user, user)) {
+        fprintf(stderr, "chat-gateway: $CHAT_REDIS_USER is too long\n");
+        return -1;
+    }
+    if (c->redis_user[0] && !c->redis_password[0]) {
+        fprintf(stderr, "chat-gateway: --redis-user needs a password (--redis-password-file or "
+                        "CHAT_REDIS_PASSWORD)\n");
+        return -1;
+    }
     return 0;
 }
 

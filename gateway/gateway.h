@@ -31,6 +31,9 @@
 typedef struct gateway_config {
     char listen[256];          /* HOST:PORT; port 0 = ephemeral (tests) */
     char redis[256];           /* HOST:PORT */
+    char redis_user[64];       /* ACL user, "" = Redis's default user */
+    char redis_password_file[1024];
+    char redis_password[256];  /* loaded by the parse: file, else $CHAT_REDIS_PASSWORD */
     char push_token_file[1024]; /* "" = push disabled: every POST /push gets 401 */
     char web_root[1024];       /* "" = no web client */
     char log_level[16];        /* applied by main, not by gateway_new */

@@ -1,5 +1,6 @@
 /* chat-gateway: start-up and shutdown. */
 #include <stdio.h>
+#include <sodium.h>
 
 #include "gateway/gateway.h"
 #include "core/core.h"
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
     struct ev_loop *loop = EV_DEFAULT;
     core_install_signals(loop);
     gateway_t *g = gateway_new(loop, &cfg, err, sizeof err);
+    sodium_memzero(cfg.redis_password, sizeof cfg.redis_password); /* the Redis client has it */
     if (!g) {
         CORE_ERROR("cannot start: %s", err);
         return 1;

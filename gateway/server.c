@@ -152,7 +152,11 @@ static int start_redis(gateway_t *g, char *err, size_t errlen)
         return -1;
     }
     g->redis = core_redis_new(g->loop, host[0] ? host : "127.0.0.1", port, g->cfg.redis_timeout);
-    return g->redis ? 0 : -1;
+    if (!g->redis)
+        return -1;
+    core_redis_set_auth(g->redis, g->cfg.redis_user, g->cfg.redis_password);
+    sodium_memzero(g->cfg.redis_password, sizeof g->cfg.redis_password); /* the client has it */
+    return 0;
 }
 
 gateway_t *gateway_new(struct ev_loop *loop, const gateway_config_t *cfg, char *err,

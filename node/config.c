@@ -51,6 +51,10 @@ static void usage(FILE *f)
 "  --listen HOST:PORT    client endpoint, WebSocket at /ws (default 127.0.0.1:9001)\n"
 "  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
 "  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
+"  --redis-user NAME     Redis ACL user (else $CHAT_REDIS_USER, else\n"
+"                        Redis's default user)\n"
+"  --redis-password-file FILE  Redis password (AUTH); else $CHAT_REDIS_PASSWORD,\n"
+"                        else none\n"
 "  --store URI           sqlite:PATH or mongodb://... (default sqlite:chat.db)\n"
 "  --durability LEVEL    sqlite only: disk (fsync per commit, survives power\n"
 "                        loss; default) or process (survives any process\n"
@@ -93,6 +97,8 @@ static void usage(FILE *f)
 "                        (default 10; 0 = off)\n"
 "  --login-fails-ip N    the same per source address (default 100; 0 = off)\n"
 "  --login-fails-window SEC  the window (default 300)\n"
+"  --zk-auth-file FILE   ZooKeeper digest credentials USER:PASSWORD; else\n"
+"                        $CHAT_ZK_AUTH, else none (znodes open to anyone)\n"
 "  --help                this text\n",
             (unsigned)crypto_pwhash_OPSLIMIT_INTERACTIVE);
 }
@@ -107,7 +113,7 @@ enum {
     OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_LINGER, OPT_WRITER, OPT_LOC_CACHE, OPT_DIRTY,
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
-    OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET,
+    OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_ZK_AUTH_FILE,
     OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
     OPT_HELP,
 };
@@ -148,6 +154,9 @@ static const struct option options[] = {
     {"login-fails-user", required_argument, NULL, OPT_FAILS_USER},
     {"login-fails-ip", required_argument, NULL, OPT_FAILS_IP},
     {"login-fails-window", required_argument, NULL, OPT_FAILS_WINDOW},
+    {"redis-user", required_argument, NULL, OPT_REDIS_USER},
+    {"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
+    {"zk-auth-file", required_argument, NULL, OPT_ZK_AUTH_FILE},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -239,6 +248,10 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_CLUSTER_LISTEN: return core_copy_str(c->cluster_listen, sizeof c->cluster_listen, arg);
     case OPT_CLUSTER_SECRET:
         return core_copy_str(c->cluster_secret_file, sizeof c->cluster_secret_file, arg);
+    case OPT_REDIS_USER: return core_copy_str(c->redis_user, sizeof c->redis_user, arg);
+    case OPT_REDIS_PW_FILE:
+        return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);
+    case OPT_ZK_AUTH_FILE: return core_copy_str(c->zk_auth_file, sizeof c->zk_auth_file, arg);
     default: return apply_limits(c, opt, arg);
     }
 }
@@ -269,6 +282,35 @@ static int apply_limits(node_config_t *c, int opt, const char *arg)
     }
 }
 
+/* Credentials from their files or the environment (never argv). */
+static int load_secrets(node_config_t *c)
+{
+    char err[640];
+    if (core_secret_load("Redis password", c->redis_password_file, "CHAT_REDIS_PASSWORD",
+                         c->redis_password, sizeof c->redis_password, err, sizeof err) != 0 ||
+        core_secret_load("ZooKeeper credentials", c->zk_auth_file, "CHAT_ZK_AUTH", c->zk_auth,
+                         sizeof c->zk_auth, err, sizeof err) != 0) {
+        fprintf(stderr, "chat-node: %s\n", err);
+        return -1;
+    }
+    const char *colon = strchr(c->zk_auth, ':');
+    if (c->zk_auth[0] && (!colon || colon == c->zk_auth || !colon[1])) {
+        fprintf(stderr, "chat-node: ZooKeeper credentials must be USER:PASSWORD\n");
+        return -1;
+    }
+    const char *user = getenv("CHAT_REDIS_USER");
+    if (!c->redis_user[0] && user && core_copy_str(c->redis_user, sizeof c->redis_user, user)) {
+        fprintf(stderr, "chat-node: $CHAT_REDIS_USER is too long\n");
+        return -1;
+    }
+    if (c->redis_user[0] && !c->redis_password[0]) {
+        fprintf(stderr, "chat-node: --redis-user needs a password (--redis-password-file or "
+                        "CHAT_REDIS_PASSWORD)\n");
+        return -1;
+    }
+    return 0;
+}
+
 /* Derived defaults: id, num and URL follow the listen port. */
 static int finish(node_config_t *c)
 {
@@ -290,7 +332,7 @@ static int finish(node_config_t *c)
         fprintf(stderr, "chat-node: --zk needs --cluster-listen and --cluster-secret-file\n");
         return -1;
     }
-    return 0;
+    return load_secrets(c);
 }
 
 int node_config_parse(node_config_t *c, int argc, char **argv)

@@ -1,6 +1,7 @@
 /* chat-node: start-up, timers and shutdown. */
 #include <stdio.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "node/node.h"
 
@@ -89,8 +90,10 @@ static int open_backends(node_t *n, char *err, size_t errlen)
         return -1;
     }
     n->redis = core_redis_new(n->loop, host[0] ? host : "127.0.0.1", port, n->cfg.redis_timeout);
+    core_redis_set_auth(n->redis, n->cfg.redis_user, n->cfg.redis_password);
     core_redis_on_connect(n->redis, on_redis_connect, n);
     node_push_start(n, host[0] ? host : "127.0.0.1", port);
+    node_zk_set_auth(n->cfg.zk_auth); /* checked by the config: USER:PASSWORD */
     n->auth = node_auth_new(n->loop, n->cfg.auth_threads, n->cfg.pwhash_ops, n->cfg.pwhash_mem);
     n->filter = node_filter_load(n->cfg.dirty_words, err, errlen);
     return n->auth && n->filter ? 0 : -1;
@@ -126,6 +129,9 @@ static void shutdown_node(node_t *n)
     node_rooms_free_all(n);
     node_presence_cache_free(n);
     node_guard_stop(n);
+    sodium_memzero(n->cfg.redis_password, sizeof n->cfg.redis_password);
+    sodium_memzero(n->cfg.zk_auth, sizeof n->cfg.zk_auth);
+    node_zk_set_auth(NULL);
 }
 
 int main(int argc, char **argv)

@@ -76,6 +76,12 @@ typedef struct node_config {
     unsigned login_fails_user;  /* failed logins per user per window before 429, 0 = off */
     unsigned login_fails_ip;    /* the same per source address */
     double login_fails_window;  /* seconds */
+    /* credentials: read from files or the environment, never from argv */
+    char redis_user[64];        /* --redis-user: ACL user, "" = default user */
+    char redis_password_file[512];
+    char redis_password[256];   /* loaded: file, else $CHAT_REDIS_PASSWORD; "" = no AUTH */
+    char zk_auth_file[512];
+    char zk_auth[256];          /* loaded "user:password": file, else $CHAT_ZK_AUTH */
 } node_config_t;
 
 void node_config_defaults(node_config_t *c);
@@ -383,6 +389,11 @@ node_zk_t *node_zk_start(struct ev_loop *loop, const char *hosts, const char *ro
                          const node_zk_cbs_t *cbs, void *ud);
 /* Closes the session (the ephemeral znodes go at once) and frees. */
 void node_zk_stop(node_zk_t *z);
+/* Digest credentials "user:password" for the sessions node_zk_start opens
+ * from now on (process-wide; NULL or "" = none: znodes open to anyone).
+ * With them every znode is created readable and writable only by that
+ * identity. -1 when not USER:PASSWORD. Copied; never logged. */
+int node_zk_set_auth(const char *user_password);
 /* 1 when id is currently a registered member (last known list). */
 int node_zk_is_member(const node_zk_t *z, const char *id);
 /* 1 while this node holds the leadership. */

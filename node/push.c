@@ -116,6 +116,7 @@ static void push_poll(node_t *n)
 void node_push_start(node_t *n, const char *host, int port)
 {
     n->redis_push = core_redis_new(n->loop, host, port, PUSH_BLOCK_SEC + n->cfg.redis_timeout);
+    core_redis_set_auth(n->redis_push, n->cfg.redis_user, n->cfg.redis_password);
     ev_timer_init(&n->push_retry, on_retry, 0.5, 0);
     n->push_retry.data = n;
     n->push_enabled = 1;

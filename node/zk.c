@@ -13,11 +13,19 @@
  * watches only its predecessor); the others learn through the member watch
  * they keep anyway, since a node's two ephemeral znodes go in one session
  * close.
+ *
+ * Credentials (node_zk_set_auth): each new handle adds them (digest) before
+ * its first request, and everything this module creates gets the "auth"
+ * ACL: all rights for the session's identity, nothing for anyone else.
+ * The client library sends them again by itself on a reconnect of the same
+ * session. A cluster path (root, nodes, election) found open, from a run
+ * without credentials, is restricted to ours (zoo_aset_acl).
  */
 #include "node/node.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <string.h>
 #include <zookeeper/zookeeper.h>
 
@@ -27,6 +35,8 @@
 #define ZK_MAX_CHILDREN 4096  /* children read per listing */
 #define ZK_MAX_DATA 2048      /* bytes kept of a znode's data */
 #define ZK_RETRY_SEC 0.5      /* after a failed step, or while our id is held */
+#define ZK_AUTH_MAX 256       /* "user:password" */
+#define ZK_NOAUTH_EVERY 20    /* a refusal that goes on is logged this often */
 
 typedef enum {
     OP_MKDIR,       /* one parent path */
@@ -40,6 +50,8 @@ typedef enum {
     OP_WATCH_PRED,  /* get + watch the predecessor */
     OP_LEADER_ID,   /* the leader's election znode data: its id */
     OP_LEADER_INFO, /* the leader's member data: its cluster address */
+    OP_ACL_GET,     /* an existing cluster path: open to anyone? */
+    OP_ACL_SET,     /* restrict it to our identity */
 } zk_op_t;
 
 /* One request in flight. Written on the loop before submission, only read
@@ -66,6 +78,8 @@ typedef struct zk_ev {
     int64_t owner;
     char **names;
     size_t count;
+    int acl_open;     /* OP_ACL_GET: world:anyone has some right */
+    int32_t aversion; /* OP_ACL_GET: the ACL's version, for the set */
 } zk_ev_t;
 
 /* The watcher context of one handle; lives until the handle is closed. */
@@ -99,6 +113,10 @@ struct node_zk {
     node_zk_member_t self;
     node_zk_cbs_t cbs;
     void *ud;
+    char auth[ZK_AUTH_MAX];     /* digest "user:password", "" = none */
+    struct ACL_vector *acl;     /* what we create znodes with */
+    size_t root_step;           /* mkdir step of the root itself */
+    unsigned noauth;            /* ZNOAUTH answers in a row */
 
     /* hand-off from the library threads */
     pthread_mutex_t lock;
@@ -140,6 +158,11 @@ struct node_zk {
 static void join_start(node_zk_t *z);
 static void election_refresh(node_zk_t *z);
 static void members_refresh(node_zk_t *z);
+
+/* Credentials for the sessions node_zk_start opens from now on: process-wide
+ * because the caller that starts the session (node/cluster.c) has none of
+ * its own to pass. */
+static char zk_auth_default[ZK_AUTH_MAX];
 
 /* ------------------------------------------------------------------ requests */
 
@@ -252,6 +275,24 @@ static void on_strings_done(int rc, const struct String_vector *sv, const void *
     ev_push(e->req->z, e);
 }
 
+static void on_acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
+{
+    zk_ev_t *e = reply_new(data, rc);
+    if (rc == ZOK && acl)
+        for (int32_t i = 0; i < acl->count; i++)
+            if (acl->data[i].id.scheme && !strcmp(acl->data[i].id.scheme, "world"))
+                e->acl_open = 1;
+    if (rc == ZOK && stat)
+        e->aversion = stat->aversion;
+    ev_push(e->req->z, e);
+}
+
+static void on_void_done(int rc, const void *data)
+{
+    zk_ev_t *e = reply_new(data, rc);
+    ev_push(e->req->z, e);
+}
+
 static void on_watch(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
     zk_conn_t *c = ctx;
@@ -325,9 +366,25 @@ static int mkdir_path(const node_zk_t *z, size_t step, char *out, size_t len)
     return 0;
 }
 
+/* Wrong or missing credentials retry forever: said first, then now and then. */
+static void log_noauth(node_zk_t *z, const char *path)
+{
+    if (z->noauth++ % ZK_NOAUTH_EVERY != 0)
+        return;
+    if (z->auth[0])
+        CORE_ERROR("zk: %s: not authorized: the cluster's znodes belong to other ZooKeeper "
+                   "credentials than this node's (--zk-auth-file / CHAT_ZK_AUTH); retrying", path);
+    else
+        CORE_ERROR("zk: %s: not authorized: the cluster's znodes are protected and this node "
+                   "has no ZooKeeper credentials (--zk-auth-file or CHAT_ZK_AUTH); retrying", path);
+}
+
 static void join_fail(node_zk_t *z, const zk_req_t *r, int rc)
 {
-    CORE_WARN("zk: %s: %s; retrying", r->path, zerror(rc));
+    if (rc == ZNOAUTH)
+        log_noauth(z, r->path);
+    else
+        CORE_WARN("zk: %s: %s; retrying", r->path, zerror(rc));
     retry_later(z);
 }
 
@@ -344,8 +401,8 @@ static void do_register(node_zk_t *z)
     char *json = node_json_take(o);
     zk_req_t *r = req_new(z, OP_REGISTER, z->join_round, path);
     submitted(z, r,
-              zoo_acreate(z->zh, path, json, (int)strlen(json), &ZOO_OPEN_ACL_UNSAFE,
-                          ZOO_EPHEMERAL, on_string_done, r));
+              zoo_acreate(z->zh, path, json, (int)strlen(json), z->acl, ZOO_EPHEMERAL,
+                          on_string_done, r));
     free(json);
 }
 
@@ -354,6 +411,7 @@ static void mkdir_step(node_zk_t *z, size_t step)
     char path[ZK_PATH_MAX];
     if (mkdir_path(z, step, path, sizeof path) != 0) {
         z->paths_ok = 1;
+        z->noauth = 0;
         members_refresh(z);
         do_register(z);
         return;
@@ -361,7 +419,49 @@ static void mkdir_step(node_zk_t *z, size_t step)
     zk_req_t *r = req_new(z, OP_MKDIR, z->join_round, path);
     r->index = step;
     submitted(z, r,
-              zoo_acreate(z->zh, path, "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, on_string_done, r));
+              zoo_acreate(z->zh, path, "", 0, z->acl, 0, on_string_done, r));
+}
+
+/* An existing cluster path: is it open to anyone (an older run without
+ * credentials made it)? */
+static void acl_check(node_zk_t *z, const zk_req_t *mkdir)
+{
+    zk_req_t *r = req_new(z, OP_ACL_GET, z->join_round, mkdir->path);
+    r->index = mkdir->index;
+    submitted(z, r, zoo_aget_acl(z->zh, r->path, on_acl_done, r));
+}
+
+static void acl_restrict(node_zk_t *z, const zk_req_t *get, int32_t aversion)
+{
+    zk_req_t *r = req_new(z, OP_ACL_SET, z->join_round, get->path);
+    r->index = get->index;
+    submitted(z, r, zoo_aset_acl(z->zh, r->path, aversion, &ZOO_CREATOR_ALL_ACL, on_void_done, r));
+}
+
+static void on_mkdir(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
+{
+    if (e->rc == ZNODEEXISTS && z->auth[0] && r->index >= z->root_step)
+        acl_check(z, r);
+    else if (e->rc == ZOK || e->rc == ZNODEEXISTS)
+        mkdir_step(z, r->index + 1);
+    else
+        join_fail(z, r, e->rc);
+}
+
+static void on_acl_reply(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
+{
+    if (r->op == OP_ACL_GET && e->rc == ZOK && e->acl_open) {
+        acl_restrict(z, r, e->aversion);
+    } else if (e->rc == ZOK) {
+        if (r->op == OP_ACL_SET)
+            CORE_WARN("zk: %s was open to anyone (made without credentials); now only this "
+                      "cluster's ZooKeeper credentials may use it", r->path);
+        mkdir_step(z, r->index + 1);
+    } else if (e->rc == ZBADVERSION) {
+        acl_check(z, r); /* changed meanwhile: look again */
+    } else {
+        join_fail(z, r, e->rc);
+    }
 }
 
 static void join_start(node_zk_t *z)
@@ -418,8 +518,8 @@ static void on_find_self(node_zk_t *z, const zk_ev_t *e)
     snprintf(path, sizeof path, "%s/%s", z->election_path, prefix);
     zk_req_t *r = req_new(z, OP_ELECT, z->join_round, path);
     submitted(z, r,
-              zoo_acreate(z->zh, path, z->self.id, (int)strlen(z->self.id),
-                          &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL_SEQUENTIAL, on_string_done, r));
+              zoo_acreate(z->zh, path, z->self.id, (int)strlen(z->self.id), z->acl,
+                          ZOO_EPHEMERAL_SEQUENTIAL, on_string_done, r));
 }
 
 static void on_owner(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
@@ -445,10 +545,11 @@ static void on_join_reply(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
         return;
     switch (r->op) {
     case OP_MKDIR:
-        if (e->rc == ZOK || e->rc == ZNODEEXISTS)
-            mkdir_step(z, r->index + 1);
-        else
-            join_fail(z, r, e->rc);
+        on_mkdir(z, r, e);
+        break;
+    case OP_ACL_GET:
+    case OP_ACL_SET:
+        on_acl_reply(z, r, e);
         break;
     case OP_REGISTER:
         if (e->rc == ZOK) {
@@ -705,6 +806,15 @@ static int session_open(node_zk_t *z)
         free(c);
         return -1;
     }
+    /* before any request; the library re-sends it on every reconnect */
+    int rc = z->auth[0] ? zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL)
+                        : ZOK;
+    if (rc != ZOK) {
+        CORE_ERROR("zk: cannot add the ZooKeeper credentials: %s", zerror(rc));
+        zookeeper_close(zh); /* never connected: nothing to wait for */
+        free(c);
+        return -1;
+    }
     z->zh = zh;
     z->conn = c;
     return 0;
@@ -797,14 +907,32 @@ static void on_expired(node_zk_t *z)
         retry_later(z);
 }
 
+/* The server refused the credentials themselves (digest accepts any
+ * user:password, so this is a server set up for something else). */
+static void on_auth_failed(node_zk_t *z)
+{
+    CORE_ERROR("zk: ZooKeeper refused this node's credentials (auth failed); retrying");
+    leader_lost(z);
+    ev_timer_stop(z->loop, &z->lost);
+    z->connected = 0;
+    z->my_name[0] = '\0';
+    z->paths_ok = 0;
+    z->session = 0;
+    if (z->zh)
+        session_retire(z);
+    retry_later(z); /* not at once: the next handle would fail the same way */
+}
+
 static void on_session_event(node_zk_t *z, int state)
 {
     if (state == ZOO_CONNECTED_STATE)
         on_connected(z);
     else if (state == ZOO_CONNECTING_STATE)
         on_disconnected(z);
-    else if (state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE)
+    else if (state == ZOO_EXPIRED_SESSION_STATE)
         on_expired(z);
+    else if (state == ZOO_AUTH_FAILED_STATE)
+        on_auth_failed(z);
 }
 
 static void on_watch_event(node_zk_t *z, const zk_ev_t *e)
@@ -829,6 +957,8 @@ static void on_reply(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
     case OP_OWNER:
     case OP_FIND_SELF:
     case OP_ELECT:
+    case OP_ACL_GET:
+    case OP_ACL_SET:
         on_join_reply(z, r, e);
         break;
     case OP_MEMBERS:
@@ -928,6 +1058,10 @@ static node_zk_t *zk_new(struct ev_loop *loop, const char *hosts, const char *ro
     snprintf(z->nodes_path, sizeof z->nodes_path, "%s/nodes", root);
     snprintf(z->election_path, sizeof z->election_path, "%s/election", root);
     z->timeout_ms = session_timeout_ms;
+    snprintf(z->auth, sizeof z->auth, "%s", zk_auth_default);
+    z->acl = z->auth[0] ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
+    for (const char *p = root + 1; *p; p++)
+        z->root_step += *p == '/';
     z->self = *self;
     z->cbs = *cbs;
     z->ud = ud;
@@ -952,6 +1086,9 @@ node_zk_t *node_zk_start(struct ev_loop *loop, const char *hosts, const char *ro
         return NULL;
     zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
     node_zk_t *z = zk_new(loop, hosts, root, session_timeout_ms, self, cbs, ud);
+    if (!z->auth[0])
+        CORE_WARN("zk: no ZooKeeper credentials (--zk-auth-file or CHAT_ZK_AUTH): %s is open "
+                  "to anyone who reaches ZooKeeper", root);
     if (session_open(z) != 0) {
         CORE_ERROR("zk: cannot use ZooKeeper hosts '%s'", hosts);
         node_zk_stop(z);
@@ -986,9 +1123,22 @@ void node_zk_stop(node_zk_t *z)
     slots_free(z);
     free(z->members);
     free(z->hosts);
+    sodium_memzero(z->auth, sizeof z->auth);
     pthread_cond_destroy(&z->closed);
     pthread_mutex_destroy(&z->lock);
     free(z);
+}
+
+int node_zk_set_auth(const char *user_password)
+{
+    const char *colon = user_password ? strchr(user_password, ':') : NULL;
+    size_t len = user_password ? strlen(user_password) : 0;
+    if (len && (len >= sizeof zk_auth_default || !colon || colon == user_password || !colon[1]))
+        return -1;
+    sodium_memzero(zk_auth_default, sizeof zk_auth_default);
+    if (len)
+        memcpy(zk_auth_default, user_password, len);
+    return 0;
 }
 
 int node_zk_is_member(const node_zk_t *z, const char *id)

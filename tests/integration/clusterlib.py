@@ -21,8 +21,11 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 SUITE = os.environ.get("CHAT_CONFORMANCE_DIR", os.path.join(REPO, "..", "shared", "conformance"))
 sys.path.insert(0, SUITE)
 from wsclient import connect, ConnectionClosed  # noqa: E402,F401
+import zkprobe  # noqa: E402
 
 ZK_TIMEOUT_MS = 2000
+with open(os.path.join(REPO, "scripts", "redis-acl.txt")) as _f:
+    REDIS_ACL = _f.read().strip()  # the rights docs/DEPLOY.md gives the chat ACL user
 NODE_TTL_MS = 3000
 
 
@@ -99,12 +102,42 @@ def dump_logs(tmp):
             print("".join(lines), end="")
 
 
+# Credential files a Cluster writes under tmp: never in a log.
+SECRET_FILES = ("redis.password", "redis-admin.password", "zk.auth")
+
+
+def secret_leaks(tmp):
+    """Logs under tmp holding a generated Redis or ZooKeeper secret."""
+    secrets = []
+    for name in SECRET_FILES:
+        if os.path.exists(f"{tmp}/{name}"):
+            with open(f"{tmp}/{name}") as fh:
+                value = fh.read().strip()
+            secrets += [value, value.partition(":")[2]] if ":" in value else [value]
+    bad = []
+    for f in sorted(os.listdir(tmp)):
+        if f.endswith(".log"):
+            with open(f"{tmp}/{f}", errors="replace") as fh:
+                text = fh.read()
+            if any(sec and sec in text for sec in secrets):
+                bad.append(f)
+    return bad
+
+
 def finish_run(name, tmp, rc, keep=False):
     """The common end of a cluster-level test, after its processes stopped:
-    a sanitizer report in any log fails it; logs shown on failure; tmp
-    removed (unless keep). Prints the closing line and returns the code."""
+    a sanitizer report or a generated secret in any log fails it; logs
+    shown on failure; tmp removed (unless keep). Prints the closing line and
+    returns the code."""
     if sanitizer_reports(tmp):
         print(f"FAILED: sanitizer reports in {sanitizer_reports(tmp)}")
+        rc = 1
+    if secret_leaks(tmp):
+        print(f"FAILED: a Redis or ZooKeeper secret is in {secret_leaks(tmp)}")
+        rc = 1
+    if os.path.exists(f"{tmp}/redis-acl-denied.log"):
+        print("FAILED: Redis refused commands of the chat ACL user (scripts/redis-acl.txt); "
+              "see redis-acl-denied.log")
         rc = 1
     if rc != 0:
         dump_logs(tmp)
@@ -135,6 +168,18 @@ class Cluster:
             f.write(self.token)
         with open(f"{tmp}/dirty.txt", "w") as f:
             f.write(self.dirty + "\n")
+        # Redis and ZooKeeper want credentials (files mode 600, never argv);
+        # the chat processes use the ACL user "chat" with the rights
+        # docs/DEPLOY.md gives it
+        self.redis_password = os.urandom(18).hex()
+        self.redis_admin_password = os.urandom(18).hex()
+        self.zk_auth = f"chat:{os.urandom(18).hex()}"
+        self.zk_root = "/chat"
+        for name, value in (("redis.password", self.redis_password), ("zk.auth", self.zk_auth),
+                            ("redis-admin.password", self.redis_admin_password)):
+            fd = os.open(f"{tmp}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value + "\n")
         self.gateway = f"http://127.0.0.1:{self.gw_port}"
         self.node_args = []     # extra chat-node flags for a test's own needs
         self.gateway_args = []  # extra chat-gateway flags
@@ -144,9 +189,64 @@ class Cluster:
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
 
     def start_redis(self):
-        self.spawn("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", "--dir", self.tmp])
-        wait_for(lambda: socket.create_connection(("127.0.0.1", self.redis_port), 0.2), 10, "redis")
+        """requirepass in a mode-600 config file: the password stays off argv."""
+        conf = f"{self.tmp}/redis.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"port {self.redis_port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\n"
+                    f"dir {self.tmp}\nrequirepass {self.redis_admin_password}\n"
+                    f"user chat on >{self.redis_password} {REDIS_ACL}\n")
+        self.spawn("redis", ["redis-server", conf])
+        wait_for(lambda: self.redis_noauth(), 10, "redis (refusing a client without AUTH)")
+
+    def redis_acl_denials(self):
+        """ACL LOG entries other than failed logins (a command, key or
+        channel the ACL user was refused), as raw text; "" when none."""
+        pw = self.redis_admin_password.encode()
+        data = b""
+        try:
+            with socket.create_connection(("127.0.0.1", self.redis_port), 1) as s:
+                s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n*2\r\n$3\r\nACL\r\n$3\r\nLOG\r\n"
+                          % (len(pw), pw))
+                s.settimeout(0.5)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            pass  # timed out after the whole answer, or Redis is gone
+        text = data.decode(errors="replace")
+        denied = any(f"reason\r\n${len(r)}\r\n{r}\r\n" in text for r in ("command", "key", "channel"))
+        return text if denied else ""
+
+    def redis_noauth(self):
+        """True when a raw client without AUTH gets NOAUTH for a PING."""
+        with socket.create_connection(("127.0.0.1", self.redis_port), 0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"-NOAUTH")
+
+    def zk_locked(self):
+        """The cluster's znodes: closed (read and write) to a client without
+        the credentials, and to one with wrong ones; open to the right ones.
+        Returns the member count the right credentials see."""
+        hp, nodes = f"127.0.0.1:{self.zk_port}", f"{self.zk_root}/nodes"
+        for cred in (None, "chat:wrong-password"):
+            lerr, _, cerr = zkprobe.probe(hp, nodes, cred, create=True)
+            assert (lerr, cerr) == (zkprobe.NOAUTH, zkprobe.NOAUTH), (cred, lerr, cerr)
+            lerr, _, cerr = zkprobe.probe(hp, self.zk_root, cred, create=True)
+            assert (lerr, cerr) == (zkprobe.NOAUTH, zkprobe.NOAUTH), (cred, lerr, cerr)
+        lerr, count, _ = zkprobe.probe(hp, nodes, self.zk_auth)
+        assert lerr == zkprobe.OK, lerr
+        return count
+
+    def no_secret_in_argv(self):
+        for name, p in self.procs.items():
+            with open(f"/proc/{p.pid}/cmdline", "rb") as f:
+                argv = f.read()
+            for sec in (self.redis_password, self.redis_admin_password,
+                        self.zk_auth.partition(":")[2]):
+                assert sec.encode() not in argv, f"{name} has a secret on its command line"
 
     def start_zk(self):
         subprocess.run([f"{REPO}/scripts/zookeeper.sh", "start", f"{self.tmp}/zk", str(self.zk_port)],
@@ -173,13 +273,17 @@ class Cluster:
             "--rate", "1000", "--burst", "2000",
             "--zk", f"127.0.0.1:{self.zk_port}", "--zk-timeout", str(ZK_TIMEOUT_MS),
             "--cluster-listen", f"127.0.0.1:{self.cluster_ports[i]}",
-            "--cluster-secret-file", f"{self.tmp}/secret"] + self.node_args)
+            "--cluster-secret-file", f"{self.tmp}/secret",
+            "--redis-user", "chat", "--redis-password-file", f"{self.tmp}/redis.password",
+            "--zk-auth-file", f"{self.tmp}/zk.auth"] + self.node_args)
 
     def start_gateway(self):
         self.spawn("gateway", [
             f"{self.build}/gateway/chat-gateway", "--listen", f"127.0.0.1:{self.gw_port}",
             "--redis", f"127.0.0.1:{self.redis_port}", "--push-token-file", f"{self.tmp}/push.token",
-            "--node-ttl", str(NODE_TTL_MS)] + self.gateway_args)
+            "--node-ttl", str(NODE_TTL_MS),
+            "--redis-user", "chat", "--redis-password-file", f"{self.tmp}/redis.password"]
+            + self.gateway_args)
 
     def start(self):
         if self.mongo_port:
@@ -191,6 +295,8 @@ class Cluster:
         self.start_gateway()
         self.wait_servers(self.count)
         self.wait_linked(range(self.count))
+        assert self.zk_locked() == self.count
+        self.no_secret_in_argv()
 
     def node_url(self, i):
         return f"http://127.0.0.1:{self.node_ports[i]}"
@@ -228,13 +334,21 @@ class Cluster:
         p.wait()
 
     def stop(self):
-        for name, p in list(self.procs.items()):
-            p.terminate()
-        for name, p in list(self.procs.items()):
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # Redis last: what the others send while stopping is checked too
+        names = sorted(self.procs, key=lambda n: n == "redis")
+        for group in ([n for n in names if n != "redis"], [n for n in names if n == "redis"]):
+            if group == ["redis"]:
+                denied = self.redis_acl_denials()
+                if denied:
+                    with open(f"{self.tmp}/redis-acl-denied.log", "w") as f:
+                        f.write(denied)
+            for name in group:
+                self.procs[name].terminate()
+            for name in group:
+                try:
+                    self.procs[name].wait(10)
+                except subprocess.TimeoutExpired:
+                    self.procs[name].kill()
         subprocess.run([f"{REPO}/scripts/zookeeper.sh", "stop", f"{self.tmp}/zk"])
         if self.mongo_port:
             subprocess.run([f"{REPO}/scripts/congodb.sh", "stop", f"{self.tmp}/congodb"])

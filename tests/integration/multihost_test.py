@@ -117,6 +117,14 @@ class Hosts:
                            ("dirty.txt", self.dirty + "\n")):
             with open(f"{tmp}/{name}", "w") as f:
                 f.write(text)
+        # Redis and ZooKeeper credentials: mode-600 files (finish_run greps
+        # the logs for them), never argv
+        self.redis_password = os.urandom(18).hex()
+        for name, text in (("redis.password", self.redis_password),
+                           ("zk.auth", f"chat:{os.urandom(18).hex()}")):
+            fd = os.open(f"{tmp}/{name}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(text + "\n")
         self.gateway = f"http://{net.addr(4)}:{GW_PORT}"
 
     def spawn(self, host, name, argv):
@@ -126,9 +134,12 @@ class Hosts:
 
     def start_services(self):
         a = self.net.addr(4)
-        self.spawn(4, "redis", ["redis-server", "--bind", a, "--port", str(REDIS_PORT),
-                                "--protected-mode", "no", "--save", "", "--appendonly", "no",
-                                "--dir", self.tmp])
+        conf = f"{self.tmp}/redis.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"bind {a}\nport {REDIS_PORT}\nsave \"\"\nappendonly no\ndir {self.tmp}\n"
+                    f"requirepass {self.redis_password}\n")
+        self.spawn(4, "redis", ["redis-server", conf])
         self.spawn(4, "mongo", [f"{REPO}/scripts/congodb.sh", "run", f"{self.tmp}/congodb",
                                 str(MONGO_PORT), a])
         for i in (1, 2, 3):
@@ -136,7 +147,7 @@ class Hosts:
         self.spawn(4, "gateway", [
             f"{self.build}/gateway/chat-gateway", "--listen", f"{a}:{GW_PORT}",
             "--redis", f"{a}:{REDIS_PORT}", "--push-token-file", f"{self.tmp}/push.token",
-            "--node-ttl", str(NODE_TTL_MS)])
+            "--node-ttl", str(NODE_TTL_MS), "--redis-password-file", f"{self.tmp}/redis.password"])
 
     def start_zk(self, i):
         servers = ",".join(f"{j}={self.net.addr(j)}:2888:3888" for j in (1, 2, 3))
@@ -153,7 +164,9 @@ class Hosts:
             "--redis", f"{h4}:{REDIS_PORT}", "--store", f"mongodb://{h4}:{MONGO_PORT}/chat",
             "--dirty-words", f"{self.tmp}/dirty.txt", "--pwhash-ops", "1", "--pwhash-mem", "8M",
             "--rate", "1000", "--burst", "2000", "--zk", zk, "--zk-timeout", str(ZK_TIMEOUT_MS),
-            "--cluster-listen", f"{a}:{CLUSTER_PORT}", "--cluster-secret-file", f"{self.tmp}/secret"])
+            "--cluster-listen", f"{a}:{CLUSTER_PORT}", "--cluster-secret-file", f"{self.tmp}/secret",
+            "--redis-password-file", f"{self.tmp}/redis.password",
+            "--zk-auth-file", f"{self.tmp}/zk.auth"])
 
     def restart_host(self, i):
         self.start_zk(i)

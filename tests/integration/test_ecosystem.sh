@@ -3,6 +3,10 @@
 #   up --nodes 3 -> /servers lists 3 -> up again says so -> status works ->
 #   kill -9 a node -> pm2 restarts it and it rejoins -> down leaves no
 #   process behind -> the run dir (secrets, settings, logs) is kept.
+#   Credentials: Redis refuses a client without the generated password,
+#   ZooKeeper a client without the generated digest credentials (reading or
+#   writing under the root); the secrets are mode 600, on no command line
+#   and in no log.
 # With --ha: a 3-server ZooKeeper ensemble (--zk-servers 3) and the MongoDB
 #   store (a private CongoDB, scripts/congodb.sh); the shared conformance
 #   suite passes through the gateway before and after the ZooKeeper server
@@ -149,10 +153,41 @@ TOKEN=$(cat "$RUN/push.token")
 [ ${#TOKEN} -ge 32 ] || fail "push token too short: '$TOKEN'"
 grep -qF "$TOKEN" "$TMP/up.txt" || fail "up did not print the push token"
 grep -qF "$GATEWAY" "$TMP/up.txt" || fail "up did not print the gateway URL $GATEWAY"
-for f in push.token cluster.secret; do
+for f in push.token cluster.secret redis.password zk.auth redis/redis.conf; do
     [ "$(stat -c %a "$RUN/$f")" = 600 ] || fail "$f is not mode 600"
 done
 [ "$(servers_count)" = 3 ] || fail "/servers lists $(servers_count) nodes, not 3"
+
+STEP="credentials"
+exec 3<>"/dev/tcp/127.0.0.1/$BASE"
+printf 'PING\r\n' >&3
+IFS= read -r -t 2 answer <&3 || true
+exec 3<&- 3>&-
+[[ "$answer" == -NOAUTH* ]] || fail "the cluster's Redis answered '$answer' to a PING without AUTH"
+ZKPROBE="$REPO/tests/integration/zkprobe.py"
+python3 "$ZKPROBE" "127.0.0.1:$((BASE + 1))" /chat/nodes --create >"$TMP/zk-anon.txt" ||
+    fail "zkprobe failed"
+grep -qx "list NOAUTH" "$TMP/zk-anon.txt" && grep -qx "create NOAUTH" "$TMP/zk-anon.txt" ||
+    fail "ZooKeeper without credentials: $(tr '\n' ' ' <"$TMP/zk-anon.txt")"
+python3 "$ZKPROBE" "127.0.0.1:$((BASE + 1))" /chat/nodes --auth-file "$RUN/zk.auth" >"$TMP/zk-auth.txt" ||
+    fail "zkprobe failed"
+grep -qx "list OK 3" "$TMP/zk-auth.txt" || fail "ZooKeeper with the credentials: $(cat "$TMP/zk-auth.txt")"
+echo "Redis: NOAUTH without the password; ZooKeeper: $(head -n 1 "$TMP/zk-anon.txt") without credentials"
+SECRETS=("$(cat "$RUN/redis.password")" "$(cut -d: -f2- "$RUN/zk.auth")")
+for p in $(all_pids); do
+    for s in "${SECRETS[@]}"; do
+        ! tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$s" ||
+            fail "pid $p has a secret on its command line"
+    done
+done
+no_secret_logged() {
+    local s
+    for s in "${SECRETS[@]}"; do
+        ! grep -lF -- "$s" "$RUN"/logs/*.log "$RUN"/pm2-cli.log "$TMP"/up*.txt "$TMP"/status.txt \
+            2>/dev/null || fail "a secret is in the file(s) above"
+    done
+}
+no_secret_logged
 
 STEP="up again"
 "$CLUSTER" up --run-dir "$RUN" --no-build --no-deps >"$TMP/up2.txt" 2>&1 || { cat "$TMP/up2.txt"; fail "second up failed"; }
@@ -224,4 +259,6 @@ if grep -El 'Sanitizer|runtime error:' "$RUN"/logs/chat-*.log; then
     fail "sanitizer reports in the logs above"
 fi
 "$CLUSTER" down --run-dir "$RUN" | grep -q "not running" || fail "second down is not a no-op"
+STEP="secrets after the run"
+no_secret_logged
 echo "1 passed, 0 failed"

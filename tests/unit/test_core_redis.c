@@ -49,18 +49,29 @@ typedef struct fx {
     int fillers[8];   /* connections parked in a full accept queue */
     int nfillers;
     int listen_fd;
+    int auth; /* the server wants AUTH_PW */
 } fx_t;
 
 /* ------------------------------------------------------------ redis-server */
 
+/* A Redis that wants a password (default user) and knows an ACL user. */
+#define AUTH_PW "pw-9f3c1d2e7a"
+#define AUTH_USER "chatsvc"
+#define AUTH_USER_PW "svc-41b7e0c2"
+#define AUTH_CONF                                      \
+    "requirepass " AUTH_PW "\n"                        \
+    "user " AUTH_USER " on >" AUTH_USER_PW " ~* &* +@all\n"
+
 static int start_redis(fx_t *fx)
 {
+    if (fx->auth)
+        return tu_redis_start_conf(fx->dir, fx->port, AUTH_CONF, &fx->pid);
     return tu_redis_start(fx->dir, fx->port, &fx->pid);
 }
 
 /* ------------------------------------------------------------ fixture */
 
-static int fx_setup_common(void **state, int with_server)
+static int fx_setup_common(void **state, int with_server, int auth)
 {
     fx_t *fx = calloc(1, sizeof(*fx));
     int tries;
@@ -70,6 +81,7 @@ static int fx_setup_common(void **state, int with_server)
     fx->pid = -1;
     fx->saved_stderr = -1;
     fx->listen_fd = -1;
+    fx->auth = auth;
     strcpy(fx->dir, "/tmp/core_redis.XXXXXX");
     if (mkdtemp(fx->dir) == NULL) {
         free(fx);
@@ -89,12 +101,17 @@ static int fx_setup_common(void **state, int with_server)
 
 static int fx_setup(void **state)
 {
-    return fx_setup_common(state, 1);
+    return fx_setup_common(state, 1, 0);
+}
+
+static int fx_setup_auth(void **state)
+{
+    return fx_setup_common(state, 1, 1);
 }
 
 static int fx_setup_noserver(void **state)
 {
-    return fx_setup_common(state, 0);
+    return fx_setup_common(state, 0, 0);
 }
 
 static int fx_teardown(void **state)
@@ -498,6 +515,96 @@ static void test_connect_timeout(void **state)
     assert_int_equal(g.calls, 0);
 }
 
+/* ------------------------------------------------------------ AUTH */
+
+/* A client with credentials, its hook counted; not waited for. */
+static void start_auth_client(fx_t *fx, const char *user, const char *pw)
+{
+    fx->r = core_redis_new(fx->loop, "127.0.0.1", fx->port, 1.0);
+    assert_non_null(fx->r);
+    core_redis_set_auth(fx->r, user, pw);
+    core_redis_on_connect(fx->r, on_hook, fx);
+}
+
+static void expect_reply(fx_t *fx, const char *cmd, const char *want)
+{
+    got_t g = {0};
+
+    assert_int_equal(core_redis_cmd(fx->r, on_got, &g, cmd), 0);
+    WAIT_FOR(fx, g.calls >= 1);
+    assert_int_equal(g.nulls, 0);
+    assert_string_equal(g.str, want);
+}
+
+/* The right password: commands work, and AUTH goes again on a reconnect
+ * (a Redis restarted keeps wanting it). */
+static void test_auth_password(void **state)
+{
+    fx_t *fx = *state;
+
+    start_auth_client(fx, NULL, AUTH_PW);
+    WAIT_FOR(fx, core_redis_connected(fx->r) && fx->hooks == 1);
+    expect_reply(fx, "SET k v", "OK");
+    expect_reply(fx, "ACL WHOAMI", "default");
+    tu_redis_kill(&fx->pid);
+    WAIT_FOR(fx, !core_redis_connected(fx->r));
+    assert_int_equal(start_redis(fx), 0);
+    WAIT_FOR(fx, core_redis_connected(fx->r) && fx->hooks == 2);
+    expect_reply(fx, "PING", "PONG");
+}
+
+/* An ACL user: AUTH user password. */
+static void test_auth_acl_user(void **state)
+{
+    fx_t *fx = *state;
+
+    start_auth_client(fx, AUTH_USER, AUTH_USER_PW);
+    WAIT_FOR(fx, core_redis_connected(fx->r) && fx->hooks == 1);
+    expect_reply(fx, "ACL WHOAMI", AUTH_USER);
+}
+
+/* A wrong password: never connected, no hook, commands refused, one clear
+ * error (not one per retry), the password nowhere in it. The right one,
+ * set later, is used from the next attempt. */
+static void test_auth_wrong_password(void **state)
+{
+    fx_t *fx = *state;
+    got_t g = {0};
+
+    capture_stderr(fx);
+    start_auth_client(fx, NULL, "wrong-pw-5d1e");
+    WAIT_FOR(fx, count_in_stderr(fx, "AUTH refused") >= 1);
+    run_for(fx, 2500); /* a retry (2 s backoff) is refused too, quietly */
+    assert_false(core_redis_connected(fx->r));
+    assert_int_equal(fx->hooks, 0);
+    assert_int_equal(core_redis_cmd(fx->r, on_got, &g, "PING"), -1);
+    assert_int_equal(count_in_stderr(fx, "AUTH refused (1 time)"), 1);
+    assert_int_equal(count_in_stderr(fx, "refused"), 1);
+    assert_true(count_in_stderr(fx, "WRONGPASS") == 1);
+    assert_int_equal(count_in_stderr(fx, "wrong-pw-5d1e"), 0);
+
+    core_redis_set_auth(fx->r, NULL, AUTH_PW);
+    WAIT_FOR(fx, core_redis_connected(fx->r) && fx->hooks == 1);
+    assert_true(count_in_stderr(fx, "accepted after") == 0); /* a WARN: not at ERROR level */
+    expect_reply(fx, "PING", "PONG");
+    assert_int_equal(g.calls, 0);
+}
+
+/* No password for a Redis that wants one: NOAUTH, said plainly. */
+static void test_auth_missing(void **state)
+{
+    fx_t *fx = *state;
+
+    capture_stderr(fx);
+    start_auth_client(fx, NULL, NULL);
+    WAIT_FOR(fx, count_in_stderr(fx, "access refused") >= 1);
+    assert_int_equal(count_in_stderr(fx, "NOAUTH"), 1);
+    assert_int_equal(count_in_stderr(fx, "needs a password and none was given"), 1);
+    run_for(fx, 200);
+    assert_false(core_redis_connected(fx->r));
+    assert_int_equal(fx->hooks, 0);
+}
+
 static void test_bad_args(void **state)
 {
     fx_t *fx = *state;
@@ -522,6 +629,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_closed_port_retries, fx_setup_noserver, fx_teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout, fx_setup_noserver, fx_teardown),
         cmocka_unit_test_setup_teardown(test_bad_args, fx_setup_noserver, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_password, fx_setup_auth, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_acl_user, fx_setup_auth, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_wrong_password, fx_setup_auth, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_auth_missing, fx_setup_auth, fx_teardown),
     };
 
     signal(SIGPIPE, SIG_IGN);

@@ -540,6 +540,171 @@ static void test_id_held_waits(void **state)
     ev_loop_destroy(loop);
 }
 
+/* ------------------------------------------------------------------ credentials */
+
+#define ZK_CRED "chat:zk-pw-6b1f0e"
+
+/* A handle of the test's own, with digest credentials when cred is set. */
+static zhandle_t *handle_as(struct ev_loop *loop, const char *cred)
+{
+    zhandle_t *zh = zookeeper_init(g_hosts, noop_watcher, 10000, NULL, NULL, 0);
+    assert_non_null(zh);
+    assert_true(wait_until(loop, state_connected, zh, 10));
+    if (cred)
+        assert_int_equal(zoo_add_auth(zh, "digest", cred, (int)strlen(cred), NULL, NULL), ZOK);
+    return zh;
+}
+
+static int children_rc(zhandle_t *zh, const char *path, int *count)
+{
+    struct String_vector sv;
+    int rc = zoo_get_children(zh, path, 0, &sv);
+    if (rc == ZOK) {
+        *count = sv.count;
+        deallocate_String_vector(&sv);
+    }
+    return rc;
+}
+
+/* 1 when the znode's ACL gives anything to world:anyone. */
+static int acl_open(zhandle_t *zh, const char *path)
+{
+    struct ACL_vector acl;
+    int open = 0;
+    assert_int_equal(zoo_get_acl(zh, path, &acl, NULL), ZOK);
+    for (int i = 0; i < acl.count; i++)
+        open |= !strcmp(acl.data[i].id.scheme, "world");
+    deallocate_ACL_vector(&acl);
+    return open;
+}
+
+/* What someone without the cluster's credentials can do under its root:
+ * nothing (read, list, create, change the ACL). */
+static void assert_locked_out(zhandle_t *zh, const char *root)
+{
+    char path[128], buf[64];
+    int n = 0, len = (int)sizeof buf;
+    snprintf(path, sizeof path, "%s/nodes", root);
+    assert_int_equal(children_rc(zh, path, &n), ZNOAUTH);
+    snprintf(path, sizeof path, "%s/nodes/a", root);
+    assert_int_equal(zoo_get(zh, path, 0, buf, &len, NULL), ZNOAUTH);
+    snprintf(path, sizeof path, "%s/election", root);
+    assert_int_equal(children_rc(zh, path, &n), ZNOAUTH);
+    assert_int_equal(zoo_get(zh, root, 0, buf, &len, NULL), ZNOAUTH);
+    snprintf(path, sizeof path, "%s/intruder", root);
+    assert_int_equal(zoo_create(zh, path, "x", 1, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZNOAUTH);
+    assert_int_equal(zoo_set_acl(zh, root, -1, &ZOO_OPEN_ACL_UNSAFE), ZNOAUTH);
+}
+
+/* (7) With credentials: the cluster works, and no one else (no credentials,
+ * wrong ones) reads or writes under the root; the right ones do. A new
+ * session (expiry) authenticates again and rejoins. */
+static void test_auth_locks_root(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    inst_t a, b;
+    group_t g1 = {{&a}, 1, 1}, g2 = {{&a, &b}, 2, 2};
+    int n = 0;
+    (void)state;
+    assert_int_equal(node_zk_set_auth(ZK_CRED), 0);
+    inst_start(loop, &a, "/t7/chat", "a", "ws://a/ws");
+    zhandle_t *a_zh = g_last_zh;
+    assert_true(wait_until(loop, agreed, &g1, 20));
+    inst_start(loop, &b, "/t7/chat", "b", "ws://b/ws");
+    assert_true(wait_until(loop, agreed, &g2, 20));
+
+    zhandle_t *wrong = handle_as(loop, "chat:not-the-password");
+    zhandle_t *right = handle_as(loop, ZK_CRED);
+    assert_locked_out(g_zh, "/t7/chat");
+    assert_locked_out(wrong, "/t7/chat");
+    assert_int_equal(children_rc(right, "/t7/chat/nodes", &n), ZOK);
+    assert_int_equal(n, 2);
+    assert_int_equal(children_rc(right, "/t7/chat/election", &n), ZOK);
+    assert_int_equal(n, 2);
+    assert_false(acl_open(right, "/t7/chat"));
+
+    clientid_t cid = *zoo_client_id(a_zh);
+    assert_true(a.is_self);
+    assert_int_equal(expire_session(loop, &cid, &a), 0);
+    assert_true(wait_until(loop, agreed, &g2, 20));
+    assert_true(b.is_self);
+    assert_true(node_zk_is_member(b.z, "a"));
+    assert_int_equal(children_rc(right, "/t7/chat/election", &n), ZOK);
+    assert_int_equal(n, 2);
+
+    zookeeper_close(wrong);
+    zookeeper_close(right);
+    inst_stop(&a);
+    inst_stop(&b);
+    node_zk_set_auth(NULL);
+    ev_loop_destroy(loop);
+}
+
+/* (8) A root an older run made open to anyone: a node with credentials
+ * restricts the cluster's paths to its identity (not the prefix above the
+ * root, which is not the cluster's). */
+static void test_auth_restricts_open_root(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    inst_t a;
+    group_t g1 = {{&a}, 1, 1};
+    (void)state;
+    assert_int_equal(zoo_create(g_zh, "/t8", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+    assert_int_equal(zoo_create(g_zh, "/t8/chat", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0), ZOK);
+    assert_int_equal(zoo_create(g_zh, "/t8/chat/nodes", "", 0, &ZOO_OPEN_ACL_UNSAFE, 0, NULL, 0),
+                     ZOK);
+    assert_true(acl_open(g_zh, "/t8/chat"));
+    assert_int_equal(node_zk_set_auth(ZK_CRED), 0);
+    inst_start(loop, &a, "/t8/chat", "a", "ws://a/ws");
+    assert_true(wait_until(loop, agreed, &g1, 20));
+
+    zhandle_t *right = handle_as(loop, ZK_CRED);
+    assert_false(acl_open(right, "/t8/chat"));
+    assert_false(acl_open(right, "/t8/chat/nodes"));
+    assert_false(acl_open(right, "/t8/chat/election"));
+    assert_true(acl_open(g_zh, "/t8"));
+    assert_locked_out(g_zh, "/t8/chat");
+
+    zookeeper_close(right);
+    inst_stop(&a);
+    node_zk_set_auth(NULL);
+    ev_loop_destroy(loop);
+}
+
+/* (9) Nodes without the credentials, or with wrong ones, do not join a
+ * protected cluster (nor see its members); the cluster goes on. */
+static void test_auth_outsiders_kept_out(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    inst_t a, none, wrong;
+    group_t g1 = {{&a}, 1, 1};
+    (void)state;
+    assert_int_equal(node_zk_set_auth("chat"), -1);
+    assert_int_equal(node_zk_set_auth(":pw"), -1);
+    assert_int_equal(node_zk_set_auth("chat:"), -1);
+    assert_int_equal(node_zk_set_auth(ZK_CRED), 0);
+    inst_start(loop, &a, "/t9", "a", "ws://a/ws");
+    assert_true(wait_until(loop, agreed, &g1, 20));
+    assert_int_equal(node_zk_set_auth(NULL), 0);
+    inst_start(loop, &none, "/t9", "b", "ws://b/ws");
+    assert_int_equal(node_zk_set_auth("chat:wrong-pw"), 0);
+    inst_start(loop, &wrong, "/t9", "c", "ws://c/ws");
+    wait_until(loop, never, NULL, 1.5); /* a window for them to (wrongly) join */
+    assert_false(none.known);
+    assert_false(wrong.known);
+    assert_int_equal(none.members_calls + wrong.members_calls, 0);
+    assert_false(node_zk_is_member(a.z, "b"));
+    assert_false(node_zk_is_member(a.z, "c"));
+    assert_true(a.is_self);
+    assert_int_equal(a.nmembers, 1);
+
+    inst_stop(&none);
+    inst_stop(&wrong);
+    inst_stop(&a);
+    node_zk_set_auth(NULL);
+    ev_loop_destroy(loop);
+}
+
 static int server_signal(const char *sig)
 {
     char cmd[512];
@@ -600,6 +765,9 @@ int main(void)
         cmocka_unit_test(test_middle_follower_stops),
         cmocka_unit_test(test_session_expiry),
         cmocka_unit_test(test_id_held_waits),
+        cmocka_unit_test(test_auth_locks_root),
+        cmocka_unit_test(test_auth_restricts_open_root),
+        cmocka_unit_test(test_auth_outsiders_kept_out),
         cmocka_unit_test(test_disconnected_too_long),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -190,7 +190,8 @@ int tu_free_port(void)
     return port;
 }
 
-/* One blocking PING with a short poll; 1 when "+PONG" came back. */
+/* One blocking PING with a short poll; 1 when "+PONG" came back, or the
+ * NOAUTH refusal of a Redis that wants a password (it serves). */
 static int ping_once(int port)
 {
     struct pollfd p;
@@ -204,13 +205,14 @@ static int ping_once(int port)
         p.fd = fd;
         p.events = POLLIN;
         if (poll(&p, 1, 200) == 1 && read(fd, buf, sizeof(buf) - 1) >= 5)
-            ok = strncmp(buf, "+PONG", 5) == 0;
+            ok = strncmp(buf, "+PONG", 5) == 0 || strncmp(buf, "-NOAUTH", 7) == 0;
     }
     close(fd);
     return ok;
 }
 
-static pid_t spawn_redis(const char *dir, int port)
+/* conf: a config file (its lines before the flags below), or NULL. */
+static pid_t spawn_redis(const char *dir, int port, const char *conf)
 {
     char portstr[16];
     pid_t pid;
@@ -226,17 +228,21 @@ static pid_t spawn_redis(const char *dir, int port)
         dup2(devnull, 1);
         dup2(devnull, 2);
     }
+    if (conf)
+        execl(TU_REDIS_BIN, TU_REDIS_BIN, conf, "--port", portstr, "--bind", "127.0.0.1",
+              "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir, "--logfile",
+              "redis.log", (char *)NULL);
     execl(TU_REDIS_BIN, TU_REDIS_BIN, "--port", portstr, "--bind", "127.0.0.1", "--save", "",
           "--appendonly", "no", "--daemonize", "no", "--dir", dir, "--logfile", "redis.log",
           "--enable-debug-command", "local", (char *)NULL);
     _exit(127);
 }
 
-int tu_redis_start(const char *dir, int port, pid_t *pid)
+static int redis_start(const char *dir, int port, const char *conf, pid_t *pid)
 {
     uint64_t deadline = core_mono_ms() + TU_DEADLINE_MS;
 
-    *pid = spawn_redis(dir, port);
+    *pid = spawn_redis(dir, port, conf);
     if (*pid < 0)
         return -1;
     while (core_mono_ms() < deadline) {
@@ -250,6 +256,25 @@ int tu_redis_start(const char *dir, int port, pid_t *pid)
     }
     tu_redis_kill(pid);
     return -1;
+}
+
+int tu_redis_start(const char *dir, int port, pid_t *pid)
+{
+    return redis_start(dir, port, NULL, pid);
+}
+
+int tu_redis_start_conf(const char *dir, int port, const char *conf_lines, pid_t *pid)
+{
+    char path[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/redis.conf", dir);
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(conf_lines, f);
+    fclose(f);
+    return redis_start(dir, port, path, pid);
 }
 
 void tu_redis_kill(pid_t *pid)

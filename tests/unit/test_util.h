@@ -65,6 +65,9 @@ int tu_free_port(void);
 /* Starts redis-server on 127.0.0.1:port with its files in dir and polls
  * until it answers PING; 0 with *pid set, or -1 with *pid = -1. */
 int tu_redis_start(const char *dir, int port, pid_t *pid);
+/* The same with extra config lines (requirepass, user ...) written to
+ * dir/redis.conf (no DEBUG command there). */
+int tu_redis_start_conf(const char *dir, int port, const char *conf_lines, pid_t *pid);
 /* SIGKILLs and reaps *pid when > 0, then sets it to -1. */
 void tu_redis_kill(pid_t *pid);
 

@@ -328,6 +328,11 @@ void core_redis_free(core_redis_t *r);
  * with err filled ("WHAT FILE: why"; never the secret). */
 int core_secret_load(const char *what, const char *file, const char *env, char *out, size_t cap,
                      char *err, size_t errlen);
+/* A program's Redis credentials: the password from password_file or
+ * $CHAT_REDIS_PASSWORD, the user (when user is "") from $CHAT_REDIS_USER;
+ * a user without a password is an error. 0, or -1 with err. */
+int core_redis_auth_load(const char *password_file, char *user, size_t user_cap, char *password,
+                         size_t password_cap, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ misc */
 

@@ -78,6 +78,25 @@ static int secret_read_file(const char *what, const char *path, char *out, size_
     return 0;
 }
 
+int core_redis_auth_load(const char *password_file, char *user, size_t user_cap, char *password,
+                         size_t password_cap, char *err, size_t errlen)
+{
+    if (core_secret_load("Redis password", password_file, "CHAT_REDIS_PASSWORD", password,
+                         password_cap, err, errlen) != 0)
+        return -1;
+    const char *env_user = getenv("CHAT_REDIS_USER");
+    if (!user[0] && env_user && core_copy_str(user, user_cap, env_user) != 0) {
+        snprintf(err, errlen, "$CHAT_REDIS_USER is too long");
+        return -1;
+    }
+    if (user[0] && !password[0]) {
+        snprintf(err, errlen, "--redis-user needs a password (--redis-password-file or "
+                              "CHAT_REDIS_PASSWORD)");
+        return -1;
+    }
+    return 0;
+}
+
 int core_secret_load(const char *what, const char *file, const char *env, char *out, size_t cap,
                      char *err, size_t errlen)
 {

@@ -114,19 +114,9 @@ int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
     if (rc != 0)
         return rc;
     /* the password from a file or the environment: argv is public (ps) */
-    if (core_secret_load("Redis password", c->redis_password_file, "CHAT_REDIS_PASSWORD",
-                         c->redis_password, sizeof c->redis_password, err, sizeof err) != 0) {
+    if (core_redis_auth_load(c->redis_password_file, c->redis_user, sizeof c->redis_user,
+                             c->redis_password, sizeof c->redis_password, err, sizeof err) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);
-        return -1;
-    }
-    const char *user = getenv("CHAT_REDIS_USER");
-    if (!c->redis_user[0] && user && core_copy_str(c->redis_user, sizeof c->redis_user, user)) {
-        fprintf(stderr, "chat-gateway: $CHAT_REDIS_USER is too long\n");
-        return -1;
-    }
-    if (c->redis_user[0] && !c->redis_password[0]) {
-        fprintf(stderr, "chat-gateway: --redis-user needs a password (--redis-password-file or "
-                        "CHAT_REDIS_PASSWORD)\n");
         return -1;
     }
     return 0;

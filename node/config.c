@@ -286,8 +286,8 @@ static int apply_limits(node_config_t *c, int opt, const char *arg)
 static int load_secrets(node_config_t *c)
 {
     char err[640];
-    if (core_secret_load("Redis password", c->redis_password_file, "CHAT_REDIS_PASSWORD",
-                         c->redis_password, sizeof c->redis_password, err, sizeof err) != 0 ||
+    if (core_redis_auth_load(c->redis_password_file, c->redis_user, sizeof c->redis_user,
+                             c->redis_password, sizeof c->redis_password, err, sizeof err) != 0 ||
         core_secret_load("ZooKeeper credentials", c->zk_auth_file, "CHAT_ZK_AUTH", c->zk_auth,
                          sizeof c->zk_auth, err, sizeof err) != 0) {
         fprintf(stderr, "chat-node: %s\n", err);
@@ -296,16 +296,6 @@ static int load_secrets(node_config_t *c)
     const char *colon = strchr(c->zk_auth, ':');
     if (c->zk_auth[0] && (!colon || colon == c->zk_auth || !colon[1])) {
         fprintf(stderr, "chat-node: ZooKeeper credentials must be USER:PASSWORD\n");
-        return -1;
-    }
-    const char *user = getenv("CHAT_REDIS_USER");
-    if (!c->redis_user[0] && user && core_copy_str(c->redis_user, sizeof c->redis_user, user)) {
-        fprintf(stderr, "chat-node: $CHAT_REDIS_USER is too long\n");
-        return -1;
-    }
-    if (c->redis_user[0] && !c->redis_password[0]) {
-        fprintf(stderr, "chat-node: --redis-user needs a password (--redis-password-file or "
-                        "CHAT_REDIS_PASSWORD)\n");
         return -1;
     }
     return 0;

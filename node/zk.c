@@ -892,9 +892,9 @@ static void on_disconnected(node_zk_t *z)
     }
 }
 
-static void on_expired(node_zk_t *z)
+/* The session is over: no leader known, nothing of it kept. */
+static void session_reset(node_zk_t *z)
 {
-    CORE_WARN("zk: session %016" PRIx64 " expired; joining again", (uint64_t)z->session);
     leader_lost(z);
     ev_timer_stop(z->loop, &z->lost);
     z->connected = 0;
@@ -903,6 +903,12 @@ static void on_expired(node_zk_t *z)
     z->session = 0;
     if (z->zh)
         session_retire(z);
+}
+
+static void on_expired(node_zk_t *z)
+{
+    CORE_WARN("zk: session %016" PRIx64 " expired; joining again", (uint64_t)z->session);
+    session_reset(z);
     if (session_open(z) != 0)
         retry_later(z);
 }
@@ -912,14 +918,7 @@ static void on_expired(node_zk_t *z)
 static void on_auth_failed(node_zk_t *z)
 {
     CORE_ERROR("zk: ZooKeeper refused this node's credentials (auth failed); retrying");
-    leader_lost(z);
-    ev_timer_stop(z->loop, &z->lost);
-    z->connected = 0;
-    z->my_name[0] = '\0';
-    z->paths_ok = 0;
-    z->session = 0;
-    if (z->zh)
-        session_retire(z);
+    session_reset(z);
     retry_later(z); /* not at once: the next handle would fail the same way */
 }
 

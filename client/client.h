@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <ev.h>
 #include <cjson/cJSON.h>
+#include "core/core.h"
 
 /* ------------------------------------------------------------------ commands */
 
@@ -60,24 +61,25 @@ char *client_fmt_frame(const cJSON *frame);
 
 /* ------------------------------------------------------------------ URLs and gateway */
 
-/* Splits http://host:port[/path] (port defaults to 80, path to "/").
- * 0, or -1 for anything else (https is not supported). */
+/* Splits http[s]://host:port[/path] (port defaults to 80 or 443, path to
+ * "/"); *secure = 1 for https. 0, or -1 for anything else. */
 int client_http_url_parse(const char *url, char *host, size_t hostlen, int *port, char *path,
-                          size_t pathlen);
+                          size_t pathlen, int *secure);
 /* Picks the first server's "url" from a GET /servers body. 0, or -1 when
  * the body is not that JSON or the list is empty. */
 int client_gw_pick(const char *body, size_t len, char *url, size_t urllen);
 
-/* ok = 1 with url (a ws:// URL) filled, or ok = 0 with why. Called exactly
+/* ok = 1 with url (a ws:// or wss:// URL) filled, or ok = 0 with why. Called exactly
  * once per client_gw_fetch that returned non-NULL, unless cancelled. */
 typedef void (*client_gw_cb)(int ok, const char *url, const char *why, void *ud);
 typedef struct client_gw client_gw_t;
 
-/* GET /servers from gateway (http://host:port) without blocking the loop.
- * NULL when the URL is bad or the connect cannot start (cb is then never
- * called). The handle is invalid once cb has run. */
-client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, double timeout_s,
-                             client_gw_cb cb, void *ud);
+/* GET /servers from gateway (http[s]://host:port) without blocking the
+ * loop; https needs tls (a client context). NULL when the URL is bad or the
+ * connect cannot start (cb is then never called). The handle is invalid
+ * once cb has run. */
+client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, core_tls_t *tls,
+                             double timeout_s, client_gw_cb cb, void *ud);
 /* Ends the request early: cb then runs once, later on the loop, with
  * ok = 0 and why "cancelled" (unless it ran already). */
 void client_gw_cancel(client_gw_t *g);
@@ -85,8 +87,9 @@ void client_gw_cancel(client_gw_t *g);
 /* ------------------------------------------------------------------ session */
 
 typedef struct client_opts {
-    const char *gateway;  /* http://host:port, or NULL */
-    const char *node;     /* ws://host:port/ws, or NULL (gateway wins when both) */
+    const char *gateway;  /* http[s]://host:port, or NULL */
+    const char *node;     /* ws[s]://host:port/ws, or NULL (gateway wins when both) */
+    core_tls_t *tls;      /* client context for https and wss (NULL: plain only) */
     const char *user;     /* log in automatically when set (with password) */
     const char *password;
     const char *nickname; /* for --register */

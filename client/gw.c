@@ -25,8 +25,11 @@ struct client_gw {
 };
 
 int client_http_url_parse(const char *url, char *host, size_t hostlen, int *port, char *path,
-                          size_t pathlen)
+                          size_t pathlen, int *secure)
 {
+    *secure = core_parse_url(url, "https", host, hostlen, port, path, pathlen) == 0;
+    if (*secure)
+        return 0;
     return core_parse_url(url, "http", host, hostlen, port, path, pathlen);
 }
 
@@ -38,7 +41,7 @@ int client_gw_pick(const char *body, size_t len, char *url, size_t urllen)
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(first, "url");
     int rc = -1;
 
-    if (cJSON_IsArray(servers) && cJSON_IsString(u) && strncmp(u->valuestring, "ws://", 5) == 0 &&
+    if (cJSON_IsArray(servers) && cJSON_IsString(u) && (strncmp(u->valuestring, "ws://", 5) == 0 || strncmp(u->valuestring, "wss://", 6) == 0) &&
         strlen(u->valuestring) < urllen) {
         snprintf(url, urllen, "%s", u->valuestring);
         rc = 0;
@@ -130,9 +133,15 @@ static void gw_on_connect(core_conn_t *c, int err, void *ud)
 static void gw_on_close(core_conn_t *c, void *ud)
 {
     client_gw_t *g = ud;
+    char why[192];
 
-    (void)c;
+    if (!g)
+        return; /* TLS could not start: nobody to tell */
     g->conn = NULL;
+    if (core_conn_tls_error(c)[0]) {
+        snprintf(why, sizeof why, "gateway: TLS: %s", core_conn_tls_error(c));
+        gw_report(g, 0, NULL, why);
+    }
     if (!g->reported && !g->complete && !g->cancelled) {
         /* a body delimited by EOF ends here */
         http_parser_execute(&g->parser, &gw_settings, NULL, 0);
@@ -163,16 +172,17 @@ static void gw_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     gw_report(g, 0, NULL, "gateway timed out");
 }
 
-client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, double timeout_s,
-                             client_gw_cb cb, void *ud)
+client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, core_tls_t *tls,
+                             double timeout_s, client_gw_cb cb, void *ud)
 {
     char host[256], base[512], req[1024];
-    int port;
+    int port, secure;
     core_conn_limits_t limits = {.max_in = GW_MAX_IN, .max_out = 4096};
     client_gw_t *g;
     size_t n;
 
-    if (client_http_url_parse(gateway, host, sizeof host, &port, base, sizeof base) < 0)
+    if (client_http_url_parse(gateway, host, sizeof host, &port, base, sizeof base, &secure) < 0 ||
+        (secure && !tls))
         return NULL;
     n = strlen(base);
     snprintf(req, sizeof req,
@@ -188,6 +198,12 @@ client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, double t
     g->parser.data = g;
     g->conn = core_conn_connect(loop, host, port, &limits, &gw_conn_cbs, g);
     if (!g->conn) {
+        free(g);
+        return NULL;
+    }
+    if (secure && core_conn_start_tls(g->conn, tls, host) < 0) {
+        core_conn_set_ud(g->conn, NULL);
+        core_conn_abort(g->conn); /* gw_on_close is told by the NULL ud */
         free(g);
         return NULL;
     }

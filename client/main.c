@@ -14,18 +14,21 @@ typedef struct main_opts {
     int batch;
     const char *script;
     const char *history;
+    const char *ca_file;
     double wait_s;
 } main_opts_t;
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: chat-client (--gateway http://HOST:PORT | --node ws://HOST:PORT/ws)\n"
-            "                   [--user U --password P [--register [--nickname N]]]\n"
+            "usage: chat-client (--gateway http[s]://HOST:PORT | --node ws[s]://HOST:PORT/ws)\n"
+            "                   [--ca-file PEM] [--user U --password P [--register [--nickname N]]]\n"
             "                   [--batch] [--script FILE] [--wait SEC]\n"
             "\n"
             "  --gateway URL      ask GET URL/servers for a node (and again on every reconnect)\n"
             "  --node URL         connect to this node directly\n"
+            "  --ca-file PEM      trust these CAs for https/wss (default: the system's store);\n"
+            "                     certificates are always verified, names included\n"
             "  --user U           log in as U once connected (reconnects use the resume token)\n"
             "  --password P       U's password (or set CHAT_PASSWORD)\n"
             "  --register         register U first (an existing account is fine)\n"
@@ -45,7 +48,7 @@ static void usage(FILE *out)
 }
 
 enum { OPT_GATEWAY = 256, OPT_NODE, OPT_USER, OPT_PASSWORD, OPT_REGISTER, OPT_NICK, OPT_BATCH,
-       OPT_SCRIPT, OPT_WAIT, OPT_HISTORY, OPT_LOG, OPT_HELP };
+       OPT_SCRIPT, OPT_WAIT, OPT_HISTORY, OPT_LOG, OPT_HELP, OPT_CA };
 
 static const struct option long_opts[] = {
     {"gateway", required_argument, NULL, OPT_GATEWAY},
@@ -58,6 +61,7 @@ static const struct option long_opts[] = {
     {"script", required_argument, NULL, OPT_SCRIPT},
     {"wait", required_argument, NULL, OPT_WAIT},
     {"history", required_argument, NULL, OPT_HISTORY},
+    {"ca-file", required_argument, NULL, OPT_CA},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
@@ -78,6 +82,7 @@ static int apply_opt(main_opts_t *o, int c, const char *arg)
     case OPT_BATCH: o->batch = 1; return 0;
     case OPT_SCRIPT: o->script = arg; o->batch = 1; return 0;
     case OPT_HISTORY: o->history = arg; return 0;
+    case OPT_CA: o->ca_file = arg; return 0;
     case OPT_HELP: usage(stdout); return 1;
     case OPT_WAIT:
         if (core_parse_double(arg, 0, 86400, &o->wait_s) == 0)
@@ -152,11 +157,16 @@ int main(int argc, char **argv)
 {
     main_opts_t o;
     struct ev_loop *loop;
+    char err[256];
     int rc = parse_args(&o, argc, argv);
 
     if (rc != 0)
         return rc > 0 ? 0 : 64;
     core_log_set_tag("client");
+    if (!(o.client.tls = core_tls_client_new(o.ca_file, err, sizeof err))) {
+        fprintf(stderr, "chat-client: %s\n", err);
+        return 64;
+    }
     loop = ev_default_loop(0);
     core_install_signals(loop);
     if (o.batch || !isatty(0))
@@ -164,5 +174,6 @@ int main(int argc, char **argv)
     else
         rc = run_tty(loop, &o);
     ev_loop_destroy(loop);
+    core_tls_free(o.client.tls);
     return rc;
 }

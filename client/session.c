@@ -338,7 +338,7 @@ static void connect_url(client_sess_t *s, const char *url)
 
     s->state = S_CONNECT;
     status(s, CLIENT_ST_CONNECTING, url);
-    s->wsc = core_wsc_connect(s->loop, url, &wsc_cbs, s, err, sizeof err);
+    s->wsc = core_wsc_connect(s->loop, url, s->opts.tls, &wsc_cbs, s, err, sizeof err);
     if (!s->wsc) {
         if (!s->opts.gateway)
             sess_final(s, err); /* a bad --node URL will not get better */
@@ -369,7 +369,7 @@ static void sess_connect(client_sess_t *s)
     }
     s->state = S_RESOLVE;
     status(s, CLIENT_ST_CONNECTING, s->opts.gateway);
-    s->gw = client_gw_fetch(s->loop, s->opts.gateway, 5.0, on_gateway, s);
+    s->gw = client_gw_fetch(s->loop, s->opts.gateway, s->opts.tls, 5.0, on_gateway, s);
     if (!s->gw)
         schedule_retry(s, "cannot reach the gateway");
 }

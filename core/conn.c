@@ -5,6 +5,10 @@
  * per loop iteration and arms EV_WRITE only for leftovers. Closing is
  * deferred: a finished conn goes on the loop's close list and that same
  * prepare watcher runs on_close and frees it outside user callbacks.
+ *
+ * TLS (core_conn_start_tls) sits inside that: OpenSSL reads the socket
+ * itself and writes records to a memory BIO that is drained into the same
+ * coalesced output, so flushing, caps and closing stay as they are.
  */
 #include "core_int.h"
 
@@ -12,6 +16,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@
 #define DEFAULT_MAX_OUT (4 * 1024 * 1024)
 #define CLOSE_TIMEOUT_S 2.0
 #define IDLE_BUF_KEEP 4096 /* larger empty buffers are released */
+#define TLS_RECORD_MAX 16384 /* a whole record's plaintext per SSL_read */
 
 typedef enum {
     CONN_CONNECTING,
@@ -51,6 +58,11 @@ struct core_conn {
     core_conn_t *dirty_prev, *dirty_next;
     int dirty;
     core_conn_t *close_next;
+    SSL *ssl;            /* NULL: plain TCP */
+    int tls_ready;       /* handshake done */
+    int tls_failed;      /* no more TLS calls (alerts may still be flushed) */
+    core_buf_t tls_held; /* plaintext written before the handshake ended */
+    char *tls_err;       /* why TLS failed; allocated only then */
     char peer[64];
 };
 
@@ -152,6 +164,15 @@ static void buf_trim_idle(core_buf_t *b)
         core_buf_free(b);
 }
 
+/* Room for extra more bytes (and the NUL) without moving len. */
+static void buf_reserve(core_buf_t *b, size_t extra)
+{
+    if (b->cap < b->len + extra + 1) {
+        b->cap = b->len + extra + 1;
+        b->data = core_xrealloc(b->data, b->cap);
+    }
+}
+
 /* Ends the connection now: no more I/O; on_close runs from the prepare. */
 static void conn_finish(core_conn_t *c)
 {
@@ -186,6 +207,9 @@ static void conn_destroy(core_conn_t *c)
     dirty_remove(c);
     core_buf_free(&c->in);
     core_buf_free(&c->out);
+    core_buf_free(&c->tls_held);
+    SSL_free(c->ssl); /* the socket BIO does not own the fd */
+    free(c->tls_err);
     free(c);
     conn_loop_release(cl);
 }
@@ -341,11 +365,7 @@ static int conn_read_slice(core_conn_t *c)
 {
     ssize_t n;
 
-    if (c->in.cap < c->in.len + READ_PER_EVENT + 1) {
-        /* Grow once so a single read can take a full slice. */
-        c->in.cap = c->in.len + READ_PER_EVENT + 1;
-        c->in.data = core_xrealloc(c->in.data, c->in.cap);
-    }
+    buf_reserve(&c->in, READ_PER_EVENT); /* one read takes a full slice */
     do {
         n = read(c->fd, c->in.data + c->in.len, READ_PER_EVENT);
     } while (n < 0 && errno == EINTR);
@@ -366,6 +386,138 @@ static int conn_read_slice(core_conn_t *c)
     return n == READ_PER_EVENT && c->state == CONN_OPEN;
 }
 
+/* ------------------------------------------------------------------ TLS */
+
+/* Moves the records OpenSSL wrote into the connection's output. */
+static void tls_pump_out(core_conn_t *c)
+{
+    BIO *wbio = SSL_get_wbio(c->ssl);
+    size_t pending = BIO_ctrl_pending(wbio);
+    int n;
+
+    if (pending == 0)
+        return;
+    buf_reserve(&c->out, pending);
+    n = BIO_read(wbio, c->out.data + c->out.len, (int)pending);
+    if (n <= 0)
+        return;
+    c->out.len += (size_t)n;
+    c->out.data[c->out.len] = '\0';
+    if ((c->state == CONN_OPEN || c->state == CONN_FLUSHING) && !ev_is_active(&c->wio))
+        dirty_add(c);
+}
+
+/* Records why, sends the alert OpenSSL queued, and closes. */
+static void tls_fail(core_conn_t *c, int rc)
+{
+    char why[160];
+
+    core__tls_reason(c->ssl, rc, why, sizeof(why));
+    free(c->tls_err);
+    c->tls_err = core_xstrdup(why);
+    CORE_DEBUG("conn %s: TLS: %s", c->peer, why);
+    c->tls_failed = 1;
+    tls_pump_out(c);
+    if (c->state == CONN_OPEN)
+        core_conn_close(c);
+    else
+        conn_finish(c);
+}
+
+static int tls_write(core_conn_t *c, const void *data, size_t len)
+{
+    int rc;
+
+    if (len == 0)
+        return 0;
+    if (!c->tls_ready) {
+        core_buf_append(&c->tls_held, data, len);
+        return 0;
+    }
+    rc = SSL_write(c->ssl, data, (int)len); /* len <= max_out: fits an int */
+    if (rc <= 0) {
+        tls_fail(c, rc);
+        return -1;
+    }
+    tls_pump_out(c);
+    return 0;
+}
+
+/* 1 when the handshake is done, 0 when it needs more input, -1 failed. */
+static int tls_handshake(core_conn_t *c)
+{
+    int rc = SSL_do_handshake(c->ssl);
+
+    if (rc != 1) {
+        if (SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_READ) {
+            tls_fail(c, rc);
+            return -1;
+        }
+        tls_pump_out(c);
+        return 0;
+    }
+    c->tls_ready = 1;
+    tls_pump_out(c);
+    if (c->tls_held.len > 0) {
+        core_buf_t held = c->tls_held;
+
+        core_buf_init(&c->tls_held);
+        rc = tls_write(c, held.data, held.len);
+        core_buf_free(&held);
+        if (rc < 0)
+            return -1;
+    }
+    return 1;
+}
+
+/* Reads records until the socket is drained or the per-event budget is
+ * used, then hands the plaintext on. A record is read whole (16 KiB of
+ * room), so nothing stays buffered inside OpenSSL unseen by the loop. */
+static void tls_on_readable(core_conn_t *c)
+{
+    size_t budget = (size_t)READ_PER_EVENT * c->limits.read_slices, got = 0;
+    int rc = 0, err = SSL_ERROR_WANT_READ;
+
+    if (!c->tls_ready && tls_handshake(c) <= 0)
+        return;
+    while (got < budget) {
+        buf_reserve(&c->in, TLS_RECORD_MAX);
+        rc = SSL_read(c->ssl, c->in.data + c->in.len, TLS_RECORD_MAX);
+        if (rc <= 0) {
+            err = SSL_get_error(c->ssl, rc);
+            break;
+        }
+        c->in.len += (size_t)rc;
+        got += (size_t)rc;
+    }
+    tls_pump_out(c); /* key updates, session tickets */
+    if (got > 0) {
+        c->in.data[c->in.len] = '\0';
+        conn_deliver(c);
+    }
+    if (c->state != CONN_OPEN || err == SSL_ERROR_WANT_READ)
+        return;
+    if (err == SSL_ERROR_ZERO_RETURN)
+        conn_on_eof(c);
+    else
+        tls_fail(c, rc);
+}
+
+int core_conn_start_tls(core_conn_t *c, core_tls_t *t, const char *host)
+{
+    if (!c || !t || c->ssl || out_pending(c) > 0 || c->in.len > 0)
+        return -1;
+    if (core_tls_is_server(t) ? c->state != CONN_OPEN : c->state != CONN_CONNECTING)
+        return -1;
+    c->ssl = core__tls_ssl_new(t, c->fd, host);
+    return c->ssl ? 0 : -1;
+}
+
+const char *core_conn_tls_error(const core_conn_t *c)
+{
+    return c->tls_err ? c->tls_err : "";
+}
+
 static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     core_conn_t *c = w->data;
@@ -374,6 +526,10 @@ static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     if (c->state == CONN_LINGER) {
         conn_linger_read(c);
+        return;
+    }
+    if (c->ssl) {
+        tls_on_readable(c);
         return;
     }
     for (unsigned i = 0; i < c->limits.read_slices && c->state == CONN_OPEN; i++)
@@ -399,6 +555,8 @@ static void conn_connected(core_conn_t *c)
     ev_io_start(c->loop, &c->rio);
     if (c->cbs.on_connect)
         c->cbs.on_connect(c, 0, c->ud);
+    if (c->state == CONN_OPEN && c->ssl && tls_handshake(c) < 0)
+        return; /* the client hello goes out with the flush below */
     if (c->state == CONN_OPEN && out_pending(c) > 0)
         dirty_add(c);
 }
@@ -500,13 +658,17 @@ core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
 
 int core_conn_write(core_conn_t *c, const void *data, size_t len)
 {
+    size_t queued = out_pending(c) + c->tls_held.len;
+
     if (c->state != CONN_OPEN && c->state != CONN_CONNECTING)
         return -1;
-    if (len > c->limits.max_out || out_pending(c) > c->limits.max_out - len) {
+    if (len > c->limits.max_out || queued > c->limits.max_out - len) {
         CORE_WARN("conn %s: output over %zu bytes queued, closing", c->peer, c->limits.max_out);
         core_conn_abort(c);
         return -1;
     }
+    if (c->ssl)
+        return tls_write(c, data, len);
     core_buf_append(&c->out, data, len);
     if (c->state == CONN_OPEN && !ev_is_active(&c->wio))
         dirty_add(c);
@@ -521,6 +683,11 @@ void core_conn_close(core_conn_t *c)
     }
     if (c->state != CONN_OPEN)
         return;
+    if (c->ssl && c->tls_ready && !c->tls_failed) {
+        SSL_shutdown(c->ssl); /* queues our close_notify */
+        ERR_clear_error();
+        tls_pump_out(c);
+    }
     c->state = CONN_FLUSHING;
     ev_io_stop(c->loop, &c->rio);
     ev_timer_start(c->loop, &c->close_timer);

@@ -90,8 +90,9 @@ void core_bytes_unref(core_bytes_t *b); /* NULL is a no-op */
 /* Splits "host:port" (or "[v6]:port"); host may be empty (any). 0 / -1. */
 int core_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
-/* Splits "SCHEME://host[:port][/path]" (port 80 when absent, path "/" when
- * absent; no spaces or line breaks in path). 0 / -1. */
+/* Splits "SCHEME://host[:port][/path]" (port 80 when absent, 443 for the
+ * schemes https and wss; path "/" when absent; no spaces or line breaks in
+ * path). 0 / -1. */
 int core_parse_url(const char *url, const char *scheme, char *host, size_t hostlen, int *port,
                    char *path, size_t pathlen);
 
@@ -173,6 +174,30 @@ core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
                              const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
                              void *ud);
 
+/* ------------------------------------------------------------------ TLS */
+
+/* TLS 1.2/1.3 (OpenSSL). A server context holds a certificate chain and its
+ * key (PEM); a client context verifies the peer's chain and name against
+ * ca_file (PEM), or the system's store when ca_file is NULL or "". Files are
+ * read here, once (call at start, not from the loop). NULL + err on error. */
+typedef struct core_tls core_tls_t;
+core_tls_t *core_tls_server_new(const char *cert_file, const char *key_file, char *err,
+                                size_t errlen);
+core_tls_t *core_tls_client_new(const char *ca_file, char *err, size_t errlen);
+int core_tls_is_server(const core_tls_t *t);
+/* Connections made with t keep working after it is freed. */
+void core_tls_free(core_tls_t *t);
+
+/* Makes c a TLS connection: call right after core_conn_adopt (server
+ * context) or core_conn_connect (client context; host is the name or IP the
+ * certificate must carry), before any write. Writes made before the
+ * handshake ends are held (within max_out) and sent after it; on_read sees
+ * plaintext only. 0 / -1 (c untouched). */
+int core_conn_start_tls(core_conn_t *c, core_tls_t *t, const char *host);
+/* Why TLS failed on c ("" when it did not), e.g. "certificate verify
+ * failed: ..."; valid until on_close returns. */
+const char *core_conn_tls_error(const core_conn_t *c);
+
 /* ------------------------------------------------------------------ HTTP + WebSocket server */
 
 #define CORE_WS_MAX_MESSAGE 65536
@@ -214,6 +239,8 @@ typedef struct core_http_server_opts {
     double ws_ping_interval;  /* seconds; idle clients get pinged; default 30 */
     int ws_idle_pings;        /* closed (1001) after this many silent intervals; default 3;
                                * plain HTTP connections idle as long are closed too */
+    core_tls_t *tls;          /* a server context: https and wss only; NULL = plain.
+                               * Must outlive the server. */
 } core_http_server_opts_t;
 
 core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host, int port,
@@ -260,9 +287,11 @@ typedef struct core_wsc_cbs {
     void (*on_close)(core_wsc_t *c, int code, const char *why, void *ud);
 } core_wsc_cbs_t;
 
-/* url: ws://host:port/path. Returns NULL (and err) for a bad URL. */
-core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, const core_wsc_cbs_t *cbs,
-                             void *ud, char *err, size_t errlen);
+/* url: ws://host:port/path, or wss:// with tls, a client context (NULL:
+ * wss is refused). Returns NULL (and err) for a bad URL. A failed TLS
+ * handshake closes with code 1015 and the reason in why. */
+core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, core_tls_t *tls,
+                             const core_wsc_cbs_t *cbs, void *ud, char *err, size_t errlen);
 int core_wsc_send_text(core_wsc_t *c, const char *msg, size_t len);
 void core_wsc_close(core_wsc_t *c, int code);
 void core_wsc_set_ud(core_wsc_t *c, void *ud);

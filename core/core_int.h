@@ -13,4 +13,11 @@ int core__sockaddr(const char *host, int port, int passive, struct sockaddr_stor
 /* "ip:port" or "[ip6]:port". */
 void core__format_peer(const struct sockaddr *sa, char *out, size_t outlen);
 
+/* TLS (tls.c): an SSL reading fd directly and writing to a memory BIO
+ * (drained by conn.c); a client checks host (DNS name or IP). NULL on error. */
+typedef struct ssl_st SSL;
+SSL *core__tls_ssl_new(core_tls_t *t, int fd, const char *host);
+/* Why the call that returned rc failed, in one line. */
+void core__tls_reason(SSL *ssl, int rc, char *out, size_t cap);
+
 #endif

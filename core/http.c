@@ -663,6 +663,13 @@ void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
         free(hc);
         return;
     }
+    if (s->opts.tls && core_conn_start_tls(hc->conn, s->opts.tls, NULL) < 0) {
+        CORE_WARN("http: cannot start TLS for %s", peer);
+        core_conn_set_ud(hc->conn, NULL);
+        core_conn_abort(hc->conn);
+        free(hc);
+        return;
+    }
     http_parser_init(&hc->parser, HTTP_REQUEST);
     hc->parser.data = hc;
     hc->next = s->http_head;

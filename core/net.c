@@ -90,7 +90,7 @@ int core_parse_url(const char *url, const char *scheme, char *host, size_t hostl
     if (core_parse_hostport(hostport, host, hostlen, port) < 0) {
         if (strchr(hostport, ':') || copy_host(hostport, n, host, hostlen) < 0)
             return -1;
-        *port = 80;
+        *port = strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0 ? 443 : 80;
     }
     if (!host[0] || *port <= 0 || *port > 65535)
         return -1;

@@ -1,5 +1,5 @@
 /* core/wsc.c: the WebSocket client (interactive client, load generator,
- * tests): ws://host:port/path, RFC 6455 handshake checked with
+ * tests): ws://host:port/path or wss:// (TLS, verified), RFC 6455 handshake checked with
  * http-parser, then a wslay client context (frames masked with libsodium
  * randomness).
  */
@@ -39,7 +39,7 @@ struct core_wsc {
     const char *in;
     size_t in_len;
     int close_code;
-    char why[128];
+    char why[192];
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -284,8 +284,13 @@ static void wsc_on_connect(core_conn_t *conn, int err, void *ud)
 static void wsc_on_conn_close(core_conn_t *conn, void *ud)
 {
     core_wsc_t *c = ud;
+    const char *tls_err = core_conn_tls_error(conn);
+    char why[192];
 
-    (void)conn;
+    if (tls_err[0]) {
+        snprintf(why, sizeof(why), "TLS: %s", tls_err);
+        wsc_set_why(c, 1015, why);
+    }
     wsc_set_why(c, 1006, c->state == WSC_HANDSHAKE ? "connection closed during handshake"
                                                    : "connection closed");
     if (c->cbs.on_close)
@@ -319,19 +324,26 @@ static void wsc_queue_request(core_wsc_t *c, const char *host, int port, const c
     core_buf_free(&req);
 }
 
-core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, const core_wsc_cbs_t *cbs,
-                             void *ud, char *err, size_t errlen)
+core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, core_tls_t *tls,
+                             const core_wsc_cbs_t *cbs, void *ud, char *err, size_t errlen)
 {
     char host[256], path[1024], key[32];
     unsigned char raw[16];
-    int port;
+    int port, secure = 0;
     core_conn_limits_t limits = {.max_in = WSC_MAX_IN, .max_out = WSC_MAX_OUT};
     core_wsc_t *c;
 
-    if (core_parse_url(url, "ws", host, sizeof(host), &port, path, sizeof(path)) < 0) {
+    if (core_parse_url(url, "wss", host, sizeof(host), &port, path, sizeof(path)) == 0) {
+        secure = 1;
+    } else if (core_parse_url(url, "ws", host, sizeof(host), &port, path, sizeof(path)) < 0) {
         if (err)
-            snprintf(err, errlen, "bad WebSocket URL '%s' (want ws://host:port/path)",
+            snprintf(err, errlen, "bad WebSocket URL '%s' (want ws[s]://host:port/path)",
                      url ? url : "");
+        return NULL;
+    }
+    if (secure && (!tls || core_tls_is_server(tls))) {
+        if (err)
+            snprintf(err, errlen, "%s: wss:// needs a TLS client context", url);
         return NULL;
     }
     if (sodium_init() < 0) {
@@ -353,6 +365,15 @@ core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, const core_w
     c->conn = core_conn_connect(loop, host, port, &limits, &wsc_conn_cbs, c);
     if (!c->conn)
         goto fail;
+    if (secure && core_conn_start_tls(c->conn, tls, host) < 0) {
+        /* on_close (deferred) frees c; only the caller hears of it */
+        core_wsc_set_ud(c, NULL);
+        c->cbs.on_close = NULL;
+        core_conn_abort(c->conn);
+        if (err)
+            snprintf(err, errlen, "cannot start TLS to %s:%d", host, port);
+        return NULL;
+    }
     wsc_queue_request(c, host, port, path, key);
     return c;
 fail:

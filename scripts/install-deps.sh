@@ -15,7 +15,7 @@ PACKAGES=(
     libsqlite3-dev libssl-dev libsodium-dev libedit-dev libcmocka-dev
     libmongoc-dev libbson-dev libzookeeper-mt-dev uthash-dev
     redis-server zookeeper default-jre-headless
-    python3 tmux clang curl iproute2 chromium
+    python3 tmux clang curl iproute2 chromium openssl
 )
 
 # Installed only when their tool is missing (Node.js may come from elsewhere).

@@ -285,6 +285,7 @@ static void test_gw_pick(void **state)
     char url[64];
     const char *ok = "{\"servers\":[{\"id\":\"n1\",\"url\":\"ws://127.0.0.1:9001/ws\"},"
                      "{\"id\":\"n2\",\"url\":\"ws://127.0.0.1:9002/ws\"}]}";
+    const char *wss = "{\"servers\":[{\"url\":\"wss://h:1/ws\"}]}";
 
     (void)state;
     assert_int_equal(client_gw_pick(ok, strlen(ok), url, sizeof url), 0);
@@ -293,34 +294,46 @@ static void test_gw_pick(void **state)
     assert_int_equal(client_gw_pick("{\"servers\":[{\"url\":\"http://x\"}]}", 32, url, sizeof url),
                      -1);
     assert_int_equal(client_gw_pick("not json", 8, url, sizeof url), -1);
+    assert_int_equal(client_gw_pick(wss, strlen(wss), url, sizeof url), 0);
+    assert_string_equal(url, "wss://h:1/ws");
     assert_int_equal(client_gw_pick(ok, strlen(ok), url, 8), -1); /* does not fit */
 }
 
 static void test_http_url(void **state)
 {
     char host[64], path[64];
-    int port;
+    int port, secure;
 
     (void)state;
     assert_int_equal(client_http_url_parse("http://127.0.0.1:8080", host, sizeof host, &port,
-                                           path, sizeof path),
+                                           path, sizeof path, &secure),
                      0);
     assert_string_equal(host, "127.0.0.1");
     assert_int_equal(port, 8080);
     assert_string_equal(path, "/");
+    assert_int_equal(secure, 0);
     assert_int_equal(client_http_url_parse("http://localhost/api", host, sizeof host, &port, path,
-                                           sizeof path),
+                                           sizeof path, &secure),
                      0);
     assert_int_equal(port, 80);
     assert_string_equal(path, "/api");
     assert_int_equal(client_http_url_parse("https://x:1", host, sizeof host, &port, path,
-                                           sizeof path),
+                                           sizeof path, &secure),
+                     0);
+    assert_int_equal(secure, 1);
+    assert_int_equal(port, 1);
+    assert_int_equal(client_http_url_parse("https://chat.example", host, sizeof host, &port, path,
+                                           sizeof path, &secure),
+                     0);
+    assert_int_equal(port, 443);
+    assert_int_equal(client_http_url_parse("ftp://x:1", host, sizeof host, &port, path,
+                                           sizeof path, &secure),
                      -1);
     assert_int_equal(client_http_url_parse("http://:80", host, sizeof host, &port, path,
-                                           sizeof path),
+                                           sizeof path, &secure),
                      -1);
     assert_int_equal(client_http_url_parse("http://h:99999", host, sizeof host, &port, path,
-                                           sizeof path),
+                                           sizeof path, &secure),
                      -1);
 }
 
@@ -405,7 +418,7 @@ static void gw_case(int status, const char *base_path, double timeout, int cance
     srv = core_http_server_new(loop, "127.0.0.1", 0, NULL, &cbs, g, err, sizeof err);
     assert_non_null(srv);
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", core_http_server_port(srv), base_path);
-    req = client_gw_fetch(loop, url, timeout, gw_done, r);
+    req = client_gw_fetch(loop, url, NULL, timeout, gw_done, r);
     assert_non_null(req);
     if (cancel)
         client_gw_cancel(req);
@@ -476,12 +489,12 @@ static void test_gw_fetch_errors(void **state)
     loop = ev_loop_new(0);
     memset(&r, 0, sizeof r);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
-    if (client_gw_fetch(loop, url, 5, gw_done, &r)) {
+    if (client_gw_fetch(loop, url, NULL, 5, gw_done, &r)) {
         run_until_done(loop, &r);
         assert_int_equal(r.calls, 1);
         assert_int_equal(r.ok, 0);
     }
-    assert_null(client_gw_fetch(loop, "ws://127.0.0.1:1", 5, gw_done, &r));
+    assert_null(client_gw_fetch(loop, "ws://127.0.0.1:1", NULL, 5, gw_done, &r));
     ev_loop_destroy(loop);
 }
 

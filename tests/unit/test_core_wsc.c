@@ -152,7 +152,7 @@ static void connect_to(env_t *e, const char *url)
 {
     char err[128];
 
-    e->wsc = core_wsc_connect(e->loop, url, &cli_cbs, e, err, sizeof(err));
+    e->wsc = core_wsc_connect(e->loop, url, NULL, &cli_cbs, e, err, sizeof(err));
     assert_non_null(e->wsc);
 }
 
@@ -313,7 +313,7 @@ static void test_bad_urls(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         err[0] = '\0';
-        assert_null(core_wsc_connect(e->loop, bad[i], &cli_cbs, e, err, sizeof(err)));
+        assert_null(core_wsc_connect(e->loop, bad[i], NULL, &cli_cbs, e, err, sizeof(err)));
         assert_true(err[0] != '\0');
     }
 }

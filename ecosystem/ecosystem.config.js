@@ -28,6 +28,11 @@
 //   CHAT_BIN_DIR     CMake build dir with the binaries      (<repo>/build)
 //   CHAT_NODE_ARGS   extra chat-node flags, space separated
 //   CHAT_GATEWAY_ARGS extra chat-gateway flags, space separated
+//   CHAT_TLS         1: the gateway serves https:// only and the nodes wss://
+//                    (and https:// for /healthz, /metrics) only    (off)
+//   CHAT_TLS_CERT, CHAT_TLS_KEY  with CHAT_TLS=1: the certificate (PEM chain)
+//                    and key to serve; unset = a local CA in RUN/tls made by
+//                    scripts/tls-ca.sh (clients trust RUN/tls/ca.pem)
 //
 // Ports (BASE = CHAT_BASE_PORT):
 //   BASE+0 Redis, BASE+1 ZooKeeper (BASE+1..3 for 3 servers, whose quorum
@@ -40,6 +45,7 @@
 // `prepare` also creates the run dir, the secrets and the config files.
 'use strict';
 
+const childProcess = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
@@ -96,12 +102,22 @@ function resolvePlan() {
         logs: path.join(run, 'logs'),
         nodeArgs: splitArgs(envOr('CHAT_NODE_ARGS', '')),
         gatewayArgs: splitArgs(envOr('CHAT_GATEWAY_ARGS', '')),
+        tls: envOr('CHAT_TLS', '') === '1',
+        tlsDir: path.join(run, 'tls'),
     };
+    const ownCert = envOr('CHAT_TLS_CERT', '');
+    if (!ownCert !== !envOr('CHAT_TLS_KEY', ''))
+        throw new Error('CHAT_TLS_CERT and CHAT_TLS_KEY go together');
+    p.tlsCert = ownCert || path.join(p.tlsDir, 'server.pem');
+    p.tlsKey = envOr('CHAT_TLS_KEY', path.join(p.tlsDir, 'server.key'));
+    // Clients trust our local CA; a certificate of the user's comes with its own trust.
+    p.tlsCa = p.tls && !ownCert ? path.join(p.tlsDir, 'ca.pem') : '';
     p.redis = envOr('CHAT_REDIS', `127.0.0.1:${p.redisPort}`);
     if (p.zkServers === 2)
         throw new Error('CHAT_ZK_SERVERS=2: want 1 or 3 (two servers survive no loss)');
     p.zk = envOr('CHAT_ZK', zkIds(p).map((i) => `127.0.0.1:${p.zkPort + i - 1}`).join(','));
-    p.gatewayUrl = `http://${p.publicHost}:${p.gatewayPort}`;
+    p.scheme = p.tls ? 'https' : 'http';
+    p.gatewayUrl = `${p.scheme}://${p.publicHost}:${p.gatewayPort}`;
     return p;
 }
 
@@ -134,6 +150,16 @@ function ensureCredential(file, ours, prefix) {
         throw new Error(`${file}: no such credentials file`);
 }
 
+// The local CA and a certificate for every name clients may use (made once).
+function ensureTlsFiles(p) {
+    if (!p.tls || p.tlsCa === '' || (fs.existsSync(p.tlsCert) && fs.existsSync(p.tlsKey)))
+        return;
+    const names = [...new Set(['127.0.0.1', '::1', 'localhost', p.publicHost,
+        ...(p.host === '0.0.0.0' ? [] : [p.host])])];
+    childProcess.execFileSync(path.join(REPO, 'scripts', 'tls-ca.sh'), [p.tlsDir, 'server', ...names],
+        { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
 function readSecret(file) {
     return fs.readFileSync(file, 'utf8').trim();
 }
@@ -149,6 +175,7 @@ function ensureRunDir(p) {
         fs.writeFileSync(p.dirtyFile, '# words to mask in chat, one per line\n', { flag: 'wx' });
     if (p.localRedis)
         writeRedisConf(p);
+    ensureTlsFiles(p);
 }
 
 // What every app shares: crashed processes come back after a short pause,
@@ -207,11 +234,14 @@ function zkApp(p, i) {
         { interpreter: 'bash' });
 }
 
+const tlsArgs = (p) => (p.tls ? ['--tls-cert', p.tlsCert, '--tls-key', p.tlsKey] : []);
+
 function gatewayApp(p) {
     return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
         '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
         '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM),
-        '--web-root', path.join(REPO, 'client', 'web'), ...redisAuthArgs(p), ...p.gatewayArgs,
+        '--web-root', path.join(REPO, 'client', 'web'), ...redisAuthArgs(p), ...tlsArgs(p),
+        ...p.gatewayArgs,
     ]);
 }
 
@@ -219,7 +249,7 @@ function nodeApp(p, k) {
     return app(p, `chat-node-${k}`, path.join(p.bin, 'node', 'chat-node'), [
         '--id', `n${k}`, '--num', String(k),
         '--listen', `${p.host}:${nodePort(p, k)}`,
-        '--public-url', `ws://${p.publicHost}:${nodePort(p, k)}/ws`,
+        '--public-url', `${p.tls ? 'wss' : 'ws'}://${p.publicHost}:${nodePort(p, k)}/ws`, ...tlsArgs(p),
         '--redis', p.redis, '--store', p.store, '--dirty-words', p.dirtyFile,
         '--zk', p.zk, '--zk-root', p.zkRoot,
         '--cluster-listen', `${p.host}:${clusterPort(p, k)}`,
@@ -245,7 +275,7 @@ function apps(p) {
 function printPlan(p) {
     const names = apps(p).map((a) => a.name);
     const nums = nodeNums(p);
-    const urls = nums.map((k) => `chat-node-${k}=http://${p.publicHost}:${nodePort(p, k)}`);
+    const urls = nums.map((k) => `chat-node-${k}=${p.scheme}://${p.publicHost}:${nodePort(p, k)}`);
     const ports = [`chat-gateway:${p.gatewayPort}`];
     if (p.localRedis)
         ports.push(`chat-redis:${p.redisPort}`);
@@ -261,7 +291,8 @@ function printPlan(p) {
         ZK_APPS: p.localZk ? zkIds(p).map((i) => zkName(p, i)).join(' ') : '',
         STORE: p.store, BIN_DIR: p.bin, TOKEN_FILE: p.tokenFile, SECRET_FILE: p.secretFile,
         REDIS_PASSWORD_FILE: p.redisPasswordFile, ZK_AUTH_FILE: p.zkAuthFile,
-        LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '),
+        LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '), TLS_CA: p.tlsCa,
+        TLS: p.tls ? 1 : 0,
         NODE_APPS: nums.map((k) => `chat-node-${k}`).join(' '), LISTEN_PORTS: ports.join(' '),
     };
     for (const [k, v] of Object.entries(out)) {

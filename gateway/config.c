@@ -33,6 +33,9 @@ static void usage(FILE *f)
 "  --push-token-file FILE  admin token for POST /push (whitespace-trimmed);\n"
 "                          without it every push is refused (401)\n"
 "  --web-root DIR          serve the web client's files from DIR at / (read at start)\n"
+"  --tls-cert FILE         serve https:// only (TLS 1.2+): the PEM certificate\n"
+"                          chain; needs --tls-key\n"
+"  --tls-key FILE          the certificate's PEM private key\n"
 "  --node-ttl MS           list nodes whose heartbeat is at most MS old (default %d)\n"
 "  --servers-cache MS      reuse a /servers answer for at most MS (default %d, 0 = off)\n"
 "  --num N                 msgid node number 1..65535 (default: the listen port)\n"
@@ -51,7 +54,8 @@ static int check_hostport(const char *s)
 
 enum {
     OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
-    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_HELP,
+    OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_TLS_CERT,
+    OPT_TLS_KEY, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -66,6 +70,8 @@ static const struct option options[] = {
     {"web-root", required_argument, NULL, OPT_WEB_ROOT},
     {"redis-user", required_argument, NULL, OPT_REDIS_USER},
     {"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -82,6 +88,8 @@ static int apply(void *ud, int opt, const char *arg)
         return check_hostport(arg) ? -1 : core_copy_str(c->redis, sizeof c->redis, arg);
     case OPT_TOKEN_FILE: return core_copy_str(c->push_token_file, sizeof c->push_token_file, arg);
     case OPT_WEB_ROOT: return core_copy_str(c->web_root, sizeof c->web_root, arg);
+    case OPT_TLS_CERT: return core_copy_str(c->tls_cert, sizeof c->tls_cert, arg);
+    case OPT_TLS_KEY: return core_copy_str(c->tls_key, sizeof c->tls_key, arg);
     case OPT_REDIS_USER: return core_copy_str(c->redis_user, sizeof c->redis_user, arg);
     case OPT_REDIS_PW_FILE:
         return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);
@@ -113,6 +121,10 @@ int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
     int rc = core_parse_flags("chat-gateway", argc, argv, options, OPT_HELP, apply, usage, c);
     if (rc != 0)
         return rc;
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        fprintf(stderr, "chat-gateway: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
     /* the password from a file or the environment: argv is public (ps) */
     if (core_redis_auth_load(c->redis_password_file, c->redis_user, sizeof c->redis_user,
                              c->redis_password, sizeof c->redis_password, err, sizeof err) != 0) {

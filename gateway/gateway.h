@@ -41,6 +41,8 @@ typedef struct gateway_config {
     uint64_t servers_cache_ms; /* 0 = no cache */
     double redis_timeout;      /* seconds per Redis command */
     uint16_t num;              /* msgid node number; 0 = the bound listen port */
+    char tls_cert[512];          /* --tls-cert + --tls-key: https only */
+    char tls_key[512];
 } gateway_config_t;
 
 void gateway_config_defaults(gateway_config_t *c);

@@ -56,6 +56,7 @@ struct gateway {
     struct ev_loop *loop;
     gateway_config_t cfg;
     core_http_server_t *http;
+    core_tls_t *tls;       /* https context, or NULL */
     core_redis_t *redis;
     proto_msgid_gen_t msgids;
     int push_enabled;

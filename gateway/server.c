@@ -139,6 +139,10 @@ static int start_http(gateway_t *g, char *err, size_t errlen)
         snprintf(err, errlen, "bad --listen '%s'", g->cfg.listen);
         return -1;
     }
+    if (g->cfg.tls_cert[0] &&
+        !(g->tls = core_tls_server_new(g->cfg.tls_cert, g->cfg.tls_key, err, errlen)))
+        return -1;
+    opts.tls = g->tls;
     g->http = core_http_server_new(g->loop, host, port, &opts, &cbs, g, err, errlen);
     return g->http ? 0 : -1;
 }
@@ -193,6 +197,7 @@ void gateway_free(gateway_t *g)
      * then answers them (to nobody), which is what releases them. */
     if (g->http)
         core_http_server_free(g->http);
+    core_tls_free(g->tls);
     if (g->redis)
         core_redis_free(g->redis);
     gateway__servers_free(g);

@@ -49,7 +49,11 @@ static void usage(FILE *f)
 "  --id ID               node id, unique in the cluster (default node-PORT)\n"
 "  --num N               node number 0..65535 used in msgids (default PORT)\n"
 "  --listen HOST:PORT    client endpoint, WebSocket at /ws (default 127.0.0.1:9001)\n"
-"  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws)\n"
+"  --public-url URL      WebSocket URL advertised to clients (default ws://LISTEN/ws,\n"
+"                        wss:// with --tls-cert)\n"
+"  --tls-cert FILE       serve wss:// and https:// only (TLS 1.2+): the PEM\n"
+"                        certificate chain; needs --tls-key\n"
+"  --tls-key FILE        the certificate's PEM private key\n"
 "  --redis HOST:PORT     Redis (default 127.0.0.1:6379)\n"
 "  --redis-user NAME     Redis ACL user (else $CHAT_REDIS_USER, else\n"
 "                        Redis's default user)\n"
@@ -115,7 +119,7 @@ enum {
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
     OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_ZK_AUTH_FILE,
     OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
-    OPT_HELP,
+    OPT_TLS_CERT, OPT_TLS_KEY, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -157,6 +161,8 @@ static const struct option options[] = {
     {"redis-user", required_argument, NULL, OPT_REDIS_USER},
     {"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
     {"zk-auth-file", required_argument, NULL, OPT_ZK_AUTH_FILE},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -252,6 +258,8 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_REDIS_PW_FILE:
         return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);
     case OPT_ZK_AUTH_FILE: return core_copy_str(c->zk_auth_file, sizeof c->zk_auth_file, arg);
+    case OPT_TLS_CERT: return core_copy_str(c->tls_cert, sizeof c->tls_cert, arg);
+    case OPT_TLS_KEY: return core_copy_str(c->tls_key, sizeof c->tls_key, arg);
     default: return apply_limits(c, opt, arg);
     }
 }
@@ -316,7 +324,12 @@ static int finish(node_config_t *c)
         c->num = (uint16_t)port;
     if (!c->public_url[0]) {
         const char *h = (!host[0] || strcmp(host, "0.0.0.0") == 0) ? "127.0.0.1" : host;
-        snprintf(c->public_url, sizeof c->public_url, "ws://%s:%d/ws", h, port);
+        snprintf(c->public_url, sizeof c->public_url, "%s://%s:%d/ws",
+                 c->tls_cert[0] ? "wss" : "ws", h, port);
+    }
+    if (!c->tls_cert[0] != !c->tls_key[0]) {
+        fprintf(stderr, "chat-node: --tls-cert and --tls-key go together\n");
+        return -1;
     }
     if (c->zk[0] && (!c->cluster_listen[0] || !c->cluster_secret_file[0])) {
         fprintf(stderr, "chat-node: --zk needs --cluster-listen and --cluster-secret-file\n");

@@ -44,7 +44,7 @@ typedef struct node_config {
     char id[64];                /* node id, unique in the cluster */
     uint16_t num;               /* node number in msgids */
     char listen[128];           /* client endpoint host:port */
-    char public_url[192];       /* ws://host:port/ws advertised to clients */
+    char public_url[192];       /* ws[s]://host:port/ws advertised to clients */
     char redis[128];            /* host:port */
     char store_uri[512];
     int durability;             /* --durability as a store_durability_t, -1 = backend default */
@@ -82,6 +82,8 @@ typedef struct node_config {
     char redis_password[256];   /* loaded: file, else $CHAT_REDIS_PASSWORD; "" = no AUTH */
     char zk_auth_file[512];
     char zk_auth[256];          /* loaded "user:password": file, else $CHAT_ZK_AUTH */
+    char tls_cert[512];         /* --tls-cert: PEM chain; with tls_key, wss + https only */
+    char tls_key[512];
 } node_config_t;
 
 void node_config_defaults(node_config_t *c);
@@ -499,6 +501,7 @@ struct node {
     struct ev_loop *loop;
     node_config_t cfg;
     core_http_server_t *http;
+    core_tls_t *tls;            /* the client endpoint's TLS context, or NULL */
     core_redis_t *redis;
     store_t *store;
     node_auth_t *auth;

@@ -301,6 +301,10 @@ int node_server_start(node_t *n, char *err, size_t errlen)
         .ws_ping_interval = n->cfg.ping_interval,
         .ws_idle_pings = n->cfg.idle_pings,
     };
+    if (n->cfg.tls_cert[0] &&
+        !(n->tls = core_tls_server_new(n->cfg.tls_cert, n->cfg.tls_key, err, errlen)))
+        return -1;
+    opts.tls = n->tls;
     n->http = core_http_server_new(n->loop, host, port, &opts, &cbs, n, err, errlen);
     return n->http ? 0 : -1;
 }
@@ -309,4 +313,6 @@ void node_server_stop(node_t *n)
 {
     core_http_server_free(n->http);
     n->http = NULL;
+    core_tls_free(n->tls);
+    n->tls = NULL;
 }

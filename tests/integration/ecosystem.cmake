@@ -12,3 +12,9 @@ if(CHAT_MONGO)
   set_tests_properties(ecosystem_cluster_ha PROPERTIES TIMEOUT 300
     LABELS "integration;ecosystem;mongo" RUN_SERIAL TRUE)
 endif()
+# The same with `up --tls`: https and wss only, the client verifies, and the
+# whole shared suite passes through TLS.
+add_test(NAME ecosystem_cluster_tls
+  COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ecosystem.sh ${PROJECT_BINARY_DIR} --tls)
+set_tests_properties(ecosystem_cluster_tls PROPERTIES TIMEOUT 300 LABELS "integration;ecosystem"
+  RUN_SERIAL TRUE)

@@ -11,12 +11,18 @@
 #   store (a private CongoDB, scripts/congodb.sh); the shared conformance
 #   suite passes through the gateway before and after the ZooKeeper server
 #   that leads the ensemble is stopped.
-# usage: test_ecosystem.sh BUILD_DIR [--ha]
+# With --tls: `up --tls` (a local CA in the run dir); plain http to the
+#   gateway and to a node is refused, the terminal client refuses the
+#   certificate without --ca-file and logs in with it, and the whole shared
+#   conformance suite passes through TLS (conformance_tls.py).
+# usage: test_ecosystem.sh BUILD_DIR [--ha|--tls]
 set -euo pipefail
 
-BUILD=$(realpath "${1:?usage: $0 BUILD_DIR [--ha]}")
+BUILD=$(realpath "${1:?usage: $0 BUILD_DIR [--ha|--tls]}")
 HA=0
+TLS=0
 [ "${2:-}" = --ha ] && HA=1
+[ "${2:-}" = --tls ] && TLS=1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CLUSTER="$REPO/ecosystem/cluster"
 
@@ -98,7 +104,7 @@ all_pids() {
 }
 
 servers_count() {
-    curl -fsS --max-time 2 "$GATEWAY/servers" 2>/dev/null |
+    curl -fsS --max-time 2 ${CA:+--cacert "$CA"} "$GATEWAY/servers" 2>/dev/null |
         node -e 'let t=""; process.stdin.on("data",(d)=>t+=d).on("end",()=>console.log(JSON.parse(t).servers.length))' 2>/dev/null
 }
 
@@ -117,6 +123,11 @@ rejoined() { # node 2 serves, is in the cluster, and /servers lists all 3
 
 BASE=$(pick_base) || fail "no 60 free ports found"
 GATEWAY="http://127.0.0.1:$((BASE + 10))"
+CA=""
+if [ "$TLS" = 1 ]; then
+    GATEWAY="https://127.0.0.1:$((BASE + 10))"
+    CA="$RUN/tls/ca.pem"
+fi
 echo "run dir $RUN, base port $BASE"
 
 # zk_mode PORT: "leader", "follower", "standalone" or "" from srvr.
@@ -128,7 +139,10 @@ zk_mode() {
 }
 
 conformance() {
-    python3 "${CHAT_CONFORMANCE_DIR:-$REPO/../shared/conformance}/run.py" --gateway "$GATEWAY" \
+    local runner=("${CHAT_CONFORMANCE_DIR:-$REPO/../shared/conformance}/run.py")
+    [ "$TLS" = 0 ] || runner=("$REPO/tests/integration/conformance_tls.py"
+                              "${CHAT_CONFORMANCE_DIR:-$REPO/../shared/conformance}" "$CA")
+    python3 "${runner[@]}" --gateway "$GATEWAY" \
         --push-token "$(cat "$RUN/push.token")" --timeout 10 -j 4 >"$TMP/conformance.txt" 2>&1 ||
         { tail -n 30 "$TMP/conformance.txt"; fail "the shared conformance suite failed"; }
     tail -n 1 "$TMP/conformance.txt"
@@ -144,6 +158,7 @@ if [ "$HA" = 1 ]; then
               --node-args "--pwhash-ops 1 --pwhash-mem 8M")
     ZK_APPS="chat-zookeeper-1 chat-zookeeper-2 chat-zookeeper-3"
 fi
+[ "$TLS" = 0 ] || UP_FLAGS=(--tls)
 
 STEP="up"
 "$CLUSTER" up --nodes 3 --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
@@ -188,6 +203,34 @@ no_secret_logged() {
     done
 }
 no_secret_logged
+
+if [ "$TLS" = 1 ]; then
+    STEP="tls"
+    [ "$(stat -c %a "$RUN/tls/server.key")" = 600 ] || fail "tls/server.key is not mode 600"
+    ! curl -fsS --max-time 2 "http://127.0.0.1:$((BASE + 10))/servers" >/dev/null 2>&1 ||
+        fail "the gateway answers plain http"
+    ! curl -fsS --max-time 2 "http://127.0.0.1:$((BASE + 21))/healthz" >/dev/null 2>&1 ||
+        fail "node 1 answers plain http"
+    ! curl -fsS --max-time 2 "$GATEWAY/servers" >/dev/null 2>&1 ||
+        fail "curl trusted the gateway's certificate without the CA"
+    curl -fsS --max-time 2 --cacert "$CA" "https://127.0.0.1:$((BASE + 21))/healthz" >/dev/null ||
+        fail "node 1 does not answer https with the CA"
+    curl -fsS --max-time 2 --cacert "$CA" "$GATEWAY/servers" | grep -q '"url":"wss://' ||
+        fail "/servers does not list wss:// URLs"
+    CLIENT="$BUILD/client/chat-client"
+    timeout 3 "$CLIENT" --gateway "$GATEWAY" --user tlsuser --password tls-pass-1 \
+        --register --batch --wait 0 </dev/null >"$TMP/client-noca.txt" 2>&1 && fail "the client logged in without the CA"
+    grep -q "certificate verify failed" "$TMP/client-noca.txt" ||
+        { cat "$TMP/client-noca.txt"; fail "the client did not say why it refused the certificate"; }
+    timeout 10 "$CLIENT" --gateway "$GATEWAY" --ca-file "$CA" --user tlsuser \
+        --password tls-pass-1 --register --batch --wait 0 </dev/null >"$TMP/client-ca.txt" 2>&1 ||
+        { cat "$TMP/client-ca.txt"; fail "the client could not log in over TLS with --ca-file"; }
+    grep -q '"client":"ready","detail":"tlsuser"' "$TMP/client-ca.txt" ||
+        { cat "$TMP/client-ca.txt"; fail "the client is not ready over TLS"; }
+    echo "TLS: plain http refused, the client verifies (refused without the CA, ready with it)"
+    STEP="conformance through TLS"
+    conformance
+fi
 
 STEP="up again"
 "$CLUSTER" up --run-dir "$RUN" --no-build --no-deps >"$TMP/up2.txt" 2>&1 || { cat "$TMP/up2.txt"; fail "second up failed"; }

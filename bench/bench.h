@@ -3,7 +3,7 @@
  * Pieces, one file each:
  * - stats.c     log-linear latency histogram and the per-worker result
  *               (merge, JSON encode/decode, the final report line);
- * - target.c    the 127.0.0.0/8 guard, ws:// URL parsing, gateway lookup;
+ * - target.c    the 127.0.0.0/8 guard, ws[s]:// URL parsing, gateway lookup;
  * - wsclient.c  a lean WebSocket client per connection (own framing, no
  *               per-connection buffers while idle, source-address binding);
  * - scenario.c  the worker: clients' state machine and the scenarios;
@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <ev.h>
+
+#include "core/core.h"
 
 /* ------------------------------------------------------------------ histogram */
 
@@ -92,7 +94,13 @@ typedef struct bench_target {
     int port;
     char path[BENCH_PATH_MAX];
     char ip[64];          /* the resolved loopback address we connect to */
+    int tls;              /* https or wss: TLS with the context of bench_set_tls */
 } bench_target_t;
+
+/* The client TLS context every https/wss target uses (verified: the
+ * certificate must chain to its CAs and carry the URL's host). */
+void bench_set_tls(core_tls_t *tls);
+core_tls_t *bench_tls(void);
 
 /* 1 when the dotted/colon address text is inside 127.0.0.0/8 (or ::1,
  * ::ffff:127.x). */
@@ -101,8 +109,9 @@ int bench_addr_is_loopback(const char *ip);
  * one), -2 when any address is outside the loopback range, -1 when it does
  * not resolve to an IPv4 address (err says which). */
 int bench_resolve_loopback(const char *host, char *ip, size_t iplen, char *err, size_t errlen);
-/* Parses scheme://host:port/path (scheme "ws" or "http") and checks the
- * host with bench_resolve_loopback. 0, -1 (bad URL) or -2 (refused). */
+/* Parses scheme://host:port/path (scheme "ws" or "http", or the same
+ * with TLS: "wss", "https") and checks the host with
+ * bench_resolve_loopback. 0, -1 (bad URL) or -2 (refused). */
 int bench_target_parse(const char *url, const char *scheme, bench_target_t *t, char *err,
                        size_t errlen);
 /* GET /servers on a gateway (blocking, with timeout; called before any

@@ -33,6 +33,7 @@ typedef struct worker_proc {
 typedef struct cli {
     bench_opts_t o;
     const char *gateway;
+    const char *ca_file;
     const char *node_urls[64];
     int nurls;
     int pids[MAX_PIDS];
@@ -45,8 +46,10 @@ typedef struct cli {
 
 static const char usage[] =
     "usage: chat-bench --scenario login|idle|direct|group|room (--gateway URL | --node URL...)\n"
-    "  --gateway URL         http://HOST:PORT; asks GET /servers once\n"
-    "  --node URL            ws://HOST:PORT/ws; repeatable (clients go round-robin)\n"
+    "  --gateway URL         http[s]://HOST:PORT; asks GET /servers once\n"
+    "  --node URL            ws[s]://HOST:PORT/ws; repeatable (clients go round-robin)\n"
+    "  --ca-file PEM         trust these CAs for https/wss (default: the system's store);\n"
+    "                        certificates and names are always verified\n"
     "  --clients N           connections in total (default 100)\n"
     "  --procs N             worker processes, each bound to 127.0.0.(2+i) (default 1)\n"
     "  --duration SEC        measured phase (default 10)\n"
@@ -74,7 +77,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_SOCKETIO, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_SOCKETIO, OPT_CA, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -88,7 +91,7 @@ static const struct option long_opts[] = {
     {"user-offset", 1, 0, OPT_UOFFSET},
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
     {"cpu-pid", 1, 0, OPT_CPU_PID},
-    {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
+    {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
 
 static const char *const scenario_names[] = {"login", "idle", "direct", "group", "room"};
@@ -180,6 +183,7 @@ static int set_option(cli_t *cl, int opt, const char *arg)
     case OPT_ROOM: o->room = arg; return 0;
     case OPT_NOBIND: o->src_bind = 0; return 0;
     case OPT_SOCKETIO: bench_ws_set_socketio(1); return 0;
+    case OPT_CA: cl->ca_file = arg; return 0;
     default: return set_numeric(cl, opt, arg);
     }
 }
@@ -267,6 +271,10 @@ static int parse_cli(cli_t *cl, int argc, char **argv, char *err, size_t errlen)
 static int resolve_nodes(cli_t *cl, char *err, size_t errlen)
 {
     bench_opts_t *o = &cl->o;
+    core_tls_t *tls = core_tls_client_new(cl->ca_file, err, errlen);
+    if (!tls)
+        return -1;
+    bench_set_tls(tls); /* lives as long as the process: workers fork with it */
     if (cl->gateway) {
         bench_target_t gw;
         int rc = bench_target_parse(cl->gateway, "http", &gw, err, errlen);

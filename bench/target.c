@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,13 +83,33 @@ int bench_resolve_loopback(const char *host, char *ip, size_t iplen, char *err, 
     return 0;
 }
 
+static core_tls_t *g_tls;
+
+void bench_set_tls(core_tls_t *tls)
+{
+    g_tls = tls;
+}
+
+core_tls_t *bench_tls(void)
+{
+    return g_tls;
+}
+
 int bench_target_parse(const char *url, const char *scheme, bench_target_t *t, char *err,
                        size_t errlen)
 {
     memset(t, 0, sizeof *t);
     size_t sl = strlen(scheme);
-    if (strncmp(url, scheme, sl) != 0 || strncmp(url + sl, "://", 3) != 0) {
-        snprintf(err, errlen, "'%s' is not a %s:// URL", url, scheme);
+    if (strncmp(url, scheme, sl) != 0) {
+        snprintf(err, errlen, "'%s' is not a %s[s]:// URL", url, scheme);
+        return -1;
+    }
+    if (url[sl] == 's') {
+        t->tls = 1;
+        sl++;
+    }
+    if (strncmp(url + sl, "://", 3) != 0) {
+        snprintf(err, errlen, "'%s' is not a %s[s]:// URL", url, scheme);
         return -1;
     }
     const char *hp = url + sl + 3;
@@ -140,34 +161,66 @@ fail:
     return -1;
 }
 
-/* Sends req and reads the whole reply (the gateway closes: Connection: close). */
-static int http_exchange(int fd, const char *req, core_buf_t *reply, uint64_t deadline)
+/* One read or write, plain or TLS: bytes moved, 0 at EOF, -1 failed (why
+ * filled), -2 to poll for *events first. */
+static ssize_t gw_io(int fd, SSL *ssl, int writing, char *buf, size_t len, short *events,
+                     char *why, size_t whylen)
+{
+    if (!ssl) {
+        ssize_t n = writing ? write(fd, buf, len) : read(fd, buf, len);
+        if (n >= 0)
+            return n;
+        *events = writing ? POLLOUT : POLLIN;
+        if (errno == EAGAIN || errno == EINTR)
+            return -2;
+        snprintf(why, whylen, "%s", strerror(errno));
+        return -1;
+    }
+    int n = writing ? SSL_write(ssl, buf, (int)len) : SSL_read(ssl, buf, (int)len);
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(ssl, n)) {
+    case SSL_ERROR_WANT_READ: *events = POLLIN; return -2;
+    case SSL_ERROR_WANT_WRITE: *events = POLLOUT; return -2;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    default:
+        core_tls_reason(ssl, n, why, whylen);
+        return -1;
+    }
+}
+
+/* Sends req and reads the whole reply (the gateway closes: Connection:
+ * close); over TLS the first write makes the handshake. */
+static int http_exchange(int fd, SSL *ssl, const char *req, core_buf_t *reply, uint64_t deadline,
+                         char *why, size_t whylen)
 {
     size_t off = 0, len = strlen(req);
-    while (off < len) {
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, (int)left_ms(deadline)) != 1)
-            return -1;
-        ssize_t n = write(fd, req + off, len - off);
-        if (n < 0 && errno != EAGAIN && errno != EINTR)
-            return -1;
-        off += n > 0 ? (size_t)n : 0;
-    }
+    char tmp[4096];
+    short events = POLLOUT;
     for (;;) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (poll(&p, 1, (int)left_ms(deadline)) != 1)
+        int writing = off < len;
+        ssize_t n = writing ? gw_io(fd, ssl, 1, (char *)req + off, len - off, &events, why, whylen)
+                            : gw_io(fd, ssl, 0, tmp, sizeof tmp, &events, why, whylen);
+        if (n == -2) {
+            struct pollfd p = {.fd = fd, .events = events};
+            if (poll(&p, 1, (int)left_ms(deadline)) != 1) {
+                snprintf(why, whylen, "timed out");
+                return -1;
+            }
+            continue;
+        }
+        if (n < 0 || (n == 0 && writing))
             return -1;
-        char tmp[4096];
-        ssize_t n = read(fd, tmp, sizeof tmp);
         if (n == 0)
             return 0;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
+        if (writing) {
+            off += (size_t)n;
+            continue;
+        }
+        if (reply->len + (size_t)n > GW_REPLY_MAX) {
+            snprintf(why, whylen, "answer over %u bytes", GW_REPLY_MAX);
             return -1;
         }
-        if (reply->len + (size_t)n > GW_REPLY_MAX)
-            return -1;
         core_buf_append(reply, tmp, (size_t)n);
     }
 }
@@ -187,6 +240,10 @@ static int parse_servers(const char *body, bench_target_t *out, int max, char *e
         if (count >= max || !cJSON_IsString(url))
             continue;
         int rc = bench_target_parse(url->valuestring, "ws", &out[count], err, errlen);
+        if (rc == 0 && out[count].tls && !g_tls) {
+            snprintf(err, errlen, "gateway lists %s: TLS needs a client context", url->valuestring);
+            rc = -1;
+        }
         if (rc != 0) {
             count = rc;
             goto out;
@@ -208,15 +265,23 @@ int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, 
     core_buf_init(&reply);
     core_buf_init(&req);
     int count = -1;
+    SSL *ssl = NULL;
+    char why[192] = "no answer";
     int fd = connect_deadline(gw, deadline);
     if (fd < 0) {
         snprintf(err, errlen, "cannot connect to gateway %s:%d", gw->host, gw->port);
         goto out;
     }
+    if (gw->tls && !(ssl = core_tls_ssl_on_fd(g_tls, fd, gw->host))) {
+        snprintf(err, errlen, "cannot start TLS to gateway %s:%d", gw->host, gw->port);
+        goto out;
+    }
     core_buf_printf(&req, "GET /servers HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
                     gw->host, gw->port);
-    if (http_exchange(fd, req.data, &reply, deadline) != 0 || reply.len == 0) {
-        snprintf(err, errlen, "no answer from gateway %s:%d", gw->host, gw->port);
+    if (http_exchange(fd, ssl, req.data, &reply, deadline, why, sizeof why) != 0 ||
+        reply.len == 0) {
+        snprintf(err, errlen, "gateway %s:%d: %s%s", gw->host, gw->port, gw->tls ? "TLS: " : "",
+                 why);
         goto out;
     }
     const char *body = strstr(reply.data, "\r\n\r\n");
@@ -227,6 +292,7 @@ int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, 
     }
     count = parse_servers(body + 4, out, max, err, errlen);
 out:
+    SSL_free(ssl);
     if (fd >= 0)
         close(fd);
     core_buf_free(&reply);

@@ -4,13 +4,16 @@
  * no buffers: reads land in one process-wide buffer and only a partial
  * frame is copied aside; writes go straight to the socket and only what the
  * kernel refuses is queued. Server frames are unmasked (RFC 6455 5.1), so
- * parsing is a header walk; our frames are masked as the RFC requires. */
+ * parsing is a header walk; our frames are masked as the RFC requires.
+ * wss:// targets put OpenSSL on the same fd (SSL_read/SSL_write in place of
+ * read/write, the handshake driven by the same watcher). */
 #include "bench/bench.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +28,7 @@
 #define WS_MAX_HEAD 4096                 /* handshake answer cap */
 #define WS_READS_PER_EVENT 4             /* fairness between connections */
 
-enum ws_state { WS_CONNECTING, WS_HANDSHAKE, WS_OPEN, WS_DEAD };
+enum ws_state { WS_CONNECTING, WS_TLS, WS_HANDSHAKE, WS_OPEN, WS_DEAD };
 enum { WS_F_IN_CB = 1, WS_F_FREE = 2, WS_F_SIO_WAIT = 4 };
 
 struct bench_ws {
@@ -36,6 +39,7 @@ struct bench_ws {
     char *in;   /* partial frame or handshake bytes; NULL when none */
     char *out;  /* bytes the kernel did not take; NULL when none */
     char *frag; /* a fragmented text message being collected */
+    SSL *ssl;   /* wss only */
     uint32_t in_len, out_len, out_off, frag_len;
     uint8_t state, flags;
 };
@@ -63,6 +67,7 @@ static uint32_t next_mask(void)
 
 static void ws_free(bench_ws_t *ws)
 {
+    SSL_free(ws->ssl);
     free(ws->in);
     free(ws->out);
     free(ws->frag);
@@ -93,12 +98,40 @@ static void ws_want(bench_ws_t *ws, int events)
     ev_io_start(ws->loop, &ws->io);
 }
 
+/* read/write, or their TLS versions: -1 with errno EAGAIN while TLS waits
+ * for the socket, EPROTO when it failed. */
+static ssize_t tls_result(bench_ws_t *ws, int n)
+{
+    if (n > 0)
+        return n;
+    switch (SSL_get_error(ws->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: errno = EAGAIN; return -1;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    default: errno = EPROTO; return -1;
+    }
+}
+
+static ssize_t io_read(bench_ws_t *ws, char *buf, size_t len)
+{
+    if (!ws->ssl)
+        return read(ws->io.fd, buf, len);
+    return tls_result(ws, SSL_read(ws->ssl, buf, (int)len));
+}
+
+static ssize_t io_write(bench_ws_t *ws, const char *data, size_t len)
+{
+    if (!ws->ssl)
+        return write(ws->io.fd, data, len);
+    return tls_result(ws, SSL_write(ws->ssl, data, (int)len));
+}
+
 /* Writes what the kernel takes; queues the rest. 0, or -1 (ws ended). */
 static int ws_write(bench_ws_t *ws, const char *data, size_t len)
 {
     size_t off = 0;
     if (ws->out_len == 0) {
-        ssize_t n = write(ws->io.fd, data, len);
+        ssize_t n = io_write(ws, data, len);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             ws_end(ws, errno);
             return -1;
@@ -121,7 +154,7 @@ static int ws_write(bench_ws_t *ws, const char *data, size_t len)
 
 static void ws_flush(bench_ws_t *ws)
 {
-    ssize_t n = write(ws->io.fd, ws->out + ws->out_off, ws->out_len - ws->out_off);
+    ssize_t n = io_write(ws, ws->out + ws->out_off, ws->out_len - ws->out_off);
     if (n < 0) {
         if (errno != EAGAIN && errno != EINTR)
             ws_end(ws, errno);
@@ -360,7 +393,7 @@ static void on_readable(bench_ws_t *ws)
         size_t have = ws->in_len;
         if (have)
             memcpy(g_rbuf, ws->in, have);
-        ssize_t n = read(ws->io.fd, g_rbuf + have, sizeof g_rbuf - have);
+        ssize_t n = io_read(ws, g_rbuf + have, sizeof g_rbuf - have);
         if (n == 0) {
             ws_end(ws, ECONNRESET);
             return;
@@ -399,12 +432,42 @@ static void queue_upgrade(bench_ws_t *ws, const bench_target_t *t)
     ws->out_len = (uint32_t)n;
 }
 
+/* The TLS handshake; the upgrade request leaves once it is done. The first
+ * failure's reason is logged (a wrong CA fails every connection alike). */
+static void tls_step(bench_ws_t *ws)
+{
+    static int told;
+    int rc = SSL_do_handshake(ws->ssl);
+    if (rc == 1) {
+        ws->state = WS_HANDSHAKE;
+        ws_want(ws, EV_READ | EV_WRITE);
+        ws_flush(ws);
+        return;
+    }
+    int e = SSL_get_error(ws->ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        ws_want(ws, e == SSL_ERROR_WANT_READ ? EV_READ : EV_READ | EV_WRITE);
+        return;
+    }
+    if (!told++) {
+        char why[192];
+        core_tls_reason(ws->ssl, rc, why, sizeof why);
+        CORE_ERROR("bench: TLS: %s", why);
+    }
+    ws_end(ws, EPROTO);
+}
+
 static void on_connected(bench_ws_t *ws)
 {
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     if (getsockopt(ws->io.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
         ws_end(ws, soerr ? soerr : errno);
+        return;
+    }
+    if (ws->ssl) {
+        ws->state = WS_TLS;
+        tls_step(ws);
         return;
     }
     ws->state = WS_HANDSHAKE;
@@ -419,6 +482,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     ws->flags |= WS_F_IN_CB;
     if (ws->state == WS_CONNECTING)
         on_connected(ws);
+    else if (ws->state == WS_TLS)
+        tls_step(ws);
     else {
         if ((revents & EV_WRITE) && ws->out_len && ws->state != WS_DEAD)
             ws_flush(ws);
@@ -467,6 +532,12 @@ bench_ws_t *bench_ws_connect(struct ev_loop *loop, const bench_target_t *t, cons
     if (fd < 0)
         return NULL;
     bench_ws_t *ws = core_xcalloc(1, sizeof *ws);
+    if (t->tls && !(ws->ssl = core_tls_ssl_on_fd(bench_tls(), fd, t->host))) {
+        close(fd);
+        free(ws);
+        errno = EPROTO;
+        return NULL;
+    }
     ws->loop = loop;
     ws->cbs = cbs;
     ws->ud = ud;

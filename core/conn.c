@@ -412,7 +412,7 @@ static void tls_fail(core_conn_t *c, int rc)
 {
     char why[160];
 
-    core__tls_reason(c->ssl, rc, why, sizeof(why));
+    core_tls_reason(c->ssl, rc, why, sizeof(why));
     free(c->tls_err);
     c->tls_err = core_xstrdup(why);
     CORE_DEBUG("conn %s: TLS: %s", c->peer, why);

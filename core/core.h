@@ -188,6 +188,15 @@ int core_tls_is_server(const core_tls_t *t);
 /* Connections made with t keep working after it is freed. */
 void core_tls_free(core_tls_t *t);
 
+/* An SSL (OpenSSL) reading and writing socket fd directly, for callers
+ * that do their own non-blocking I/O (chat-bench): SSL_read/SSL_write with
+ * partial writes and moving write buffers allowed. A client context checks
+ * host. NULL on error; the caller SSL_free()s it (fd stays open).
+ * core_tls_reason: why the call that returned rc failed, in one line. */
+struct ssl_st;
+struct ssl_st *core_tls_ssl_on_fd(core_tls_t *t, int fd, const char *host);
+void core_tls_reason(struct ssl_st *ssl, int rc, char *out, size_t cap);
+
 /* Makes c a TLS connection: call right after core_conn_adopt (server
  * context) or core_conn_connect (client context; host is the name or IP the
  * certificate must carry), before any write. Writes made before the

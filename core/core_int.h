@@ -17,7 +17,5 @@ void core__format_peer(const struct sockaddr *sa, char *out, size_t outlen);
  * (drained by conn.c); a client checks host (DNS name or IP). NULL on error. */
 typedef struct ssl_st SSL;
 SSL *core__tls_ssl_new(core_tls_t *t, int fd, const char *host);
-/* Why the call that returned rc failed, in one line. */
-void core__tls_reason(SSL *ssl, int rc, char *out, size_t cap);
 
 #endif

@@ -157,17 +157,15 @@ static int tls_set_peer_name(SSL *ssl, const char *host)
     return SSL_set1_host(ssl, name) == 1 ? 0 : -1;
 }
 
-SSL *core__tls_ssl_new(core_tls_t *t, int fd, const char *host)
+static SSL *tls_ssl_new(core_tls_t *t, int fd, const char *host, int mem_out)
 {
     SSL *ssl = SSL_new(t->ctx);
     BIO *rbio, *wbio;
 
     if (!ssl)
         return NULL;
-    /* Reads come straight from the socket; writes go to memory and leave
-     * through the connection's own coalesced, bounded output. */
     rbio = BIO_new_socket(fd, BIO_NOCLOSE);
-    wbio = BIO_new(BIO_s_mem());
+    wbio = mem_out ? BIO_new(BIO_s_mem()) : BIO_new_socket(fd, BIO_NOCLOSE);
     if (!rbio || !wbio) {
         BIO_free(rbio);
         BIO_free(wbio);
@@ -187,7 +185,23 @@ SSL *core__tls_ssl_new(core_tls_t *t, int fd, const char *host)
     return ssl;
 }
 
-void core__tls_reason(SSL *ssl, int rc, char *out, size_t cap)
+SSL *core__tls_ssl_new(core_tls_t *t, int fd, const char *host)
+{
+    /* Reads come straight from the socket; writes go to memory and leave
+     * through the connection's own coalesced, bounded output. */
+    return tls_ssl_new(t, fd, host, 1);
+}
+
+struct ssl_st *core_tls_ssl_on_fd(core_tls_t *t, int fd, const char *host)
+{
+    SSL *ssl = t ? tls_ssl_new(t, fd, host, 0) : NULL;
+
+    if (ssl) /* a caller's own output buffer may move between retries */
+        SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return ssl;
+}
+
+void core_tls_reason(SSL *ssl, int rc, char *out, size_t cap)
 {
     int e = SSL_get_error(ssl, rc);
     long verify = SSL_get_verify_result(ssl);

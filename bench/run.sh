@@ -21,7 +21,8 @@
 # BENCH_ARGS (extra chat-bench flags) and NODE_ARGS (extra chat-node flags,
 # e.g. "--durability process") pass through. MONGO=1 runs the nodes on the
 # MongoDB store, a private CongoDB server (scripts/congodb.sh) whose CPU
-# counts too. Every report carries the
+# counts too. TLS=1 serves wss:// and https:// only (a local CA made by
+# scripts/tls-ca.sh; chat-bench verifies with --ca-file). Every report carries the
 # nodes' RSS and the CPU time of nodes, Redis and gateway
 # (cpu_s; cpu_s_per_million_deliveries = CPU microseconds per delivery).
 set -u
@@ -60,6 +61,12 @@ fi
 : "${PREFIX:=bench}" "${PWFMT:=bench-pw-%d}" "${DIRECT_WINDOW:=4}" "${BENCH_ARGS:=}"
 : "${NODE_ARGS:=}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
+TLS_ARGS=() BENCH_CA=() CURL_CA=() HTTP=http WS=ws
+if [ "${TLS:-0}" = 1 ]; then
+    "$REPO/scripts/tls-ca.sh" "$TMP/tls" >/dev/null || { echo "cannot make certificates" >&2; exit 1; }
+    TLS_ARGS=(--tls-cert "$TMP/tls/server.pem" --tls-key "$TMP/tls/server.key")
+    BENCH_CA=(--ca-file "$TMP/tls/ca.pem") CURL_CA=(--cacert "$TMP/tls/ca.pem") HTTP=https WS=wss
+fi
 : "${DB:=}"
 STORE=sqlite:${DB:-$TMP/chat.db}
 PIDS=()
@@ -110,7 +117,7 @@ seed_users() {
 # measured runs only log in.
 register_users() {
     echo "registering $NEED_REGISTER users through the protocol (no chat-seed)"
-    "$BENCH" "${TARGET[@]}" --scenario idle --clients "$NEED_REGISTER" --procs "$PROCS" \
+    "$BENCH" "${TARGET[@]}" "${BENCH_CA[@]}" --scenario idle --clients "$NEED_REGISTER" --procs "$PROCS" \
         --duration 0.1 --grace 0 --connect-rate 2000 --setup-timeout 1800 --register \
         --user-offset 0 \
         --user-prefix "$PREFIX" --password-format "$PWFMT" | tail -1
@@ -122,7 +129,7 @@ start_node() {
         args=(--id "b$i" --num "$((i + 1))" --zk "127.0.0.1:$ZK_PORT"
             --cluster-listen "127.0.0.1:$(free_port)" --cluster-secret-file "$TMP/secret")
     fi
-    start_bg "node$i" "$BUILD/node/chat-node" --listen "127.0.0.1:$port" \
+    start_bg "node$i" "$BUILD/node/chat-node" --listen "127.0.0.1:$port" "${TLS_ARGS[@]}" \
         --redis "127.0.0.1:$REDIS_PORT" --store "$STORE" \
         --pwhash-ops "$PWHASH_OPS" --pwhash-mem "$PWHASH_MEM" --rate 100000 --burst 100000 \
         --log-level warn "${args[@]}" $NODE_ARGS
@@ -157,7 +164,7 @@ start_servers() {
     for ((i = 0; i < NODES; i++)); do
         port=$(free_port)
         start_node "$i" "$port"
-        TARGET+=(--node "ws://127.0.0.1:$port/ws")
+        TARGET+=(--node "$WS://127.0.0.1:$port/ws")
     done
     if [ "$NODES" -gt 1 ]; then
         sleep 2 # let the cluster elect its leader and link up
@@ -171,16 +178,16 @@ start_servers() {
 start_gateway() {
     local port i
     port=$(free_port)
-    start_bg gateway "$BUILD/gateway/chat-gateway" --listen "127.0.0.1:$port" \
+    start_bg gateway "$BUILD/gateway/chat-gateway" --listen "127.0.0.1:$port" "${TLS_ARGS[@]}" \
         --redis "127.0.0.1:$REDIS_PORT" --log-level warn
     CPU_PIDS+=(--cpu-pid "${PIDS[-1]}")
     wait_port "$port" 10
     # nodes appear in /servers after their first heartbeat
     for i in $(seq 100); do
-        [ "$(curl -sf "http://127.0.0.1:$port/servers" | grep -o '"url"' | wc -l)" -ge "$NODES" ] && break
+        [ "$(curl -sf "${CURL_CA[@]}" "$HTTP://127.0.0.1:$port/servers" | grep -o '"url"' | wc -l)" -ge "$NODES" ] && break
         sleep 0.1
     done
-    TARGET=(--gateway "http://127.0.0.1:$port")
+    TARGET=(--gateway "$HTTP://127.0.0.1:$port")
 }
 
 REPORTS=()
@@ -199,7 +206,7 @@ run_one() {
     [ -z "$rate" ] || args+=(--rate "$rate")
     local pids=()
     for p in "${NODE_PIDS[@]}"; do pids+=(--pid "$p"); done
-    local cmd=("$BENCH" "${TARGET[@]}" "${args[@]}" --procs "$PROCS" --duration "$DURATION"
+    local cmd=("$BENCH" "${TARGET[@]}" "${BENCH_CA[@]}" "${args[@]}" --procs "$PROCS" --duration "$DURATION"
         --user-prefix "$PREFIX" --user-offset "${USER_OFFSET:-0}" --password-format "$PWFMT"
         --setup-timeout 600 $REGISTER "${pids[@]}" "${CPU_PIDS[@]}" $BENCH_ARGS)
     echo "== $name: ${cmd[*]}"

@@ -96,6 +96,26 @@ int core_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 int core_parse_url(const char *url, const char *scheme, char *host, size_t hostlen, int *port,
                    char *path, size_t pathlen);
 
+/* Sets of address prefixes, e.g. "127.0.0.0/8,::1" (at most
+ * CORE_ADDRSET_MAX; "none" or "" = empty): who skips per-address limits. */
+#define CORE_ADDRSET_MAX 16
+typedef struct core_prefix {
+    int family;
+    unsigned char bytes[16];
+    unsigned bits;
+} core_prefix_t;
+typedef struct core_addrset {
+    core_prefix_t p[CORE_ADDRSET_MAX];
+    size_t count;
+} core_addrset_t;
+
+/* 0, or -1 with err naming the bad entry (set left empty). */
+int core_addrset_parse(core_addrset_t *set, const char *list, char *err, size_t errlen);
+/* 1 when the numeric address ip is inside a prefix of set (NULL: none). */
+int core_addrset_has(const core_addrset_t *set, const char *ip);
+/* "1.2.3.4:5" or "[::1]:5" -> the address alone. */
+void core_peer_ip(const char *peer, char *ip, size_t iplen);
+
 /* ------------------------------------------------------------------ numbers */
 
 /* A whole string as a number in [min, max] (NaN and out-of-range refused). 0 / -1. */
@@ -250,6 +270,11 @@ typedef struct core_http_server_opts {
                                * plain HTTP connections idle as long are closed too */
     core_tls_t *tls;          /* a server context: https and wss only; NULL = plain.
                                * Must outlive the server. */
+    unsigned max_conns_per_ip; /* connections (HTTP and WebSocket) per source
+                                * address; more are closed at accept, before any
+                                * byte (TLS included) is read; 0 = no cap */
+    const core_addrset_t *exempt; /* addresses the cap skips (NULL: none); must
+                                   * outlive the server */
 } core_http_server_opts_t;
 
 core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host, int port,
@@ -259,6 +284,8 @@ core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host,
 int core_http_server_port(const core_http_server_t *s);
 /* Number of open connections (HTTP + WebSocket). */
 size_t core_http_server_conns(const core_http_server_t *s);
+/* Connections closed at accept for being over max_conns_per_ip. */
+size_t core_http_server_refused(const core_http_server_t *s);
 /* Stops listening and closes every connection. */
 void core_http_server_free(core_http_server_t *s);
 

@@ -8,6 +8,7 @@
  */
 #include "core/http_int.h"
 
+#include <arpa/inet.h>
 #include <http_parser.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <uthash.h>
 
 #define HTTP_MAX_HEAD (16 * 1024)
 #define HTTP_BACKLOG_SLACK (64 * 1024)
@@ -313,7 +315,7 @@ static feed_result_t ws_upgrade(core__http_conn_t *hc, const char *rest, size_t 
     hc->req = NULL;
     hc->upgraded = 1;
     hc->conn = NULL;
-    if (core__ws_attach(hc->base.srv, conn, rest, restlen) < 0)
+    if (core__ws_attach(hc->base.srv, conn, hc->base.addr, rest, restlen) < 0)
         core_conn_close(conn);
     return FEED_UPGRADED;
 }
@@ -623,6 +625,50 @@ static long peer_on_read(core_conn_t *c, const char *data, size_t len, void *ud)
     return http_on_read((core__http_conn_t *)p, data, len);
 }
 
+/* ------------------------------------------------------------------ per-address cap */
+
+struct core__addr {
+    char ip[INET6_ADDRSTRLEN];
+    unsigned conns;
+    UT_hash_handle hh;
+};
+
+/* Counts a new connection against its address (*out, NULL when not
+ * counted). 0, or -1 when the address is at the cap. */
+static int addr_acquire(core_http_server_t *s, const char *peer, core__addr_t **out)
+{
+    char ip[INET6_ADDRSTRLEN];
+    core__addr_t *a = NULL;
+
+    *out = NULL;
+    if (!s->opts.max_conns_per_ip)
+        return 0;
+    core_peer_ip(peer, ip, sizeof(ip));
+    if (core_addrset_has(s->opts.exempt, ip))
+        return 0;
+    HASH_FIND_STR(s->addrs, ip, a);
+    if (a && a->conns >= s->opts.max_conns_per_ip) {
+        s->refused++;
+        return -1;
+    }
+    if (!a) {
+        a = core_xcalloc(1, sizeof(*a));
+        snprintf(a->ip, sizeof(a->ip), "%s", ip);
+        HASH_ADD_STR(s->addrs, ip, a);
+    }
+    a->conns++;
+    *out = a;
+    return 0;
+}
+
+static void addr_release(core_http_server_t *s, core__addr_t *a)
+{
+    if (a && --a->conns == 0) {
+        HASH_DEL(s->addrs, a);
+        free(a);
+    }
+}
+
 static void peer_on_close(core_conn_t *c, void *ud)
 {
     core__peer_t *p = core_conn_ud(c);
@@ -631,6 +677,8 @@ static void peer_on_close(core_conn_t *c, void *ud)
     if (!p)
         return;
     p->srv->nconns--;
+    addr_release(p->srv, p->addr);
+    p->addr = NULL;
     if (p->kind == CORE__PEER_WS) {
         core__ws_on_close((core_ws_t *)p);
         return;
@@ -647,12 +695,21 @@ static const core_conn_cbs_t peer_cbs = {
 void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
 {
     core_http_server_t *s = ud;
-    core__http_conn_t *hc = core_xcalloc(1, sizeof(*hc));
+    core__http_conn_t *hc;
+    core__addr_t *addr;
     core_conn_limits_t limits = {
         .max_in = HTTP_MAX_HEAD + s->opts.max_body + HTTP_BACKLOG_SLACK,
         .max_out = s->opts.max_out + HTTP_OUT_SLACK,
     };
 
+    if (addr_acquire(s, peer, &addr) < 0) {
+        CORE_DEBUG("http: %s is at the cap of %u connections, closed", peer,
+                   s->opts.max_conns_per_ip);
+        close(fd);
+        return;
+    }
+    hc = core_xcalloc(1, sizeof(*hc));
+    hc->base.addr = addr;
     hc->base.kind = CORE__PEER_HTTP;
     hc->base.srv = s;
     hc->heard = 1; /* a fresh connection is not idle at the first sweep */
@@ -660,6 +717,7 @@ void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
     if (!hc->conn) {
         CORE_WARN("http: cannot adopt connection from %s", peer);
         close(fd);
+        addr_release(s, addr);
         free(hc);
         return;
     }
@@ -667,6 +725,7 @@ void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
         CORE_WARN("http: cannot start TLS for %s", peer);
         core_conn_set_ud(hc->conn, NULL);
         core_conn_abort(hc->conn);
+        addr_release(s, addr);
         free(hc);
         return;
     }
@@ -744,6 +803,17 @@ void core_http_server_free(core_http_server_t *s)
         hc->conn = NULL;
         http_conn_free(hc);
     }
+    /* detached peers never release their address: drop the table whole */
+    core__addr_t *a, *tmp;
+    HASH_ITER(hh, s->addrs, a, tmp) {
+        HASH_DEL(s->addrs, a);
+        free(a);
+    }
     free(s->ws_path_copy);
     free(s);
+}
+
+size_t core_http_server_refused(const core_http_server_t *s)
+{
+    return s->refused;
 }

@@ -16,11 +16,14 @@ typedef enum {
 } core__peer_kind_t;
 
 typedef struct core__http_conn core__http_conn_t;
+/* A source address with live connections (only with max_conns_per_ip). */
+typedef struct core__addr core__addr_t;
 
 /* The first member of both peer structs. */
 typedef struct core__peer {
     core__peer_kind_t kind;
     core_http_server_t *srv;
+    core__addr_t *addr; /* counted against its address; NULL: not counted */
 } core__peer_t;
 
 struct core_http_server {
@@ -36,6 +39,8 @@ struct core_http_server {
     ev_timer sweep;               /* every ping interval / sweep_ticks (<= 1 s) */
     uint32_t sweep_tick;          /* sweeps so far: the clock of idleness */
     uint32_t sweep_ticks;         /* sweeps per ping interval */
+    core__addr_t *addrs;          /* connections per source address (uthash) */
+    size_t refused;               /* closed at accept: over max_conns_per_ip */
 };
 
 /* http.c: serves an accepted (or socketpair) fd as an HTTP peer of the
@@ -56,7 +61,8 @@ void core__http_sweep(core_http_server_t *s);
 /* ws.c: takes over conn (whose 101 response is queued) and feeds it the
  * bytes that followed the handshake. Returns how many of them were
  * consumed (all), or -1 when the conn must close. */
-long core__ws_attach(core_http_server_t *s, core_conn_t *conn, const char *rest, size_t len);
+long core__ws_attach(core_http_server_t *s, core_conn_t *conn, core__addr_t *addr,
+                     const char *rest, size_t len);
 /* ws.c: conn callbacks forwarded by http.c for a WebSocket peer. */
 long core__ws_on_read(core_ws_t *ws, const char *data, size_t len);
 void core__ws_on_close(core_ws_t *ws);

@@ -390,12 +390,14 @@ static void ws_unlink(core_ws_t *ws)
     ws->prev = ws->next = NULL;
 }
 
-long core__ws_attach(core_http_server_t *s, core_conn_t *conn, const char *rest, size_t len)
+long core__ws_attach(core_http_server_t *s, core_conn_t *conn, core__addr_t *addr,
+                     const char *rest, size_t len)
 {
     core_ws_t *ws = core_xcalloc(1, sizeof(*ws));
 
     ws->base.kind = CORE__PEER_WS;
     ws->base.srv = s;
+    ws->base.addr = addr;
     ws->conn = conn;
     ws->state = WS_OPEN;
     ws->heard_tick = s->sweep_tick;

@@ -18,6 +18,8 @@ void gateway_config_defaults(gateway_config_t *c)
     c->node_ttl_ms = GATEWAY_NODE_TTL_MS;
     c->servers_cache_ms = GATEWAY_CACHE_MS;
     c->redis_timeout = 2.0;
+    c->max_conns_per_ip = 1000;
+    core_addrset_parse(&c->exempt, "127.0.0.0/8,::1", NULL, 0); /* a local proxy, tests */
 }
 
 static void usage(FILE *f)
@@ -36,6 +38,10 @@ static void usage(FILE *f)
 "  --tls-cert FILE         serve https:// only (TLS 1.2+): the PEM certificate\n"
 "                          chain; needs --tls-key\n"
 "  --tls-key FILE          the certificate's PEM private key\n"
+"  --max-conns-per-ip N    connections per source address, closed at accept\n"
+"                          above it (default 1000, 0 = no cap)\n"
+"  --limit-exempt LIST     addresses/prefixes the cap skips (default\n"
+"                          127.0.0.0/8,::1; \"none\": nobody)\n"
 "  --node-ttl MS           list nodes whose heartbeat is at most MS old (default %d)\n"
 "  --servers-cache MS      reuse a /servers answer for at most MS (default %d, 0 = off)\n"
 "  --num N                 msgid node number 1..65535 (default: the listen port)\n"
@@ -55,7 +61,7 @@ static int check_hostport(const char *s)
 enum {
     OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
     OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_TLS_CERT,
-    OPT_TLS_KEY, OPT_HELP,
+    OPT_TLS_KEY, OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -72,6 +78,8 @@ static const struct option options[] = {
     {"redis-password-file", required_argument, NULL, OPT_REDIS_PW_FILE},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP},
+    {"limit-exempt", required_argument, NULL, OPT_LIMIT_EXEMPT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -90,6 +98,18 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_WEB_ROOT: return core_copy_str(c->web_root, sizeof c->web_root, arg);
     case OPT_TLS_CERT: return core_copy_str(c->tls_cert, sizeof c->tls_cert, arg);
     case OPT_TLS_KEY: return core_copy_str(c->tls_key, sizeof c->tls_key, arg);
+    case OPT_MAX_CONNS_IP:
+        if (core_parse_double(arg, 0, 1e7, &d) != 0 || d != (unsigned)d)
+            return -1;
+        c->max_conns_per_ip = (unsigned)d;
+        return 0;
+    case OPT_LIMIT_EXEMPT: {
+        char err[160];
+        if (core_addrset_parse(&c->exempt, arg, err, sizeof err) == 0)
+            return 0;
+        fprintf(stderr, "chat-gateway: --limit-exempt: %s\n", err);
+        return -1;
+    }
     case OPT_REDIS_USER: return core_copy_str(c->redis_user, sizeof c->redis_user, arg);
     case OPT_REDIS_PW_FILE:
         return core_copy_str(c->redis_password_file, sizeof c->redis_password_file, arg);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <ev.h>
+#include "core/core.h"
 
 #define GATEWAY_NODE_TTL_MS 5000   /* default --node-ttl */
 #define GATEWAY_CACHE_MS 250       /* default --servers-cache: /servers answers reuse for this long */
@@ -41,6 +42,8 @@ typedef struct gateway_config {
     uint64_t servers_cache_ms; /* 0 = no cache */
     double redis_timeout;      /* seconds per Redis command */
     uint16_t num;              /* msgid node number; 0 = the bound listen port */
+    unsigned max_conns_per_ip; /* connections per source address; 0 = no cap */
+    core_addrset_t exempt;     /* --limit-exempt: addresses the cap skips */
     char tls_cert[512];          /* --tls-cert + --tls-key: https only */
     char tls_key[512];
 } gateway_config_t;

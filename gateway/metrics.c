@@ -70,6 +70,9 @@ void gateway__metrics(gateway_t *g, core_http_req_t *req)
                "GET /servers answered from the short cache.", m->servers_cache_hits);
     render_one(&out, "gateway_nodes_listed", "gauge", "Live nodes in the last node listing.",
                m->nodes_listed);
+    render_one(&out, "gateway_conns_refused_total", "counter",
+               "Connections closed at accept: over --max-conns-per-ip.",
+               (uint64_t)core_http_server_refused(g->http));
     render_one(&out, "gateway_redis_connected", "gauge", "1 while the Redis client is connected.",
                (uint64_t)core_redis_connected(g->redis));
     gateway__respond(g, req, GW_ROUTE_METRICS, 200, "text/plain; version=0.0.4", out.data,

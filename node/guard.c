@@ -11,7 +11,6 @@
 #include "node/node.h"
 
 #define SWEEP_SEC 0.5
-#define EXEMPT_MAX 16
 
 /* One source address with live connections. */
 struct node_addr {
@@ -21,12 +20,6 @@ struct node_addr {
     UT_hash_handle hh;
 };
 
-typedef struct prefix {
-    int family;
-    unsigned char bytes[16];
-    unsigned bits;
-} prefix_t;
-
 typedef struct waiting {
     node_sess_t *s; /* ref held */
     uint64_t deadline_ms;
@@ -35,8 +28,7 @@ typedef struct waiting {
 struct node_guard {
     node_t *node;
     node_addr_t *addrs;
-    prefix_t exempt[EXEMPT_MAX];
-    size_t exempt_count;
+    core_addrset_t exempt;
     waiting_t *wait;            /* not logged in yet, oldest first: one deadline for all */
     size_t wait_head, wait_len, wait_cap;
     ev_timer sweep;
@@ -44,89 +36,14 @@ struct node_guard {
 
 /* ------------------------------------------------------------------ exempt list */
 
-static int prefix_parse(const char *text, prefix_t *p)
-{
-    char buf[64];
-    snprintf(buf, sizeof buf, "%s", text);
-    char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-    memset(p, 0, sizeof *p);
-    if (inet_pton(AF_INET, buf, p->bytes) == 1)
-        p->family = AF_INET, p->bits = 32;
-    else if (inet_pton(AF_INET6, buf, p->bytes) == 1)
-        p->family = AF_INET6, p->bits = 128;
-    else
-        return -1;
-    if (slash) {
-        char *end = NULL;
-        long bits = strtol(slash + 1, &end, 10);
-        if (!end || *end || bits < 0 || (unsigned long)bits > p->bits)
-            return -1;
-        p->bits = (unsigned)bits;
-    }
-    return 0;
-}
-
 int node_guard_parse_exempt(const char *list, char *err, size_t errlen)
 {
-    prefix_t p;
-    char buf[256], *save = NULL;
-    size_t count = 0;
-    snprintf(buf, sizeof buf, "%s", list);
-    if (strcmp(buf, "none") == 0 || !buf[0])
+    core_addrset_t set;
+    char why[160];
+    if (core_addrset_parse(&set, list, why, sizeof why) == 0)
         return 0;
-    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (prefix_parse(tok, &p) != 0 || ++count > EXEMPT_MAX) {
-            snprintf(err, errlen, "--limit-exempt: '%s' is not an address or prefix (at most %d)",
-                     tok, EXEMPT_MAX);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void exempt_load(node_guard_t *g, const char *list)
-{
-    char buf[256], *save = NULL;
-    snprintf(buf, sizeof buf, "%s", list);
-    if (strcmp(buf, "none") == 0)
-        return;
-    for (char *tok = strtok_r(buf, ",", &save); tok && g->exempt_count < EXEMPT_MAX;
-         tok = strtok_r(NULL, ",", &save))
-        if (prefix_parse(tok, &g->exempt[g->exempt_count]) == 0)
-            g->exempt_count++;
-}
-
-static int prefix_has(const prefix_t *p, int family, const unsigned char *addr)
-{
-    if (p->family != family)
-        return 0;
-    unsigned full = p->bits / 8, rest = p->bits % 8;
-    if (memcmp(p->bytes, addr, full) != 0)
-        return 0;
-    unsigned char mask = (unsigned char)(0xFF << (8 - rest));
-    return rest == 0 || (p->bytes[full] & mask) == (addr[full] & mask);
-}
-
-static int is_exempt(const node_guard_t *g, const char *ip)
-{
-    unsigned char a[16];
-    int family = inet_pton(AF_INET, ip, a) == 1 ? AF_INET
-                 : inet_pton(AF_INET6, ip, a) == 1 ? AF_INET6 : 0;
-    for (size_t i = 0; family && i < g->exempt_count; i++)
-        if (prefix_has(&g->exempt[i], family, a))
-            return 1;
-    return 0;
-}
-
-/* "1.2.3.4:5" or "[::1]:5" -> the address alone. */
-static void peer_ip(const char *peer, char *ip, size_t iplen)
-{
-    const char *start = peer[0] == '[' ? peer + 1 : peer;
-    const char *end = peer[0] == '[' ? strchr(start, ']') : strrchr(start, ':');
-    size_t n = end ? (size_t)(end - start) : strlen(start);
-    snprintf(ip, iplen, "%.*s", (int)n, start);
+    snprintf(err, errlen, "--limit-exempt: %s", why);
+    return -1;
 }
 
 /* ------------------------------------------------------------------ connections */
@@ -149,13 +66,13 @@ int node_guard_open(node_t *n, node_sess_t *s, const char *peer)
 {
     node_guard_t *g = n->guard;
     char ip[INET6_ADDRSTRLEN];
-    peer_ip(peer ? peer : "?", ip, sizeof ip);
+    core_peer_ip(peer ? peer : "?", ip, sizeof ip);
     node_addr_t *a = NULL;
     HASH_FIND_STR(g->addrs, ip, a);
     if (!a) {
         a = core_xcalloc(1, sizeof *a);
         snprintf(a->ip, sizeof a->ip, "%s", ip);
-        a->exempt = is_exempt(g, ip);
+        a->exempt = core_addrset_has(&g->exempt, ip);
         HASH_ADD_STR(g->addrs, ip, a);
     }
     a->conns++;
@@ -179,6 +96,11 @@ void node_guard_close(node_t *n, node_sess_t *s)
         HASH_DEL(n->guard->addrs, a);
         free(a);
     }
+}
+
+const core_addrset_t *node_guard_exempt(const node_t *n)
+{
+    return &n->guard->exempt;
 }
 
 const char *node_guard_ip(const node_sess_t *s)
@@ -298,7 +220,9 @@ void node_guard_start(node_t *n)
 {
     node_guard_t *g = core_xcalloc(1, sizeof *g);
     g->node = n;
-    exempt_load(g, n->cfg.limit_exempt);
+    char err[160];
+    if (core_addrset_parse(&g->exempt, n->cfg.limit_exempt, err, sizeof err) != 0)
+        CORE_WARN("--limit-exempt: %s", err); /* checked at parse: not reached */
     ev_timer_init(&g->sweep, on_sweep, SWEEP_SEC, SWEEP_SEC);
     g->sweep.data = g;
     ev_timer_start(n->loop, &g->sweep);

@@ -543,6 +543,8 @@ int node_guard_open(node_t *n, node_sess_t *s, const char *peer);
 void node_guard_close(node_t *n, node_sess_t *s);
 /* The session's source address. */
 const char *node_guard_ip(const node_sess_t *s);
+/* The addresses the per-address limits skip (--limit-exempt). */
+const core_addrset_t *node_guard_exempt(const node_t *n);
 /* retry_ms > 0: too many failed logins for this user or address lately. */
 typedef void (*node_guard_cb)(node_t *n, uint64_t retry_ms, void *ud);
 void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,

@@ -3,6 +3,10 @@
 
 #include "node/node.h"
 
+/* Connections per address the HTTP layer still accepts over --max-conns-per-ip,
+ * so that those over the cap hear why (a 1008 close) instead of a bare reset. */
+#define NODE_ACCEPT_SLACK 16
+
 /* ------------------------------------------------------------------ sessions */
 
 node_sess_t *node_sess_ref(node_sess_t *s)
@@ -300,6 +304,11 @@ int node_server_start(node_t *n, char *err, size_t errlen)
         .max_out = n->cfg.max_out,
         .ws_ping_interval = n->cfg.ping_interval,
         .ws_idle_pings = n->cfg.idle_pings,
+        /* A hard cap at accept (before TLS) a little above the guard's, which
+         * closes WebSockets over it with a reason (1008): floods of handshakes
+         * or plain HTTP connections stop here. */
+        .max_conns_per_ip = n->cfg.max_conns_per_ip ? n->cfg.max_conns_per_ip + NODE_ACCEPT_SLACK : 0,
+        .exempt = node_guard_exempt(n),
     };
     if (n->cfg.tls_cert[0] &&
         !(n->tls = core_tls_server_new(n->cfg.tls_cert, n->cfg.tls_key, err, errlen)))

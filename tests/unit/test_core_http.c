@@ -537,6 +537,96 @@ static void test_idle_closed(void **state)
     tu_cli_free(&served);
 }
 
+/* The per-address cap: the third connection from 127.0.0.1 is closed at
+ * accept; the first two keep working; a freed slot is reused; an exempt
+ * address is never counted. */
+static int done_conns(void *ctx, cli_t *c, const void *arg)
+{
+    (void)c;
+    return core_http_server_conns(((env_t *)ctx)->srv) == *(const size_t *)arg;
+}
+
+static void test_conns_per_ip_cap(void **state)
+{
+    core_http_server_opts_t opts = {.max_body = MAX_BODY, .max_conns_per_ip = 2};
+    env_t *e = env_new(&opts);
+    int port = core_http_server_port(e->srv), one = 1;
+    size_t two = 2;
+    cli_t a, b, c, d;
+
+    (void)state;
+    tu_cli_tcp(&a, port);
+    tu_cli_tcp(&b, port);
+    assert_true(run_until(e, NULL, done_conns, &two));
+    tu_cli_tcp(&c, port);
+    wait_eof(e, &c);
+    assert_int_equal(c.in.len, 0);
+    assert_int_equal(core_http_server_refused(e->srv), 1);
+    tu_cli_sends(&b, "GET /still HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_responses(e, &b, one);
+    tu_cli_free(&a);
+    tu_cli_free(&c);
+    size_t now_one = 1;
+    assert_true(run_until(e, NULL, done_conns, &now_one));
+    tu_cli_tcp(&d, port); /* a's slot */
+    tu_cli_sends(&d, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_responses(e, &d, one);
+    assert_int_equal(core_http_server_refused(e->srv), 1);
+    tu_cli_free(&b);
+    tu_cli_free(&d);
+    teardown((void **)&e);
+}
+
+static void test_conns_per_ip_exempt(void **state)
+{
+    core_addrset_t exempt;
+    char err[128];
+    core_http_server_opts_t opts = {.max_body = MAX_BODY, .max_conns_per_ip = 1,
+                                    .exempt = &exempt};
+    env_t *e;
+    cli_t a, b;
+    size_t two = 2;
+
+    (void)state;
+    assert_int_equal(core_addrset_parse(&exempt, "10.0.0.0/8,127.0.0.0/8", err, sizeof err), 0);
+    e = env_new(&opts);
+    tu_cli_tcp(&a, core_http_server_port(e->srv));
+    tu_cli_tcp(&b, core_http_server_port(e->srv));
+    assert_true(run_until(e, NULL, done_conns, &two));
+    assert_int_equal(core_http_server_refused(e->srv), 0);
+    tu_cli_free(&a);
+    tu_cli_free(&b);
+    teardown((void **)&e);
+}
+
+static void test_addrset(void **state)
+{
+    core_addrset_t set;
+    char err[128], ip[64];
+
+    (void)state;
+    assert_int_equal(core_addrset_parse(&set, "127.0.0.0/8,::1,192.168.1.128/25", err, sizeof err), 0);
+    assert_true(core_addrset_has(&set, "127.9.8.7"));
+    assert_true(core_addrset_has(&set, "::1"));
+    assert_true(core_addrset_has(&set, "192.168.1.200"));
+    assert_false(core_addrset_has(&set, "192.168.1.127"));
+    assert_false(core_addrset_has(&set, "128.0.0.1"));
+    assert_false(core_addrset_has(&set, "::2"));
+    assert_false(core_addrset_has(&set, "not an ip"));
+    assert_int_equal(core_addrset_parse(&set, "none", err, sizeof err), 0);
+    assert_false(core_addrset_has(&set, "127.0.0.1"));
+    assert_false(core_addrset_has(NULL, "127.0.0.1"));
+    assert_int_equal(core_addrset_parse(&set, "10.0.0.0/33", err, sizeof err), -1);
+    assert_non_null(strstr(err, "10.0.0.0/33"));
+    assert_int_equal(core_addrset_parse(&set, "10.0.0.0/", err, sizeof err), -1);
+    assert_int_equal(core_addrset_parse(&set, "example.com", err, sizeof err), -1);
+    assert_int_equal(set.count, 0);
+    core_peer_ip("[::1]:80", ip, sizeof ip);
+    assert_string_equal(ip, "::1");
+    core_peer_ip("10.1.2.3:4567", ip, sizeof ip);
+    assert_string_equal(ip, "10.1.2.3");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +646,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_backlog_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_open_conns, setup, teardown),
         cmocka_unit_test_teardown(test_idle_closed, teardown),
+        cmocka_unit_test(test_conns_per_ip_cap),
+        cmocka_unit_test(test_conns_per_ip_exempt),
+        cmocka_unit_test(test_addrset),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -939,6 +939,14 @@ static void test_config_flags(void **state)
     assert_int_equal(c.node_ttl_ms, 5000);
     assert_int_equal(c.servers_cache_ms, 250);
     assert_int_equal(c.num, 0);
+    assert_int_equal(c.max_conns_per_ip, 1000);
+    assert_true(core_addrset_has(&c.exempt, "127.0.0.1"));
+    const char *limits[] = {"gw", "--max-conns-per-ip", "7", "--limit-exempt", "none",
+                            "--tls-cert", "/c.pem", "--tls-key", "/k.pem"};
+    assert_int_equal(parse_args(&c, 9, limits), 0);
+    assert_int_equal(c.max_conns_per_ip, 7);
+    assert_false(core_addrset_has(&c.exempt, "127.0.0.1"));
+    assert_string_equal(c.tls_cert, "/c.pem");
     /* bad values and unknown flags (getopt and the parser print to stderr) */
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2);
@@ -947,6 +955,8 @@ static void test_config_flags(void **state)
         {"gw", "--node-ttl", "x"},      {"gw", "--listen", "nocolon"},
         {"gw", "--log-level", "loud"},  {"gw", "--redis-timeout", "-1"},
         {"gw", "--bogus", "1"},         {"gw", "extra", "arg"},
+        {"gw", "--max-conns-per-ip", "-1"}, {"gw", "--max-conns-per-ip", "1.5"},
+        {"gw", "--limit-exempt", "10.0.0.0/99"}, {"gw", "--tls-cert", "/only-cert.pem"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (parse_args(&c, 3, bad[i]) != -1)

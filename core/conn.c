@@ -494,6 +494,8 @@ static void tls_on_readable(core_conn_t *c)
     if (got > 0) {
         c->in.data[c->in.len] = '\0';
         conn_deliver(c);
+    } else {
+        buf_trim_idle(&c->in); /* the room reserved for a record that did not come */
     }
     if (c->state != CONN_OPEN || err == SSL_ERROR_WANT_READ)
         return;

@@ -87,6 +87,9 @@ core_tls_t *core_tls_server_new(const char *cert_file, const char *key_file, cha
         tls_fail(err, errlen, "TLS key does not match the certificate:", key_file);
         goto fail;
     }
+    /* Resumption by stateless tickets only: a server-side session cache
+     * would keep every client's session in memory. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     t = core_xcalloc(1, sizeof(*t));
     t->ctx = ctx;
     t->server = 1;

@@ -9,7 +9,7 @@
 //
 // Environment (all optional):
 //   CHAT_RUN_DIR     run directory: secrets, logs, data     (<repo>/run)
-//   CHAT_NODES       number of chat-nodes, 1..19            (3)
+//   CHAT_NODES       number of chat-nodes, 1..199           (3)
 //   CHAT_FIRST_NODE  number of the first node (id n<K>)    (1)
 //   CHAT_BASE_PORT   first port of the port scheme below    (7000)
 //   CHAT_HOST        address every process listens on       (127.0.0.1)
@@ -37,7 +37,7 @@
 // Ports (BASE = CHAT_BASE_PORT):
 //   BASE+0 Redis, BASE+1 ZooKeeper (BASE+1..3 for 3 servers, whose quorum
 //   and election ports are BASE+4..6 and BASE+7..9), BASE+10 gateway,
-//   BASE+20+j client port and BASE+40+j cluster port of the j-th node here
+//   BASE+20+j client port and BASE+220+j cluster port of the j-th node here
 //   (j = 1..N; it is node K+j-1, app chat-node-<K+j-1>, K = CHAT_FIRST_NODE)
 //
 // Run as `node ecosystem.config.js plan` it prints the resolved settings as
@@ -51,7 +51,9 @@ const fs = require('fs');
 const path = require('path');
 
 const REPO = path.resolve(__dirname, '..');
-const MAX_NODES = 19;
+// Per run dir: a 2-core box holds ~50 nodes of 20k connections each (the
+// per-process fd limit), so the scheme leaves room for 199.
+const MAX_NODES = 199;
 // msgid numbers: node K is K, the gateway (its pushes get msgids) this one.
 const GATEWAY_NUM = 1000;
 
@@ -74,7 +76,7 @@ function splitArgs(s) {
 
 function resolvePlan() {
     const run = path.resolve(envOr('CHAT_RUN_DIR', path.join(REPO, 'run')));
-    const base = intEnv('CHAT_BASE_PORT', 7000, 1024, 65535 - 40 - MAX_NODES);
+    const base = intEnv('CHAT_BASE_PORT', 7000, 1024, 65535 - 220 - MAX_NODES);
     const host = envOr('CHAT_HOST', '127.0.0.1');
     const p = {
         run,
@@ -130,7 +132,7 @@ const zkDir = (p, i) => path.join(p.run, p.zkServers === 1 ? 'zk' : `zk${i}`);
 // Node numbers K..K+N-1 on this machine; ports by position, not by number.
 const nodeNums = (p) => Array.from({ length: p.nodes }, (_, j) => p.first + j);
 const nodePort = (p, k) => p.base + 20 + (k - p.first + 1);
-const clusterPort = (p, k) => p.base + 40 + (k - p.first + 1);
+const clusterPort = (p, k) => p.base + 20 + MAX_NODES + 1 + (k - p.first + 1);
 
 // Secrets are made once and kept: restarting must not change them.
 function ensureSecretFile(file, prefix) {

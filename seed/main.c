@@ -139,6 +139,7 @@ int main(int argc, char **argv)
     const char *uri;
     char err[256];
     store_t *st;
+    struct ev_loop *loop;
     int rc = parse_args(&o, &uri, argc, argv);
 
     if (rc != 0)
@@ -152,7 +153,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-seed: cannot open store: %s\n", err);
         return 1;
     }
-    rc = seed_run(st, &o, &counts, err, sizeof err);
+    loop = EV_DEFAULT;
+    if (store_start(st, loop) != 0) {
+        fprintf(stderr, "chat-seed: cannot start the store thread\n");
+        store_close(st);
+        return 1;
+    }
+    o.progress = 1;
+    rc = seed_run(st, loop, &o, &counts, err, sizeof err);
     report(&counts);
     if (rc < 0)
         fprintf(stderr, "chat-seed: %s\n", err);

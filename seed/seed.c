@@ -143,7 +143,8 @@ static int tally(int rc, long *created, long *existing)
     return 0;
 }
 
-static int seed_user(store_t *st, const seed_opts_t *o, long n, seed_counts_t *c)
+/* Creates user n: STORE_OK, STORE_EXISTS (left alone) or STORE_ERR. */
+static int user_create(store_t *st, const seed_opts_t *o, long n)
 {
     char user[STORE_USER_MAX], pw[PROTO_PASSWORD_MAX + 1], hash[crypto_pwhash_STRBYTES];
     store_user_t u;
@@ -152,16 +153,106 @@ static int seed_user(store_t *st, const seed_opts_t *o, long n, seed_counts_t *c
     seed_user_name(o, n, user, sizeof user);
     rc = store_user_get(st, user, &u);
     if (rc == STORE_OK)
-        return tally(STORE_EXISTS, &c->users_created, &c->users_existing);
+        return STORE_EXISTS;
     if (rc != STORE_NOTFOUND || seed_password(o, n, pw, sizeof pw) < 0)
-        return -1;
+        return STORE_ERR;
     rc = crypto_pwhash_str_alg(hash, pw, strlen(pw), o->pwhash_ops, o->pwhash_mem,
                                crypto_pwhash_ALG_ARGON2ID13);
     sodium_memzero(pw, sizeof pw);
     if (rc != 0)
-        return -1;
-    return tally(store_user_create(st, user, user, hash, core_now_ms()), &c->users_created,
-                 &c->users_existing);
+        return STORE_ERR;
+    return store_user_create(st, user, user, hash, core_now_ms());
+}
+
+/* ------------------------------------------------------------------ users in batches */
+
+/* With a started store, users go through store_submit: a window of work
+ * items on the store thread, committed SEED_BATCH at a time (one commit
+ * per batch instead of one per user: 1M users in minutes). */
+#define SEED_WINDOW 8192
+#define SEED_BATCH 1024
+#define SEED_PROGRESS_S 2.0
+
+typedef struct batcher {
+    store_t *st;
+    struct ev_loop *loop;
+    const seed_opts_t *o;
+    seed_counts_t *c;
+    long next, finished;
+    long failed_n; /* first user whose item failed, 0 = none */
+    ev_timer progress;
+    uint64_t t0;
+} batcher_t;
+
+typedef struct user_item {
+    batcher_t *b;
+    long n;
+    int rc;
+} user_item_t;
+
+static void batch_submit_more(batcher_t *b);
+
+static void user_item_work(store_t *st, void *arg)
+{
+    user_item_t *it = arg;
+
+    it->rc = user_create(st, it->b->o, it->n);
+}
+
+static void user_item_done(void *arg)
+{
+    user_item_t *it = arg;
+    batcher_t *b = it->b;
+
+    if ((store_done_status(b->st) != STORE_OK ||
+         tally(it->rc, &b->c->users_created, &b->c->users_existing) < 0) &&
+        !b->failed_n)
+        b->failed_n = it->n;
+    b->finished++;
+    free(it);
+    batch_submit_more(b);
+}
+
+static void batch_submit_more(batcher_t *b)
+{
+    while (!b->failed_n && b->next <= b->o->users && b->next - b->finished <= SEED_WINDOW) {
+        user_item_t *it = core_xcalloc(1, sizeof *it);
+        it->b = b;
+        it->n = b->next++;
+        store_submit(b->st, user_item_work, user_item_done, it);
+    }
+    if (b->finished == b->next - 1 && (b->failed_n || b->next > b->o->users))
+        ev_break(b->loop, EVBREAK_ONE);
+}
+
+static void batch_progress(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    batcher_t *b = w->data;
+    double s = (double)(core_mono_ms() - b->t0) / 1000.0;
+
+    (void)loop;
+    (void)revents;
+    if (b->o->progress)
+        fprintf(stderr, "chat-seed: users %ld/%ld (%.0f/s)\n", b->finished, b->o->users,
+            s > 0 ? (double)b->finished / s : 0.0);
+}
+
+static int seed_users_batched(store_t *st, struct ev_loop *loop, const seed_opts_t *o,
+                              seed_counts_t *c)
+{
+    batcher_t b = {.st = st, .loop = loop, .o = o, .c = c, .next = 1, .t0 = core_mono_ms()};
+
+    if (o->users == 0)
+        return 0;
+    store_set_batch_max(st, SEED_BATCH);
+    ev_timer_init(&b.progress, batch_progress, SEED_PROGRESS_S, SEED_PROGRESS_S);
+    b.progress.data = &b;
+    /* also what keeps ev_run running: the store's mailbox does not */
+    ev_timer_start(loop, &b.progress);
+    batch_submit_more(&b);
+    ev_run(loop, 0);
+    ev_timer_stop(loop, &b.progress);
+    return b.failed_n ? -1 : 0;
 }
 
 /* User n befriends the next `friends` users around the ring. */
@@ -235,15 +326,18 @@ static int seed_room(store_t *st, const seed_opts_t *o, long r, seed_counts_t *c
     return tally(rc, &c->rooms_created, &c->rooms_existing);
 }
 
-int seed_run(store_t *st, const seed_opts_t *o, seed_counts_t *out, char *err, size_t errlen)
+int seed_run(store_t *st, struct ev_loop *loop, const seed_opts_t *o, seed_counts_t *out,
+             char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (seed_opts_check(o, err, errlen) < 0)
         return -1;
     if (sodium_init() < 0)
         return fail(err, errlen, "libsodium init failed");
-    for (long n = 1; n <= o->users; n++)
-        if (seed_user(st, o, n, out) < 0)
+    if (loop && seed_users_batched(st, loop, o, out) < 0)
+        return fail(err, errlen, "store failure while creating users");
+    for (long n = 1; !loop && n <= o->users; n++)
+        if (tally(user_create(st, o, n), &out->users_created, &out->users_existing) < 0)
             return fail(err, errlen, "store failure while creating user %ld", n);
     for (long n = 1; n <= o->users; n++)
         if (seed_friends_of(st, o, n, out) < 0)

@@ -9,13 +9,15 @@
  * exactly as the node does; the node verifies with crypto_pwhash_str_verify,
  * so the cost stored in each hash is what counts.
  *
- * Uses the synchronous store API: call it from a tool or a test, never from
- * an event loop.
+ * Uses the synchronous store API (users also in batches through
+ * store_submit, see seed_run): call it from a tool or a test, never from a
+ * running event loop.
  */
 #ifndef CHAT_SEED_H
 #define CHAT_SEED_H
 
 #include <stddef.h>
+#include <ev.h>
 
 #include "store/store.h"
 
@@ -31,6 +33,7 @@ typedef struct seed_opts {
     const char *room_prefix;     /* default "room" */
     unsigned long pwhash_ops;    /* default 1 (cheap test data) */
     size_t pwhash_mem;           /* default 8 MiB */
+    int progress;                /* print users done every 2 s to stderr */
 } seed_opts_t;
 
 /* What a run did: created now vs. already there. */
@@ -48,7 +51,11 @@ int seed_opts_check(const seed_opts_t *o, char *err, size_t errlen);
 /* The name/password of user n (1-based). 0, or -1 when it does not fit. */
 int seed_user_name(const seed_opts_t *o, long n, char *out, size_t outlen);
 int seed_password(const seed_opts_t *o, long n, char *out, size_t outlen);
-/* Seeds st. 0, or -1 with err (a store failure; counts so far are kept). */
-int seed_run(store_t *st, const seed_opts_t *o, seed_counts_t *out, char *err, size_t errlen);
+/* Seeds st. With loop (st started on it with store_start, loop not
+ * running) users are created in batched transactions on the store thread;
+ * with NULL one autocommit per user. 0, or -1 with err (a store failure;
+ * counts so far are kept). */
+int seed_run(store_t *st, struct ev_loop *loop, const seed_opts_t *o, seed_counts_t *out,
+             char *err, size_t errlen);
 
 #endif

@@ -62,8 +62,55 @@ static void seed_once(const char *uri, const seed_opts_t *o, seed_counts_t *c)
     store_t *st = store_open(uri, err, sizeof err);
 
     assert_non_null(st);
-    if (seed_run(st, o, c, err, sizeof err) != 0)
+    if (seed_run(st, NULL, o, c, err, sizeof err) != 0)
         fail_msg("seed_run: %s", err);
+    store_close(st);
+}
+
+/* The same through a started store: users in batched transactions. */
+static void seed_batched(const char *uri, const seed_opts_t *o, seed_counts_t *c)
+{
+    char err[256] = "";
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    store_t *st = store_open(uri, err, sizeof err);
+
+    assert_non_null(st);
+    assert_int_equal(store_start(st, loop), 0);
+    if (seed_run(st, loop, o, c, err, sizeof err) != 0)
+        fail_msg("seed_run: %s", err);
+    store_close(st);
+    ev_loop_destroy(loop);
+}
+
+static void test_seed_batched(void **state)
+{
+    fixture_t *f = *state;
+    seed_opts_t o;
+    seed_counts_t c;
+    store_user_t u;
+    char err[256];
+    store_t *st;
+
+    small_opts(&o);
+    o.users = 20000; /* more than the window and many batches */
+    o.pwhash_mem = 8192;
+    o.friends = 1;
+    seed_once(f->uri, &(seed_opts_t){.users = 5, .prefix = "user", .password_format = "pass-%d",
+                                     .group_size = 1, .group_prefix = "group",
+                                     .room_prefix = "room", .pwhash_ops = 1, .pwhash_mem = 8192},
+              &c);
+    seed_batched(f->uri, &o, &c);
+    assert_int_equal(c.users_created, 20000 - 5);
+    assert_int_equal(c.users_existing, 5);
+    assert_int_equal(c.friendships_created, 20000);
+    seed_batched(f->uri, &o, &c);
+    assert_int_equal(c.users_created, 0);
+    assert_int_equal(c.users_existing, 20000);
+    st = store_open(f->uri, err, sizeof err);
+    assert_non_null(st);
+    assert_int_equal(store_user_get(st, "user19999", &u), STORE_OK);
+    assert_int_equal(crypto_pwhash_str_verify(u.pwhash, "pass-19999", 10), 0);
+    assert_int_equal(store_user_get(st, "user20001", &u), STORE_NOTFOUND);
     store_close(st);
 }
 
@@ -170,6 +217,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_seed_twice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seeded_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seed_batched, setup, teardown),
         cmocka_unit_test(test_bad_opts),
     };
 

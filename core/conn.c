@@ -470,10 +470,11 @@ static int tls_handshake(core_conn_t *c)
     return 1;
 }
 
-/* Reads records until the socket and OpenSSL's read-ahead buffer are
- * drained or the per-event budget is used, then hands the plaintext on.
- * Records left in OpenSSL's buffer after the budget would not wake the
- * socket watcher: the watcher is fed again for the next loop turn. */
+/* Reads records until the socket is drained or the per-event budget is
+ * used, then hands the plaintext on. A record is read whole (16 KiB of
+ * room) and OpenSSL reads no further ahead (read-ahead measured no
+ * cheaper: BENCHMARKS section 10), so nothing stays buffered inside
+ * OpenSSL unseen by the loop. */
 static void tls_on_readable(core_conn_t *c)
 {
     size_t budget = (size_t)READ_PER_EVENT * c->limits.read_slices, got = 0;
@@ -492,8 +493,6 @@ static void tls_on_readable(core_conn_t *c)
         got += (size_t)rc;
     }
     tls_pump_out(c); /* key updates, session tickets */
-    if (c->state == CONN_OPEN && got >= budget && SSL_has_pending(c->ssl))
-        ev_feed_event(c->loop, &c->rio, EV_READ);
     if (got > 0) {
         c->in.data[c->in.len] = '\0';
         conn_deliver(c);

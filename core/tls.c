@@ -192,13 +192,7 @@ SSL *core__tls_ssl_new(core_tls_t *t, int fd, const char *host)
 {
     /* Reads come straight from the socket; writes go to memory and leave
      * through the connection's own coalesced, bounded output. */
-    SSL *ssl = tls_ssl_new(t, fd, host, 1);
-
-    /* One read() for many records, not two per record (header, body):
-     * conn.c reads until OpenSSL has nothing left buffered. */
-    if (ssl)
-        SSL_set_read_ahead(ssl, 1);
-    return ssl;
+    return tls_ssl_new(t, fd, host, 1);
 }
 
 struct ssl_st *core_tls_ssl_on_fd(core_tls_t *t, int fd, const char *host)

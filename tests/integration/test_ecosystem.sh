@@ -58,11 +58,11 @@ trap cleanup EXIT
 
 # A base port whose ports of the scheme (P..P+59 for the services and 3
 # nodes' client ports, P+220.. for their cluster ports) are free, below the
-# ephemeral range and away from 7000-7500 (where people run their own clusters).
+# ephemeral range (32768-) and away from 7000-7500 (where people run their own clusters).
 pick_base() {
     local base p busy
     for _ in $(seq 1 50); do
-        base=$((20000 + (RANDOM % 80) * 500))
+        base=$((20000 + (RANDOM % 24) * 500))
         busy=0
         for p in $(seq "$base" $((base + 59))) $(seq $((base + 220)) $((base + 239))); do
             if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then busy=1; break; fi

@@ -175,7 +175,7 @@ typedef struct bench_opts {
     int msg_size;         /* bytes of message text (at least the header) */
     long max_msgs;        /* per sender, hard cap */
     int do_register;
-    int src_bind;         /* bind workers to 127.0.0.(2+i) */
+    int src_bind;         /* worker i connects from 127.0.K.(2+i), K = 0..7 in turn */
     const char *user_prefix;
     long user_offset;     /* client i is user prefix(i + offset) */
     const char *password_format;

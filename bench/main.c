@@ -51,7 +51,8 @@ static const char usage[] =
     "  --ca-file PEM         trust these CAs for https/wss (default: the system's store);\n"
     "                        certificates and names are always verified\n"
     "  --clients N           connections in total (default 100)\n"
-    "  --procs N             worker processes, each bound to 127.0.0.(2+i) (default 1)\n"
+    "  --procs N             worker processes; worker i connects from 127.0.K.(2+i),\n"
+    "                        K = 0..7 in turn (default 1)\n"
     "  --duration SEC        measured phase (default 10)\n"
     "  --grace SEC           wait for late deliveries after it (default 3)\n"
     "  --setup-timeout SEC   connect + login phase bound (default 120)\n"
@@ -69,7 +70,7 @@ static const char usage[] =
     "  --room NAME           room scenario's room (default bench-RUNID)\n"
     "  --pid PID             node process to sample VmRSS and CPU time of; repeatable\n"
     "  --cpu-pid PID         other server process (Redis, gateway) whose CPU time counts\n"
-    "  --no-src-bind         do not bind workers to 127.0.0.(2+i)\n"
+    "  --no-src-bind         do not bind workers to their own source addresses\n"
     "  --socketio            the --node URLs are a socket.io peer (bench/socketio/):\n"
     "                        ws://HOST:PORT/socket.io/?EIO=4&transport=websocket\n"
     "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";

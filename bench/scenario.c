@@ -21,6 +21,7 @@
 #define GO_TIMEOUT_S 120.0
 #define QUIET_US 500000        /* drain ends this long after the last delivery */
 #define REQ_MAX (CORE_WS_MAX_MESSAGE - 1024)
+#define BENCH_SRC_SPREAD 8      /* source addresses per worker */
 #define ID_KIND_BITS 4
 
 enum phase { PH_SETUP, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
@@ -65,7 +66,7 @@ struct worker {
     group_t *groups;
     int ngroups;
     int nslots;        /* sender slots each receiver tracks */
-    char src_ip[32];
+    int src_bind;      /* connect from 127.0.K.(2 + index) */
     int ctl;
     ev_io ctl_io;
     ev_timer tick;
@@ -577,7 +578,13 @@ static void client_start(client_t *c)
     c->t0_us = now_us();
     c->relogin = c->token != NULL;
     c->state = C_OPENING;
-    c->ws = bench_ws_connect(w->loop, t, w->src_ip[0] ? w->src_ip : NULL, &ws_cbs, c);
+    char src[32];
+    /* Several source addresses per worker: the kernel picks each connect's
+     * port by scanning the ports an address already uses, which grows slow
+     * near 20k connections from one address. */
+    if (w->src_bind)
+        snprintf(src, sizeof src, "127.0.%u.%d", c->gidx % BENCH_SRC_SPREAD, 2 + w->index);
+    c->ws = bench_ws_connect(w->loop, t, w->src_bind ? src : NULL, &ws_cbs, c);
     if (!c->ws) {
         w->res.connect_errors++;
         client_fail(c);
@@ -810,8 +817,7 @@ static void worker_init(worker_t *w, const bench_opts_t *o, int index, int ctl)
     bench_worker_slice(o, index, &w->first, &w->count);
     w->loop = ev_loop_new(EVFLAG_AUTO);
     bench_result_init(&w->res);
-    if (o->src_bind)
-        snprintf(w->src_ip, sizeof w->src_ip, "127.0.0.%d", 2 + index);
+    w->src_bind = o->src_bind;
     w->nslots = o->scenario == BENCH_GROUP ? o->senders : 1;
     int tracks = o->scenario >= BENCH_DIRECT;
     w->c = core_xcalloc((size_t)(w->count ? w->count : 1), sizeof *w->c);

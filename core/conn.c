@@ -73,6 +73,7 @@ struct conn_loop {
     size_t nconns;
     core_conn_t *dirty_head;
     core_conn_t *close_head, *close_tail;
+    char *scratch; /* READ_PER_EVENT + 1: reads of conns with nothing pending */
     conn_loop_t *next;
 };
 
@@ -118,6 +119,7 @@ static void conn_loop_release(conn_loop_t *cl)
         }
     }
     pthread_mutex_unlock(&registry_lock);
+    free(cl->scratch);
     free(cl);
 }
 
@@ -312,26 +314,37 @@ static void conn_on_read_overflow(core_conn_t *c)
     core_conn_abort(c);
 }
 
-/* Hands all unconsumed input to on_read and drops what it consumed. */
-static void conn_deliver(core_conn_t *c)
+/* Hands all unconsumed input to on_read: c->in, or the loop's scratch
+ * when c->in was empty (most reads: whole frames, consumed at once, with no
+ * allocation). What on_read leaves is kept in c->in. */
+static void conn_deliver_from(core_conn_t *c, const char *data, size_t len)
 {
-    long used = c->cbs.on_read(c, c->in.data, c->in.len, c->ud);
+    long used = c->cbs.on_read(c, data, len, c->ud);
 
     if (used < 0) {
         core_conn_close(c);
         return;
     }
-    if ((size_t)used > c->in.len) {
-        CORE_ERROR("conn %s: on_read consumed %ld of %zu bytes", c->peer, used, c->in.len);
+    if ((size_t)used > len) {
+        CORE_ERROR("conn %s: on_read consumed %ld of %zu bytes", c->peer, used, len);
         core_conn_abort(c);
         return;
     }
     if (c->state == CONN_CLOSED)
         return;
-    core_buf_consume(&c->in, (size_t)used);
-    buf_trim_idle(&c->in);
+    if (data == c->in.data) {
+        core_buf_consume(&c->in, (size_t)used);
+        buf_trim_idle(&c->in);
+    } else if ((size_t)used < len && c->state == CONN_OPEN) {
+        core_buf_append(&c->in, data + used, len - (size_t)used);
+    }
     if (c->state == CONN_OPEN && c->in.len > c->limits.max_in)
         conn_on_read_overflow(c);
+}
+
+static void conn_deliver(core_conn_t *c)
+{
+    conn_deliver_from(c, c->in.data, c->in.len);
 }
 
 static void conn_on_eof(core_conn_t *c)
@@ -365,9 +378,19 @@ static int conn_read_slice(core_conn_t *c)
 {
     ssize_t n;
 
-    buf_reserve(&c->in, READ_PER_EVENT); /* one read takes a full slice */
+    int direct = c->in.len == 0;
+    char *dst;
+
+    if (direct) {
+        if (!c->cl->scratch)
+            c->cl->scratch = core_xmalloc(READ_PER_EVENT + 1);
+        dst = c->cl->scratch;
+    } else {
+        buf_reserve(&c->in, READ_PER_EVENT); /* one read takes a full slice */
+        dst = c->in.data + c->in.len;
+    }
     do {
-        n = read(c->fd, c->in.data + c->in.len, READ_PER_EVENT);
+        n = read(c->fd, dst, READ_PER_EVENT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -380,9 +403,13 @@ static int conn_read_slice(core_conn_t *c)
         conn_on_eof(c);
         return 0;
     }
-    c->in.len += (size_t)n;
-    c->in.data[c->in.len] = '\0';
-    conn_deliver(c);
+    dst[n] = '\0'; /* input is NUL-terminated for on_read's convenience */
+    if (direct) {
+        conn_deliver_from(c, dst, (size_t)n);
+    } else {
+        c->in.len += (size_t)n;
+        conn_deliver(c);
+    }
     return n == READ_PER_EVENT && c->state == CONN_OPEN;
 }
 

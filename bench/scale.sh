@@ -13,7 +13,7 @@
 #   bench/scale.sh CLIENTS NODES [PROCS]
 # Environment: BUILD (default build), BASE (base port, default 30000),
 # RUN (run dir, default a temp dir), RATE (connects/s in total, default
-# 20000), HOLD (seconds to hold, default 20), NODE_ARGS (extra chat-node flags).
+# 20000), HOLD (seconds to hold once all are in, default 60), NODE_ARGS (extra chat-node flags).
 set -euo pipefail
 CLIENTS=${1:?usage: scale.sh CLIENTS NODES [PROCS]}
 NODES=${2:?usage: scale.sh CLIENTS NODES [PROCS]}
@@ -22,7 +22,7 @@ BUILD=$(cd "${BUILD:-$REPO/build}" && pwd)
 PROCS=${3:-$(((CLIENTS + 17999) / 18000))}
 BASE=${BASE:-30000}
 RATE=${RATE:-20000}
-HOLD=${HOLD:-20}
+HOLD=${HOLD:-60}
 RUN=${RUN:-$(mktemp -d "${TMPDIR:-/tmp}/chat-scale.XXXXXX")/run}
 CLUSTER="$REPO/ecosystem/cluster"
 GW="http://127.0.0.1:$((BASE + 10))"
@@ -91,7 +91,7 @@ while kill -0 "$BENCH" 2>/dev/null; do
     sleep 2
 done
 setup_s=$(since "$t0")
-sleep 3 # settle: the last logins' replies, Redis writes
+sleep 1 # settle: the last logins' replies, Redis writes (HOLD must outlast this and the reads)
 spread=$(conns_per_node | sort -n | awk '{ a[NR] = $1 } END { printf "min %d, median %d, max %d", a[1], a[int((NR + 1) / 2)], a[NR] }')
 held_nodes=$(rss_kb "${NODE_PIDS[@]}")
 held_redis=$(rss_kb "$REDIS_PID")

@@ -166,6 +166,15 @@ static void buf_trim_idle(core_buf_t *b)
         core_buf_free(b);
 }
 
+/* The loop's buffer for reads of conns with nothing pending (READ_PER_EVENT
+ * and a NUL): whole frames are consumed from it with no allocation. */
+static char *conn_scratch(conn_loop_t *cl)
+{
+    if (!cl->scratch)
+        cl->scratch = core_xmalloc(READ_PER_EVENT + 1);
+    return cl->scratch;
+}
+
 /* Room for extra more bytes (and the NUL) without moving len. */
 static void buf_reserve(core_buf_t *b, size_t extra)
 {
@@ -382,9 +391,7 @@ static int conn_read_slice(core_conn_t *c)
     char *dst;
 
     if (direct) {
-        if (!c->cl->scratch)
-            c->cl->scratch = core_xmalloc(READ_PER_EVENT + 1);
-        dst = c->cl->scratch;
+        dst = conn_scratch(c->cl);
     } else {
         buf_reserve(&c->in, READ_PER_EVENT); /* one read takes a full slice */
         dst = c->in.data + c->in.len;
@@ -498,33 +505,44 @@ static int tls_handshake(core_conn_t *c)
 }
 
 /* Reads records until the socket is drained or the per-event budget is
- * used, then hands the plaintext on. A record is read whole (16 KiB of
+ * used, then hands the plaintext on; like plain reads, into the loop's
+ * scratch when nothing is pending. A record is read whole (16 KiB of
  * room) and OpenSSL reads no further ahead (read-ahead measured no
  * cheaper: BENCHMARKS section 10), so nothing stays buffered inside
- * OpenSSL unseen by the loop. */
+ * OpenSSL unseen by the loop: what is left waits in the socket. */
 static void tls_on_readable(core_conn_t *c)
 {
-    size_t budget = (size_t)READ_PER_EVENT * c->limits.read_slices, got = 0;
+    int direct = c->in.len == 0;
+    size_t budget = direct ? READ_PER_EVENT : (size_t)READ_PER_EVENT * c->limits.read_slices;
+    size_t got = 0;
     int rc = 0, err = SSL_ERROR_WANT_READ;
+    char *dst;
 
     if (!c->tls_ready && tls_handshake(c) <= 0)
         return;
-    while (got < budget) {
-        buf_reserve(&c->in, TLS_RECORD_MAX);
-        rc = SSL_read(c->ssl, c->in.data + c->in.len, TLS_RECORD_MAX);
+    while (got + TLS_RECORD_MAX <= budget) {
+        if (direct) {
+            dst = conn_scratch(c->cl) + got;
+        } else {
+            buf_reserve(&c->in, TLS_RECORD_MAX);
+            dst = c->in.data + c->in.len;
+        }
+        rc = SSL_read(c->ssl, dst, TLS_RECORD_MAX);
         if (rc <= 0) {
             err = SSL_get_error(c->ssl, rc);
             break;
         }
-        c->in.len += (size_t)rc;
         got += (size_t)rc;
+        if (!direct)
+            c->in.len += (size_t)rc;
     }
     tls_pump_out(c); /* key updates, session tickets */
-    if (got > 0) {
+    if (got > 0 && direct) {
+        c->cl->scratch[got] = '\0';
+        conn_deliver_from(c, c->cl->scratch, got);
+    } else if (got > 0) {
         c->in.data[c->in.len] = '\0';
         conn_deliver(c);
-    } else {
-        buf_trim_idle(&c->in); /* the room reserved for a record that did not come */
     }
     if (c->state != CONN_OPEN || err == SSL_ERROR_WANT_READ)
         return;
@@ -560,7 +578,7 @@ static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     if (c->ssl) {
-        if (c->state == CONN_OPEN) /* a fed event may find it closing */
+        if (c->state == CONN_OPEN)
             tls_on_readable(c);
         return;
     }

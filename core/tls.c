@@ -32,7 +32,7 @@ static void tls_queue_reason(char *out, size_t cap, const char *fallback)
     ERR_clear_error();
 }
 
-static void tls_fail(char *err, size_t errlen, const char *what, const char *file)
+static void ctx_fail(char *err, size_t errlen, const char *what, const char *file)
 {
     char reason[160];
 
@@ -72,19 +72,19 @@ core_tls_t *core_tls_server_new(const char *cert_file, const char *key_file, cha
     }
     ctx = tls_ctx_new(TLS_server_method());
     if (!ctx) {
-        tls_fail(err, errlen, "TLS context", NULL);
+        ctx_fail(err, errlen, "TLS context", NULL);
         return NULL;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-        tls_fail(err, errlen, "TLS certificate", cert_file);
+        ctx_fail(err, errlen, "TLS certificate", cert_file);
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        tls_fail(err, errlen, "TLS key", key_file);
+        ctx_fail(err, errlen, "TLS key", key_file);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        tls_fail(err, errlen, "TLS key does not match the certificate:", key_file);
+        ctx_fail(err, errlen, "TLS key does not match the certificate:", key_file);
         goto fail;
     }
     /* Resumption by stateless tickets only: a server-side session cache
@@ -106,7 +106,7 @@ core_tls_t *core_tls_client_new(const char *ca_file, char *err, size_t errlen)
     int ok;
 
     if (!ctx) {
-        tls_fail(err, errlen, "TLS context", NULL);
+        ctx_fail(err, errlen, "TLS context", NULL);
         return NULL;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -115,7 +115,7 @@ core_tls_t *core_tls_client_new(const char *ca_file, char *err, size_t errlen)
     else
         ok = SSL_CTX_set_default_verify_paths(ctx);
     if (ok != 1) {
-        tls_fail(err, errlen, "TLS CA file", ca_file && ca_file[0] ? ca_file : "(system)");
+        ctx_fail(err, errlen, "TLS CA file", ca_file && ca_file[0] ? ca_file : "(system)");
         SSL_CTX_free(ctx);
         return NULL;
     }

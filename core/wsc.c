@@ -367,7 +367,6 @@ core_wsc_t *core_wsc_connect(struct ev_loop *loop, const char *url, core_tls_t *
         goto fail;
     if (secure && core_conn_start_tls(c->conn, tls, host) < 0) {
         /* on_close (deferred) frees c; only the caller hears of it */
-        core_wsc_set_ud(c, NULL);
         c->cbs.on_close = NULL;
         core_conn_abort(c->conn);
         if (err)

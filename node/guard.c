@@ -62,6 +62,11 @@ static void wait_push(node_guard_t *g, node_sess_t *s, uint64_t deadline)
     g->wait[g->wait_head + g->wait_len++] = (waiting_t){node_sess_ref(s), deadline};
 }
 
+static uint64_t login_deadline(const node_t *n)
+{
+    return core_mono_ms() + (uint64_t)(n->cfg.login_timeout * 1000.0);
+}
+
 int node_guard_open(node_t *n, node_sess_t *s, const char *peer)
 {
     node_guard_t *g = n->guard;
@@ -82,7 +87,7 @@ int node_guard_open(node_t *n, node_sess_t *s, const char *peer)
         return -1;
     }
     if (n->cfg.login_timeout > 0)
-        wait_push(g, s, core_mono_ms() + (uint64_t)(n->cfg.login_timeout * 1000.0));
+        wait_push(g, s, login_deadline(n));
     return 0;
 }
 
@@ -117,7 +122,12 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     while (g->wait_len && g->wait[g->wait_head].deadline_ms <= now) {
         node_sess_t *s = g->wait[g->wait_head].s;
         g->wait_head++, g->wait_len--;
-        if (s->ws && !s->logged_in && !s->kicked) {
+        /* A login (or register) still being served is our delay, not the
+         * client's: under a login storm the hashing queue may pass the
+         * deadline. Check again one timeout later. */
+        if (s->ws && !s->logged_in && !s->kicked && s->running_other) {
+            wait_push(g, s, login_deadline(g->node));
+        } else if (s->ws && !s->logged_in && !s->kicked) {
             g->node->metrics.login_timeouts_total++;
             node_sess_close(s, 1008, "log in first");
         }

@@ -5,7 +5,9 @@
   conns     connections over --max-conns-per-ip are closed 1008; one
             closed makes room again
   deadline  a connection that does not log in within --login-timeout is
-            closed 1008; a logged-in one stays
+            closed 1008; a logged-in one stays; a login the node is still
+            hashing when the deadline passes is not cut off (a user
+            seeded with a slow password hash)
   user      failed password logins for one user, on any node, make the
             next one 429 with retry_ms on every node (counters in Redis),
             even with the right password; a token login is not throttled;
@@ -20,6 +22,7 @@ usage: guard_test.py BUILD_DIR
 import argparse
 import asyncio
 import glob
+import subprocess
 import sys
 import time
 
@@ -79,6 +82,29 @@ async def check_deadline(cl):
     assert (await busy.req("ping"))["code"] == 0, "a logged-in connection was closed"
     await busy.close()
     print(f"deadline: a connection never logged in closed after {took:.1f}s (limit {TIMEOUT_S}s)")
+    await check_slow_login(cl)
+
+
+SLOW_OPS = 150  # argon2id passes at 64 MiB: seconds of hashing, well past TIMEOUT_S
+
+
+async def check_slow_login(cl):
+    prefix = uname("gs")
+    PASSWORDS.append("slow-pw-1")
+    subprocess.run([f"{cl.build}/seed/chat-seed", "--store", cl.store_uri(), "--users", "1",
+                    "--prefix", prefix, "--password-format", "slow-pw-%d",
+                    "--pwhash-ops", str(SLOW_OPS), "--pwhash-mem", "64M"],
+                   check=True, stdout=subprocess.DEVNULL)
+    c = await Client.open(cl.ws_url(2))
+    t0 = time.monotonic()
+    r = await c.req("login", {"user": prefix + "1", "password": "slow-pw-1"}, timeout=60)
+    took = time.monotonic() - t0
+    assert r["code"] == 0, f"slow login: {r}"
+    # the sweep runs every 0.5 s: past this, the deadline was checked during the login
+    assert took > TIMEOUT_S + 0.6, f"the login took {took:.1f}s: too fast to test the deadline"
+    assert (await c.req("ping"))["code"] == 0, "closed right after its login"
+    await c.close()
+    print(f"deadline: a login hashed for {took:.1f}s (limit {TIMEOUT_S}s) was not cut off")
 
 
 async def wrong(url, user):

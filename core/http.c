@@ -702,6 +702,12 @@ void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
         .max_out = s->opts.max_out + HTTP_OUT_SLACK,
     };
 
+    if (s->opts.max_conns && s->nconns >= s->opts.max_conns) {
+        s->refused++;
+        CORE_DEBUG("http: full (%u connections), %s closed", s->opts.max_conns, peer);
+        close(fd);
+        return;
+    }
     if (addr_acquire(s, peer, &addr) < 0) {
         CORE_DEBUG("http: %s is at the cap of %u connections, closed", peer,
                    s->opts.max_conns_per_ip);

@@ -91,6 +91,9 @@ static void usage(FILE *f)
 "  --zk-timeout MS       ZooKeeper session timeout (default 2000)\n"
 "  --cluster-listen HOST:PORT  cluster link endpoint (required with --zk)\n"
 "  --cluster-secret-file FILE  shared cluster secret (required with --zk)\n"
+"  --max-conns N         connections in all; more are closed at accept so that\n"
+"                        clients try another node (default: the open-file\n"
+"                        limit less 256 for links, store and Redis)\n"
 "  --max-conns-per-ip N  WebSocket connections per source address (default\n"
 "                        1000; 0 = no cap)\n"
 "  --limit-exempt LIST   addresses/prefixes the per-address limits skip\n"
@@ -118,7 +121,7 @@ enum {
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
     OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_ZK_AUTH_FILE,
-    OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
+    OPT_MAX_CONNS, OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_LOGIN_TIMEOUT, OPT_FAILS_USER, OPT_FAILS_IP, OPT_FAILS_WINDOW,
     OPT_TLS_CERT, OPT_TLS_KEY, OPT_HELP,
 };
 
@@ -152,6 +155,7 @@ static const struct option options[] = {
     {"zk-timeout", required_argument, NULL, OPT_ZK_TIMEOUT},
     {"cluster-listen", required_argument, NULL, OPT_CLUSTER_LISTEN},
     {"cluster-secret-file", required_argument, NULL, OPT_CLUSTER_SECRET},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP},
     {"limit-exempt", required_argument, NULL, OPT_LIMIT_EXEMPT},
     {"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
@@ -270,12 +274,14 @@ static int apply_limits(node_config_t *c, int opt, const char *arg)
     double d = 0;
     char err[160];
     switch (opt) {
+    case OPT_MAX_CONNS:
     case OPT_MAX_CONNS_IP:
     case OPT_FAILS_USER:
     case OPT_FAILS_IP:
         if (parse_double(arg, 0, &d) || d > 1e7)
             return -1;
-        *(opt == OPT_MAX_CONNS_IP ? &c->max_conns_per_ip
+        *(opt == OPT_MAX_CONNS ? &c->max_conns
+          : opt == OPT_MAX_CONNS_IP ? &c->max_conns_per_ip
           : opt == OPT_FAILS_USER ? &c->login_fails_user : &c->login_fails_ip) = (unsigned)d;
         return 0;
     case OPT_LIMIT_EXEMPT:

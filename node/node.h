@@ -71,6 +71,7 @@ typedef struct node_config {
     char cluster_listen[128];   /* cluster link host:port */
     char cluster_secret_file[512];
     unsigned max_conns_per_ip;  /* WebSocket connections per source address, 0 = no cap */
+    unsigned max_conns;         /* connections in all, 0 = the fd limit less a reserve */
     char limit_exempt[256];     /* addresses/prefixes the per-address limits skip */
     double login_timeout;       /* seconds a connection may stay logged out, 0 = no limit */
     unsigned login_fails_user;  /* failed logins per user per window before 429, 0 = off */

@@ -1,11 +1,13 @@
 /* The client endpoint: plain HTTP routes and WebSocket sessions. */
 #include <string.h>
+#include <sys/resource.h>
 
 #include "node/node.h"
 
 /* Connections per address the HTTP layer still accepts over --max-conns-per-ip,
  * so that those over the cap hear why (a 1008 close) instead of a bare reset. */
 #define NODE_ACCEPT_SLACK 16
+#define NODE_FD_RESERVE 256 /* links, store, Redis, ZooKeeper, logs: not clients */
 
 /* ------------------------------------------------------------------ sessions */
 
@@ -284,6 +286,17 @@ static void on_http(core_http_req_t *req, void *ud)
     }
 }
 
+/* The open-file limit less what is not a client (0 = no cap when unknown). */
+static unsigned fd_limit_conns(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    if (rl.rlim_cur <= 2 * NODE_FD_RESERVE)
+        return (unsigned)(rl.rlim_cur / 2);
+    return rl.rlim_cur - NODE_FD_RESERVE > 0xffffffffu ? 0 : (unsigned)(rl.rlim_cur - NODE_FD_RESERVE);
+}
+
 int node_server_start(node_t *n, char *err, size_t errlen)
 {
     static const core_http_server_cbs_t cbs = {
@@ -309,6 +322,7 @@ int node_server_start(node_t *n, char *err, size_t errlen)
          * or plain HTTP connections stop here. */
         .max_conns_per_ip = n->cfg.max_conns_per_ip ? n->cfg.max_conns_per_ip + NODE_ACCEPT_SLACK : 0,
         .exempt = node_guard_exempt(n),
+        .max_conns = n->cfg.max_conns ? n->cfg.max_conns : fd_limit_conns(),
     };
     if (n->cfg.tls_cert[0] &&
         !(n->tls = core_tls_server_new(n->cfg.tls_cert, n->cfg.tls_key, err, errlen)))

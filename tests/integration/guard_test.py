@@ -14,6 +14,9 @@
             after the window the right password works again
   address   failed logins from one address over many users make a login
             of yet another user 429
+  full      a node restarted with --max-conns closes connections over it at
+            accept (no handshake: the client tries another node), counts
+            them in /metrics, and serves again once one has left
   secrets   no password used here appears in any process log
 
 usage: guard_test.py BUILD_DIR
@@ -26,7 +29,8 @@ import subprocess
 import sys
 import time
 
-from clusterlib import Client, ConnectionClosed, login, run_cluster_test, uname
+from clusterlib import (Client, ConnectionClosed, login, metrics, run_cluster_test, uname,
+                        whole_again)
 
 CAP, TIMEOUT_S, FAILS_USER, FAILS_IP, WINDOW_S = 6, 1.5, 3, 8, 4
 PASSWORDS = []
@@ -162,6 +166,38 @@ async def check_address(cl):
     print(f"address: {FAILS_IP} failures over {FAILS_IP} users make the next login 429")
 
 
+FULL = 3
+
+
+async def check_full(cl):
+    cl.kill("node2")
+    cl.node_args += ["--max-conns", str(FULL)]
+    await whole_again(cl, restart=2)
+    cl.node_args = cl.node_args[:-2]
+    url, held = cl.ws_url(2), []
+    for _ in range(FULL):
+        held.append(await Client.open(url))
+    try:
+        extra = await Client.open(url)
+    except Exception as e:  # noqa: BLE001 - any failure to open is the refusal
+        why = type(e).__name__
+    else:
+        await extra.close()
+        raise AssertionError(f"connection {FULL + 1} was served past --max-conns {FULL}")
+    for c in held:
+        assert (await c.req("ping"))["code"] == 0
+    await held.pop().close()
+    await asyncio.sleep(0.3)                    # the node sees the close: room for /metrics
+    m = metrics(f"{cl.node_url(2)}/metrics")
+    assert m["chat_node_conns_refused_at_accept_total"] >= 1, m
+    await asyncio.sleep(0.3)
+    again = await Client.open(url)
+    assert (await again.req("ping"))["code"] == 0
+    for c in held + [again]:
+        await c.close()
+    print(f"full: connection {FULL + 1} closed at accept ({why}), counted; room again after one left")
+
+
 def check_secrets(cl):
     for path in glob.glob(f"{cl.tmp}/*.log"):
         with open(path, errors="replace") as f:
@@ -176,6 +212,7 @@ async def body(cl):
     await check_deadline(cl)
     await check_user(cl)
     await check_address(cl)
+    await check_full(cl)
     check_secrets(cl)
 
 

@@ -537,24 +537,23 @@ static void test_idle_closed(void **state)
     tu_cli_free(&served);
 }
 
-/* The per-address cap: the third connection from 127.0.0.1 is closed at
- * accept; the first two keep working; a freed slot is reused; an exempt
- * address is never counted. */
+/* The per-address cap and the cap on all connections; an exempt address is
+ * never counted per address. */
 static int done_conns(void *ctx, cli_t *c, const void *arg)
 {
     (void)c;
     return core_http_server_conns(((env_t *)ctx)->srv) == *(const size_t *)arg;
 }
 
-static void test_conns_per_ip_cap(void **state)
+/* Two connections fit, the third is closed at accept before any byte, the
+ * first two keep working, and a freed slot is used again. */
+static void check_cap_of_two(const core_http_server_opts_t *opts)
 {
-    core_http_server_opts_t opts = {.max_body = MAX_BODY, .max_conns_per_ip = 2};
-    env_t *e = env_new(&opts);
+    env_t *e = env_new(opts);
     int port = core_http_server_port(e->srv), one = 1;
     size_t two = 2;
     cli_t a, b, c, d;
 
-    (void)state;
     tu_cli_tcp(&a, port);
     tu_cli_tcp(&b, port);
     assert_true(run_until(e, NULL, done_conns, &two));
@@ -575,6 +574,26 @@ static void test_conns_per_ip_cap(void **state)
     tu_cli_free(&b);
     tu_cli_free(&d);
     teardown((void **)&e);
+}
+
+static void test_conns_per_ip_cap(void **state)
+{
+    core_http_server_opts_t opts = {.max_body = MAX_BODY, .max_conns_per_ip = 2};
+    (void)state;
+    check_cap_of_two(&opts);
+}
+
+/* The cap on all connections holds for exempt addresses too: it is the
+ * server's room, not a limit on one source. */
+static void test_conns_total_cap(void **state)
+{
+    core_addrset_t exempt;
+    char err[128];
+    core_http_server_opts_t opts = {.max_body = MAX_BODY, .max_conns = 2, .exempt = &exempt,
+                                    .max_conns_per_ip = 100};
+    (void)state;
+    assert_int_equal(core_addrset_parse(&exempt, "127.0.0.0/8", err, sizeof err), 0);
+    check_cap_of_two(&opts);
 }
 
 static void test_conns_per_ip_exempt(void **state)
@@ -647,6 +666,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_free_with_open_conns, setup, teardown),
         cmocka_unit_test_teardown(test_idle_closed, teardown),
         cmocka_unit_test(test_conns_per_ip_cap),
+        cmocka_unit_test(test_conns_total_cap),
         cmocka_unit_test(test_conns_per_ip_exempt),
         cmocka_unit_test(test_addrset),
     };

@@ -61,6 +61,9 @@ typedef struct bench_result {
     uint64_t connect_errors;
     uint64_t receivers;   /* room members other than the sender (room scenario) */
     uint64_t self_rss_kb; /* the worker's own VmRSS once its clients were set up */
+    uint64_t dropped;     /* --reconnect: logged-in connections the server ended */
+    uint64_t reconnected; /* --reconnect: of those, logged in again (lat: how long) */
+    uint64_t first_drop_unix_us, last_back_unix_us; /* the storm's span (wall clock) */
     double elapsed_s;     /* measured phase length */
     bench_hist_t lat;
 } bench_result_t;
@@ -181,6 +184,8 @@ typedef struct bench_opts {
     const char *password_format;
     const char *room;
     uint32_t run_id;      /* tags our messages; others' are ignored */
+    double reconnect_s;   /* idle: a dropped client logs in again (token) on another
+                             node after a random 0..reconnect_s; 0 = off */
     int verbose;
 } bench_opts_t;
 

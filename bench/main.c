@@ -71,6 +71,10 @@ static const char usage[] =
     "  --pid PID             node process to sample VmRSS and CPU time of; repeatable\n"
     "  --cpu-pid PID         other server process (Redis, gateway) whose CPU time counts\n"
     "  --no-src-bind         do not bind workers to their own source addresses\n"
+    "  --reconnect SEC       idle: a client whose connection the server ends logs in\n"
+    "                        again with its token after a random 0..SEC, on a random\n"
+    "                        other node of the list (one that refused is skipped 2 s);\n"
+    "                        the latency figures become drop-to-logged-in times\n"
     "  --socketio            the --node URLs are a socket.io peer (bench/socketio/):\n"
     "                        ws://HOST:PORT/socket.io/?EIO=4&transport=websocket\n"
     "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";
@@ -78,7 +82,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_SOCKETIO, OPT_CA, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_SOCKETIO, OPT_CA, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -91,7 +95,7 @@ static const struct option long_opts[] = {
     {"register", 0, 0, OPT_REGISTER}, {"user-prefix", 1, 0, OPT_PREFIX},
     {"user-offset", 1, 0, OPT_UOFFSET},
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
-    {"cpu-pid", 1, 0, OPT_CPU_PID},
+    {"cpu-pid", 1, 0, OPT_CPU_PID}, {"reconnect", 1, 0, OPT_RECONNECT},
     {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
 
@@ -130,7 +134,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         {OPT_GRACE, 0, 600}, {OPT_SETUP, 1, 3600}, {OPT_CRATE, 1, 1e6}, {OPT_RATE, 0, 1e7},
         {OPT_WINDOW, 1, 1000}, {OPT_GSIZE, 2, 100000}, {OPT_SENDERS, 1, 1000},
         {OPT_MSIZE, 1, PROTO_TEXT_MAX}, {OPT_MAXMSG, 1, 1e9}, {OPT_PID, 1, 4194304}, {OPT_CPU_PID, 1, 4194304},
-        {OPT_UOFFSET, 0, 1e9},
+        {OPT_UOFFSET, 0, 1e9}, {OPT_RECONNECT, 0.001, 600},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
         if (ranges[i].opt != opt)
@@ -151,6 +155,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         case OPT_MSIZE: o->msg_size = (int)v; break;
         case OPT_MAXMSG: o->max_msgs = (long)v; break;
         case OPT_UOFFSET: o->user_offset = (long)v; break;
+        case OPT_RECONNECT: o->reconnect_s = v; break;
         case OPT_PID:
             if (cl->npids >= MAX_PIDS)
                 return -1;
@@ -235,6 +240,10 @@ static int check_names(cli_t *cl, char *err, size_t errlen)
         o->room = cl->room_buf;
     } else if (!proto_valid_name(o->room, strlen(o->room))) {
         snprintf(err, errlen, "--room must be [A-Za-z0-9_.-]{1,32}");
+        return -1;
+    }
+    if (o->reconnect_s > 0 && o->scenario != BENCH_IDLE) {
+        snprintf(err, errlen, "--reconnect goes with --scenario idle");
         return -1;
     }
     return 0;
@@ -525,6 +534,10 @@ static void print_report(const cli_t *cl, bench_result_t *total, const samples_t
            cJSON_GetObjectItem(rep, "p50_ms")->valuedouble,
            cJSON_GetObjectItem(rep, "p99_ms")->valuedouble,
            cJSON_GetObjectItem(rep, "max_ms")->valuedouble);
+    if (total->dropped)
+        printf("  reconnect: %llu dropped by the server, %llu logged in again; the latency\n"
+               "  above is drop to logged in again\n",
+               (unsigned long long)total->dropped, (unsigned long long)total->reconnected);
     const cJSON *per = cJSON_GetObjectItem(rep, "rss_per_conn_bytes");
     if (cl->npids)
         printf("  node RSS %ld kB before -> %ld kB set up -> %ld kB after", rss0, rss1, rss2);

@@ -9,11 +9,21 @@
 #     every client logged in): bytes per connection, gross;
 #   - each node's open connections from its /metrics: the gateway's spread;
 #   - how long the logins took (the bench's setup phase).
+# STORM=follower|leader adds a reconnect storm once all are held: kill -9 of
+# one node (the first follower, or the leader); its clients log in again
+# with their tokens on the other nodes (chat-bench --reconnect RECONNECT,
+# default 1: each after a random 0..1 s). It reports when the other nodes
+# logged the node gone, when the last client was back, the drop-to-back
+# times, and the gateway's and Redis's latency meanwhile (bench/probe.py).
+# pm2 restarts the killed node a second later; the clients stay where they
+# went. The other nodes must have room for the victim's clients (fd limit).
 # Then `down`, unless KEEP=1.
 #   bench/scale.sh CLIENTS NODES [PROCS]
 # Environment: BUILD (default build), BASE (base port, default 30000),
 # RUN (run dir, default a temp dir), RATE (connects/s in total, default
-# 20000), HOLD (seconds to hold once all are in, default 60), NODE_ARGS (extra chat-node flags).
+# 20000), HOLD (seconds to hold once all are in, default 60), GRACE (for
+# the final pings of every client, default 10 + 1 s per 10k clients),
+# NODE_ARGS (extra chat-node flags).
 set -euo pipefail
 CLIENTS=${1:?usage: scale.sh CLIENTS NODES [PROCS]}
 NODES=${2:?usage: scale.sh CLIENTS NODES [PROCS]}
@@ -23,6 +33,8 @@ PROCS=${3:-$(((CLIENTS + 17999) / 18000))}
 BASE=${BASE:-30000}
 RATE=${RATE:-20000}
 HOLD=${HOLD:-60}
+# at the end every held client pings at once; 100k answers take ~2 s here
+GRACE=${GRACE:-$((10 + CLIENTS / 10000))}
 RUN=${RUN:-$(mktemp -d "${TMPDIR:-/tmp}/chat-scale.XXXXXX")/run}
 CLUSTER="$REPO/ecosystem/cluster"
 GW="http://127.0.0.1:$((BASE + 10))"
@@ -60,6 +72,61 @@ conns_per_node() {
     done
 }
 
+# storm_victim follower|leader: the node number to kill.
+storm_victim() {
+    local j lead
+    for ((j = 1; j <= NODES; j++)); do
+        lead=$(curl -sf --max-time 5 "http://127.0.0.1:$((BASE + 20 + j))/metrics" |
+            awk '/^chat_node_leader / { print $2 }')
+        if { [ "$1" = leader ] && [ "$lead" = 1 ]; } || { [ "$1" != leader ] && [ "$lead" = 0 ]; }; then
+            echo "$j"
+            return
+        fi
+    done
+}
+
+storm() {
+    VICTIM=$(storm_victim "$STORM")
+    [ -n "$VICTIM" ] || { echo "scale.sh: no $STORM node to kill" >&2; return 1; }
+    local pid held
+    pid=$(app_pids "^chat-node-$VICTIM\$")
+    held=$(curl -sf --max-time 5 "http://127.0.0.1:$((BASE + 20 + VICTIM))/metrics" |
+        awk '/^chat_node_connections / { print $2 }')
+    PROBE_OUT=$(mktemp)
+    python3 "$REPO/bench/probe.py" "$((BASE + 10))" "$BASE" "$RUN/redis.password" \
+        "${PROBE_S:-20}" >"$PROBE_OUT" 2>&1 &
+    PROBE=$!
+    sleep 2 # the probe's calm before
+    KILL_MS=$(date +%s%3N)
+    kill -9 "$pid"
+    echo "== storm: kill -9 of node $VICTIM ($STORM, pid $pid) holding $held connections"
+}
+
+# storm_report BENCH_JSON_LINE
+storm_report() {
+    wait "$PROBE" || true
+    local left_ms=0 f t
+    for f in "$RUN"/logs/chat-node-*.log; do # the first node that logged it gone
+        t=$(grep -h "cluster: node n$VICTIM left" "$f" 2>/dev/null | tail -n 1 | cut -d' ' -f1)
+        [ -n "$t" ] || continue
+        t=$(date -d "$t" +%s%3N)
+        [ "$t" -ge "$KILL_MS" ] && { [ "$left_ms" = 0 ] || [ "$t" -lt "$left_ms" ]; } && left_ms=$t
+    done
+    python3 - "$1" "$KILL_MS" "$left_ms" <<'PY'
+import json, sys
+r, kill, left = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+back = r.get("first_drop_unix_ms", 0) + r.get("storm_s", 0) * 1000
+print(f"== storm: {r.get('dropped', 0)} dropped, {r.get('reconnected', 0)} back, "
+      f"{r.get('lost', 0)} not back at the end; drop-to-back p50 {r['p50_ms']:.0f} ms, "
+      f"p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+seen = f"{(left - kill) / 1000:.1f} s after the kill" if left else "not logged"
+print(f"   node gone: {seen}; last client back {(back - kill) / 1000:.1f} s after the kill"
+      + (f" ({(back - left) / 1000:+.1f} s from the node gone)" if left else ""))
+PY
+    sed 's/^/   /' "$PROBE_OUT"
+    rm -f "$PROBE_OUT"
+}
+
 echo "== up: $NODES nodes, run dir $RUN"
 "$CLUSTER" up --nodes "$NODES" --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
     --no-build --no-deps \
@@ -79,8 +146,10 @@ echo "== before: nodes $before_nodes kB (${#NODE_PIDS[@]} processes), redis $bef
 
 echo "== bench: $CLIENTS clients from $PROCS processes at $RATE connects/s, held $HOLD s"
 BENCH_OUT=$(mktemp)
+STORM_ARGS=()
+[ -z "${STORM:-}" ] || STORM_ARGS=(--reconnect "${RECONNECT:-1}")
 "$BUILD/bench/chat-bench" --gateway "$GW" --scenario idle --clients "$CLIENTS" --procs "$PROCS" \
-    --connect-rate "$RATE" --duration "$HOLD" --setup-timeout 3600 \
+    --connect-rate "$RATE" --duration "$HOLD" --grace "$GRACE" --setup-timeout 3600 "${STORM_ARGS[@]}" \
     --user-prefix scale --user-offset 1 --password-format scale-pw-%d >"$BENCH_OUT" 2>&1 &
 BENCH=$!
 t0=$(date +%s.%N)
@@ -97,8 +166,10 @@ held_nodes=$(rss_kb "${NODE_PIDS[@]}")
 held_redis=$(rss_kb "$REDIS_PID")
 echo "== held: $total connections after ${setup_s} s; per node: $spread"
 echo "   nodes $held_nodes kB, redis $held_redis kB"
+[ -z "${STORM:-}" ] || storm
 wait "$BENCH" || true
 tail -n 1 "$BENCH_OUT"
+[ -z "${STORM:-}" ] || storm_report "$(tail -n 1 "$BENCH_OUT")"
 python3 - "$CLIENTS" "$total" "$before_nodes" "$held_nodes" "$before_redis" "$held_redis" "$setup_s" <<'PY'
 import sys
 n, held, bn, hn, br, hr, s = sys.argv[1:]

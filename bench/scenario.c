@@ -23,6 +23,8 @@
 #define REQ_MAX (CORE_WS_MAX_MESSAGE - 1024)
 #define BENCH_SRC_SPREAD 8      /* source addresses per worker */
 #define ID_KIND_BITS 4
+#define NODE_SKIP_US 2000000    /* --reconnect: a node that refused is skipped this long */
+#define RETRY_S 0.2             /* --reconnect: wait before trying the next node */
 
 enum phase { PH_SETUP, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
 enum cstate { C_NEW, C_OPENING, C_AUTH, C_JOINING, C_WAIT_SHARED, C_READY, C_FAILED };
@@ -43,12 +45,15 @@ typedef struct client {
     seen_t *seen;      /* one per sender slot */
     char *token;       /* login scenario: the resume token */
     uint64_t t0_us;    /* login scenario: when this attempt started */
+    uint64_t lost_us;  /* --reconnect: when the server ended its connection */
+    uint64_t retry_at_us; /* --reconnect: when to connect again */
     uint32_t gidx;     /* global index: user name and node */
     uint32_t seq;      /* next message sequence */
     uint32_t next_id;
     uint16_t inflight; /* chats without an answer */
     uint8_t state;
-    uint8_t relogin;   /* login scenario: this attempt uses the token */
+    uint8_t relogin;   /* this attempt uses the token (login scenario, --reconnect) */
+    uint8_t node;      /* index of its target in o->nodes */
 } client_t;
 
 typedef struct group {
@@ -79,6 +84,11 @@ struct worker {
     double connect_credit, send_credit;
     double last_tick;
     uint64_t phase_deadline_us, run_start_us, run_end_us, last_delivery_us;
+    uint64_t node_skip_until[64]; /* --reconnect: refused lately */
+    int *requeue;      /* --reconnect: clients waiting to connect again */
+    int *due;          /* scratch for reconnect_due */
+    int nrequeue;
+    unsigned seed;
     bench_result_t res;
 };
 
@@ -86,6 +96,13 @@ static uint64_t now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts); /* system-wide: valid across workers */
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* the storm's span is compared across workers */
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
@@ -340,8 +357,15 @@ static void on_login_answer(client_t *c, int code, const cJSON *data)
         client_fail(c);
         return;
     }
-    if (w->o->scenario == BENCH_LOGIN)
+    if (w->o->scenario == BENCH_LOGIN || w->o->reconnect_s > 0)
         store_token(c, data);
+    if (c->relogin && w->o->scenario != BENCH_LOGIN) { /* --reconnect: back */
+        w->res.reconnected++;
+        bench_hist_record(&w->res.lat, now_us() - c->lost_us);
+        w->res.last_back_unix_us = wall_us();
+        c->state = C_READY;
+        return;
+    }
     if (c->relogin) {
         /* a timed resume: record it and start the next one */
         w->res.sent++;
@@ -443,7 +467,8 @@ static void on_answer(client_t *c, const cJSON *o)
     case K_PING:
         if (rc == 0) {
             c->w->res.delivered++;
-            bench_hist_record(&c->w->res.lat, now_us() - c->t0_us);
+            if (c->w->o->reconnect_s <= 0) /* else lat holds the reconnect times */
+                bench_hist_record(&c->w->res.lat, now_us() - c->t0_us);
         } else {
             c->w->res.errors++;
         }
@@ -553,6 +578,67 @@ static void on_open(bench_ws_t *ws, void *ud)
     send_login(c);
 }
 
+/* --reconnect: a random node other than c's that has not refused lately
+ * (the gateway would spread them the same way: least loaded first). */
+static void pick_other_node(client_t *c)
+{
+    worker_t *w = c->w;
+    uint64_t now = now_us();
+    int n = w->o->nnodes, ok[64], nok = 0;
+    for (int j = 0; j < n; j++)
+        if (j != c->node && w->node_skip_until[j] <= now)
+            ok[nok++] = j;
+    if (!nok) /* all refused lately: any other one */
+        for (int j = 0; j < n; j++)
+            if (j != c->node)
+                ok[nok++] = j;
+    if (nok)
+        c->node = (uint8_t)ok[rand_r(&w->seed) % nok];
+}
+
+static void reconnect_later(client_t *c, double max_s)
+{
+    worker_t *w = c->w;
+    c->state = C_NEW;
+    c->retry_at_us = now_us() + (uint64_t)(max_s * 1e6 * ((double)rand_r(&w->seed) / RAND_MAX));
+    w->requeue[w->nrequeue++] = (int)(c - w->c);
+}
+
+/* A held connection ended by the server, or a reconnect attempt refused. */
+static void on_dropped(client_t *c)
+{
+    worker_t *w = c->w;
+    if (c->state == C_READY) {
+        w->res.dropped++;
+        c->lost_us = now_us();
+        if (!w->res.first_drop_unix_us)
+            w->res.first_drop_unix_us = wall_us();
+        pick_other_node(c); /* not the node it just lost */
+        reconnect_later(c, w->o->reconnect_s);
+        return;
+    }
+    w->node_skip_until[c->node] = now_us() + NODE_SKIP_US;
+    pick_other_node(c);
+    reconnect_later(c, RETRY_S);
+}
+
+/* Starts the reconnects that are due; keeps the rest in the queue. */
+static void reconnect_due(worker_t *w)
+{
+    uint64_t now = now_us();
+    int kept = 0, ndue = 0;
+    for (int i = 0; i < w->nrequeue; i++) {
+        int k = w->requeue[i];
+        if (w->c[k].retry_at_us <= now)
+            w->due[ndue++] = k;
+        else
+            w->requeue[kept++] = k;
+    }
+    w->nrequeue = kept; /* a start that fails at once may queue again */
+    for (int i = 0; i < ndue; i++)
+        client_start(&w->c[w->due[i]]);
+}
+
 static void on_close(bench_ws_t *ws, int err, void *ud)
 {
     (void)ws;
@@ -563,6 +649,10 @@ static void on_close(bench_ws_t *ws, int err, void *ud)
     c->ws = NULL;
     if (c->w->phase == PH_DONE)
         return;
+    if (c->w->phase == PH_RUN && c->w->o->reconnect_s > 0 && c->token && c->state != C_FAILED) {
+        on_dropped(c);
+        return;
+    }
     if (c->w->phase == PH_SETUP && c->state != C_READY)
         c->w->res.connect_errors++;
     if (c->state != C_FAILED)
@@ -574,7 +664,7 @@ static const bench_ws_cbs_t ws_cbs = {on_open, on_text, on_close};
 static void client_start(client_t *c)
 {
     worker_t *w = c->w;
-    const bench_target_t *t = &w->o->nodes[c->gidx % (uint32_t)w->o->nnodes];
+    const bench_target_t *t = &w->o->nodes[c->node];
     c->t0_us = now_us();
     c->relogin = c->token != NULL;
     c->state = C_OPENING;
@@ -699,9 +789,14 @@ static void drain_start(worker_t *w)
     w->phase_deadline_us = w->run_end_us + (uint64_t)(w->o->grace_s * 1e6);
     if (w->o->scenario != BENCH_IDLE)
         return;
-    /* idle: every held connection must still answer */
+    /* idle: every held connection must still answer; one still reconnecting
+     * (--reconnect) counts as lost */
     for (int i = 0; i < w->count; i++) {
         client_t *c = &w->c[i];
+        if (c->state != C_READY && c->state != C_FAILED && w->o->reconnect_s > 0) {
+            w->res.expected++;
+            continue;
+        }
         if (c->state != C_READY || !c->ws)
             continue;
         c->t0_us = now_us();
@@ -754,6 +849,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
             drain_start(w);
         else if (w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT)
             send_paced(w, dt);
+        else if (w->nrequeue)
+            reconnect_due(w);
         break;
     case PH_DRAIN:
         if (drain_done(w))
@@ -824,10 +921,16 @@ static void worker_init(worker_t *w, const bench_opts_t *o, int index, int ctl)
     for (int i = 0; i < w->count; i++) {
         w->c[i].w = w;
         w->c[i].gidx = (uint32_t)(w->first + i);
+        w->c[i].node = (uint8_t)(w->c[i].gidx % (uint32_t)o->nnodes);
         if (tracks)
             w->c[i].seen = core_xcalloc((size_t)w->nslots, sizeof(seen_t));
     }
     worker_init_groups(w);
+    if (o->reconnect_s > 0) {
+        w->requeue = core_xcalloc((size_t)(w->count ? w->count : 1), sizeof *w->requeue);
+        w->due = core_xcalloc((size_t)(w->count ? w->count : 1), sizeof *w->due);
+        w->seed = o->run_id ^ (unsigned)index;
+    }
     ev_timer_init(&w->tick, on_tick, TICK_S, TICK_S);
     w->tick.data = w;
     ev_io_init(&w->ctl_io, on_ctl, ctl, EV_READ);
@@ -850,6 +953,8 @@ static void worker_deinit(worker_t *w)
     }
     free(w->c);
     free(w->groups);
+    free(w->requeue);
+    free(w->due);
     ev_timer_stop(w->loop, &w->tick);
     ev_io_stop(w->loop, &w->ctl_io);
     ev_loop_destroy(w->loop);

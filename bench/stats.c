@@ -102,6 +102,13 @@ void bench_result_merge(bench_result_t *into, const bench_result_t *from)
     into->connect_errors += from->connect_errors;
     into->receivers += from->receivers;
     into->self_rss_kb += from->self_rss_kb;
+    into->dropped += from->dropped;
+    into->reconnected += from->reconnected;
+    if (from->first_drop_unix_us &&
+        (!into->first_drop_unix_us || from->first_drop_unix_us < into->first_drop_unix_us))
+        into->first_drop_unix_us = from->first_drop_unix_us;
+    if (from->last_back_unix_us > into->last_back_unix_us)
+        into->last_back_unix_us = from->last_back_unix_us;
     /* workers run the same phase side by side: the longest one is the phase */
     if (from->elapsed_s > into->elapsed_s)
         into->elapsed_s = from->elapsed_s;
@@ -115,7 +122,8 @@ uint64_t bench_result_lost(const bench_result_t *r)
 
 #define RESULT_FIELDS(X)                                                                           \
     X(clients) X(sent) X(expected) X(delivered) X(dup) X(reordered) X(errors) X(connect_errors)   \
-    X(receivers) X(self_rss_kb)
+    X(receivers) X(self_rss_kb) X(dropped) X(reconnected) X(first_drop_unix_us)                  \
+    X(last_back_unix_us)
 
 char *bench_result_encode(const bench_result_t *r)
 {
@@ -255,6 +263,14 @@ cJSON *bench_report_json(const char *scenario, const bench_result_t *r, cJSON *e
     cJSON_AddNumberToObject(o, "reordered", (double)r->reordered);
     cJSON_AddNumberToObject(o, "connect_errors", (double)r->connect_errors);
     cJSON_AddNumberToObject(o, "bench_rss_kb", (double)r->self_rss_kb);
+    if (r->dropped) { /* --reconnect: lat is the time from drop to logged in again */
+        cJSON_AddNumberToObject(o, "dropped", (double)r->dropped);
+        cJSON_AddNumberToObject(o, "reconnected", (double)r->reconnected);
+        if (r->last_back_unix_us > r->first_drop_unix_us)
+            cJSON_AddNumberToObject(o, "storm_s",
+                                    (double)(r->last_back_unix_us - r->first_drop_unix_us) / 1e6);
+        cJSON_AddNumberToObject(o, "first_drop_unix_ms", (double)(r->first_drop_unix_us / 1000));
+    }
     cJSON_AddNumberToObject(o, "elapsed_s", (double)(uint64_t)(r->elapsed_s * 1000) / 1000);
     if (extra) {
         cJSON *it = extra->child;

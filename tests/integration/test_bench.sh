@@ -3,7 +3,10 @@
 # chat-node on free ports under a temp dir, every scenario for a few seconds
 # with small N and two worker processes, then the final JSON line must say
 # lost=0, dup=0, errors=0 and delivered>0. Also: a target outside
-# 127.0.0.0/8 is refused with exit 2 before any connection is made.
+# 127.0.0.0/8 is refused with exit 2 before any connection is made, and
+# --reconnect: kill -9 of a second node during an idle run moves its
+# clients to the first one with their tokens (dropped = reconnected = its
+# share, every client answers at the end).
 #   test_bench.sh BUILD_DIR
 set -u
 BUILD=$(cd "$1" && pwd)
@@ -73,6 +76,30 @@ grep -q '"rss_ready_kb":[1-9]' "$TMP/bench-idle.out" || { echo "idle: no RSS sam
 # the direct run reads the node's CPU time and relates it to deliveries
 grep -q '"cpu_s_per_million_deliveries":[0-9]' "$TMP/bench-direct.out" ||
     { echo "direct: no CPU sample"; FAILS=$((FAILS + 1)); }
+
+# --reconnect: a second node on the same Redis and store; its clients come
+# back on the first one after it is killed
+NODE2_PORT=$(free_port)
+start_bg node2 "$BUILD/node/chat-node" --listen "127.0.0.1:$NODE2_PORT" --redis "127.0.0.1:$REDIS_PORT" \
+    --store "sqlite:$TMP/chat.db" --pwhash-ops 1 --pwhash-mem 8M --rate 100000 --burst 100000 \
+    --log-level warn
+wait_port "$NODE2_PORT" 20
+NODE2_PID=${PIDS[-1]}
+out="$TMP/bench-reconnect.out"
+timeout 120 "$BENCH" --node "$URL" --node "ws://127.0.0.1:$NODE2_PORT/ws" --procs 2 --duration 8 \
+    --grace 3 --setup-timeout 30 --user-prefix btidle --scenario idle --clients 20 \
+    --reconnect 0.3 >"$out" 2>"$TMP/bench-reconnect.log" &
+RB=$!
+sleep 4 # set up (users from the idle case) and running
+kill -9 "$NODE2_PID"
+if ! wait "$RB"; then
+    echo "reconnect: chat-bench exited non-zero"
+    cat "$out" "$TMP/bench-reconnect.log"
+    FAILS=$((FAILS + 1))
+elif ! check_json reconnect "$out" || ! grep -q '"dropped":10,"reconnected":10,' "$out"; then
+    echo "reconnect: want 10 dropped and 10 back"
+    FAILS=$((FAILS + 1))
+fi
 
 # the guard: refused before any traffic, exit 2 (192.0.2.0/24 is TEST-NET-1)
 "$BENCH" --scenario direct --node ws://192.0.2.1:9/ws --clients 2 >/dev/null 2>"$TMP/guard.log"

@@ -109,6 +109,8 @@ typedef struct login_job {
     char password[PROTO_PASSWORD_MAX + 1];
     char token_digest[65];      /* token login: digest of the presented token */
     int by_token;
+    uint64_t fresh_at_ms;       /* token login: now + half the token lifetime */
+    int token_fresh;            /* it is valid then too: answered again, nothing written */
     store_user_t rec;
     /* second step: new token and pending items */
     char token[PROTO_TOKEN_LEN + 1];
@@ -125,6 +127,7 @@ static void login_job_free(login_job_t *j)
     store_pendings_free(&j->pending);
     core_buf_free(&j->parked);
     memset(j->password, 0, sizeof j->password);
+    memset(j->token, 0, sizeof j->token);
     free(j);
 }
 
@@ -134,6 +137,8 @@ static void lookup_work(store_t *st, void *arg)
     j->job.rc = store_user_get(st, j->user, &j->rec);
     if (j->job.rc == STORE_OK && j->by_token)
         j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
+    if (j->job.rc == STORE_OK && j->by_token && j->token[0])
+        j->token_fresh = store_token_check(st, j->user, j->token_digest, j->fresh_at_ms) == STORE_OK;
 }
 
 /* Store thread: the user's pending items, in send order. Items that need
@@ -149,11 +154,11 @@ static int pending_take(store_t *st, const char *user, size_t max, store_pending
     return rc;
 }
 
-/* New token + pending items. */
+/* New token (unless the presented one is fresh) + pending items. */
 static void session_work(store_t *st, void *arg)
 {
     login_job_t *j = arg;
-    j->job.rc = store_token_put(st, j->user, j->new_digest, j->expires);
+    j->job.rc = j->token_fresh ? STORE_OK : store_token_put(st, j->user, j->new_digest, j->expires);
     if (j->job.rc != STORE_OK)
         return;
     j->job.rc = pending_take(st, j->user, j->pending_max, &j->pending);
@@ -279,7 +284,11 @@ static void login_accept(login_job_t *j)
     node_t *n = j->job.req->sess->node;
     if (!j->by_token)
         node_guard_login_ok(n, j->user);
-    node_auth_token_new(j->token, j->new_digest);
+    /* A resume with a token that has more than half its life left gets the
+     * same token back: a reconnect storm writes nothing and the tokens
+     * table does not grow per reconnect; an older one is replaced. */
+    if (!j->token_fresh)
+        node_auth_token_new(j->token, j->new_digest);
     j->expires = core_now_ms() + (uint64_t)(n->cfg.token_ttl * 1000.0);
     j->pending_max = n->cfg.pending_max;
     node_job_submit(n, &j->job, session_work, session_done);
@@ -358,6 +367,9 @@ void node_act_login(node_req_t *r, const cJSON *data)
     if (token) {
         j->by_token = 1;
         node_auth_token_digest(token, j->token_digest);
+        j->fresh_at_ms = core_now_ms() + (uint64_t)(r->sess->node->cfg.token_ttl * 500.0);
+        if (strlen(token) == PROTO_TOKEN_LEN) /* the only length we hand out */
+            memcpy(j->token, token, PROTO_TOKEN_LEN + 1);
         node_job_submit(r->sess->node, &j->job, lookup_work, lookup_done);
         return;
     }

@@ -82,7 +82,9 @@ static void usage(FILE *f)
 "  --pwhash-ops N        argon2id opslimit (default %u)\n"
 "  --pwhash-mem BYTES    argon2id memlimit, K/M suffix allowed (default 64M)\n"
 "  --auth-threads N      password-hashing threads (default 2)\n"
-"  --token-ttl SEC       resume token lifetime (default 604800)\n"
+"  --token-ttl SEC       resume token lifetime (default 604800; PROTOCOL.md wants\n"
+"                        >= 86400); a resume with more than half of it left\n"
+"                        gets the same token back, else a new one\n"
 "  --max-out BYTES       per-connection output cap, K/M suffix (default 4M)\n"
 "  --pending-max N       pending items streamed per login (default 10000)\n"
 "  --zk HOSTS            ZooKeeper host:port[,host:port...]; none = standalone\n"
@@ -237,7 +239,7 @@ static int apply(void *ud, int opt, const char *arg)
             return -1;
         c->auth_threads = (int)d;
         return 0;
-    case OPT_TOKEN_TTL: return parse_double(arg, 60, &c->token_ttl);
+    case OPT_TOKEN_TTL: return parse_double(arg, 2, &c->token_ttl); /* tests use seconds */
     case OPT_MAX_OUT:
         if ((sz = core_parse_size(arg)) < 65536)
             return -1;

@@ -14,6 +14,9 @@
             after the window the right password works again
   address   failed logins from one address over many users make a login
             of yet another user 429
+  tokens    (--token-ttl 4) a token login with more than half the token's
+            life left answers the same token; past half, a new one, and the
+            old one keeps working until it expires, then 401
   full      a node restarted with --max-conns closes connections over it at
             accept (no handshake: the client tries another node), counts
             them in /metrics, and serves again once one has left
@@ -32,14 +35,15 @@ import time
 from clusterlib import (Client, ConnectionClosed, login, metrics, run_cluster_test, uname,
                         whole_again)
 
-CAP, TIMEOUT_S, FAILS_USER, FAILS_IP, WINDOW_S = 6, 1.5, 3, 8, 4
+CAP, TIMEOUT_S, FAILS_USER, FAILS_IP, WINDOW_S, TOKEN_TTL_S = 6, 1.5, 3, 8, 4, 4
 PASSWORDS = []
 
 
 def setup(cl):
     cl.node_args += ["--limit-exempt", "none", "--max-conns-per-ip", str(CAP),
                      "--login-timeout", str(TIMEOUT_S), "--login-fails-user", str(FAILS_USER),
-                     "--login-fails-ip", str(FAILS_IP), "--login-fails-window", str(WINDOW_S)]
+                     "--login-fails-ip", str(FAILS_IP), "--login-fails-window", str(WINDOW_S),
+                     "--token-ttl", str(TOKEN_TTL_S)]
 
 
 async def closed_with(c, code, timeout):
@@ -111,11 +115,16 @@ async def check_slow_login(cl):
     print(f"deadline: a login hashed for {took:.1f}s (limit {TIMEOUT_S}s) was not cut off")
 
 
-async def wrong(url, user):
+async def login_once(url, data):
+    """One login on a fresh connection; returns the answer."""
     c = await Client.open(url)
-    r = await c.req("login", {"user": user, "password": "not-the-password"})
+    r = await c.req("login", data)
     await c.close()
     return r
+
+
+async def wrong(url, user):
+    return await login_once(url, {"user": user, "password": "not-the-password"})
 
 
 async def check_user(cl):
@@ -166,6 +175,32 @@ async def check_address(cl):
     print(f"address: {FAILS_IP} failures over {FAILS_IP} users make the next login 429")
 
 
+async def token_login(url, user, token):
+    return await login_once(url, {"user": user, "token": token})
+
+
+async def check_tokens(cl):
+    user, pw = uname("gt"), "token-pw-" + uname("x")
+    PASSWORDS.append(pw)
+    c, d = await login(cl.ws_url(0), user, pw, register=True)
+    await c.close()
+    first, t0 = d["token"], time.monotonic()
+    r = await token_login(cl.ws_url(1), user, first)
+    assert r["code"] == 0 and r["data"]["token"] == first, f"a fresh token not answered again: {r}"
+    await asyncio.sleep(max(0, TOKEN_TTL_S / 2 + 0.3 - (time.monotonic() - t0)))
+    r = await token_login(cl.ws_url(2), user, first)
+    assert r["code"] == 0, r
+    second = r["data"]["token"]
+    assert second != first, "a token past half its life was not replaced"
+    r = await token_login(cl.ws_url(0), user, second)
+    assert r["code"] == 0 and r["data"]["token"] == second, r
+    await asyncio.sleep(max(0, TOKEN_TTL_S + 0.3 - (time.monotonic() - t0)))
+    assert (await token_login(cl.ws_url(1), user, first))["code"] == 401, "an expired token worked"
+    assert (await token_login(cl.ws_url(1), user, second))["code"] == 0
+    print(f"tokens: a fresh token answered again; past {TOKEN_TTL_S / 2:g}s a new one; "
+          f"the old one refused after {TOKEN_TTL_S}s")
+
+
 FULL = 3
 
 
@@ -211,7 +246,8 @@ async def body(cl):
     await check_conns(cl)
     await check_deadline(cl)
     await check_user(cl)
-    await check_address(cl)
+    await check_tokens(cl)
+    await check_address(cl)                     # leaves this address throttled a while
     await check_full(cl)
     check_secrets(cl)
 

@@ -17,11 +17,15 @@ BENCH="$BUILD/bench/chat-bench"
 REDIS_PORT=$(free_port)
 NODE_PORT=$(free_port)
 start_redis "$REDIS_PORT"
-# Test-only argon2id cost; a high rate limit so closed-loop senders are not 429'd.
-start_bg node "$BUILD/node/chat-node" --listen "127.0.0.1:$NODE_PORT" --redis "127.0.0.1:$REDIS_PORT" \
-    --store "sqlite:$TMP/chat.db" --pwhash-ops 1 --pwhash-mem 8M --rate 100000 --burst 100000 \
-    --log-level warn
-wait_port "$NODE_PORT" 20
+# start_node NAME PORT: a node on the shared Redis and store, with the
+# test-only argon2id cost and a high rate limit (closed-loop senders are not 429'd).
+start_node() {
+    start_bg "$1" "$BUILD/node/chat-node" --listen "127.0.0.1:$2" --redis "127.0.0.1:$REDIS_PORT" \
+        --store "sqlite:$TMP/chat.db" --pwhash-ops 1 --pwhash-mem 8M --rate 100000 --burst 100000 \
+        --log-level warn
+    wait_port "$2" 20
+}
+start_node node "$NODE_PORT"
 NODE_PID=${PIDS[-1]}
 URL="ws://127.0.0.1:$NODE_PORT/ws"
 FAILS=0
@@ -80,10 +84,7 @@ grep -q '"cpu_s_per_million_deliveries":[0-9]' "$TMP/bench-direct.out" ||
 # --reconnect: a second node on the same Redis and store; its clients come
 # back on the first one after it is killed
 NODE2_PORT=$(free_port)
-start_bg node2 "$BUILD/node/chat-node" --listen "127.0.0.1:$NODE2_PORT" --redis "127.0.0.1:$REDIS_PORT" \
-    --store "sqlite:$TMP/chat.db" --pwhash-ops 1 --pwhash-mem 8M --rate 100000 --burst 100000 \
-    --log-level warn
-wait_port "$NODE2_PORT" 20
+start_node node2 "$NODE2_PORT"
 NODE2_PID=${PIDS[-1]}
 out="$TMP/bench-reconnect.out"
 timeout 120 "$BENCH" --node "$URL" --node "ws://127.0.0.1:$NODE2_PORT/ws" --procs 2 --duration 8 \

@@ -135,10 +135,13 @@ static void lookup_work(store_t *st, void *arg)
 {
     login_job_t *j = arg;
     j->job.rc = store_user_get(st, j->user, &j->rec);
-    if (j->job.rc == STORE_OK && j->by_token)
+    if (j->job.rc != STORE_OK || !j->by_token)
+        return;
+    /* valid at half its life from now: fresh (and valid now); one query */
+    j->token_fresh = j->token[0] &&
+                     store_token_check(st, j->user, j->token_digest, j->fresh_at_ms) == STORE_OK;
+    if (!j->token_fresh)
         j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
-    if (j->job.rc == STORE_OK && j->by_token && j->token[0])
-        j->token_fresh = store_token_check(st, j->user, j->token_digest, j->fresh_at_ms) == STORE_OK;
 }
 
 /* Store thread: the user's pending items, in send order. Items that need

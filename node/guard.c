@@ -125,11 +125,13 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
         /* A login (or register) still being served is our delay, not the
          * client's: under a login storm the hashing queue may pass the
          * deadline. Check again one timeout later. */
-        if (s->ws && !s->logged_in && !s->kicked && s->running_other) {
-            wait_push(g, s, login_deadline(g->node));
-        } else if (s->ws && !s->logged_in && !s->kicked) {
-            g->node->metrics.login_timeouts_total++;
-            node_sess_close(s, 1008, "log in first");
+        if (s->ws && !s->logged_in && !s->kicked) {
+            if (s->running_other) {
+                wait_push(g, s, login_deadline(g->node));
+            } else {
+                g->node->metrics.login_timeouts_total++;
+                node_sess_close(s, 1008, "log in first");
+            }
         }
         node_sess_unref(s);
     }

@@ -310,7 +310,7 @@ for f in cluster.secret cluster.env dirty-words.txt logs/chat-node-1.log; do
 done
 # Sanitizer builds: every clean shutdown (SIGINT from pm2) must be report-free.
 if grep -El 'Sanitizer|runtime error:' "$RUN"/logs/chat-*.log; then
-    fail "sanitizer reports in the logs above"
+    grep -h -B2 -A30 -E "Sanitizer|runtime error:" "$RUN"/logs/chat-*.log | head -80; fail "sanitizer reports in the logs above"
 fi
 "$CLUSTER" down --run-dir "$RUN" | grep -q "not running" || fail "second down is not a no-op"
 STEP="secrets after the run"

@@ -86,6 +86,7 @@ typedef struct zk_ev {
 typedef struct zk_conn {
     node_zk_t *z;
     unsigned gen;
+    int auth_added; /* the credentials are in this handle's list */
 } zk_conn_t;
 
 typedef struct zk_slot {
@@ -795,6 +796,15 @@ static void on_election_reply(node_zk_t *z, const zk_req_t *r, const zk_ev_t *e)
 
 /* ------------------------------------------------------------------ session */
 
+static int auth_add(node_zk_t *z)
+{
+    if (!z->auth[0] || z->conn->auth_added)
+        return ZOK;
+    int rc = zoo_add_auth(z->zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL);
+    z->conn->auth_added = rc == ZOK;
+    return rc;
+}
+
 static int session_open(node_zk_t *z)
 {
     zk_conn_t *c = core_xcalloc(1, sizeof *c);
@@ -806,17 +816,20 @@ static int session_open(node_zk_t *z)
         free(c);
         return -1;
     }
-    /* before any request; the library re-sends it on every reconnect */
-    int rc = z->auth[0] ? zoo_add_auth(zh, "digest", z->auth, (int)strlen(z->auth), NULL, NULL)
-                        : ZOK;
-    if (rc != ZOK) {
+    z->zh = zh;
+    z->conn = c;
+    /* before any request; the library re-sends it on every reconnect. Its
+     * answer ZINVALIDSTATE also means "between two connection attempts" (a
+     * server refused, as one being restarted does): added once connected. */
+    int rc = auth_add(z);
+    if (rc != ZOK && (rc != ZINVALIDSTATE || is_unrecoverable(zh))) {
         CORE_ERROR("zk: cannot add the ZooKeeper credentials: %s", zerror(rc));
         zookeeper_close(zh); /* never connected: nothing to wait for */
         free(c);
+        z->zh = NULL;
+        z->conn = NULL;
         return -1;
     }
-    z->zh = zh;
-    z->conn = c;
     return 0;
 }
 
@@ -865,8 +878,16 @@ static void session_retire(node_zk_t *z)
     pthread_attr_destroy(&attr);
 }
 
+static void session_reset(node_zk_t *z);
+
 static void on_connected(node_zk_t *z)
 {
+    if (auth_add(z) != ZOK) { /* deferred by session_open: before any request */
+        CORE_ERROR("zk: cannot add the ZooKeeper credentials; joining again later");
+        session_reset(z);
+        retry_later(z);
+        return;
+    }
     const clientid_t *cid = zoo_client_id(z->zh);
     ev_timer_stop(z->loop, &z->lost);
     z->connected = 1;

@@ -35,6 +35,9 @@ static char g_hosts[64];
 static zhandle_t *g_zh;        /* the test's own inspection handle */
 static zhandle_t *g_last_zh;   /* the handle zookeeper_init made last */
 
+static int g_init_until_refused; /* zookeeper_init returns once a connect was refused */
+static int g_auth_refusals;      /* zoo_add_auth calls to answer ZINVALIDSTATE */
+
 /* Wraps the library's zookeeper_init so the test can learn an instance's
  * session (id and password) and expire it from a second handle. */
 typedef zhandle_t *(*zk_init_fn)(const char *, watcher_fn, int, const clientid_t *, void *, int);
@@ -44,7 +47,25 @@ zhandle_t *zookeeper_init(const char *host, watcher_fn fn, int recv_timeout,
     zk_init_fn real = (zk_init_fn)dlsym(RTLD_NEXT, "zookeeper_init");
     zhandle_t *zh = real ? real(host, fn, recv_timeout, clientid, context, flags) : NULL;
     g_last_zh = zh;
+    /* after a refused connect the library sits in state 0 until it tries again */
+    for (int i = 0; zh && g_init_until_refused && zoo_state(zh) != 0 && i < 3000; i++)
+        usleep(1000);
     return zh;
+}
+
+/* Wraps zoo_add_auth: ZINVALIDSTATE is what the library answers between two
+ * connection attempts (as above); here on demand, then the real thing. */
+typedef int (*zk_add_auth_fn)(zhandle_t *, const char *, const char *, int, void_completion_t,
+                              const void *);
+int zoo_add_auth(zhandle_t *zh, const char *scheme, const char *cert, int certLen,
+                 void_completion_t completion, const void *data)
+{
+    zk_add_auth_fn real = (zk_add_auth_fn)dlsym(RTLD_NEXT, "zoo_add_auth");
+    if (g_auth_refusals > 0) {
+        g_auth_refusals--;
+        return ZINVALIDSTATE;
+    }
+    return real ? real(zh, scheme, cert, certLen, completion, data) : ZSYSTEMERROR;
 }
 
 /* ------------------------------------------------------------------ instances */
@@ -705,6 +726,41 @@ static void test_auth_outsiders_kept_out(void **state)
     ev_loop_destroy(loop);
 }
 
+/* (10) Credentials given while ZooKeeper cannot be reached (not up yet, a
+ * server of the list being restarted): the node starts all the same, adds
+ * them once connected and joins with them. */
+static void test_auth_before_reachable(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    node_zk_member_t self = {"a", "ws://a/ws", "127.0.0.1:7000"};
+    inst_t a;
+    group_t g1 = {{&a}, 1, 1};
+    char nowhere[64];
+    (void)state;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(node_zk_set_auth(ZK_CRED), 0);
+    snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", free_port());
+    g_init_until_refused = 1;
+    node_zk_t *z = node_zk_start(loop, nowhere, "/t10/chat", SESSION_MS, &self, &g_cbs, &a);
+    g_init_until_refused = 0;
+    assert_int_equal(zoo_state(g_last_zh), 0); /* the library's "between attempts" */
+    assert_non_null(z);
+    node_zk_stop(z);
+
+    g_auth_refusals = 1;
+    inst_start(loop, &a, "/t10/chat", "a", "ws://a/ws");
+    assert_int_equal(g_auth_refusals, 0);
+    assert_true(wait_until(loop, agreed, &g1, 20));
+    assert_true(a.is_self);
+    assert_locked_out(g_zh, "/t10/chat"); /* made with the credentials */
+    zhandle_t *right = handle_as(loop, ZK_CRED);
+    assert_false(acl_open(right, "/t10/chat/nodes"));
+    zookeeper_close(right);
+    inst_stop(&a);
+    node_zk_set_auth(NULL);
+    ev_loop_destroy(loop);
+}
+
 static int server_signal(const char *sig)
 {
     char cmd[512];
@@ -768,6 +824,7 @@ int main(void)
         cmocka_unit_test(test_auth_locks_root),
         cmocka_unit_test(test_auth_restricts_open_root),
         cmocka_unit_test(test_auth_outsiders_kept_out),
+        cmocka_unit_test(test_auth_before_reachable),
         cmocka_unit_test(test_disconnected_too_long),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -9,6 +9,7 @@ SQLite file) and a small protocol client.
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -88,8 +89,14 @@ def metrics(url):
     return out
 
 
+# The ZooKeeper and MongoDB client libraries' own log lines: they drown a
+# node's story (a stopping node's driver retries fill its last 40 lines).
+LIBRARY_NOISE = re.compile(r":ZOO_[A-Z]+@|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+: \[\d+\]:")
+
+
 def dump_logs(tmp):
-    """Every process log under tmp: a sanitizer report whole, else the tail."""
+    """Every process log under tmp: a sanitizer report whole, else the tail
+    without the client libraries' lines."""
     for f in sorted(os.listdir(tmp)):
         if f.endswith(".log"):
             with open(f"{tmp}/{f}", errors="replace") as fh:
@@ -97,8 +104,15 @@ def dump_logs(tmp):
             at = next((k for k, l in enumerate(lines) if "ERROR: AddressSanitizer" in l
                        or "runtime error:" in l), None)
             # a sanitizer report whole (its first stack is the cause), else the tail
-            lines = lines[at:at + 80] if at is not None else lines[-40:]
-            print(f"----- {f} (last {len(lines)} lines)")
+            if at is not None:
+                lines, what = lines[at:at + 80], "a sanitizer report"
+            else:
+                own = [line for line in lines if not LIBRARY_NOISE.search(line)]
+                what = f"last {min(40, len(own))} lines"
+                if len(own) < len(lines):
+                    what += f" of its own; {len(lines) - len(own)} library lines left out"
+                lines = own[-40:]
+            print(f"----- {f} ({what})")
             print("".join(lines), end="")
 
 

@@ -297,12 +297,24 @@ static void login_accept(login_job_t *j)
     node_job_submit(n, &j->job, session_work, session_done);
 }
 
+static void reject_counted(node_t *n, uint64_t retry_ms, void *ud)
+{
+    (void)n;
+    (void)retry_ms;
+    login_job_t *j = ud;
+    node_req_fail(j->job.req, PROTO_UNAUTHORIZED, BAD_CREDENTIALS);
+    login_job_free(j);
+}
+
 static void login_reject(login_job_t *j, int code, const char *text)
 {
     node_sess_t *s = j->job.req->sess;
     s->node->metrics.login_failures_total++;
-    if (code == PROTO_UNAUTHORIZED && !j->by_token) /* tokens are 256-bit: not guessable */
-        node_guard_login_failed(s->node, s, j->user);
+    if (code == PROTO_UNAUTHORIZED && !j->by_token) { /* tokens are 256-bit: not guessable */
+        /* answered once counted: the client's next try, on any node, sees it */
+        node_guard_login_failed(s->node, s, j->user, reject_counted, j);
+        return;
+    }
     node_req_fail(j->job.req, code, text);
     login_job_free(j);
 }

@@ -210,15 +210,33 @@ void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, n
     }
 }
 
-void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user)
+static void on_counted(core_redis_t *r, redisReply *reply, void *ud)
+{
+    (void)r;
+    (void)reply; /* counted or not (Redis away), the answer goes out */
+    check_t *c = ud;
+    c->cb(c->node, 0, c->ud);
+    free(c);
+}
+
+void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
+                             void *ud)
 {
     char ukey[96], ikey[96], window[24];
     keys_for(user, node_guard_ip(s), ukey, ikey, sizeof ukey);
     snprintf(window, sizeof window, "%llu", (unsigned long long)(n->cfg.login_fails_window * 1000.0));
-    if (s->addr && !s->addr->exempt)
-        core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 2 %s %s %s", FAIL_LUA, ukey, ikey, window);
-    else
-        core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 1 %s %s", FAIL_LUA, ukey, window);
+    check_t *c = core_xcalloc(1, sizeof *c);
+    c->node = n;
+    c->cb = cb;
+    c->ud = ud;
+    int rc = s->addr && !s->addr->exempt
+                 ? core_redis_cmd(n->redis, on_counted, c, "EVAL %s 2 %s %s %s", FAIL_LUA, ukey,
+                                  ikey, window)
+                 : core_redis_cmd(n->redis, on_counted, c, "EVAL %s 1 %s %s", FAIL_LUA, ukey, window);
+    if (rc != 0) { /* not connected: the callback never comes */
+        free(c);
+        cb(n, 0, ud);
+    }
 }
 
 void node_guard_login_ok(node_t *n, const char *user)

@@ -550,7 +550,10 @@ const core_addrset_t *node_guard_exempt(const node_t *n);
 typedef void (*node_guard_cb)(node_t *n, uint64_t retry_ms, void *ud);
 void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
                             void *ud);
-void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user);
+/* Counts a failed login; cb (retry_ms 0) once Redis has it, so the next
+ * attempt anywhere sees it. */
+void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
+                             void *ud);
 void node_guard_login_ok(node_t *n, const char *user);
 
 /* server.c: the client endpoint */

@@ -166,6 +166,21 @@ static void buf_trim_idle(core_buf_t *b)
         core_buf_free(b);
 }
 
+size_t core_conn_buffer_bytes(const core_conn_t *c)
+{
+    return c->in.cap + c->out.cap + c->tls_held.cap;
+}
+
+void core_conn_trim(core_conn_t *c)
+{
+    if (c->out.len == c->out_pos) {
+        core_buf_free(&c->out);
+        c->out_pos = 0;
+    }
+    if (c->in.len == 0)
+        core_buf_free(&c->in);
+}
+
 /* The loop's buffer for reads of conns with nothing pending (READ_PER_EVENT
  * and a NUL): whole frames are consumed from it with no allocation. */
 static char *conn_scratch(conn_loop_t *cl)

@@ -174,6 +174,10 @@ void core_conn_close(core_conn_t *c);
 /* Closes now, dropping queued output. */
 void core_conn_abort(core_conn_t *c);
 size_t core_conn_out_pending(const core_conn_t *c);
+/* Releases its buffers while they are empty (an idle connection keeps none). */
+void core_conn_trim(core_conn_t *c);
+/* Bytes its input and output buffers hold allocated. */
+size_t core_conn_buffer_bytes(const core_conn_t *c);
 void core_conn_set_ud(core_conn_t *c, void *ud);
 void *core_conn_ud(const core_conn_t *c);
 const char *core_conn_peer(const core_conn_t *c); /* "ip:port" */
@@ -315,6 +319,9 @@ void core_ws_set_ud(core_ws_t *ws, void *ud);
 void *core_ws_ud(const core_ws_t *ws);
 const char *core_ws_peer(const core_ws_t *ws);
 size_t core_ws_out_pending(const core_ws_t *ws);
+/* Bytes of buffers it holds (its connection's; wslay's context while one
+ * exists): 0 for one quiet for a whole sweep period. */
+size_t core_ws_buffer_bytes(const core_ws_t *ws);
 
 /* ------------------------------------------------------------------ WebSocket client */
 

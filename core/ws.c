@@ -493,6 +493,8 @@ static void ws_sweep_one(core_http_server_t *s, core_ws_t *ws)
     if (ws->state != WS_OPEN)
         return;
     uint32_t idle = s->sweep_tick - ws->heard_tick;
+    if (idle > 1) /* quiet for a whole sweep period: its buffers go back */
+        core_conn_trim(ws->conn);
     if (idle < s->sweep_ticks * ((uint32_t)ws->pings + 1) + 1)
         return;
     if (ws->pings + 1 >= s->opts.ws_idle_pings) {
@@ -589,6 +591,12 @@ void *core_ws_ud(const core_ws_t *ws)
 const char *core_ws_peer(const core_ws_t *ws)
 {
     return ws->conn ? core_conn_peer(ws->conn) : "";
+}
+
+size_t core_ws_buffer_bytes(const core_ws_t *ws)
+{
+    enum { WSLAY_CTX_BYTES = 9 * 1024 }; /* its two 4 KiB buffers and state (private) */
+    return (ws->conn ? core_conn_buffer_bytes(ws->conn) : 0) + (ws->ctx ? WSLAY_CTX_BYTES : 0);
 }
 
 size_t core_ws_out_pending(const core_ws_t *ws)

@@ -733,6 +733,34 @@ static void test_ping_timing(void **state)
         tu_cli_free(&c[i]);
 }
 
+/* A connection quiet for a whole sweep period holds no buffers: tens of
+ * thousands of idle ones per node would otherwise keep one each. */
+static void test_idle_buffers_released(void **state)
+{
+    core_http_server_opts_t opts = {.ws_ping_interval = 0.4, .ws_idle_pings = 3};
+    env_t *e = env_new(&opts);
+    cli_t c;
+    frame_t f;
+
+    *state = e;
+    e->echo = 1;
+    ws_open(e, &c, 0);
+    send_frame(&c, 1, 1, "hello", 5);
+    wait_frame(e, &c, &f);
+    assert_int_equal(f.op, 1);
+    free(f.payload);
+    assert_true(core_ws_buffer_bytes(e->ws) > 0); /* the reply's output buffer, kept */
+    uint64_t until = core_mono_ms() + 350; /* > 2 sweeps (0.1 s), before the first ping */
+    while (core_mono_ms() < until)
+        ev_run(e->loop, EVRUN_ONCE);
+    assert_int_equal(core_ws_buffer_bytes(e->ws), 0);
+    send_frame(&c, 1, 1, "again", 5); /* and it still works */
+    wait_frame(e, &c, &f);
+    assert_string_equal(f.payload, "again");
+    free(f.payload);
+    tu_cli_free(&c);
+}
+
 static void test_slow_reader_closed(void **state)
 {
     core_http_server_opts_t opts = {.max_out = 64 * 1024};
@@ -794,6 +822,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_utf8_across_fragments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
         cmocka_unit_test_teardown(test_ping_timing, teardown),
+        cmocka_unit_test_teardown(test_idle_buffers_released, teardown),
         cmocka_unit_test_setup_teardown(test_unmasked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_client, setup, teardown),

@@ -5,17 +5,19 @@
 
 #include "node/node.h"
 
-typedef struct croom_user {
-    char user[PROTO_NAME_MAX + 1];
-    char node[64];
-    UT_hash_handle hh;
-} croom_user_t;
-
 typedef struct croom_node {
     char node[64];
     size_t members;
     UT_hash_handle hh;
 } croom_node_t;
+
+/* One per member of every room (the world room: every user online), so
+ * small: its node is shared, its name sized to fit. */
+typedef struct croom_user {
+    croom_node_t *nd;
+    UT_hash_handle hh;
+    char user[];
+} croom_user_t;
 
 typedef struct croom_room {
     char room[PROTO_NAME_MAX + 1];
@@ -66,22 +68,22 @@ void node_croom_free(node_croom_t *t)
     free(t);
 }
 
-static void node_count_add(croom_room_t *r, const char *node, int delta)
+static croom_node_t *node_ref(croom_room_t *r, const char *node)
 {
     croom_node_t *nd = NULL;
     HASH_FIND_STR(r->nodes, node, nd);
-    if (!nd && delta > 0) {
+    if (!nd) {
         nd = core_xcalloc(1, sizeof *nd);
         snprintf(nd->node, sizeof nd->node, "%s", node);
         HASH_ADD_STR(r->nodes, node, nd);
     }
-    if (!nd)
-        return;
-    if (delta > 0)
-        nd->members++;
-    else if (nd->members > 0)
-        nd->members--;
-    if (nd->members == 0) {
+    nd->members++;
+    return nd;
+}
+
+static void node_unref(croom_room_t *r, croom_node_t *nd)
+{
+    if (--nd->members == 0) {
         HASH_DEL(r->nodes, nd);
         free(nd);
     }
@@ -97,23 +99,23 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
     }
     croom_user_t *u = NULL;
     HASH_FIND_STR(r->users, user, u);
-    if (u && strcmp(u->node, node) == 0)
+    if (u && strcmp(u->nd->node, node) == 0)
         return PROTO_CONFLICT;
     if (u) {
-        node_count_add(r, u->node, -1);
+        node_unref(r, u->nd);
     } else {
-        u = core_xcalloc(1, sizeof *u);
-        snprintf(u->user, sizeof u->user, "%s", user);
+        size_t len = strnlen(user, PROTO_NAME_MAX);
+        u = core_xcalloc(1, sizeof *u + len + 1);
+        memcpy(u->user, user, len);
         HASH_ADD_STR(r->users, user, u);
     }
-    snprintf(u->node, sizeof u->node, "%s", node);
-    node_count_add(r, node, +1);
+    u->nd = node_ref(r, node);
     return 0;
 }
 
 static void user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
 {
-    node_count_add(r, u->node, -1);
+    node_unref(r, u->nd);
     HASH_DEL(r->users, u);
     free(u);
     if (!r->users)
@@ -126,7 +128,7 @@ void node_croom_leave(node_croom_t *t, const char *room, const char *user, const
     croom_user_t *u = NULL;
     if (r)
         HASH_FIND_STR(r->users, user, u);
-    if (u && (!node || strcmp(u->node, node) == 0))
+    if (u && (!node || strcmp(u->nd->node, node) == 0))
         user_remove(t, r, u);
 }
 
@@ -136,7 +138,7 @@ void node_croom_drop_node(node_croom_t *t, const char *node)
     HASH_ITER(hh, t->rooms, r, rt) {
         croom_user_t *u, *ut;
         HASH_ITER(hh, r->users, u, ut) {
-            if (strcmp(u->node, node) == 0) {
+            if (strcmp(u->nd->node, node) == 0) {
                 /* user_remove may free the room: stop once it is gone */
                 int last = HASH_COUNT(r->users) == 1;
                 user_remove(t, r, u);

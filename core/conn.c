@@ -48,7 +48,7 @@ struct core_conn {
     conn_state_t state;
     int connect_err; /* connect failed synchronously; reported from prepare */
     ev_io rio, wio;
-    ev_timer close_timer;
+    ev_timer *close_timer; /* made at the first close: most connections never need it */
     core_buf_t in;
     core_buf_t out;
     size_t out_pos; /* bytes of out already sent */
@@ -59,12 +59,16 @@ struct core_conn {
     int dirty;
     core_conn_t *close_next;
     SSL *ssl;            /* NULL: plain TCP */
-    int tls_ready;       /* handshake done */
-    int tls_failed;      /* no more TLS calls (alerts may still be flushed) */
-    core_buf_t tls_held; /* plaintext written before the handshake ended */
-    char *tls_err;       /* why TLS failed; allocated only then */
+    struct conn_tls *tls; /* with ssl: TLS state of its own (plain ones do without) */
     char peer[64];
 };
+
+typedef struct conn_tls {
+    int ready;       /* handshake done */
+    int failed;      /* no more TLS calls (alerts may still be flushed) */
+    core_buf_t held; /* plaintext written before the handshake ended */
+    char *err;       /* why TLS failed; allocated only then */
+} conn_tls_t;
 
 /* Per-loop state, found through a small registry keyed by loop. */
 struct conn_loop {
@@ -81,6 +85,7 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static conn_loop_t *registry;
 
 static void conn_loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
+static void close_timer_start(core_conn_t *c);
 
 static conn_loop_t *conn_loop_get(struct ev_loop *loop)
 {
@@ -168,7 +173,7 @@ static void buf_trim_idle(core_buf_t *b)
 
 size_t core_conn_buffer_bytes(const core_conn_t *c)
 {
-    return c->in.cap + c->out.cap + c->tls_held.cap;
+    return c->in.cap + c->out.cap + (c->tls ? c->tls->held.cap : 0);
 }
 
 void core_conn_trim(core_conn_t *c)
@@ -209,7 +214,8 @@ static void conn_finish(core_conn_t *c)
     c->state = CONN_CLOSED;
     ev_io_stop(c->loop, &c->rio);
     ev_io_stop(c->loop, &c->wio);
-    ev_timer_stop(c->loop, &c->close_timer);
+    if (c->close_timer)
+        ev_timer_stop(c->loop, c->close_timer);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -233,9 +239,13 @@ static void conn_destroy(core_conn_t *c)
     dirty_remove(c);
     core_buf_free(&c->in);
     core_buf_free(&c->out);
-    core_buf_free(&c->tls_held);
+    if (c->tls) {
+        core_buf_free(&c->tls->held);
+        free(c->tls->err);
+        free(c->tls);
+    }
     SSL_free(c->ssl); /* the socket BIO does not own the fd */
-    free(c->tls_err);
+    free(c->close_timer);
     free(c);
     conn_loop_release(cl);
 }
@@ -376,7 +386,7 @@ static void conn_on_eof(core_conn_t *c)
     if (c->state == CONN_OPEN && out_pending(c) > 0) {
         ev_io_stop(c->loop, &c->rio);
         c->state = CONN_FLUSHING;
-        ev_timer_start(c->loop, &c->close_timer);
+        close_timer_start(c);
         if (!ev_is_active(&c->wio))
             dirty_add(c);
         return;
@@ -462,10 +472,10 @@ static void tls_fail(core_conn_t *c, int rc)
     char why[160];
 
     core_tls_reason(c->ssl, rc, why, sizeof(why));
-    free(c->tls_err);
-    c->tls_err = core_xstrdup(why);
+    free(c->tls->err);
+    c->tls->err = core_xstrdup(why);
     CORE_DEBUG("conn %s: TLS: %s", c->peer, why);
-    c->tls_failed = 1;
+    c->tls->failed = 1;
     tls_pump_out(c);
     if (c->state == CONN_OPEN)
         core_conn_close(c);
@@ -479,8 +489,8 @@ static int tls_write(core_conn_t *c, const void *data, size_t len)
 
     if (len == 0)
         return 0;
-    if (!c->tls_ready) {
-        core_buf_append(&c->tls_held, data, len);
+    if (!c->tls->ready) {
+        core_buf_append(&c->tls->held, data, len);
         return 0;
     }
     rc = SSL_write(c->ssl, data, (int)len); /* len <= max_out: fits an int */
@@ -505,12 +515,12 @@ static int tls_handshake(core_conn_t *c)
         tls_pump_out(c);
         return 0;
     }
-    c->tls_ready = 1;
+    c->tls->ready = 1;
     tls_pump_out(c);
-    if (c->tls_held.len > 0) {
-        core_buf_t held = c->tls_held;
+    if (c->tls->held.len > 0) {
+        core_buf_t held = c->tls->held;
 
-        core_buf_init(&c->tls_held);
+        core_buf_init(&c->tls->held);
         rc = tls_write(c, held.data, held.len);
         core_buf_free(&held);
         if (rc < 0)
@@ -533,7 +543,7 @@ static void tls_on_readable(core_conn_t *c)
     int rc = 0, err = SSL_ERROR_WANT_READ;
     char *dst;
 
-    if (!c->tls_ready && tls_handshake(c) <= 0)
+    if (!c->tls->ready && tls_handshake(c) <= 0)
         return;
     while (got + TLS_RECORD_MAX <= budget) {
         if (direct) {
@@ -574,12 +584,15 @@ int core_conn_start_tls(core_conn_t *c, core_tls_t *t, const char *host)
     if (core_tls_is_server(t) ? c->state != CONN_OPEN : c->state != CONN_CONNECTING)
         return -1;
     c->ssl = core__tls_ssl_new(t, c->fd, host);
-    return c->ssl ? 0 : -1;
+    if (!c->ssl)
+        return -1;
+    c->tls = core_xcalloc(1, sizeof *c->tls);
+    return 0;
 }
 
 const char *core_conn_tls_error(const core_conn_t *c)
 {
-    return c->tls_err ? c->tls_err : "";
+    return c->tls && c->tls->err ? c->tls->err : "";
 }
 
 static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
@@ -651,6 +664,16 @@ static void conn_on_close_timeout(struct ev_loop *loop, ev_timer *w, int revents
     conn_finish(c);
 }
 
+static void close_timer_start(core_conn_t *c)
+{
+    if (!c->close_timer) {
+        c->close_timer = core_xmalloc(sizeof *c->close_timer);
+        ev_timer_init(c->close_timer, conn_on_close_timeout, CLOSE_TIMEOUT_S, 0.);
+        c->close_timer->data = c;
+    }
+    ev_timer_start(c->loop, c->close_timer);
+}
+
 static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
                              const core_conn_limits_t *limits, const core_conn_cbs_t *cbs, void *ud)
 {
@@ -670,8 +693,7 @@ static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
     core_buf_init(&c->out);
     ev_io_init(&c->rio, conn_on_readable, fd, EV_READ);
     ev_io_init(&c->wio, conn_on_writable, fd, EV_WRITE);
-    ev_timer_init(&c->close_timer, conn_on_close_timeout, CLOSE_TIMEOUT_S, 0.);
-    c->rio.data = c->wio.data = c->close_timer.data = c;
+    c->rio.data = c->wio.data = c;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return c;
 }
@@ -723,7 +745,7 @@ core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
 
 int core_conn_write(core_conn_t *c, const void *data, size_t len)
 {
-    size_t queued = out_pending(c) + c->tls_held.len;
+    size_t queued = out_pending(c) + (c->tls ? c->tls->held.len : 0);
 
     if (c->state != CONN_OPEN && c->state != CONN_CONNECTING)
         return -1;
@@ -748,14 +770,14 @@ void core_conn_close(core_conn_t *c)
     }
     if (c->state != CONN_OPEN)
         return;
-    if (c->ssl && c->tls_ready && !c->tls_failed) {
+    if (c->ssl && c->tls->ready && !c->tls->failed) {
         SSL_shutdown(c->ssl); /* queues our close_notify */
         ERR_clear_error();
         tls_pump_out(c);
     }
     c->state = CONN_FLUSHING;
     ev_io_stop(c->loop, &c->rio);
-    ev_timer_start(c->loop, &c->close_timer);
+    close_timer_start(c);
     if (out_pending(c) == 0)
         conn_start_linger(c);
     else if (!ev_is_active(&c->wio))

@@ -102,27 +102,29 @@ typedef struct node_slot {
 } node_slot_t;
 
 struct node_sess {
+    /* one per connection, tens of thousands per node: laid out without
+     * padding (8-byte fields, then 4-byte ones, then bytes and names) */
     node_t *node;
     core_ws_t *ws;              /* NULL once the connection has gone */
     uint64_t conn_id;           /* unique on this node; stale async results check it */
-    int refs;                   /* the connection + every async op in flight */
-    int logged_in;
-    int kicked;                 /* ended by a login elsewhere: no presence, no cleanup */
-    int closing;                /* logout answered: close after the reply */
-    int parked_sent;            /* login sent pushes parked in Redis: acks must drop them there */
-    char user[PROTO_NAME_MAX + 1];
-    char nickname[PROTO_NICK_MAX + 1];
     double tokens;              /* rate-limit bucket */
     uint64_t tokens_ms;
     node_slot_t *slot_head, *slot_tail;
     struct node_queued *queue_head, *queue_tail; /* requests waiting for their turn */
-    unsigned queued;            /* length of that queue */
-    unsigned running_chat;      /* chat requests started and not answered */
-    unsigned running_other;     /* any other request started and not answered */
-    int pumping;                /* starting queued requests (no re-entry) */
     struct node_room_link *rooms; /* live rooms joined (rooms.c) */
     struct node_addr *addr;     /* its source address (guard.c) */
     UT_hash_handle hh;          /* node->sessions, by user */
+    int refs;                   /* the connection + every async op in flight */
+    unsigned queued;            /* length of that queue */
+    unsigned running_chat;      /* chat requests started and not answered */
+    unsigned running_other;     /* any other request started and not answered */
+    uint8_t logged_in;
+    uint8_t kicked;             /* ended by a login elsewhere: no presence, no cleanup */
+    uint8_t closing;            /* logout answered: close after the reply */
+    uint8_t parked_sent;        /* login sent pushes parked in Redis: acks must drop them there */
+    uint8_t pumping;            /* starting queued requests (no re-entry) */
+    char user[PROTO_NAME_MAX + 1];
+    char nickname[PROTO_NICK_MAX + 1];
 };
 
 node_sess_t *node_sess_ref(node_sess_t *s);

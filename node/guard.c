@@ -191,23 +191,34 @@ static void keys_for(const char *user, const char *ip, char *ukey, char *ikey, s
     snprintf(ikey, len, "chat:lf:ip:%s", ip);
 }
 
-void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
-                            void *ud)
+static check_t *check_new(node_t *n, const node_sess_t *s, node_guard_cb cb, void *ud)
 {
-    char ukey[96], ikey[96];
-    keys_for(user, node_guard_ip(s), ukey, ikey, sizeof ukey);
     check_t *c = core_xcalloc(1, sizeof *c);
     c->node = n;
     c->cb = cb;
     c->ud = ud;
     c->use_ip = s->addr && !s->addr->exempt;
-    int rc = c->use_ip
-                 ? core_redis_cmd(n->redis, on_check, c, "EVAL %s 2 %s %s", CHECK_LUA, ukey, ikey)
-                 : core_redis_cmd(n->redis, on_check, c, "EVAL %s 1 %s", CHECK_LUA, ukey);
-    if (rc != 0) { /* not connected: the callback never comes */
+    return c;
+}
+
+/* rc: core_redis_cmd's; not connected, its callback never comes: answer now. */
+static void check_sent(check_t *c, int rc)
+{
+    if (rc != 0) {
+        c->cb(c->node, 0, c->ud);
         free(c);
-        cb(n, 0, ud);
     }
+}
+
+void node_guard_login_check(node_t *n, const node_sess_t *s, const char *user, node_guard_cb cb,
+                            void *ud)
+{
+    char ukey[96], ikey[96];
+    keys_for(user, node_guard_ip(s), ukey, ikey, sizeof ukey);
+    check_t *c = check_new(n, s, cb, ud);
+    check_sent(c, c->use_ip
+                      ? core_redis_cmd(n->redis, on_check, c, "EVAL %s 2 %s %s", CHECK_LUA, ukey, ikey)
+                      : core_redis_cmd(n->redis, on_check, c, "EVAL %s 1 %s", CHECK_LUA, ukey));
 }
 
 static void on_counted(core_redis_t *r, redisReply *reply, void *ud)
@@ -225,18 +236,11 @@ void node_guard_login_failed(node_t *n, const node_sess_t *s, const char *user, 
     char ukey[96], ikey[96], window[24];
     keys_for(user, node_guard_ip(s), ukey, ikey, sizeof ukey);
     snprintf(window, sizeof window, "%llu", (unsigned long long)(n->cfg.login_fails_window * 1000.0));
-    check_t *c = core_xcalloc(1, sizeof *c);
-    c->node = n;
-    c->cb = cb;
-    c->ud = ud;
-    int rc = s->addr && !s->addr->exempt
-                 ? core_redis_cmd(n->redis, on_counted, c, "EVAL %s 2 %s %s %s", FAIL_LUA, ukey,
-                                  ikey, window)
-                 : core_redis_cmd(n->redis, on_counted, c, "EVAL %s 1 %s %s", FAIL_LUA, ukey, window);
-    if (rc != 0) { /* not connected: the callback never comes */
-        free(c);
-        cb(n, 0, ud);
-    }
+    check_t *c = check_new(n, s, cb, ud);
+    check_sent(c, c->use_ip ? core_redis_cmd(n->redis, on_counted, c, "EVAL %s 2 %s %s %s",
+                                             FAIL_LUA, ukey, ikey, window)
+                            : core_redis_cmd(n->redis, on_counted, c, "EVAL %s 1 %s %s", FAIL_LUA,
+                                             ukey, window));
 }
 
 void node_guard_login_ok(node_t *n, const char *user)

@@ -304,6 +304,13 @@ static int mg_ok(void *be)
     return STORE_OK;
 }
 
+static int mg_batch_begin(void *be, int readonly)
+{
+    (void)be;
+    (void)readonly;
+    return STORE_OK;
+}
+
 static void mg_abort(void *be)
 {
     (void)be;
@@ -1093,7 +1100,7 @@ void *store__mongo_open(const char *uri_str, char *err, size_t errlen)
 const store_ops_t store__mongo_ops = {
     .name = "mongodb",
     .close = mg_close,
-    .batch_begin = mg_ok,
+    .batch_begin = mg_batch_begin,
     .batch_commit = mg_ok,
     .batch_abort = mg_abort,
     .batch_alive = mg_alive,

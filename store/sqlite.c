@@ -56,7 +56,7 @@ static const char schema_sql[] =
 #define MSG_COLS "msgid, kind, sender, target, ts, format, message"
 
 enum stmt_id {
-    S_BEGIN, S_COMMIT, S_ROLLBACK,
+    S_BEGIN, S_BEGIN_READ, S_COMMIT, S_ROLLBACK,
     S_ITEM_SP, S_ITEM_RELEASE, S_ITEM_UNDO,
     S_OP_SP, S_OP_RELEASE, S_OP_UNDO,
     S_USER_INS, S_USER_GET, S_TOKEN_PUT, S_TOKEN_CHECK,
@@ -72,6 +72,7 @@ enum stmt_id {
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_BEGIN_READ] = "BEGIN DEFERRED",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
     [S_ITEM_SP] = "SAVEPOINT item",
@@ -130,6 +131,7 @@ static const char *const stmt_sql[S_COUNT] = {
 typedef struct sqlite_be {
     sqlite3 *db;
     sqlite3_stmt *stmts[S_COUNT];
+    int read_batch; /* in a read batch: no write lock held, writes refused */
 } sqlite_be_t;
 
 /* ------------------------------------------------------------------ statement helpers */
@@ -176,9 +178,22 @@ static int step_error(sqlite_be_t *be, sqlite3_stmt *s, int rc)
     return STORE_ERR;
 }
 
+/* A write in a read batch would take the write lock after the snapshot was
+ * taken (SQLITE_BUSY_SNAPSHOT under contention): refused, loudly. */
+static int write_refused(sqlite_be_t *be, sqlite3_stmt *s)
+{
+    if (!be->read_batch || sqlite3_stmt_readonly(s))
+        return 0;
+    CORE_ERROR("store/sqlite: a write in a read-only work item: %s", sqlite3_sql(s));
+    stmt_done(s);
+    return 1;
+}
+
 /* Runs a bound statement without result rows: OK, EXISTS (key taken) or ERR. */
 static int run_write(sqlite_be_t *be, sqlite3_stmt *s)
 {
+    if (write_refused(be, s))
+        return STORE_ERR;
     int rc = sqlite3_step(s);
     int ret = rc == SQLITE_DONE ? STORE_OK : step_error(be, s, rc);
 
@@ -310,20 +325,30 @@ static void fill_pending(sqlite3_stmt *s, void *slot)
 
 /* ------------------------------------------------------------------ batches */
 
-static int sq_batch_begin(void *be)
+/* A write batch takes the write lock up front (IMMEDIATE: it waits in the
+ * busy handler, never fails half-way); a read batch only a snapshot. */
+static int sq_batch_begin(void *be, int readonly)
 {
-    return run_simple(be, S_BEGIN);
+    sqlite_be_t *b = be;
+    int rc = run_simple(b, readonly ? S_BEGIN_READ : S_BEGIN);
+
+    b->read_batch = readonly && rc == STORE_OK;
+    return rc;
 }
 
 static int sq_batch_commit(void *be)
 {
-    return run_simple(be, S_COMMIT);
+    sqlite_be_t *b = be;
+
+    b->read_batch = 0;
+    return run_simple(b, S_COMMIT);
 }
 
 static void sq_batch_abort(void *be)
 {
     sqlite_be_t *b = be;
 
+    b->read_batch = 0;
     if (!sqlite3_get_autocommit(b->db))
         run_simple(b, S_ROLLBACK);
 }

@@ -23,6 +23,7 @@ typedef struct store_item {
     core_task_fn done;
     void *arg;
     int status;
+    int readonly; /* the work only reads: it may join a read batch */
 } store_item_t;
 
 /* A ring buffer that doubles when full. */
@@ -224,9 +225,11 @@ static void run_batch(store_t *st, store_item_t *items, size_t n)
     size_t seg = 0;
     int in_txn;
 
+    int readonly = n > 0 && items[0].readonly;
+
     pthread_mutex_lock(&st->call_lock);
     tls_batch_store = st;
-    in_txn = ops->batch_begin(st->be) == STORE_OK;
+    in_txn = ops->batch_begin(st->be, readonly) == STORE_OK;
     for (size_t i = 0; i < n; i++) {
         run_item(st, &items[i]);
         if (in_txn && !ops->batch_alive(st->be)) {
@@ -234,7 +237,7 @@ static void run_batch(store_t *st, store_item_t *items, size_t n)
             fail_items(items, seg, i + 1);
             atomic_fetch_add(&st->n_commit_failures, 1);
             seg = i + 1;
-            in_txn = ops->batch_begin(st->be) == STORE_OK;
+            in_txn = ops->batch_begin(st->be, readonly) == STORE_OK;
         }
     }
     if (in_txn)
@@ -279,10 +282,22 @@ static void on_dones_ready(void *arg)
     run_dones(arg);
 }
 
-/* Takes up to batch_max queued items; called with mu held. */
+/* How many items from the queue's head are of the head's kind (read or
+ * write), at most max: a batch is one kind, and items keep their order. */
+static size_t same_kind_run(const store_fifo_t *f, size_t max)
+{
+    size_t n = 0;
+    int readonly = f->count ? f->items[f->head].readonly : 0;
+
+    while (n < f->count && n < max && f->items[(f->head + n) % f->cap].readonly == readonly)
+        n++;
+    return n;
+}
+
+/* Takes up to batch_max queued items of one kind; called with mu held. */
 static size_t take_batch(store_t *st, store_item_t **buf, size_t *bufcap)
 {
-    size_t n = st->queue.count < st->batch_max ? st->queue.count : st->batch_max;
+    size_t n = same_kind_run(&st->queue, st->batch_max);
 
     if (n > *bufcap) {
         free(*buf);
@@ -302,11 +317,13 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Only under load (a batch ended within 2 x linger): a lone item at a quiet time
- * runs at once, so lingering never adds latency when it saves nothing. */
+/* Only under load (a batch ended within 2 x linger) and for writes: a lone
+ * item at a quiet time runs at once, so lingering never adds latency when it
+ * saves nothing. Called with a non-empty queue. */
 static int should_linger(const store_t *st)
 {
     return st->linger_us && st->queue.count < st->batch_max && !st->stopping &&
+           !st->queue.items[st->queue.head].readonly && /* nothing to commit */
            mono_us() - st->last_end_us < 2u * (uint64_t)st->linger_us;
 }
 
@@ -375,9 +392,9 @@ int store_start(store_t *st, struct ev_loop *loop)
     return 0;
 }
 
-void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
+static void submit(store_t *st, store_work_fn work, core_task_fn done, void *arg, int readonly)
 {
-    store_item_t it = {work, done, arg, STORE_OK};
+    store_item_t it = {work, done, arg, STORE_OK, readonly};
 
     atomic_fetch_add(&st->backlog, 1);
     if (!st->started) {
@@ -389,6 +406,16 @@ void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
     fifo_push(&st->queue, &it);
     pthread_cond_signal(&st->wake);
     pthread_mutex_unlock(&st->mu);
+}
+
+void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
+{
+    submit(st, work, done, arg, 0);
+}
+
+void store_submit_read(store_t *st, store_work_fn work, core_task_fn done, void *arg)
+{
+    submit(st, work, done, arg, 1);
 }
 
 size_t store_backlog(store_t *st)

@@ -59,6 +59,11 @@ int store_set_durability(store_t *st, store_durability_t level);
 
 typedef void (*store_work_fn)(store_t *st, void *arg);
 void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg);
+/* Like store_submit for work that only reads. Consecutive read items run in
+ * a read batch: on SQLite a deferred transaction that takes no write lock,
+ * so nodes sharing one file read side by side instead of queueing on the
+ * write lock, and nothing is fsynced. A write inside it fails (STORE_ERR). */
+void store_submit_read(store_t *st, store_work_fn work, core_task_fn done, void *arg);
 size_t store_backlog(store_t *st);
 /* Max items per batch (default 256). */
 void store_set_batch_max(store_t *st, size_t n);

@@ -18,7 +18,9 @@ typedef struct store_ops {
     /* NULL when the backend takes durability from elsewhere (its URI). */
     int (*set_durability)(void *be, store_durability_t level);
 
-    int (*batch_begin)(void *be);
+    /* readonly: every item of the batch only reads (the backend may refuse
+     * writes until the batch ends). */
+    int (*batch_begin)(void *be, int readonly);
     int (*batch_commit)(void *be);
     void (*batch_abort)(void *be);
     /* 1 while the transaction opened by batch_begin is still open (a

@@ -1,6 +1,7 @@
 /* The store thread on a real SQLite file: done callbacks run on the loop
  * after their batch committed, items queued together share one commit,
- * and a linger under load gathers items that arrive a little apart. */
+ * a linger under load gathers items that arrive a little apart, and read
+ * items run beside another process's write lock, in submission order. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include <ev.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,12 +181,96 @@ static void test_linger_idle_runs_at_once(void **state)
     assert_int_equal(f->ok, 1);
 }
 
+static void get_work(store_t *st, void *arg)
+{
+    item_t *it = arg;
+    store_user_t u;
+    it->rc = store_user_get(st, it->user, &u);
+}
+
+/* Counts done() calls; ok counts items whose work and commit succeeded. */
+static void get_done(void *arg)
+{
+    item_t *it = arg;
+    it->f->done++;
+    if (it->rc == STORE_OK && store_done_status(it->f->st) == STORE_OK)
+        it->f->ok++;
+}
+
+static void run_for_ms(fixture_t *f, int ms)
+{
+    for (int i = 0; i < ms * 10; i++)
+        ev_run(f->loop, EVRUN_NOWAIT), usleep(100);
+}
+
+/* Another process holds the write lock: a read item still runs (it takes
+ * only a snapshot); a write item waits until the lock is released. */
+static void test_read_beside_write_lock(void **state)
+{
+    fixture_t *f = *state;
+    item_t made, read = {.f = f, .user = "a0"}, write;
+    sqlite3 *other = NULL;
+    char path[160];
+
+    submit(f, &made, "a", 0);
+    run_until_done(f, 1);
+    snprintf(path, sizeof(path), "%s/chat.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    f->done = f->ok = 0;
+    store_submit_read(f->st, get_work, get_done, &read);
+    submit(f, &write, "w", 0);
+    run_for_ms(f, 300);
+    assert_int_equal(f->done, 1); /* the read, not the write */
+    assert_int_equal(read.rc, STORE_OK);
+
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    run_until_done(f, 2);
+    assert_int_equal(f->ok, 2);
+}
+
+/* A write inside a read item is refused and leaves nothing behind. */
+static void test_write_in_read_item_refused(void **state)
+{
+    fixture_t *f = *state;
+    item_t bad = {.f = f, .user = "bad"}, check = {.f = f, .user = "bad"};
+
+    store_submit_read(f->st, create_work, get_done, &bad);
+    run_until_done(f, 1);
+    assert_int_equal(bad.rc, STORE_ERR);
+    assert_int_equal(f->ok, 0);
+    store_submit_read(f->st, get_work, get_done, &check);
+    run_until_done(f, 2);
+    assert_int_equal(check.rc, STORE_NOTFOUND);
+}
+
+/* Reads and writes queued together keep their order: a read after a write
+ * sees it, a read before it does not. */
+static void test_reads_and_writes_in_order(void **state)
+{
+    fixture_t *f = *state;
+    item_t before = {.f = f, .user = "o0"}, made, after = {.f = f, .user = "o0"};
+
+    store_submit_read(f->st, get_work, get_done, &before);
+    submit(f, &made, "o", 0);
+    store_submit_read(f->st, get_work, get_done, &after);
+    run_until_done(f, 3);
+    assert_int_equal(before.rc, STORE_NOTFOUND);
+    assert_int_equal(made.rc, STORE_OK);
+    assert_int_equal(after.rc, STORE_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_done_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger_gathers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger_idle_runs_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_beside_write_lock, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_in_read_item_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_and_writes_in_order, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

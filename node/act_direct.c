@@ -450,5 +450,5 @@ void node_act_history(node_req_t *r, const cJSON *data)
     snprintf(j->group, sizeof j->group, "%s", group ? group : "");
     snprintf(j->before, sizeof j->before, "%s", before ? before : "");
     j->limit = (int)limit;
-    node_job_submit(r->sess->node, &j->job, history_work, history_done);
+    node_job_submit_read(r->sess->node, &j->job, history_work, history_done);
 }

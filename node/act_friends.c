@@ -222,5 +222,5 @@ void node_act_friends(node_req_t *r, const cJSON *data)
     flist_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
     snprintf(j->user, sizeof j->user, "%s", r->sess->user);
-    node_job_submit(r->sess->node, &j->job, flist_work, flist_done);
+    node_job_submit_read(r->sess->node, &j->job, flist_work, flist_done);
 }

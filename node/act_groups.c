@@ -183,7 +183,7 @@ static void groups_done(void *arg)
 void node_act_groups(node_req_t *r, const cJSON *data)
 {
     (void)data;
-    node_job_submit(r->sess->node, &group_job_new(r, NULL)->job, groups_work, groups_done);
+    node_job_submit_read(r->sess->node, &group_job_new(r, NULL)->job, groups_work, groups_done);
 }
 
 /* Group exists and the user is in it: else NOTFOUND (404) or EXISTS (403). */
@@ -235,7 +235,7 @@ void node_act_group_members(node_req_t *r, const cJSON *data)
 {
     const char *gid;
     if (group_arg(r, data, &gid) == 0)
-        node_job_submit(r->sess->node, &group_job_new(r, gid)->job, members_work, members_done);
+        node_job_submit_read(r->sess->node, &group_job_new(r, gid)->job, members_work, members_done);
 }
 
 /* ------------------------------------------------------------------ group_chat */

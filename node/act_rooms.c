@@ -69,7 +69,7 @@ static void with_room(node_req_t *r, const cJSON *data, room_cont_fn cont)
     snprintf(j->room, sizeof j->room, "%s", room);
     j->cont = cont;
     j->data = cJSON_Duplicate(data, 1);
-    node_job_submit(n, &j->job, exists_work, exists_done);
+    node_job_submit_read(n, &j->job, exists_work, exists_done);
 }
 
 /* ------------------------------------------------------------------ create */
@@ -256,7 +256,7 @@ void node_act_rooms(node_req_t *r, const cJSON *data)
     (void)data;
     room_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    node_job_submit(r->sess->node, &j->job, rooms_work, rooms_done);
+    node_job_submit_read(r->sess->node, &j->job, rooms_work, rooms_done);
 }
 
 /* ------------------------------------------------------------------ room_chat */

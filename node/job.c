@@ -1,7 +1,7 @@
 /* Store jobs: a typed job struct runs on the store thread, finishes on the loop. */
 #include "node/node.h"
 
-void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
+static void submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done, int readonly)
 {
     job->node = n;
     if (!n->store) { /* shutting down (Redis answering what it held): fail, and free it */
@@ -9,7 +9,20 @@ void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_f
         done(job);
         return;
     }
-    store_submit(n->store, work, done, job);
+    if (readonly)
+        store_submit_read(n->store, work, done, job);
+    else
+        store_submit(n->store, work, done, job);
+}
+
+void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
+{
+    submit(n, job, work, done, 0);
+}
+
+void node_job_submit_read(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
+{
+    submit(n, job, work, done, 1);
 }
 
 int node_job_conv_msgid(node_t *n, store_t *st, const char *conv, uint64_t ts,

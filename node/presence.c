@@ -349,7 +349,7 @@ void node_presence_notify_friends(node_t *n, const char *user, int online)
     friends_job_t *j = core_xcalloc(1, sizeof *j);
     snprintf(j->user, sizeof j->user, "%s", user);
     j->online = online;
-    node_job_submit(n, &j->job, friends_work, friends_done);
+    node_job_submit_read(n, &j->job, friends_work, friends_done);
 }
 
 /* ------------------------------------------------------------------ node list */

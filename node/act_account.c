@@ -98,7 +98,7 @@ void node_act_register(node_req_t *r, const cJSON *data)
     snprintf(j->user, sizeof j->user, "%s", user);
     snprintf(j->nickname, sizeof j->nickname, "%s", nickname ? nickname : user);
     snprintf(j->password, sizeof j->password, "%s", password);
-    node_job_submit(r->sess->node, &j->job, taken_work, taken_done);
+    node_job_submit_read(r->sess->node, &j->job, taken_work, taken_done);
 }
 
 /* ------------------------------------------------------------------ login */
@@ -144,27 +144,51 @@ static void lookup_work(store_t *st, void *arg)
         j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
 }
 
-/* Store thread: the user's pending items, in send order. Items that need
- * no ack (no msgid, or friend events) are dropped once read. */
-static int pending_take(store_t *st, const char *user, size_t max, store_pendings_t *out)
+/* Items that need no ack (no msgid, or friend events) are dropped once read. */
+static int pending_once(const store_pending_t *p)
 {
-    int rc = store_pending_list(st, user, max, out);
-    for (size_t i = 0; rc == STORE_OK && i < out->count; i++) {
-        const store_pending_t *p = &out->items[i];
-        if (!p->msgid[0] || strncmp(p->event, "friend_", 7) == 0)
-            rc = store_pending_drop(st, user, p->seq);
-    }
+    return !p->msgid[0] || strncmp(p->event, "friend_", 7) == 0;
+}
+
+/* An item already gone (taken by another login in between) is no error. */
+static int pending_drop_once(store_t *st, const char *user, const store_pendings_t *l)
+{
+    int rc = STORE_OK;
+    for (size_t i = 0; rc == STORE_OK && i < l->count; i++)
+        if (pending_once(&l->items[i]) &&
+            (rc = store_pending_drop(st, user, l->items[i].seq)) == STORE_NOTFOUND)
+            rc = STORE_OK;
     return rc;
 }
 
-/* New token (unless the presented one is fresh) + pending items. */
+/* Store thread: the user's pending items, in send order. */
+static int pending_take(store_t *st, const char *user, size_t max, store_pendings_t *out)
+{
+    int rc = store_pending_list(st, user, max, out);
+    return rc == STORE_OK ? pending_drop_once(st, user, out) : rc;
+}
+
+/* New token + pending items. */
 static void session_work(store_t *st, void *arg)
 {
     login_job_t *j = arg;
-    j->job.rc = j->token_fresh ? STORE_OK : store_token_put(st, j->user, j->new_digest, j->expires);
+    j->job.rc = store_token_put(st, j->user, j->new_digest, j->expires);
     if (j->job.rc != STORE_OK)
         return;
     j->job.rc = pending_take(st, j->user, j->pending_max, &j->pending);
+}
+
+/* A resume with a fresh token only reads, unless some item is to be dropped. */
+static void pending_read_work(store_t *st, void *arg)
+{
+    login_job_t *j = arg;
+    j->job.rc = store_pending_list(st, j->user, j->pending_max, &j->pending);
+}
+
+static void pending_drop_work(store_t *st, void *arg)
+{
+    login_job_t *j = arg;
+    j->job.rc = pending_drop_once(st, j->user, &j->pending);
 }
 
 /* The global session this login replaced: a session on another live node
@@ -282,6 +306,17 @@ static void session_done(void *arg)
         session_finish(j);
 }
 
+static void pending_read_done(void *arg)
+{
+    login_job_t *j = arg;
+    for (size_t i = 0; j->job.rc == STORE_OK && i < j->pending.count; i++)
+        if (pending_once(&j->pending.items[i])) {
+            node_job_submit(j->job.node, &j->job, pending_drop_work, session_done);
+            return;
+        }
+    session_done(j);
+}
+
 static void login_accept(login_job_t *j)
 {
     node_t *n = j->job.req->sess->node;
@@ -294,7 +329,10 @@ static void login_accept(login_job_t *j)
         node_auth_token_new(j->token, j->new_digest);
     j->expires = core_now_ms() + (uint64_t)(n->cfg.token_ttl * 1000.0);
     j->pending_max = n->cfg.pending_max;
-    node_job_submit(n, &j->job, session_work, session_done);
+    if (j->token_fresh) /* a reconnect storm takes no write lock */
+        node_job_submit_read(n, &j->job, pending_read_work, pending_read_done);
+    else
+        node_job_submit(n, &j->job, session_work, session_done);
 }
 
 static void reject_counted(node_t *n, uint64_t retry_ms, void *ud)
@@ -346,7 +384,7 @@ static void login_checked(node_t *n, uint64_t retry_ms, void *ud)
 {
     login_job_t *j = ud;
     if (!retry_ms) {
-        node_job_submit(n, &j->job, lookup_work, lookup_done);
+        node_job_submit_read(n, &j->job, lookup_work, lookup_done);
         return;
     }
     char text[96];
@@ -385,7 +423,7 @@ void node_act_login(node_req_t *r, const cJSON *data)
         j->fresh_at_ms = core_now_ms() + (uint64_t)(r->sess->node->cfg.token_ttl * 500.0);
         if (strlen(token) == PROTO_TOKEN_LEN) /* the only length we hand out */
             memcpy(j->token, token, PROTO_TOKEN_LEN + 1);
-        node_job_submit(r->sess->node, &j->job, lookup_work, lookup_done);
+        node_job_submit_read(r->sess->node, &j->job, lookup_work, lookup_done);
         return;
     }
     snprintf(j->password, sizeof j->password, "%s", password);
@@ -511,7 +549,7 @@ void node_act_user_info(node_req_t *r, const cJSON *data)
     info_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
     snprintf(j->user, sizeof j->user, "%s", user);
-    node_job_submit(r->sess->node, &j->job, info_work, info_done);
+    node_job_submit_read(r->sess->node, &j->job, info_work, info_done);
 }
 
 void node_act_ping(node_req_t *r, const cJSON *data)

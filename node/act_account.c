@@ -317,6 +317,32 @@ static void pending_read_done(void *arg)
     session_done(j);
 }
 
+/* The leader stored the token (one writer): the pending items are a read. */
+static void token_stored(node_t *n, int code, const cJSON *data, void *ud)
+{
+    (void)data;
+    login_job_t *j = ud;
+    if (code != 0) {
+        j->job.rc = STORE_ERR;
+        session_finish(j);
+        return;
+    }
+    node_job_submit_read(n, &j->job, pending_read_work, pending_read_done);
+}
+
+/* A follower on a one-writer store hands the token write to the leader, as
+ * it does chat writes: a login storm over many nodes then has one process
+ * writing tokens in big batches instead of every node queueing on the lock. */
+static void token_put_at_leader(node_t *n, login_job_t *j)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "op", "s.token");
+    cJSON_AddStringToObject(m, "user", j->user);
+    cJSON_AddStringToObject(m, "digest", j->new_digest);
+    cJSON_AddNumberToObject(m, "expires", (double)j->expires);
+    node_cluster_store_call(n, m, token_stored, j);
+}
+
 static void login_accept(login_job_t *j)
 {
     node_t *n = j->job.req->sess->node;
@@ -331,6 +357,8 @@ static void login_accept(login_job_t *j)
     j->pending_max = n->cfg.pending_max;
     if (j->token_fresh) /* a reconnect storm takes no write lock */
         node_job_submit_read(n, &j->job, pending_read_work, pending_read_done);
+    else if (node_cluster_store_at_leader(n))
+        token_put_at_leader(n, j);
     else
         node_job_submit(n, &j->job, session_work, session_done);
 }
@@ -429,6 +457,55 @@ void node_act_login(node_req_t *r, const cJSON *data)
     snprintf(j->password, sizeof j->password, "%s", password);
     /* before any hashing: a guesser costs a Redis read, not an argon2id run */
     node_guard_login_check(r->sess->node, r->sess, user, login_checked, j);
+}
+
+/* ------------------------------------------------------------------ a follower's token, at the leader */
+
+typedef struct token_job {
+    node_job_t job;
+    char user[PROTO_NAME_MAX + 1];
+    char digest[65];
+    uint64_t expires;
+    char origin[64];  /* the follower that handed it over */
+    uint64_t call_id;
+} token_job_t;
+
+static void token_work(store_t *st, void *arg)
+{
+    token_job_t *j = arg;
+    j->job.rc = store_token_put(st, j->user, j->digest, j->expires);
+}
+
+static void token_done(void *arg)
+{
+    token_job_t *j = arg;
+    node_cluster_store_reply(j->job.node, j->origin, j->call_id,
+                             j->job.rc == STORE_OK ? 0 : PROTO_UNAVAILABLE, NULL);
+    free(j);
+}
+
+int node_account_serve(node_t *n, const char *origin, uint64_t id, const cJSON *m)
+{
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(m, "op");
+    if (!cJSON_IsString(op) || strcmp(op->valuestring, "s.token") != 0)
+        return -1;
+    proto_err_t e;
+    const char *user = NULL, *digest = NULL;
+    const cJSON *expires = cJSON_GetObjectItemCaseSensitive(m, "expires");
+    if (proto_get_name(m, "user", 1, &user, &e) ||
+        proto_get_string(m, "digest", 1, 64, 64, &digest, &e) || !cJSON_IsNumber(expires) ||
+        expires->valuedouble <= 0) { /* answered now: the follower's client is not left waiting */
+        node_cluster_store_reply(n, origin, id, PROTO_BAD_REQUEST, NULL);
+        return 0;
+    }
+    token_job_t *j = core_xcalloc(1, sizeof *j);
+    snprintf(j->user, sizeof j->user, "%s", user);
+    snprintf(j->digest, sizeof j->digest, "%s", digest);
+    j->expires = (uint64_t)expires->valuedouble;
+    snprintf(j->origin, sizeof j->origin, "%s", origin);
+    j->call_id = id;
+    node_job_submit(n, &j->job, token_work, token_done);
+    return 0;
 }
 
 /* ------------------------------------------------------------------ pending, again */

@@ -684,7 +684,8 @@ static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m)
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0)
             return;
-        if (node_direct_serve(cl->node, origin, (uint64_t)id->valuedouble, m) == 0) {
+        if (node_direct_serve(cl->node, origin, (uint64_t)id->valuedouble, m) == 0 ||
+            node_account_serve(cl->node, origin, (uint64_t)id->valuedouble, m) == 0) {
             cl->node->metrics.store_served_total++;
             return; /* a store op: answered once it is committed */
         }

@@ -203,6 +203,8 @@ void node_act_popular(node_req_t *r, const cJSON *data);
  * s.ack). 0 when it is one (answered with node_cluster_store_reply once
  * committed, or at once when malformed), -1 when m is some other call. */
 int node_direct_serve(node_t *n, const char *origin, uint64_t id, const cJSON *m);
+/* The same for s.token {user, digest, expires}: a follower's login token. */
+int node_account_serve(node_t *n, const char *origin, uint64_t id, const cJSON *m);
 
 /* history {room}: the room's recent messages from Redis (act_rooms.c). */
 void node_act_room_history(node_req_t *r, const char *room, const char *before, int limit);
@@ -446,7 +448,7 @@ void node_cluster_room_members(node_t *n, const char *room, node_cluster_cb cb, 
 void node_cluster_room_counts(node_t *n, const char *const *rooms, size_t count,
                               node_cluster_cb cb, void *ud);
 
-/* One writer per store file: a follower hands its chat and ack writes to
+/* One writer per store file: a follower hands its chat, ack and token writes to
  * the leader (node_cluster_store_call); the leader runs them on its store
  * thread and answers with node_cluster_store_reply. 1 when this node should
  * do so now (a linked follower on a store that wants one writer). */

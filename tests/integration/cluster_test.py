@@ -81,7 +81,7 @@ async def scenario_follower(cl):
 
 
 async def scenario_one_writer(cl):
-    """On SQLite a follower's chat and ack writes are committed by the leader
+    """On SQLite a follower's chat, ack and login token writes are committed by the leader
     (one writer per file); on MongoDB by the follower itself. A user who moves
     to another node while the leader's location cache names the old one still
     gets messages live (the old node locates the user again)."""
@@ -118,10 +118,25 @@ async def scenario_one_writer(cl):
         assert handed == 0 and served == 0, f"MongoDB: followers write themselves ({handed} handed)"
     else:   # 6 chats from bob and 3 acks from alice, all on followers
         assert handed >= 9 and served >= 9, f"one writer: handed {handed}, served {served}"
+    await b.ok("logout")
+    await b.close()
+    # a password login's new token: the leader writes it (SQLite), and it is
+    # committed before the answer, so it resumes at once on another node
+    f1_before, lead_before = metrics(f"{cl.node_url(f1)}/metrics"), metrics(f"{cl.node_url(leader)}/metrics")
+    b, d = await login(cl.ws_url(f1), bob)
+    token_handed = metrics(f"{cl.node_url(f1)}/metrics")["chat_node_store_handed_total"] - \
+        f1_before["chat_node_store_handed_total"]
+    token_served = metrics(f"{cl.node_url(leader)}/metrics")["chat_node_store_served_total"] - \
+        lead_before["chat_node_store_served_total"]
+    assert token_handed == (0 if cl.mongo_port else 1), f"login token writes handed: {token_handed}"
+    assert token_served == (0 if cl.mongo_port else 1), f"login token writes served: {token_served}"
+    await b.close()
+    b = await Client.open(cl.ws_url(f2))
+    await b.ok("login", {"user": bob, "token": d["token"]})
     for c in (a2, b):
         await c.close()
     print(f"one writer ({'mongo' if cl.mongo_port else 'sqlite'}): {handed:.0f} writes handed to the leader; "
-          f"a moved user reached live after {rerouted:.0f} re-route(s)")
+          f"a moved user reached live after {rerouted:.0f} re-route(s); a new login token ({token_handed:.0f} handed) resumed on another node")
 
 
 async def scenario_cache_dead(cl):
@@ -384,6 +399,9 @@ async def scenario_link_auth(cl):
              ({"op": "s.chat", "from": "probe1", "to": "y", "message": "m", "ts": -5}, 400),
              ({"op": "s.ack", "user": "probe1", "msgids": ["not-a-msgid"]}, 400),
              ({"op": "s.ack", "user": "probe1", "msgids": 7}, 400),
+             ({"op": "s.token", "user": "probe1", "digest": "ab", "expires": 1}, 400),
+             ({"op": "s.token", "user": "probe1", "digest": "a" * 64, "expires": "soon"}, 400),
+             ({"op": "s.token", "user": "bad name!", "digest": "a" * 64, "expires": 1}, 400),
              ({"op": "s.chat", "from": "probe1", "to": uname("nobody"), "message": "m",
                "ts": int(time.time() * 1000)}, 404)]
     sent = [box.seal(16, json.dumps(dict(body, t="call", id=1000 + k)).encode())

@@ -35,7 +35,8 @@ struct core_http_server {
     void *ud;
     size_t nconns;
     core__http_conn_t *http_head; /* plain HTTP connections */
-    core_ws_t *ws_head;           /* open WebSockets, swept for idleness */
+    core_ws_t **ws_wheel;         /* WebSockets by the sweep tick they are due at */
+    uint32_t ws_wheel_len;        /* slots: tick % len; a due further off waits a lap */
     ev_timer sweep;               /* every ping interval / sweep_ticks (<= 1 s) */
     uint32_t sweep_tick;          /* sweeps so far: the clock of idleness */
     uint32_t sweep_ticks;         /* sweeps per ping interval */

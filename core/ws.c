@@ -22,7 +22,7 @@ enum { WS_OPEN, WS_CLOSING, WS_CLOSED };
 struct core_ws {
     core__peer_t base;
     core_conn_t *conn;
-    core_ws_t *prev, *next;       /* the server's list, for the idle sweep */
+    core_ws_t *prev, *next;       /* the server's wheel slot, for the idle sweep */
     wslay_event_context_ptr ctx;  /* only while input is open (see above) */
     void *ud;
     const char *in;               /* input being handed to wslay */
@@ -38,6 +38,8 @@ struct core_ws {
     uint16_t pings;               /* pings sent since the last input */
     uint32_t heard_tick;          /* the server's sweep_tick at the last input */
     uint16_t close_code;          /* reported to on_ws_close */
+    uint16_t slot;                /* its slot in the server's wheel */
+    uint32_t due_tick;            /* the sweep that next looks at it */
 };
 
 /* ------------------------------------------------------------------ frame boundaries */
@@ -142,6 +144,8 @@ static size_t ws_close_cut(const core_ws_t *ws, const uint8_t *p, size_t len)
 
 /* ------------------------------------------------------------------ direct framing */
 
+static void ws_trim_soon(core_ws_t *ws);
+
 static int ws_write_frame(core_ws_t *ws, uint8_t opcode, const void *data, size_t len)
 {
     uint8_t h[10];
@@ -170,6 +174,7 @@ static int ws_write_frame(core_ws_t *ws, uint8_t opcode, const void *data, size_
         return -1;
     if (len > 0 && core_conn_write(ws->conn, data, len) < 0)
         return -1;
+    ws_trim_soon(ws);
     return 0;
 }
 
@@ -369,12 +374,23 @@ void core_ws_close(core_ws_t *ws, int code, const char *reason)
 
 /* ------------------------------------------------------------------ conn side (from http.c) */
 
-static void ws_link(core_http_server_t *s, core_ws_t *ws)
+/* Files ws in the wheel slot of tick due (a due more than a lap away waits
+ * in the last slot of this lap and is filed again when it comes up). */
+static void ws_link(core_http_server_t *s, core_ws_t *ws, uint32_t due)
 {
-    ws->next = s->ws_head;
-    if (s->ws_head)
-        s->ws_head->prev = ws;
-    s->ws_head = ws;
+    uint32_t ahead = due - s->sweep_tick;
+
+    if (ahead == 0 || ahead > UINT32_MAX / 2)
+        ahead = 1;
+    if (ahead >= s->ws_wheel_len)
+        ahead = s->ws_wheel_len - 1;
+    ws->due_tick = s->sweep_tick + ahead;
+    ws->slot = (uint16_t)(ws->due_tick % s->ws_wheel_len);
+    ws->prev = NULL;
+    ws->next = s->ws_wheel[ws->slot];
+    if (ws->next)
+        ws->next->prev = ws;
+    s->ws_wheel[ws->slot] = ws;
 }
 
 static void ws_unlink(core_ws_t *ws)
@@ -383,11 +399,24 @@ static void ws_unlink(core_ws_t *ws)
 
     if (ws->prev)
         ws->prev->next = ws->next;
-    else if (s->ws_head == ws)
-        s->ws_head = ws->next;
+    else if (s->ws_wheel[ws->slot] == ws)
+        s->ws_wheel[ws->slot] = ws->next;
     if (ws->next)
         ws->next->prev = ws->prev;
     ws->prev = ws->next = NULL;
+}
+
+/* Output to a quiet client: looked at again two sweeps on, when its output
+ * buffer (drained by then) goes back. */
+static void ws_trim_soon(core_ws_t *ws)
+{
+    core_http_server_t *s = ws->base.srv;
+    uint32_t soon = s->sweep_tick + 2;
+
+    if ((int32_t)(ws->due_tick - soon) > 0) {
+        ws_unlink(ws);
+        ws_link(s, ws, soon);
+    }
 }
 
 long core__ws_attach(core_http_server_t *s, core_conn_t *conn, core__addr_t *addr,
@@ -402,7 +431,7 @@ long core__ws_attach(core_http_server_t *s, core_conn_t *conn, core__addr_t *add
     ws->state = WS_OPEN;
     ws->heard_tick = s->sweep_tick;
     ws->close_code = 1006;
-    ws_link(s, ws);
+    ws_link(s, ws, s->sweep_tick + 2);
     core_conn_set_ud(conn, ws);
     if (s->cbs.on_ws_open)
         s->cbs.on_ws_open(ws, s->ud);
@@ -507,17 +536,38 @@ static void ws_sweep_one(core_http_server_t *s, core_ws_t *ws)
         ws_finish(ws, CORE_WS_POLICY, 1);
 }
 
-/* Closing never frees a ws synchronously (on_close is deferred by the
- * conn layer), so walking the list while closing is safe. */
+/* The next sweep with something to do for ws: its buffers go back two
+ * sweeps after its last input (or the sweep after, while a quiet one still
+ * holds some: the ping just sent), then its next ping (or idle close). */
+static uint32_t ws_next_due(const core_http_server_t *s, const core_ws_t *ws)
+{
+    if (s->sweep_tick - ws->heard_tick < 2)
+        return ws->heard_tick + 2;
+    if (ws->conn && core_conn_buffer_bytes(ws->conn) > 0)
+        return s->sweep_tick + 1;
+    return ws->heard_tick + s->sweep_ticks * ((uint32_t)ws->pings + 1) + 1;
+}
+
+/* Only the WebSockets due now are looked at (an idle one about twice per
+ * ping interval), not every open one each sweep. Each goes to a later
+ * slot, never this one, so the slot empties. Closing never frees a ws
+ * synchronously (on_close is deferred by the conn layer). */
 static void ws_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
 {
     core_http_server_t *s = w->data;
+    uint32_t slot;
+    core_ws_t *ws;
 
     (void)loop;
     (void)revents;
     s->sweep_tick++;
-    for (core_ws_t *ws = s->ws_head; ws; ws = ws->next)
+    slot = s->sweep_tick % s->ws_wheel_len;
+    while ((ws = s->ws_wheel[slot]) != NULL) {
+        ws_unlink(ws);
         ws_sweep_one(s, ws);
+        ws_unlink(ws); /* a ping written re-files it: filed once, below */
+        ws_link(s, ws, ws->state == WS_OPEN ? ws_next_due(s, ws) : s->sweep_tick + s->ws_wheel_len);
+    }
     if (s->sweep_tick % s->sweep_ticks == 0)
         core__http_sweep(s);
 }
@@ -535,6 +585,9 @@ static uint32_t sweeps_per_interval(double interval)
 void core__ws_server_init(core_http_server_t *s)
 {
     s->sweep_ticks = sweeps_per_interval(s->opts.ws_ping_interval);
+    /* room for the furthest due (a ping interval and a sweep on), up to 64 */
+    s->ws_wheel_len = s->sweep_ticks + 3 < 64 ? s->sweep_ticks + 3 : 64;
+    s->ws_wheel = core_xcalloc(s->ws_wheel_len, sizeof *s->ws_wheel);
     double period = s->opts.ws_ping_interval / s->sweep_ticks;
     ev_timer_init(&s->sweep, ws_on_sweep, period, period);
     s->sweep.data = s;
@@ -542,12 +595,21 @@ void core__ws_server_init(core_http_server_t *s)
     ev_unref(s->loop); /* the sweep alone does not keep ev_run going */
 }
 
+static core_ws_t *ws_any(const core_http_server_t *s)
+{
+    for (uint32_t i = 0; i < s->ws_wheel_len; i++)
+        if (s->ws_wheel[i])
+            return s->ws_wheel[i];
+    return NULL;
+}
+
 void core__ws_server_shutdown(core_http_server_t *s)
 {
     ev_ref(s->loop);
     ev_timer_stop(s->loop, &s->sweep);
-    while (s->ws_head) {
-        core_ws_t *ws = s->ws_head;
+    core_ws_t *ws;
+    /* from the first non-empty slot each time: the close frame re-files ws */
+    while ((ws = ws_any(s)) != NULL) {
         if (ws->state == WS_OPEN) {
             ws_write_close(ws, CORE_WS_GOING_AWAY, "server shutting down");
             ws->close_code = CORE_WS_GOING_AWAY;
@@ -556,6 +618,8 @@ void core__ws_server_shutdown(core_http_server_t *s)
         core_conn_close(ws->conn);
         ws_free(ws);
     }
+    free(s->ws_wheel);
+    s->ws_wheel = NULL;
 }
 
 /* ------------------------------------------------------------------ public */

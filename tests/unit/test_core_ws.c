@@ -761,6 +761,45 @@ static void test_idle_buffers_released(void **state)
     tu_cli_free(&c);
 }
 
+static int done_no_buffers(void *ctx, cli_t *c, const void *arg)
+{
+    env_t *e = ctx;
+
+    (void)c;
+    (void)arg;
+    if (!e->ws)
+        fail_msg("the connection closed (idle) before its buffers went back");
+    return core_ws_buffer_bytes(e->ws) == 0;
+}
+
+/* Output to a client that sends nothing (a receiver; a ping) leaves no
+ * buffer behind either, and before its next ping: the sweep looks only at
+ * connections due, so output must bring one forward. Interval 1.2 s: 4
+ * sweeps of 0.3 s, buffers back 2 sweeps after input, a ping after 5. */
+static void test_quiet_output_buffers_released(void **state)
+{
+    core_http_server_opts_t opts = {.ws_ping_interval = 1.2, .ws_idle_pings = 3};
+    env_t *e = env_new(&opts);
+    cli_t c;
+    frame_t f;
+
+    *state = e;
+    ws_open(e, &c, 0);
+    assert_true(run_until(e, &c, done_no_buffers, NULL)); /* the upgrade answer's */
+    assert_int_equal(core_ws_send_text(e->ws, "news", 4), 0);
+    wait_frame(e, &c, &f);
+    assert_string_equal(f.payload, "news");
+    free(f.payload);
+    assert_true(run_until(e, &c, done_no_buffers, NULL));
+    assert_int_equal(c.in.len, 0); /* released before the first ping was due */
+    wait_frame(e, &c, &f);
+    assert_int_equal(f.op, 9);
+    free(f.payload);
+    assert_true(run_until(e, &c, done_no_buffers, NULL)); /* the ping's, the sweep after */
+    assert_int_equal(c.in.len, 0);
+    tu_cli_free(&c);
+}
+
 static void test_slow_reader_closed(void **state)
 {
     core_http_server_opts_t opts = {.max_out = 64 * 1024};
@@ -823,6 +862,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
         cmocka_unit_test_teardown(test_ping_timing, teardown),
         cmocka_unit_test_teardown(test_idle_buffers_released, teardown),
+        cmocka_unit_test_teardown(test_quiet_output_buffers_released, teardown),
         cmocka_unit_test_setup_teardown(test_unmasked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_by_client, setup, teardown),

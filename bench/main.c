@@ -567,6 +567,7 @@ static int run(cli_t *cl)
     int n = o->procs, rc = 1;
     worker_proc_t *wp = core_xcalloc((size_t)n, sizeof *wp);
     samples_t smp = {.rss0 = rss_total(cl), .rss1 = -1, .rss2 = -1, .cpu0 = -1, .cpu1 = -1};
+    uint64_t t0 = core_mono_ms();
     if (spawn(o, wp, n) != 0) {
         fprintf(stderr, "chat-bench: cannot start workers: %s\n", strerror(errno));
         goto out_kill;
@@ -575,6 +576,9 @@ static int run(cli_t *cl)
         fprintf(stderr, "chat-bench: workers did not get ready\n");
         goto out_kill;
     }
+    /* scripts wait for this line (bench/scale.sh): every client is set up */
+    fprintf(stderr, "chat-bench: %d clients set up in %.1f s\n", o->clients,
+            (double)(core_mono_ms() - t0) / 1000.0);
     smp.rss1 = rss_total(cl);
     smp.cpu0 = cpu_total(cl);
     go_workers(wp, n);

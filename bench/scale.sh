@@ -153,21 +153,24 @@ STORM_ARGS=()
     --user-prefix scale --user-offset 1 --password-format scale-pw-%d >"$BENCH_OUT" 2>&1 &
 BENCH=$!
 t0=$(date +%s.%N)
-total=0
-while kill -0 "$BENCH" 2>/dev/null; do
-    total=$(conns_per_node | awk '{ s += $1 } END { print s + 0 }')
-    [ "$total" -ge "$CLIENTS" ] && break
-    sleep 2
+# chat-bench says when every client is logged in (a node too busy to answer
+# /metrics in time must not make the count look short)
+while kill -0 "$BENCH" 2>/dev/null && ! grep -q "clients set up in" "$BENCH_OUT"; do
+    sleep 1
 done
 setup_s=$(since "$t0")
 sleep 1 # settle: the last logins' replies, Redis writes (HOLD must outlast this and the reads)
-spread=$(conns_per_node | sort -n | awk '{ a[NR] = $1 } END { printf "min %d, median %d, max %d", a[1], a[int((NR + 1) / 2)], a[NR] }')
+per_node=$(conns_per_node)
+total=$(awk '{ s += $1 } END { print s + 0 }' <<<"$per_node")
+spread=$(sort -n <<<"$per_node" | awk '{ a[NR] = $1 } END { printf "min %d, median %d, max %d (%d nodes answered)", a[1], a[int((NR + 1) / 2)], a[NR], NR }')
 held_nodes=$(rss_kb "${NODE_PIDS[@]}")
 held_redis=$(rss_kb "$REDIS_PID")
 echo "== held: $total connections after ${setup_s} s; per node: $spread"
 echo "   nodes $held_nodes kB, redis $held_redis kB"
 [ -z "${STORM:-}" ] || storm
-wait "$BENCH" || true
+bench_rc=0
+wait "$BENCH" || bench_rc=$?
+grep "clients set up in" "$BENCH_OUT" && total=$CLIENTS # all in, whatever /metrics said
 tail -n 1 "$BENCH_OUT"
 [ -z "${STORM:-}" ] || storm_report "$(tail -n 1 "$BENCH_OUT")"
 python3 - "$CLIENTS" "$total" "$before_nodes" "$held_nodes" "$before_redis" "$held_redis" "$setup_s" <<'PY'
@@ -179,4 +182,4 @@ if held:
           f" = {(hn - bn + hr - br) * 1024 / held:.0f} B gross (RSS growth / connections held);"
           f" all node RSS / connections {hn * 1024 / held:.0f} B; logins {held / s:.0f}/s")
 PY
-rm -f "$BENCH_OUT"
+if [ "${KEEP:-0}" = 1 ] || [ "$bench_rc" != 0 ]; then echo "bench output: $BENCH_OUT"; else rm -f "$BENCH_OUT"; fi

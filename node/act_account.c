@@ -142,6 +142,8 @@ static void lookup_work(store_t *st, void *arg)
                      store_token_check(st, j->user, j->token_digest, j->fresh_at_ms) == STORE_OK;
     if (!j->token_fresh)
         j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
+    else /* the resume writes nothing: its pending items come in the same trip */
+        j->job.rc = store_pending_list(st, j->user, j->pending_max, &j->pending);
 }
 
 /* Items that need no ack (no msgid, or friend events) are dropped once read. */
@@ -354,9 +356,8 @@ static void login_accept(login_job_t *j)
     if (!j->token_fresh)
         node_auth_token_new(j->token, j->new_digest);
     j->expires = core_now_ms() + (uint64_t)(n->cfg.token_ttl * 1000.0);
-    j->pending_max = n->cfg.pending_max;
-    if (j->token_fresh) /* a reconnect storm takes no write lock */
-        node_job_submit_read(n, &j->job, pending_read_work, pending_read_done);
+    if (j->token_fresh) /* a reconnect storm takes no write lock; already read */
+        pending_read_done(j);
     else if (node_cluster_store_at_leader(n))
         token_put_at_leader(n, j);
     else
@@ -445,6 +446,7 @@ void node_act_login(node_req_t *r, const cJSON *data)
     login_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
     snprintf(j->user, sizeof j->user, "%s", user);
+    j->pending_max = r->sess->node->cfg.pending_max;
     if (token) {
         j->by_token = 1;
         node_auth_token_digest(token, j->token_digest);

@@ -21,7 +21,8 @@
 #   bench/scale.sh CLIENTS NODES [PROCS]
 # Environment: BUILD (default build), BASE (base port, default 30000),
 # RUN (run dir, default a temp dir), RATE (connects/s in total, default
-# 20000), HOLD (seconds to hold once all are in, default 60), GRACE (for
+# 20000), HOLD (seconds to hold once all are in, default 60; from 12 s on
+# the nodes' CPU over 10 s of it is reported: the cost of idling), GRACE (for
 # the final pings of every client, default 10 + 1 s per 10k clients),
 # NODE_ARGS (extra chat-node flags).
 set -euo pipefail
@@ -48,6 +49,16 @@ rss_kb() {
     local p sum=0 v
     for p in "$@"; do
         v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
+# cpu_ticks PID...: summed utime+stime, in clock ticks.
+cpu_ticks() {
+    local p sum=0 v
+    for p in "$@"; do
+        v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
         sum=$((sum + ${v:-0}))
     done
     echo "$sum"
@@ -167,6 +178,14 @@ held_nodes=$(rss_kb "${NODE_PIDS[@]}")
 held_redis=$(rss_kb "$REDIS_PID")
 echo "== held: $total connections after ${setup_s} s; per node: $spread"
 echo "   nodes $held_nodes kB, redis $held_redis kB"
+if [ -z "${STORM:-}" ] && [ "$HOLD" -ge 12 ]; then # what holding them costs: pings, sweeps
+    c0=$(cpu_ticks "${NODE_PIDS[@]}")
+    sleep 10
+    c1=$(cpu_ticks "${NODE_PIDS[@]}")
+    awk -v d="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v n="$total" 'BEGIN {
+        printf "   nodes'"'"' CPU while they idle: %.1f %% of a core (%.2f us per connection per second)\n",
+            d / hz / 10 * 100, d / hz / 10 / n * 1e6 }'
+fi
 [ -z "${STORM:-}" ] || storm
 bench_rc=0
 wait "$BENCH" || bench_rc=$?

@@ -44,25 +44,18 @@ GW="http://127.0.0.1:$((BASE + 10))"
 cleanup() { [ "${KEEP:-0}" = 1 ] || "$CLUSTER" down --run-dir "$RUN" >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
-# rss_kb PID...: summed VmRSS.
-rss_kb() {
-    local p sum=0 v
+# proc_sum FILE AWK PID...: AWK's number from /proc/PID/FILE, summed.
+proc_sum() {
+    local file=$1 prog=$2 p sum=0 v
+    shift 2
     for p in "$@"; do
-        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+        v=$(awk "$prog" "/proc/$p/$file" 2>/dev/null || echo 0)
         sum=$((sum + ${v:-0}))
     done
     echo "$sum"
 }
-
-# cpu_ticks PID...: summed utime+stime, in clock ticks.
-cpu_ticks() {
-    local p sum=0 v
-    for p in "$@"; do
-        v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
+rss_kb() { proc_sum status '/^VmRSS:/ { print $2 }' "$@"; }    # kB
+cpu_ticks() { proc_sum stat '{ print $14 + $15 }' "$@"; }      # utime+stime
 
 since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
 

@@ -180,7 +180,8 @@ static void session_work(store_t *st, void *arg)
     j->job.rc = pending_take(st, j->user, j->pending_max, &j->pending);
 }
 
-/* A resume with a fresh token only reads, unless some item is to be dropped. */
+/* The token stored by the leader: the pending items are only read here
+ * (pending_read_done drops the read-once ones in a write job, if any). */
 static void pending_read_work(store_t *st, void *arg)
 {
     login_job_t *j = arg;

@@ -122,6 +122,10 @@ int bench_target_parse(const char *url, const char *scheme, bench_target_t *t, c
  * failure, -2 when a listed node is outside the loopback range. */
 int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, double timeout_s,
                         char *err, size_t errlen);
+/* POST /push with body (JSON, sent as is) and the admin token (blocking,
+ * with timeout). The HTTP status, or -1 with err set. */
+int bench_gateway_push(const bench_target_t *gw, const char *token, const char *body,
+                       double timeout_s, char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ WebSocket client */
 
@@ -158,6 +162,7 @@ typedef enum {
     BENCH_DIRECT,
     BENCH_GROUP,
     BENCH_ROOM,
+    BENCH_PUSH,     /* idle clients; the parent POSTs /push to all, they time it */
 } bench_scenario_t;
 
 typedef struct bench_opts {

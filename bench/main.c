@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -42,10 +43,15 @@ typedef struct cli {
     int ncpu_pids;
     int rate_set;
     char room_buf[PROTO_NAME_MAX + 1];
+    const char *push_token_file;
+    char push_token[256];
+    bench_target_t gw;
+    uint64_t pushes;        /* push: accepted by the gateway (202) */
+    uint64_t push_errors;   /* push: refused or failed */
 } cli_t;
 
 static const char usage[] =
-    "usage: chat-bench --scenario login|idle|direct|group|room (--gateway URL | --node URL...)\n"
+    "usage: chat-bench --scenario login|idle|direct|group|room|push (--gateway URL | --node URL...)\n"
     "  --gateway URL         http[s]://HOST:PORT; asks GET /servers once\n"
     "  --node URL            ws[s]://HOST:PORT/ws; repeatable (clients go round-robin)\n"
     "  --ca-file PEM         trust these CAs for https/wss (default: the system's store);\n"
@@ -57,7 +63,8 @@ static const char usage[] =
     "  --grace SEC           wait for late deliveries after it (default 3)\n"
     "  --setup-timeout SEC   connect + login phase bound (default 120)\n"
     "  --connect-rate N      new connections per second in total (default 500)\n"
-    "  --rate N              messages/s in total; 0 = closed loop (default 0; room 20)\n"
+    "  --rate N              messages/s in total; 0 = closed loop (default 0; room 20;\n"
+    "                        push: POST /push calls per second, default 1)\n"
     "  --window N            unanswered messages per sender (default 4)\n"
     "  --group-size N        members per group (default 50)\n"
     "  --senders N           senders per group (default 1)\n"
@@ -75,6 +82,10 @@ static const char usage[] =
     "                        again with its token after a random 0..SEC, on a random\n"
     "                        other node of the list (one that refused is skipped 2 s);\n"
     "                        the latency figures become drop-to-logged-in times\n"
+    "  --push-token-file F   push: the gateway's admin token (its --push-token-file)\n"
+    "  push scenario: every client logs in and idles; the bench POSTs /push {all}\n"
+    "  to the gateway --rate times a second for --duration, and every client times\n"
+    "  each push from the POST to its arrival (max = time to the last delivery)\n"
     "  --socketio            the --node URLs are a socket.io peer (bench/socketio/):\n"
     "                        ws://HOST:PORT/socket.io/?EIO=4&transport=websocket\n"
     "Only targets inside 127.0.0.0/8 are accepted (exit 2 otherwise).\n";
@@ -82,7 +93,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_SOCKETIO, OPT_CA, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -96,10 +107,11 @@ static const struct option long_opts[] = {
     {"user-offset", 1, 0, OPT_UOFFSET},
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
     {"cpu-pid", 1, 0, OPT_CPU_PID}, {"reconnect", 1, 0, OPT_RECONNECT},
-    {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
+    {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA},
+    {"push-token-file", 1, 0, OPT_PUSH_TOKEN}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
 
-static const char *const scenario_names[] = {"login", "idle", "direct", "group", "room"};
+static const char *const scenario_names[] = {"login", "idle", "direct", "group", "room", "push"};
 
 /* ------------------------------------------------------------------ flags */
 
@@ -116,7 +128,7 @@ static int num(const char *s, double lo, double hi, double *out)
 
 static int set_scenario(bench_opts_t *o, const char *name)
 {
-    for (int i = 0; i < 5; i++)
+    for (size_t i = 0; i < sizeof scenario_names / sizeof scenario_names[0]; i++)
         if (!strcmp(name, scenario_names[i])) {
             o->scenario = (bench_scenario_t)i;
             o->scenario_name = scenario_names[i];
@@ -190,6 +202,7 @@ static int set_option(cli_t *cl, int opt, const char *arg)
     case OPT_NOBIND: o->src_bind = 0; return 0;
     case OPT_SOCKETIO: bench_ws_set_socketio(1); return 0;
     case OPT_CA: cl->ca_file = arg; return 0;
+    case OPT_PUSH_TOKEN: cl->push_token_file = arg; return 0;
     default: return set_numeric(cl, opt, arg);
     }
 }
@@ -214,6 +227,31 @@ static void defaults(cli_t *cl)
     o->user_prefix = "bench";
     o->password_format = "bench-pw-%d"; /* "pw-%d" is < 6 bytes for users 0..99 */
     o->run_id = (uint32_t)(core_now_ms() ^ ((uint64_t)getpid() << 16));
+}
+
+/* push: needs the gateway and its token (read now: a header, so no CR/LF). */
+static int check_push(cli_t *cl, char *err, size_t errlen)
+{
+    if (cl->o.scenario != BENCH_PUSH)
+        return 0;
+    if (!cl->gateway || !cl->push_token_file || cl->o.rate <= 0) {
+        snprintf(err, errlen, "--scenario push needs --gateway, --push-token-file and --rate > 0");
+        return -1;
+    }
+    FILE *f = fopen(cl->push_token_file, "r");
+    size_t n = f ? fread(cl->push_token, 1, sizeof cl->push_token - 1, f) : 0;
+    if (f)
+        fclose(f);
+    cl->push_token[n] = '\0';
+    while (n && strchr(" \t\r\n", cl->push_token[n - 1]))
+        cl->push_token[--n] = '\0';
+    size_t lead = strspn(cl->push_token, " \t\r\n");
+    memmove(cl->push_token, cl->push_token + lead, n - lead + 1);
+    if (!cl->push_token[0] || strpbrk(cl->push_token, "\r\n")) {
+        snprintf(err, errlen, "--push-token-file %s: no token in it", cl->push_token_file);
+        return -1;
+    }
+    return 0;
 }
 
 /* Names and passwords go into JSON unescaped: only allow what needs none. */
@@ -246,7 +284,7 @@ static int check_names(cli_t *cl, char *err, size_t errlen)
         snprintf(err, errlen, "--reconnect goes with --scenario idle");
         return -1;
     }
-    return 0;
+    return check_push(cl, err, errlen);
 }
 
 /* Returns 0, 1 for a usage error, 2 for a refused target. */
@@ -271,6 +309,8 @@ static int parse_cli(cli_t *cl, int argc, char **argv, char *err, size_t errlen)
     }
     if (!cl->rate_set && o->scenario == BENCH_ROOM)
         o->rate = 20;
+    if (!cl->rate_set && o->scenario == BENCH_PUSH)
+        o->rate = 1;
     if (o->procs > o->clients)
         o->procs = o->clients;
     if (check_names(cl, err, errlen) != 0)
@@ -286,11 +326,10 @@ static int resolve_nodes(cli_t *cl, char *err, size_t errlen)
         return -1;
     bench_set_tls(tls); /* lives as long as the process: workers fork with it */
     if (cl->gateway) {
-        bench_target_t gw;
-        int rc = bench_target_parse(cl->gateway, "http", &gw, err, errlen);
+        int rc = bench_target_parse(cl->gateway, "http", &cl->gw, err, errlen);
         if (rc != 0)
             return rc;
-        o->nnodes = bench_gateway_nodes(&gw, o->nodes, 64, 10.0, err, errlen);
+        o->nnodes = bench_gateway_nodes(&cl->gw, o->nodes, 64, 10.0, err, errlen);
         return o->nnodes > 0 ? 0 : o->nnodes == -2 ? -2 : -1;
     }
     for (int i = 0; i < cl->nurls; i++) {
@@ -404,11 +443,42 @@ static int wait_workers(worker_proc_t *wp, int n, int want_done, double timeout_
     }
 }
 
-static void go_workers(worker_proc_t *wp, int n)
+/* Writes one control byte to every worker. */
+static void tell_workers(worker_proc_t *wp, int n, char b)
 {
     for (int i = 0; i < n; i++)
-        if (write(wp[i].fd, "g", 1) != 1)
+        if (write(wp[i].fd, &b, 1) != 1)
             fprintf(stderr, "chat-bench: worker %d: %s\n", i, strerror(errno));
+}
+
+/* push: --rate POSTs a second for --duration, each carrying the time it
+ * was sent (the workers' clocks are the same monotonic clock); the workers
+ * hear of every accepted one ('p') and of the end ('e'). */
+static void push_run(cli_t *cl, worker_proc_t *wp, int n)
+{
+    const bench_opts_t *o = &cl->o;
+    uint64_t count = (uint64_t)(o->duration_s * o->rate);
+    uint64_t t0 = core_mono_ms();
+    count = count ? count : 1;
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t due = t0 + (uint64_t)((double)k * 1000.0 / o->rate), now = core_mono_ms();
+        if (due > now)
+            poll(NULL, 0, (int)(due - now));
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        unsigned long long sent = (unsigned long long)ts.tv_sec * 1000000u + (unsigned long long)ts.tv_nsec / 1000u;
+        char body[160], err[256] = "";
+        snprintf(body, sizeof body, "{\"message\":\"b 0 %llu %llu %x \",\"all\":true}",
+                 (unsigned long long)k, sent, o->run_id);
+        int status = bench_gateway_push(&cl->gw, cl->push_token, body, 10.0, err, sizeof err);
+        if (status == 202) {
+            cl->pushes++;
+            tell_workers(wp, n, 'p');
+        } else if (cl->push_errors++ == 0) {
+            fprintf(stderr, "chat-bench: POST /push: %s%d\n", err[0] ? err : "status ", status);
+        }
+    }
+    tell_workers(wp, n, 'e');
 }
 
 static int reap(worker_proc_t *wp, int n, int kill_them)
@@ -581,7 +651,9 @@ static int run(cli_t *cl)
             (double)(core_mono_ms() - t0) / 1000.0);
     smp.rss1 = rss_total(cl);
     smp.cpu0 = cpu_total(cl);
-    go_workers(wp, n);
+    tell_workers(wp, n, 'g');
+    if (o->scenario == BENCH_PUSH)
+        push_run(cl, wp, n);
     if (wait_workers(wp, n, 1, o->duration_s + o->grace_s + PARENT_SLACK_S) != 0) {
         fprintf(stderr, "chat-bench: workers did not report\n");
         goto out_kill;
@@ -592,9 +664,11 @@ static int run(cli_t *cl)
     bench_result_init(total);
     for (int i = 0; i < n; i++)
         bench_result_merge(total, &wp[i].res);
+    total->sent += cl->pushes;
+    total->errors += cl->push_errors;
     print_report(cl, total, &smp);
     /* a run where no client got in measured nothing: say so in the exit code */
-    rc = reap(wp, n, 0) || total->clients == 0;
+    rc = reap(wp, n, 0) || total->clients == 0 || (o->scenario == BENCH_PUSH && !cl->pushes);
     free(total);
     free(wp);
     return rc;

@@ -25,6 +25,7 @@
 #define ID_KIND_BITS 4
 #define NODE_SKIP_US 2000000    /* --reconnect: a node that refused is skipped this long */
 #define RETRY_S 0.2             /* --reconnect: wait before trying the next node */
+#define PUSH_SLACK_S 30.0       /* push: how late the parent's last push may be */
 
 enum phase { PH_SETUP, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
 enum cstate { C_NEW, C_OPENING, C_AUTH, C_JOINING, C_WAIT_SHARED, C_READY, C_FAILED };
@@ -523,8 +524,9 @@ static void on_delivery(client_t *c, const char *event, const cJSON *data)
     const cJSON *msgid = cJSON_GetObjectItemCaseSensitive(data, "msgid");
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(data, "message");
     const cJSON *offline = cJSON_GetObjectItemCaseSensitive(data, "offline");
-    /* pending items are kept until acked: ack ours and leftovers alike */
-    if (strcmp(event, "room_chat") != 0 && cJSON_IsString(msgid))
+    /* pending items are kept until acked: ack ours and leftovers alike (a
+     * push to all is never pending: nothing to ack) */
+    if (strcmp(event, "room_chat") != 0 && w->o->scenario != BENCH_PUSH && cJSON_IsString(msgid))
         send_ack(c, msgid->valuestring);
     unsigned slot, seq, run;
     unsigned long long sent;
@@ -551,7 +553,8 @@ static void on_text(bench_ws_t *ws, const char *msg, size_t len, void *ud)
     } else if (cJSON_IsString(ev)) {
         const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
         const char *name = ev->valuestring;
-        if (!strcmp(name, "chat") || !strcmp(name, "group_chat") || !strcmp(name, "room_chat"))
+        if (!strcmp(name, "chat") || !strcmp(name, "group_chat") || !strcmp(name, "room_chat") ||
+            !strcmp(name, "system"))
             on_delivery(c, name, data);
         else if (!strcmp(name, "kicked"))
             c->w->res.errors++;
@@ -766,6 +769,8 @@ static void run_start(worker_t *w)
     w->phase = PH_RUN;
     w->run_start_us = now_us();
     w->phase_deadline_us = w->run_start_us + (uint64_t)(w->o->duration_s * 1e6);
+    if (w->o->scenario == BENCH_PUSH) /* the parent's 'e' ends it; this is a backstop */
+        w->phase_deadline_us += (uint64_t)(PUSH_SLACK_S * 1e6);
     for (int i = 0; i < w->count; i++) {
         client_t *c = &w->c[i];
         if (c->state != C_READY)
@@ -847,7 +852,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     case PH_RUN:
         if (now_us() >= w->phase_deadline_us)
             drain_start(w);
-        else if (w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT)
+        else if (w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT && w->o->scenario != BENCH_PUSH)
             send_paced(w, dt);
         else if (w->nrequeue)
             reconnect_due(w);
@@ -861,10 +866,35 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
+/* push scenario, RUN: the parent writes 'p' for every push the gateway
+ * accepted (each ready client expects it) and 'e' when it is done. */
+static void on_push_ctl(worker_t *w)
+{
+    char b[64];
+    ssize_t n = read(w->ctl, b, sizeof b);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        w->rc = 1; /* the parent went away */
+        ev_break(w->loop, EVBREAK_ALL);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (b[i] == 'p')
+            w->res.expected += w->res.clients;
+        else if (b[i] == 'e' && w->phase == PH_RUN)
+            drain_start(w);
+    }
+}
+
 static void on_ctl(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
     worker_t *w = io->data;
+    if (w->o->scenario == BENCH_PUSH && w->phase >= PH_RUN) {
+        on_push_ctl(w);
+        return;
+    }
     char b;
     ssize_t n = read(io->fd, &b, 1);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -872,6 +902,8 @@ static void on_ctl(struct ev_loop *loop, ev_io *io, int revents)
     ev_io_stop(loop, io);
     if (n == 1 && b == 'g' && w->phase == PH_WAIT_GO) {
         run_start(w);
+        if (w->o->scenario == BENCH_PUSH) /* the parent's pushes follow */
+            ev_io_start(loop, io);
         return;
     }
     w->rc = 1; /* the parent went away or aborted */

@@ -257,14 +257,13 @@ out:
     return count;
 }
 
-int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, double timeout_s,
-                        char *err, size_t errlen)
+/* Sends req (a whole HTTP/1.1 request with Connection: close) to the
+ * gateway and leaves the whole answer in reply. 0, or -1 with err set. */
+static int gateway_request(const bench_target_t *gw, const char *req, core_buf_t *reply,
+                           double timeout_s, char *err, size_t errlen)
 {
     uint64_t deadline = core_mono_ms() + (uint64_t)(timeout_s * 1000);
-    core_buf_t reply, req;
-    core_buf_init(&reply);
-    core_buf_init(&req);
-    int count = -1;
+    int rc = -1;
     SSL *ssl = NULL;
     char why[192] = "no answer";
     int fd = connect_deadline(gw, deadline);
@@ -276,14 +275,30 @@ int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, 
         snprintf(err, errlen, "cannot start TLS to gateway %s:%d", gw->host, gw->port);
         goto out;
     }
-    core_buf_printf(&req, "GET /servers HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
-                    gw->host, gw->port);
-    if (http_exchange(fd, ssl, req.data, &reply, deadline, why, sizeof why) != 0 ||
-        reply.len == 0) {
+    if (http_exchange(fd, ssl, req, reply, deadline, why, sizeof why) != 0 || reply->len == 0) {
         snprintf(err, errlen, "gateway %s:%d: %s%s", gw->host, gw->port, gw->tls ? "TLS: " : "",
                  why);
         goto out;
     }
+    rc = 0;
+out:
+    SSL_free(ssl);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, double timeout_s,
+                        char *err, size_t errlen)
+{
+    core_buf_t reply, req;
+    core_buf_init(&reply);
+    core_buf_init(&req);
+    int count = -1;
+    core_buf_printf(&req, "GET /servers HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n",
+                    gw->host, gw->port);
+    if (gateway_request(gw, req.data, &reply, timeout_s, err, errlen) != 0)
+        goto out;
     const char *body = strstr(reply.data, "\r\n\r\n");
     if (strncmp(reply.data, "HTTP/1.1 200", 12) != 0 || !body) {
         snprintf(err, errlen, "gateway answered: %.*s", (int)strcspn(reply.data, "\r\n"),
@@ -292,10 +307,30 @@ int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, 
     }
     count = parse_servers(body + 4, out, max, err, errlen);
 out:
-    SSL_free(ssl);
-    if (fd >= 0)
-        close(fd);
     core_buf_free(&reply);
     core_buf_free(&req);
     return count;
+}
+
+int bench_gateway_push(const bench_target_t *gw, const char *token, const char *body,
+                       double timeout_s, char *err, size_t errlen)
+{
+    core_buf_t reply, req;
+    core_buf_init(&reply);
+    core_buf_init(&req);
+    int status = -1;
+    core_buf_printf(&req,
+                    "POST /push HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n"
+                    "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %zu\r\n\r\n%s",
+                    gw->host, gw->port, token, strlen(body), body);
+    if (gateway_request(gw, req.data, &reply, timeout_s, err, errlen) == 0 &&
+        sscanf(reply.data, "HTTP/1.1 %d", &status) != 1) {
+        snprintf(err, errlen, "gateway answered: %.*s", (int)strcspn(reply.data, "\r\n"),
+                 reply.data);
+        status = -1;
+    }
+    core_buf_free(&reply);
+    core_buf_free(&req);
+    return status;
 }

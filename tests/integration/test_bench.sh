@@ -6,7 +6,8 @@
 # 127.0.0.0/8 is refused with exit 2 before any connection is made, and
 # --reconnect: kill -9 of a second node during an idle run moves its
 # clients to the first one with their tokens (dropped = reconnected = its
-# share, every client answers at the end).
+# share, every client answers at the end); the push scenario through a
+# gateway.
 #   test_bench.sh BUILD_DIR
 set -u
 BUILD=$(cd "$1" && pwd)
@@ -73,6 +74,36 @@ run_case direct --scenario direct --clients 10 --pid "$NODE_PID"
 run_case direct_rate --scenario direct --clients 10 --rate 500
 run_case group --scenario group --clients 12 --group-size 6 --senders 2
 run_case room --scenario room --clients 30 --rate 50
+
+# push: a gateway with an admin token; every client of both workers must
+# get every POST /push {all} once (lost 0 also means the workers heard of
+# each accepted push), and a wrong token makes the run fail
+GW_PORT=$(free_port)
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/push.token"
+echo wrong-token >"$TMP/wrong.token"
+start_bg gateway "$BUILD/gateway/chat-gateway" --listen "127.0.0.1:$GW_PORT" \
+    --redis "127.0.0.1:$REDIS_PORT" --push-token-file "$TMP/push.token" --log-level warn
+wait_port "$GW_PORT" 20
+for _ in $(seq 50); do # the node is listed after its first heartbeat
+    curl -sf "http://127.0.0.1:$GW_PORT/servers" | grep -q ws: && break
+    sleep 0.1
+done
+out="$TMP/bench-push.out"
+if ! timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration 2 --rate 3 \
+    --grace 3 --setup-timeout 30 --user-prefix btidle --scenario push --clients 20 \
+    --push-token-file "$TMP/push.token" >"$out" 2>"$TMP/bench-push.log"; then
+    echo "push: chat-bench exited non-zero"
+    cat "$out" "$TMP/bench-push.log"
+    FAILS=$((FAILS + 1))
+elif ! check_json push "$out" || ! grep -q '"sent":6,"delivered":120,' "$out"; then
+    echo "push: want 6 pushes delivered to 20 clients each"
+    FAILS=$((FAILS + 1))
+fi
+if timeout 60 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --duration 1 --scenario push \
+    --clients 2 --user-prefix btidle --push-token-file "$TMP/wrong.token" >/dev/null 2>&1; then
+    echo "push: a refused token must fail the run"
+    FAILS=$((FAILS + 1))
+fi
 
 # the idle run reads the node's VmRSS
 grep -q '"rss_ready_kb":[1-9]' "$TMP/bench-idle.out" || { echo "idle: no RSS sample"; FAILS=$((FAILS + 1)); }

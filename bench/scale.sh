@@ -17,6 +17,13 @@
 # times, and the gateway's and Redis's latency meanwhile (bench/probe.py).
 # pm2 restarts the killed node a second later; the clients stay where they
 # went. The other nodes must have room for the victim's clients (fd limit).
+# SCENARIO=push: once all are held, chat-bench POSTs /push {all} through the
+# gateway PUSH_RATE times a second (default 0.2) for HOLD seconds; every
+# client times each push from the POST to its arrival (the report's max is
+# the time to the last delivery), with the CPU of the nodes, Redis and the
+# gateway over that phase. SCENARIO=room: every client joins one room and
+# one sender posts to it for HOLD seconds (BENCH_ARGS, e.g. "--rate 5", go
+# to chat-bench), with the same CPU figures.
 # Then `down`, unless KEEP=1.
 #   bench/scale.sh CLIENTS NODES [PROCS]
 # Environment: BUILD (default build), BASE (base port, default 30000),
@@ -150,9 +157,17 @@ echo "== before: nodes $before_nodes kB (${#NODE_PIDS[@]} processes), redis $bef
 
 echo "== bench: $CLIENTS clients from $PROCS processes at $RATE connects/s, held $HOLD s"
 BENCH_OUT=$(mktemp)
+SCENARIO=${SCENARIO:-idle}
 STORM_ARGS=()
 [ -z "${STORM:-}" ] || STORM_ARGS=(--reconnect "${RECONNECT:-1}")
-"$BUILD/bench/chat-bench" --gateway "$GW" --scenario idle --clients "$CLIENTS" --procs "$PROCS" \
+[ "$SCENARIO" != push ] || STORM_ARGS=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")
+if [ "$SCENARIO" != idle ]; then # the server CPU of the measured phase: nodes, Redis, gateway
+    STORM_ARGS+=(--cpu-pid "$REDIS_PID" --cpu-pid "$(app_pids '^chat-gateway$')")
+    for p in "${NODE_PIDS[@]}"; do STORM_ARGS+=(--pid "$p"); done
+fi
+read -ra EXTRA <<<"${BENCH_ARGS:-}"
+STORM_ARGS+=("${EXTRA[@]}")
+"$BUILD/bench/chat-bench" --gateway "$GW" --scenario "$SCENARIO" --clients "$CLIENTS" --procs "$PROCS" \
     --connect-rate "$RATE" --duration "$HOLD" --grace "$GRACE" --setup-timeout 3600 "${STORM_ARGS[@]}" \
     --user-prefix scale --user-offset 1 --password-format scale-pw-%d >"$BENCH_OUT" 2>&1 &
 BENCH=$!
@@ -171,7 +186,7 @@ held_nodes=$(rss_kb "${NODE_PIDS[@]}")
 held_redis=$(rss_kb "$REDIS_PID")
 echo "== held: $total connections after ${setup_s} s; per node: $spread"
 echo "   nodes $held_nodes kB, redis $held_redis kB"
-if [ -z "${STORM:-}" ] && [ "$HOLD" -ge 12 ]; then # what holding them costs: pings, sweeps
+if [ -z "${STORM:-}" ] && [ "$SCENARIO" = idle ] && [ "$HOLD" -ge 12 ]; then # what holding them costs: pings, sweeps
     c0=$(cpu_ticks "${NODE_PIDS[@]}")
     sleep 10
     c1=$(cpu_ticks "${NODE_PIDS[@]}")
@@ -183,7 +198,7 @@ fi
 bench_rc=0
 wait "$BENCH" || bench_rc=$?
 grep "clients set up in" "$BENCH_OUT" && total=$CLIENTS # all in, whatever /metrics said
-tail -n 1 "$BENCH_OUT"
+if [ "$SCENARIO" != idle ]; then grep -A7 "^scenario $SCENARIO" "$BENCH_OUT"; else tail -n 1 "$BENCH_OUT"; fi
 [ -z "${STORM:-}" ] || storm_report "$(tail -n 1 "$BENCH_OUT")"
 python3 - "$CLIENTS" "$total" "$before_nodes" "$held_nodes" "$before_redis" "$held_redis" "$setup_s" <<'PY'
 import sys

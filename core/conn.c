@@ -808,3 +808,8 @@ const char *core_conn_peer(const core_conn_t *c)
 {
     return c->peer;
 }
+
+int core_conn_has_input(const core_conn_t *c)
+{
+    return core_fd_has_input(c->fd);
+}

@@ -53,6 +53,9 @@ char *core_xstrndup(const char *s, size_t n);
 
 uint64_t core_now_ms(void);      /* wall clock, ms since the epoch */
 uint64_t core_mono_ms(void);     /* monotonic, ms */
+/* 1 when bytes already wait to be read on fd (poll, no wait). A timeout
+ * that fires while they do is our loop running late, not the peer. */
+int core_fd_has_input(int fd);
 
 /* ------------------------------------------------------------------ buffers */
 
@@ -181,6 +184,7 @@ size_t core_conn_buffer_bytes(const core_conn_t *c);
 void core_conn_set_ud(core_conn_t *c, void *ud);
 void *core_conn_ud(const core_conn_t *c);
 const char *core_conn_peer(const core_conn_t *c); /* "ip:port" */
+int core_conn_has_input(const core_conn_t *c); /* core_fd_has_input of its socket */
 
 typedef struct core_listener core_listener_t;
 typedef void (*core_accept_fn)(struct ev_loop *loop, int fd, const char *peer, void *ud);

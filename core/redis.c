@@ -42,6 +42,7 @@ typedef struct redis_req {
     core_redis_cb cb;
     void *ud;
     int answered;            /* the user has had its one callback */
+    int waited_late;         /* the timeout found the answer maybe unread once */
     struct redis_req *prev, *next;
 } redis_req_t;
 
@@ -234,8 +235,16 @@ static void redis_on_req_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     redis_req_t *q = (redis_req_t *)w;
     core_redis_t *r = q->r;
 
-    (void)loop;
     (void)revents;
+    /* libev runs expired timers before the reads of the same wake-up: on a
+     * starved process the answer may be waiting unread. Read it first (once
+     * per command, so a Redis that keeps sending other replies still times out). */
+    if (!q->waited_late && r->ac && core_fd_has_input(r->ac->c.fd)) {
+        q->waited_late = 1;
+        ev_timer_set(&q->timer, r->timeout_s, 0.);
+        ev_timer_start(loop, &q->timer);
+        return;
+    }
     r->depth++;
     CORE_WARN("redis %s:%d: command timed out; reconnecting", r->host, r->port);
     redis_mark_down(r); /* commands issued from the callback fail at once */

@@ -422,7 +422,10 @@ void node_link_check(node_link_t *l, uint64_t now)
     if (!l->conn)
         return;
     int up = l->state == LINK_UP;
-    if (now - (up ? l->last_rx_ms : l->opened_ms) > (up ? LINK_DEAD_MS : HANDSHAKE_MS)) {
+    /* bytes waiting unread mean our loop is late (a starved process), not a
+     * silent peer: the read that follows in this wake-up refreshes last_rx_ms */
+    if (now - (up ? l->last_rx_ms : l->opened_ms) > (up ? LINK_DEAD_MS : HANDSHAKE_MS) &&
+        !core_conn_has_input(l->conn)) {
         node_link_close(l, up ? "silent peer" : "handshake timeout");
         return;
     }

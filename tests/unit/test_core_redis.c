@@ -293,6 +293,27 @@ static void test_timeout(void **state)
     assert_int_equal(behind.calls, 1);
 }
 
+/* A process starved past the timeout (here: it sleeps) finds the answer
+ * waiting unread: libev would run the expired timer before the read, so
+ * the answer is delivered, not a NULL and a reconnect. */
+static void test_late_loop_reads_waiting_answer(void **state)
+{
+    fx_t *fx = *state;
+    got_t g = {0};
+
+    connect_client(fx, 0.2);
+    assert_int_equal(core_redis_cmd(fx->r, on_got, &g, "DEBUG SLEEP 0.05"), 0);
+    run_for(fx, 10); /* the command goes out; its answer takes 50 ms */
+    assert_int_equal(g.calls, 0);
+    usleep(400 * 1000); /* the loop does not run: the answer waits, the timer expires */
+    WAIT_FOR(fx, g.calls >= 1);
+    assert_int_equal(g.calls, 1);
+    assert_int_equal(g.nulls, 0);
+    assert_string_equal(g.str, "OK");
+    assert_int_equal(fx->hooks, 1); /* the connection was kept */
+    wait_pong(fx);
+}
+
 static void test_reconnect(void **state)
 {
     fx_t *fx = *state;
@@ -621,6 +642,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_set_get, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pipeline_in_order, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_timeout, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_late_loop_reads_waiting_answer, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_inflight, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_free_in_reply_callback, fx_setup, fx_teardown),

@@ -51,6 +51,20 @@ sys.exit(1 if bad else 0)
 EOF
 }
 
+# judge NAME RC PATTERN WANT: a run's exit code, its report and a pattern
+# the report must hold (WANT says what it means).
+judge() {
+    local name=$1 rc=$2 pattern=$3 want=$4 out="$TMP/bench-$1.out"
+    if [ "$rc" -ne 0 ]; then
+        echo "$name: chat-bench exited non-zero"
+        cat "$out" "$TMP/bench-$name.log"
+        FAILS=$((FAILS + 1))
+    elif ! check_json "$name" "$out" || ! grep -q "$pattern" "$out"; then
+        echo "$name: want $want"
+        FAILS=$((FAILS + 1))
+    fi
+}
+
 # run_case NAME ARGS...: one scenario; the first run registers its users.
 run_case() {
     local t0=$SECONDS
@@ -88,17 +102,11 @@ for _ in $(seq 50); do # the node is listed after its first heartbeat
     curl -sf "http://127.0.0.1:$GW_PORT/servers" | grep -q ws: && break
     sleep 0.1
 done
-out="$TMP/bench-push.out"
-if ! timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration 2 --rate 3 \
+rc=0
+timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration 2 --rate 3 \
     --grace 3 --setup-timeout 30 --user-prefix btidle --scenario push --clients 20 \
-    --push-token-file "$TMP/push.token" >"$out" 2>"$TMP/bench-push.log"; then
-    echo "push: chat-bench exited non-zero"
-    cat "$out" "$TMP/bench-push.log"
-    FAILS=$((FAILS + 1))
-elif ! check_json push "$out" || ! grep -q '"sent":6,"delivered":120,' "$out"; then
-    echo "push: want 6 pushes delivered to 20 clients each"
-    FAILS=$((FAILS + 1))
-fi
+    --push-token-file "$TMP/push.token" >"$TMP/bench-push.out" 2>"$TMP/bench-push.log" || rc=$?
+judge push "$rc" '"sent":6,"delivered":120,' "6 pushes delivered to 20 clients each"
 if timeout 60 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --duration 1 --scenario push \
     --clients 2 --user-prefix btidle --push-token-file "$TMP/wrong.token" >/dev/null 2>&1; then
     echo "push: a refused token must fail the run"
@@ -124,14 +132,9 @@ timeout 120 "$BENCH" --node "$URL" --node "ws://127.0.0.1:$NODE2_PORT/ws" --proc
 RB=$!
 sleep 4 # set up (users from the idle case) and running
 kill -9 "$NODE2_PID"
-if ! wait "$RB"; then
-    echo "reconnect: chat-bench exited non-zero"
-    cat "$out" "$TMP/bench-reconnect.log"
-    FAILS=$((FAILS + 1))
-elif ! check_json reconnect "$out" || ! grep -q '"dropped":10,"reconnected":10,' "$out"; then
-    echo "reconnect: want 10 dropped and 10 back"
-    FAILS=$((FAILS + 1))
-fi
+rc=0
+wait "$RB" || rc=$?
+judge reconnect "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back"
 
 # the guard: refused before any traffic, exit 2 (192.0.2.0/24 is TEST-NET-1)
 "$BENCH" --scenario direct --node ws://192.0.2.1:9/ws --clients 2 >/dev/null 2>"$TMP/guard.log"

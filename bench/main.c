@@ -229,7 +229,7 @@ static void defaults(cli_t *cl)
     o->run_id = (uint32_t)(core_now_ms() ^ ((uint64_t)getpid() << 16));
 }
 
-/* push: needs the gateway and its token (read now: a header, so no CR/LF). */
+/* push: needs the gateway and its token (core_secret_load: one line, trimmed). */
 static int check_push(cli_t *cl, char *err, size_t errlen)
 {
     if (cl->o.scenario != BENCH_PUSH)
@@ -238,20 +238,8 @@ static int check_push(cli_t *cl, char *err, size_t errlen)
         snprintf(err, errlen, "--scenario push needs --gateway, --push-token-file and --rate > 0");
         return -1;
     }
-    FILE *f = fopen(cl->push_token_file, "r");
-    size_t n = f ? fread(cl->push_token, 1, sizeof cl->push_token - 1, f) : 0;
-    if (f)
-        fclose(f);
-    cl->push_token[n] = '\0';
-    while (n && strchr(" \t\r\n", cl->push_token[n - 1]))
-        cl->push_token[--n] = '\0';
-    size_t lead = strspn(cl->push_token, " \t\r\n");
-    memmove(cl->push_token, cl->push_token + lead, n - lead + 1);
-    if (!cl->push_token[0] || strpbrk(cl->push_token, "\r\n")) {
-        snprintf(err, errlen, "--push-token-file %s: no token in it", cl->push_token_file);
-        return -1;
-    }
-    return 0;
+    return core_secret_load("--push-token-file", cl->push_token_file, NULL, cl->push_token,
+                            sizeof cl->push_token, err, errlen);
 }
 
 /* Names and passwords go into JSON unescaped: only allow what needs none. */

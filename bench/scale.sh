@@ -158,17 +158,17 @@ echo "== before: nodes $before_nodes kB (${#NODE_PIDS[@]} processes), redis $bef
 echo "== bench: $CLIENTS clients from $PROCS processes at $RATE connects/s, held $HOLD s"
 BENCH_OUT=$(mktemp)
 SCENARIO=${SCENARIO:-idle}
-STORM_ARGS=()
-[ -z "${STORM:-}" ] || STORM_ARGS=(--reconnect "${RECONNECT:-1}")
-[ "$SCENARIO" != push ] || STORM_ARGS=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")
+BENCH_EXTRA=()
+[ -z "${STORM:-}" ] || BENCH_EXTRA=(--reconnect "${RECONNECT:-1}")
+[ "$SCENARIO" != push ] || BENCH_EXTRA=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")
 if [ "$SCENARIO" != idle ]; then # the server CPU of the measured phase: nodes, Redis, gateway
-    STORM_ARGS+=(--cpu-pid "$REDIS_PID" --cpu-pid "$(app_pids '^chat-gateway$')")
-    for p in "${NODE_PIDS[@]}"; do STORM_ARGS+=(--pid "$p"); done
+    BENCH_EXTRA+=(--cpu-pid "$REDIS_PID" --cpu-pid "$(app_pids '^chat-gateway$')")
+    for p in "${NODE_PIDS[@]}"; do BENCH_EXTRA+=(--pid "$p"); done
 fi
 read -ra EXTRA <<<"${BENCH_ARGS:-}"
-STORM_ARGS+=("${EXTRA[@]}")
+BENCH_EXTRA+=("${EXTRA[@]}")
 "$BUILD/bench/chat-bench" --gateway "$GW" --scenario "$SCENARIO" --clients "$CLIENTS" --procs "$PROCS" \
-    --connect-rate "$RATE" --duration "$HOLD" --grace "$GRACE" --setup-timeout 3600 "${STORM_ARGS[@]}" \
+    --connect-rate "$RATE" --duration "$HOLD" --grace "$GRACE" --setup-timeout 3600 "${BENCH_EXTRA[@]}" \
     --user-prefix scale --user-offset 1 --password-format scale-pw-%d >"$BENCH_OUT" 2>&1 &
 BENCH=$!
 t0=$(date +%s.%N)

@@ -288,6 +288,12 @@ out:
     return rc;
 }
 
+/* err = the status line of an answer we cannot use. */
+static void answer_error(const core_buf_t *reply, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "gateway answered: %.*s", (int)strcspn(reply->data, "\r\n"), reply->data);
+}
+
 int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, double timeout_s,
                         char *err, size_t errlen)
 {
@@ -301,8 +307,7 @@ int bench_gateway_nodes(const bench_target_t *gw, bench_target_t *out, int max, 
         goto out;
     const char *body = strstr(reply.data, "\r\n\r\n");
     if (strncmp(reply.data, "HTTP/1.1 200", 12) != 0 || !body) {
-        snprintf(err, errlen, "gateway answered: %.*s", (int)strcspn(reply.data, "\r\n"),
-                 reply.data);
+        answer_error(&reply, err, errlen);
         goto out;
     }
     count = parse_servers(body + 4, out, max, err, errlen);
@@ -326,8 +331,7 @@ int bench_gateway_push(const bench_target_t *gw, const char *token, const char *
                     gw->host, gw->port, token, strlen(body), body);
     if (gateway_request(gw, req.data, &reply, timeout_s, err, errlen) == 0 &&
         sscanf(reply.data, "HTTP/1.1 %d", &status) != 1) {
-        snprintf(err, errlen, "gateway answered: %.*s", (int)strcspn(reply.data, "\r\n"),
-                 reply.data);
+        answer_error(&reply, err, errlen);
         status = -1;
     }
     core_buf_free(&reply);

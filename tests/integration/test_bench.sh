@@ -95,6 +95,7 @@ run_case room --scenario room --clients 30 --rate 50
 GW_PORT=$(free_port)
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/push.token"
 echo wrong-token >"$TMP/wrong.token"
+chmod 600 "$TMP/push.token" "$TMP/wrong.token" # credentials: others may not read them
 start_bg gateway "$BUILD/gateway/chat-gateway" --listen "127.0.0.1:$GW_PORT" \
     --redis "127.0.0.1:$REDIS_PORT" --push-token-file "$TMP/push.token" --log-level warn
 wait_port "$GW_PORT" 20

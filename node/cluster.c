@@ -54,8 +54,21 @@ typedef struct call {
 
 typedef struct member {
     char id[64];
+    char boot[24];              /* the member's run (node.h NODE_BOOT) */
     UT_hash_handle hh;
 } member_t;
+
+/* Leader side: how far a follower's share of the room table is known here,
+ * so that a re-link after a short loss (a busy loop, a dropped connection)
+ * does not re-send it: the follower counts its membership changes (share
+ * version "sv"), and every notice says the count after it. */
+typedef struct share {
+    char id[64];
+    char boot[24];              /* the follower's run */
+    uint64_t sv;                /* the last change applied here */
+    int whole;                  /* a full rsync ended here: sv is exact */
+    UT_hash_handle hh;
+} share_t;
 
 /* Leader side: frames for a member node whose link is not (yet) up, e.g.
  * right after an election; bounded, flushed when it links. */
@@ -99,6 +112,9 @@ typedef struct node_cluster {
     link_t **pending_in;             /* accepted, not yet authenticated */
     size_t pending_in_count, pending_in_cap;
     node_croom_t *rooms;
+    share_t *shares;                 /* by follower id */
+    /* follower side: membership changes sent (or lost) so far */
+    uint64_t share_ver;
 } node_cluster_t;
 
 static void link_close(link_t *l, const char *why);
@@ -106,6 +122,7 @@ static int seen_before(node_cluster_t *cl, const char *frame);
 static void outbox_drop(struct node_cluster *cl, const char *id);
 static void close_pending_in(struct node_cluster *cl, const char *why);
 static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m);
+static void send_rsync(node_cluster_t *cl);
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -188,6 +205,8 @@ static void node_msg(node_cluster_t *cl, const cJSON *m)
         node_route_all_local(n, f, strlen(f));
     else if (strcmp(t, "kick") == 0 && jstr(m, "user") && jstr(m, "conn"))
         deliver_kick(n, jstr(m, "user"), jstr(m, "conn"));
+    else if (strcmp(t, "rwant") == 0)
+        send_rsync(cl); /* the leader does not hold this node's share as it is */
 }
 
 /* ------------------------------------------------------------------ sending towards the leader */
@@ -588,6 +607,68 @@ static void add_user(const char *user, void *ud)
         cJSON_AddItemToArray(ud, cJSON_CreateString(user));
 }
 
+/* ------------------------------------------------------------------ followers' shares (leader side) */
+
+static share_t *share_of(node_cluster_t *cl, const char *id)
+{
+    share_t *sh = NULL;
+    HASH_FIND_STR(cl->shares, id, sh);
+    return sh;
+}
+
+/* Forgets what is known of id's share (NULL: of every follower's). */
+static void shares_forget(node_cluster_t *cl, const char *id)
+{
+    share_t *sh, *tmp;
+    HASH_ITER(hh, cl->shares, sh, tmp) {
+        if (!id || strcmp(sh->id, id) == 0) {
+            HASH_DEL(cl->shares, sh);
+            free(sh);
+        }
+    }
+}
+
+static uint64_t json_u64(const cJSON *m, const char *key, int *ok)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+    *ok = cJSON_IsNumber(v) && v->valuedouble >= 0;
+    return *ok ? (uint64_t)v->valuedouble : 0;
+}
+
+/* A membership notice of origin's was applied: the share stays exact only
+ * when it is the very next change (a gap means notices were lost). */
+static void share_applied(node_cluster_t *cl, const char *origin, const cJSON *m)
+{
+    share_t *sh = share_of(cl, origin);
+    int ok;
+    uint64_t sv = json_u64(m, "sv", &ok);
+    if (!sh)
+        return;
+    sh->whole = sh->whole && ok && sv == sh->sv + 1;
+    sh->sv = sv;
+}
+
+/* A follower (re)linked and says its run and share version: when this
+ * leader holds exactly that share it needs nothing; else it asks for all. */
+static void leader_rcheck(node_cluster_t *cl, const char *origin, const cJSON *m)
+{
+    share_t *sh = share_of(cl, origin);
+    const char *boot = jstr(m, "boot");
+    int ok;
+    uint64_t sv = json_u64(m, "sv", &ok);
+    link_t *l = link_of(cl, origin);
+    if (sh && sh->whole && ok && sv == sh->sv && boot && strcmp(boot, sh->boot) == 0) {
+        if (l)
+            l->synced = 1;
+        cl->node->metrics.rsync_skipped_total++;
+        return;
+    }
+    cJSON *want = cJSON_CreateObject();
+    cJSON_AddStringToObject(want, "t", "rwant");
+    leader_send_to(cl, origin, want);
+    cJSON_Delete(want);
+}
+
 /* Room membership questions; returns the code, *data the answer. */
 static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, cJSON **data)
 {
@@ -595,6 +676,7 @@ static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, c
     *data = cJSON_CreateObject();
     if (op && strcmp(op, "rjoin") == 0 && room && user) {
         int rc = node_croom_join(cl->rooms, room, user, origin);
+        share_applied(cl, origin, m);
         cJSON_AddNumberToObject(*data, "members", (double)node_croom_count(cl->rooms, room));
         return rc;
     }
@@ -615,16 +697,39 @@ static int leader_call(node_cluster_t *cl, const char *origin, const cJSON *m, c
     return PROTO_BAD_REQUEST;
 }
 
+/* The share record a reset starts: exact once its last part arrives. */
+static void share_reset(node_cluster_t *cl, const char *origin, const cJSON *m)
+{
+    share_t *sh = share_of(cl, origin);
+    if (!sh) {
+        sh = core_xcalloc(1, sizeof *sh);
+        snprintf(sh->id, sizeof sh->id, "%s", origin);
+        HASH_ADD_STR(cl->shares, id, sh);
+    }
+    snprintf(sh->boot, sizeof sh->boot, "%s", jstr(m, "boot") ? jstr(m, "boot") : "");
+    sh->whole = 0;
+}
+
+static void share_done(node_cluster_t *cl, const char *origin, const cJSON *m)
+{
+    share_t *sh = share_of(cl, origin);
+    int ok;
+    uint64_t sv = json_u64(m, "sv", &ok);
+    if (sh && ok && sh->boot[0]) {
+        sh->sv = sv;
+        sh->whole = 1;
+    }
+}
+
 /* Replaces (reset) or extends origin's share of the room table. */
 static void leader_rsync(node_cluster_t *cl, const char *origin, const cJSON *m)
 {
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "done"))) {
-        link_t *l = link_of(cl, origin);
-        if (l)
-            l->synced = 1;
-    }
-    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "reset")))
+    int remote = strcmp(origin, cl->node->cfg.id) != 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "reset"))) {
         node_croom_drop_node(cl->rooms, origin);
+        if (remote)
+            share_reset(cl, origin, m);
+    }
     const cJSON *room;
     cJSON_ArrayForEach(room, cJSON_GetObjectItemCaseSensitive(m, "rooms")) {
         const cJSON *u;
@@ -632,6 +737,13 @@ static void leader_rsync(node_cluster_t *cl, const char *origin, const cJSON *m)
             if (cJSON_IsString(u))
                 node_croom_join(cl->rooms, room->string, u->valuestring, origin);
         }
+    }
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m, "done"))) { /* after the reset it may carry */
+        link_t *l = link_of(cl, origin);
+        if (l)
+            l->synced = 1;
+        if (remote)
+            share_done(cl, origin, m);
     }
 }
 
@@ -676,10 +788,14 @@ static void leader_msg(node_cluster_t *cl, const char *origin, const cJSON *m)
         leader_all(cl, origin, (cJSON *)m);
     } else if (strcmp(t, "rleave") == 0 && jstr(m, "room") && jstr(m, "user")) {
         node_croom_leave(cl->rooms, jstr(m, "room"), jstr(m, "user"), origin);
+        share_applied(cl, origin, m);
     } else if (strcmp(t, "rjoin") == 0 && jstr(m, "room") && jstr(m, "user")) {
         node_croom_join(cl->rooms, jstr(m, "room"), jstr(m, "user"), origin);
+        share_applied(cl, origin, m);
     } else if (strcmp(t, "rsync") == 0) {
         leader_rsync(cl, origin, m);
+    } else if (strcmp(t, "rcheck") == 0) {
+        leader_rcheck(cl, origin, m);
     } else if (strcmp(t, "call") == 0) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
         if (!cJSON_IsNumber(id) || id->valuedouble < 0)
@@ -742,22 +858,28 @@ static cJSON *local_rooms_json(node_t *n)
     return rooms;
 }
 
-static cJSON *rsync_msg(int first)
+static cJSON *rsync_msg(const node_t *n, int first)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "t", "rsync");
-    if (first)
+    if (first) {
         cJSON_AddTrueToObject(m, "reset");
+        cJSON_AddStringToObject(m, "boot", n->boot);
+    }
     cJSON_AddObjectToObject(m, "rooms");
     return m;
 }
 
 /* This node's live members in rsync messages of bounded size: the first
- * resets the node's share at the leader, the others add to it. */
-static void send_rsync(link_t *l)
+ * resets the node's share at the leader, the others add to it; the last
+ * says the share version they make. */
+static void send_rsync(node_cluster_t *cl)
 {
-    node_t *n = l->cl->node;
-    cJSON *m = rsync_msg(1);
+    link_t *l = cl->up;
+    if (cl->is_leader || !l)
+        return;
+    node_t *n = cl->node;
+    cJSON *m = rsync_msg(n, 1);
     size_t bytes = 0;
     node_sess_t *s, *tmp;
     HASH_ITER(hh, n->sessions, s, tmp) {
@@ -773,11 +895,12 @@ static void send_rsync(link_t *l)
         }
         if (bytes >= RSYNC_CHUNK) {
             link_send_json(l, m);
-            m = rsync_msg(0);
+            m = rsync_msg(n, 0);
             bytes = 0;
         }
     }
     cJSON_AddTrueToObject(m, "done"); /* the leader knows every member here now */
+    cJSON_AddNumberToObject(m, "sv", (double)cl->share_ver);
     link_send_json(l, m);
 }
 
@@ -789,6 +912,7 @@ static void become_leader(node_cluster_t *cl)
         link_close(cl->up, "this node leads now");
     node_croom_free(cl->rooms);
     cl->rooms = node_croom_new();
+    shares_forget(cl, NULL);
     cJSON *m = cJSON_CreateObject();
     cJSON_AddTrueToObject(m, "reset");
     cJSON_AddItemToObject(m, "rooms", local_rooms_json(cl->node));
@@ -829,6 +953,7 @@ static void stop_leading(node_cluster_t *cl)
     resend_to_queue(cl);
     node_croom_free(cl->rooms);
     cl->rooms = node_croom_new();
+    shares_forget(cl, NULL);
 }
 
 /* ------------------------------------------------------------------ link I/O */
@@ -893,7 +1018,13 @@ static void out_up(link_t *l)
     snprintf(l->peer, sizeof l->peer, "%s", node_link_peer(l->t));
     cl->backoff_ms = 0;
     CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)cl->epoch);
-    send_rsync(l);
+    /* the leader may hold this node's share already (a re-link): it answers
+     * rwant when it does not, and the share follows */
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "t", "rcheck");
+    cJSON_AddStringToObject(m, "boot", cl->node->boot);
+    cJSON_AddNumberToObject(m, "sv", (double)cl->share_ver);
+    link_send_json(l, m);
     queue_flush(cl);
 }
 
@@ -1024,6 +1155,7 @@ static void connect_leader(node_cluster_t *cl)
  * without cleaning up leaves its entry behind). */
 static void on_node_list(core_redis_t *r, struct redisReply *reply, void *ud)
 {
+    (void)r;
     node_cluster_t *cl = ud;
     if (!reply || reply->type != REDIS_REPLY_ARRAY || !cl->is_leader)
         return;
@@ -1032,13 +1164,12 @@ static void on_node_list(core_redis_t *r, struct redisReply *reply, void *ud)
         const char *id = reply->element[i]->str;
         cJSON *e = cJSON_Parse(reply->element[i + 1]->str);
         const cJSON *ts = cJSON_GetObjectItemCaseSensitive(e, "ts");
+        const cJSON *boot = cJSON_GetObjectItemCaseSensitive(e, "boot");
         /* a leader whose member list is stale must not remove fresh nodes */
         int stale = !cJSON_IsNumber(ts) || now - (uint64_t)ts->valuedouble > NODE_STALE_MS;
-        if (id && stale && !node_cluster_is_member(cl->node, id)) {
-            /* e.g. the old leader: it left before this node led */
-            node_presence_clean_node(cl->node, id);
-            core_redis_cmd(r, NULL, NULL, "HDEL chat:nodes %s", id);
-        }
+        /* e.g. the old leader: it left before this node led */
+        if (id && stale && !node_cluster_is_member(cl->node, id))
+            node_presence_clean_node(cl->node, id, cJSON_IsString(boot) ? boot->valuestring : NULL);
         cJSON_Delete(e);
     }
 }
@@ -1109,19 +1240,32 @@ static void on_no_leader(void *ud)
         link_close(cl->up, "no leader");
 }
 
-/* The leader forgets departed nodes: their room members and node entry. */
-static void forget_node(node_cluster_t *cl, const char *id)
+/* The leader forgets departed nodes: their room members and node entry.
+ * Only run `boot` and earlier go from Redis: the same id may already serve
+ * again, published before ZooKeeper let its new run register. */
+static void forget_node(node_cluster_t *cl, const char *id, const char *boot)
 {
     if (!cl->is_leader)
         return;
     node_croom_drop_node(cl->rooms, id);
-    node_presence_clean_node(cl->node, id);
-    core_redis_cmd(cl->node->redis, NULL, NULL, "HDEL chat:nodes %s", id);
+    shares_forget(cl, id);
+    node_presence_clean_node(cl->node, id, boot[0] ? boot : NULL);
     link_t *l = NULL;
     HASH_FIND_STR(cl->links, id, l);
     if (l)
         link_close(l, "left ZooKeeper"); /* if it is alive it re-links and re-syncs */
     outbox_drop(cl, id);
+}
+
+/* The same id under a new run: the old run's sessions go (its rooms and
+ * link are replaced when the new run links and re-syncs). */
+static void member_rebooted(node_cluster_t *cl, member_t *m, const char *boot)
+{
+    if (cl->is_leader) {
+        CORE_INFO("cluster: node %s restarted", m->id);
+        node_presence_clean_node(cl->node, m->id, m->boot[0] ? m->boot : NULL);
+    }
+    snprintf(m->boot, sizeof m->boot, "%s", boot);
 }
 
 static void on_members(void *ud, const node_zk_member_t *members, size_t count)
@@ -1133,15 +1277,18 @@ static void on_members(void *ud, const node_zk_member_t *members, size_t count)
         HASH_FIND_STR(old, members[i].id, m);
         if (m) {
             HASH_DEL(old, m);
+            if (strcmp(m->boot, members[i].boot) != 0)
+                member_rebooted(cl, m, members[i].boot);
         } else {
             m = core_xcalloc(1, sizeof *m);
             snprintf(m->id, sizeof m->id, "%s", members[i].id);
+            snprintf(m->boot, sizeof m->boot, "%s", members[i].boot);
         }
         HASH_ADD_STR(cl->members, id, m);
     }
     HASH_ITER(hh, old, m, tmp) {
         CORE_INFO("cluster: node %s left", m->id);
-        forget_node(cl, m->id);
+        forget_node(cl, m->id, m->boot);
         HASH_DEL(old, m);
         free(m);
     }
@@ -1192,6 +1339,7 @@ static int start_zk(node_cluster_t *cl, char *err, size_t errlen)
     snprintf(self.id, sizeof self.id, "%s", n->cfg.id);
     snprintf(self.url, sizeof self.url, "%s", n->cfg.public_url);
     snprintf(self.cluster, sizeof self.cluster, "%s", n->cfg.cluster_listen);
+    snprintf(self.boot, sizeof self.boot, "%s", n->boot);
     static const node_zk_cbs_t cbs = {on_leader, on_no_leader, on_members};
     cl->zk = node_zk_start(n->loop, n->cfg.zk, n->cfg.zk_root, n->cfg.zk_timeout_ms, &self, &cbs,
                            cl);
@@ -1254,6 +1402,7 @@ void node_cluster_stop(node_t *n)
     core_buf_free(&cl->resend);
     seen_free(cl);
     node_croom_free(cl->rooms);
+    shares_forget(cl, NULL);
     free(cl);
     n->cluster = NULL;
 }
@@ -1359,24 +1508,36 @@ static cJSON *room_op(const char *op, const char *room, const char *user)
     return m;
 }
 
+/* A change of this node's share: counted even when it cannot be sent, so
+ * the leader's copy no longer matches and is sent whole at the next link. */
+static cJSON *share_op(node_cluster_t *cl, const char *op, const char *room, const char *user)
+{
+    cJSON *m = room_op(op, room, user);
+    if (cl)
+        cJSON_AddNumberToObject(m, "sv", (double)++cl->share_ver);
+    return m;
+}
+
 void node_cluster_room_join(node_t *n, const char *room, const char *user, node_cluster_cb cb,
                             void *ud)
 {
     node_cluster_t *cl = n->cluster;
     if (cb) {
-        call_leader(n, room_op("rjoin", room, user), cb, ud);
+        call_leader(n, share_op(cl, "rjoin", room, user), cb, ud);
         return;
     }
     if (!cl)
         return;
+    cJSON *m = share_op(cl, "rjoin", room, user);
     /* a notice (the automatic world join): re-announced by rsync if lost */
     if (cl->is_leader) {
         node_croom_join(cl->rooms, room, user, n->cfg.id);
     } else if (up_ready(cl)) {
-        cJSON *m = room_op("rjoin", room, user);
         cJSON_AddStringToObject(m, "t", "rjoin");
         link_send_json(cl->up, m);
+        return; /* consumed */
     }
+    cJSON_Delete(m);
 }
 
 void node_cluster_room_leave(node_t *n, const char *room, const char *user)
@@ -1384,13 +1545,15 @@ void node_cluster_room_leave(node_t *n, const char *room, const char *user)
     node_cluster_t *cl = n->cluster;
     if (!cl)
         return;
+    cJSON *m = share_op(cl, "rleave", room, user);
     if (cl->is_leader) {
         node_croom_leave(cl->rooms, room, user, n->cfg.id);
     } else if (up_ready(cl)) {
-        cJSON *m = room_op("rleave", room, user);
         cJSON_AddStringToObject(m, "t", "rleave");
         link_send_json(cl->up, m);
+        return; /* consumed */
     }
+    cJSON_Delete(m);
 }
 
 void node_cluster_room_members(node_t *n, const char *room, node_cluster_cb cb, void *ud)

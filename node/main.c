@@ -30,9 +30,10 @@ static void on_redis_connect(core_redis_t *r, void *ud)
     node_t *n = ud;
     int again = n->redis_seen;
     if (!n->redis_seen) {
-        /* a previous run of this node id may have died with sessions listed */
+        /* a previous run of this node id may have died with sessions listed;
+         * this run's own are re-published below, after the clean-up */
         n->redis_seen = 1;
-        node_presence_clean_node(n, n->cfg.id);
+        node_presence_clean_node(n, n->cfg.id, n->boot);
     }
     CORE_INFO("redis connected; re-publishing %u sessions", HASH_COUNT(n->sessions));
     node_presence_heartbeat(n);
@@ -148,7 +149,8 @@ int main(int argc, char **argv)
     n->loop = EV_DEFAULT;
     n->started_ms = core_now_ms();
     /* conn ids differ across restarts, so a stale global session never names a new one */
-    n->next_conn_id = n->started_ms << 12;
+    n->next_conn_id = NODE_BOOT(n->started_ms);
+    snprintf(n->boot, sizeof n->boot, "%llu", (unsigned long long)n->next_conn_id);
     proto_msgid_init(&n->msgids, n->cfg.num);
     core_install_signals(n->loop);
     node_guard_start(n);

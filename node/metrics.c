@@ -44,6 +44,9 @@ void node_metrics_render(node_t *n, core_buf_t *out)
             m->store_served_total);
     counter(out, "chat_node_reroutes_total", "Events for a user not here (a cached guess), located again.",
             m->reroutes_total);
+    counter(out, "chat_node_rsync_skipped_total",
+            "Leader: follower re-links whose room-table share was already held (not re-sent).",
+            m->rsync_skipped_total);
     counter(out, "chat_node_conns_refused_total",
             "WebSocket connections closed for being over the per-address cap.", m->conns_refused_total);
     counter(out, "chat_node_conns_refused_at_accept_total",

@@ -268,16 +268,22 @@ void node_route_kick_session(node_t *n, node_sess_t *s);
 
 /* ------------------------------------------------------------------ presence (Redis) */
 
-/* Global session value: "<node id> <conn id>". */
+/* Global session value: "<node id> <conn id>". A run of a node is named by
+ * its boot, (start time in ms) << 12: every conn id of the run is larger,
+ * and smaller than the boot of any later run (4096 connections per ms). */
+#define NODE_BOOT(started_ms) ((uint64_t)(started_ms) << 12)
 /* cb gets the session value this one replaced (NULL when none). */
 typedef void (*node_login_cb)(node_t *n, const char *user, const char *old, void *ud);
 void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud);
 /* Ends the global session if it is still this one; friends then hear
  * "offline". */
 void node_presence_logout(node_t *n, node_sess_t *s);
-/* Deletes the global sessions that still name node id (a dead node, or this
- * node's previous run). */
-void node_presence_clean_node(node_t *n, const char *id);
+/* Deletes the global sessions of node id's run `boot` and of its earlier
+ * runs (a dead node, or this node's previous run), and its node-list entry;
+ * a later run's sessions and entry stay (a node restarted under the same id
+ * publishes before the leader hears that its old run left). boot NULL: the
+ * runs that did not say theirs. */
+void node_presence_clean_node(node_t *n, const char *id, const char *boot);
 /* Where each user's live session is: online only when its node is a live
  * cluster member (nodes die without cleaning up). locs NULL on Redis failure. */
 typedef struct node_loc {
@@ -378,6 +384,7 @@ typedef struct node_zk_member {
     char id[64];
     char url[192];              /* client WebSocket URL */
     char cluster[128];          /* cluster link host:port */
+    char boot[24];              /* the run: NODE_BOOT, decimal ("" = not said) */
 } node_zk_member_t;
 
 typedef struct node_zk_cbs {
@@ -492,6 +499,7 @@ typedef struct node_metrics {
     uint64_t store_handed_total;   /* chat/ack writes handed to the leader (one writer) */
     uint64_t store_served_total;   /* the same, committed here for a follower */
     uint64_t reroutes_total;       /* cached guesses that missed here, located again */
+    uint64_t rsync_skipped_total;  /* leader: re-links whose room share it already held */
     uint64_t conns_refused_total;  /* over the per-address cap */
     uint64_t login_timeouts_total; /* closed for not logging in in time */
     uint64_t login_throttled_total;/* logins answered 429 */
@@ -526,6 +534,7 @@ struct node {
     ev_timer push_retry;
     int push_enabled;
     uint64_t started_ms;
+    char boot[24];                 /* NODE_BOOT of this run, decimal */
     int redis_seen;                /* Redis was connected once (start-up clean-up done) */
     struct node_cluster *cluster;  /* cluster.c */
     struct node_loc_entry *loc_cache; /* presence.c: user -> node, short-lived */

@@ -6,6 +6,7 @@
 
 #define SESS_KEY "chat:sess:%s"
 #define NODE_USERS_KEY "chat:node:%s:users"
+#define NODES_KEY "chat:nodes"
 
 /* Lua: delete the session key only if it still names this connection (and
  * drop the user from the node's set). KEYS: session, node set; ARGV: value, user. */
@@ -13,16 +14,28 @@ static const char *const DEL_IF_MINE =
     "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('srem', KEYS[2], ARGV[2]) "
     "return redis.call('del', KEYS[1]) end return 0";
 
-/* Lua: forget every session that still names a node (it died, or this is
- * its new incarnation); returns the users whose session it ended (a user
- * who logged in elsewhere meanwhile is not one). KEYS: the node's user set;
- * ARGV: "<id> ", key prefix. */
+/* Lua: forget node ARGV[1]'s run ARGV[4] and its earlier runs ("0": the
+ * runs that did not name themselves): the sessions that still name the node (not a user who logged in
+ * elsewhere meanwhile) and its node-list entry. A later run of the same id
+ * (its entry says a larger boot) keeps its entry and its sessions, those
+ * whose conn id is not below its boot. Returns the users whose session it
+ * ended. Numbers are compared as decimal strings (conn ids pass 2^53).
+ * KEYS: the node's user set, the node list; ARGV: id, "<id> ", session key
+ * prefix, boot. */
 static const char *const CLEAN_NODE =
+    "local function lt(a, b) return #a < #b or (#a == #b and a < b) end "
+    "local keep = nil local v = redis.call('hget', KEYS[2], ARGV[1]) "
+    "if v then local ok, e = pcall(cjson.decode, v) "
+    "if ok and type(e) == 'table' and type(e.boot) == 'string' and lt(ARGV[4], e.boot) "
+    "then keep = e.boot end end "
+    "if not keep then redis.call('hdel', KEYS[2], ARGV[1]) end "
     "local gone = {} for _, u in ipairs(redis.call('smembers', KEYS[1])) do "
-    "local k = ARGV[2] .. u local v = redis.call('get', k) "
-    "if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('del', k) "
-    "gone[#gone + 1] = u end end "
-    "redis.call('del', KEYS[1]) return gone";
+    "local k = ARGV[3] .. u local s = redis.call('get', k) "
+    "local ours = s and string.sub(s, 1, #ARGV[2]) == ARGV[2] "
+    "if ours and (not keep or lt(string.sub(s, #ARGV[2] + 1), keep)) then "
+    "redis.call('del', k) gone[#gone + 1] = u ours = false end "
+    "if keep and not ours then redis.call('srem', KEYS[1], u) end end "
+    "if not keep then redis.call('del', KEYS[1]) end return gone";
 
 static void sess_value(const node_sess_t *s, char *out, size_t outlen)
 {
@@ -106,13 +119,13 @@ static void on_node_cleaned(core_redis_t *r, struct redisReply *reply, void *ud)
             node_presence_notify_friends(n, reply->element[i]->str, 0);
 }
 
-void node_presence_clean_node(node_t *n, const char *id)
+void node_presence_clean_node(node_t *n, const char *id, const char *boot)
 {
     char set[128], prefix[80];
     snprintf(set, sizeof set, NODE_USERS_KEY, id);
     snprintf(prefix, sizeof prefix, "%s ", id);
-    core_redis_cmd(n->redis, on_node_cleaned, n, "EVAL %s 1 %s %s %s", CLEAN_NODE, set, prefix,
-                   "chat:sess:");
+    core_redis_cmd(n->redis, on_node_cleaned, n, "EVAL %s 2 %s %s %s %s %s %s", CLEAN_NODE, set,
+                   NODES_KEY, id, prefix, "chat:sess:", boot ? boot : "0");
 }
 
 /* ------------------------------------------------------------------ location cache */
@@ -362,8 +375,9 @@ void node_presence_heartbeat(node_t *n)
     cJSON_AddStringToObject(o, "url", n->cfg.public_url);
     cJSON_AddNumberToObject(o, "load", (double)n->conns);
     cJSON_AddNumberToObject(o, "ts", (double)core_now_ms());
+    cJSON_AddStringToObject(o, "boot", n->boot);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    core_redis_cmd(n->redis, NULL, NULL, "HSET chat:nodes %s %s", n->cfg.id, json);
+    core_redis_cmd(n->redis, NULL, NULL, "HSET " NODES_KEY " %s %s", n->cfg.id, json);
     free(json);
 }

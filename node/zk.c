@@ -399,6 +399,7 @@ static void do_register(node_zk_t *z)
     cJSON_AddStringToObject(o, "id", z->self.id);
     cJSON_AddStringToObject(o, "url", z->self.url);
     cJSON_AddStringToObject(o, "cluster", z->self.cluster);
+    cJSON_AddStringToObject(o, "boot", z->self.boot);
     char *json = node_json_take(o);
     zk_req_t *r = req_new(z, OP_REGISTER, z->join_round, path);
     submitted(z, r,
@@ -601,6 +602,9 @@ static void member_parse(node_zk_member_t *m, const char *json)
     cJSON *o = json ? cJSON_Parse(json) : NULL;
     const cJSON *url = cJSON_GetObjectItemCaseSensitive(o, "url");
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(o, "cluster");
+    const cJSON *boot = cJSON_GetObjectItemCaseSensitive(o, "boot");
+    if (cJSON_IsString(boot))
+        snprintf(m->boot, sizeof m->boot, "%s", boot->valuestring);
     if (cJSON_IsString(url))
         snprintf(m->url, sizeof m->url, "%s", url->valuestring);
     if (cJSON_IsString(cl))
@@ -1064,7 +1068,8 @@ static int self_valid(const node_zk_member_t *self)
     return self && self->id[0] && !strchr(self->id, '/') && strcmp(self->id, ".") != 0 &&
            strcmp(self->id, "..") != 0 && memchr(self->id, '\0', sizeof self->id) &&
            memchr(self->url, '\0', sizeof self->url) &&
-           memchr(self->cluster, '\0', sizeof self->cluster);
+           memchr(self->cluster, '\0', sizeof self->cluster) &&
+           memchr(self->boot, '\0', sizeof self->boot);
 }
 
 static node_zk_t *zk_new(struct ev_loop *loop, const char *hosts, const char *root,

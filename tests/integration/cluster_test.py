@@ -33,7 +33,7 @@ import time
 import urllib.request
 
 from clusterlib import (SUITE, ZK_TIMEOUT_MS, Client, Cluster, login,  # noqa: F401
-                        finish_run, metrics, uname, whole_again)
+                        finish_run, metrics, uname, wait_for, whole_again)
 
 # a long location cache here: the moved-user scenario must meet a stale entry
 LOCATION_CACHE_MS = 30000
@@ -461,6 +461,95 @@ async def scenario_link_auth(cl):
           "short and unsealed frames close the link with the reason logged")
 
 
+def probe_until_pong(s, box, timeout=5):
+    """Pings the leader; returns the messages it sent the probe before the pong."""
+    s.sendall(box.seal(5, b""))
+    s.settimeout(timeout)
+    got = []
+    while True:
+        f = read_frame(s)
+        assert f, "the leader closed the probe's link"
+        t, body = box.open(f)
+        if t == 6:
+            return got
+        if t == 16:
+            got.append(json.loads(body))
+
+
+async def scenario_rsync_skip(cl):
+    """A follower that re-links says its run and share version (rcheck); the
+    leader asks for the whole share (rwant) only when it does not hold exactly
+    that: first link, another run, a change it missed, a gap in the changes.
+    Then a real follower's link is cut (a probe takes its name): it re-links
+    without re-sending its share, and its room members are still known."""
+    leader = cl.leader()
+    port, url = cl.cluster_ports[leader], cl.node_url(leader)
+    with open(f"{cl.tmp}/secret") as f:
+        secret = f.read().strip().encode()
+    name, room = uname("share"), uname("sr")
+    users = [uname("su") for _ in range(3)]
+    skipped0 = metrics(f"{url}/metrics").get("chat_node_rsync_skipped_total", 0)
+
+    def send(s, box, *msgs):
+        s.sendall(b"".join(box.seal(16, json.dumps(m).encode()) for m in msgs))
+
+    def relink(sv, boot="7"):
+        s, box = link_probe(cl, port, secret, name)
+        send(s, box, {"t": "rcheck", "boot": boot, "sv": sv})
+        return s, box, any(m.get("t") == "rwant" for m in probe_until_pong(s, box))
+
+    s, box, want = relink(0)
+    assert want, "a follower the leader never synced was not asked for its share"
+    send(s, box, {"t": "rsync", "reset": True, "boot": "7", "rooms": {room: [users[0]]}},
+         {"t": "rsync", "rooms": {}, "done": True, "sv": 0})
+    probe_until_pong(s, box)
+    s.close()
+    s, box, want = relink(0)
+    assert not want, "the leader asked again for a share it holds"
+    send(s, box, {"t": "rjoin", "room": room, "user": users[1], "sv": 1})
+    probe_until_pong(s, box)
+    s.close()
+    s, box, want = relink(1)
+    assert not want, "the leader asked again after a change it applied"
+    s.close()
+    for sv, boot, why in ((1, "8", "another run"), (2, "7", "a change the leader missed")):
+        s, box, want = relink(sv, boot)
+        assert want, f"not asked for the share after {why}"
+        s.close()
+    s, box, want = relink(1)
+    assert not want, "the leader asked again after refusing other runs and versions"
+    send(s, box, {"t": "rjoin", "room": room, "user": users[2], "sv": 3})  # 2 never arrived
+    send(s, box, {"t": "call", "op": "rmembers", "room": room, "id": 1})
+    got = probe_until_pong(s, box)
+    s.close()
+    members = next(m["data"]["members"] for m in got if m.get("t") == "ret")
+    assert sorted(members) == sorted(users), f"members held: {members}"
+    s, box, want = relink(3)
+    assert want, "not asked for the share after a gap in the changes"
+    s.close()
+    skipped = metrics(f"{url}/metrics").get("chat_node_rsync_skipped_total", 0) - skipped0
+    assert skipped == 3, f"skipped re-syncs: {skipped}, not 3"
+    # a real follower: a user of its is in "world"; its link is cut
+    f = next(i for i in range(cl.count) if i != leader)
+    other = next(i for i in range(cl.count) if i not in (leader, f))
+    alice, bob = uname("ska"), uname("skb")
+    a, _ = await login(cl.ws_url(f), alice, register=True)
+    b, _ = await login(cl.ws_url(other), bob, register=True)
+    s, box = link_probe(cl, port, secret, f"n{f}")  # replaces the follower's link
+    s.close()
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, wait_for, lambda: metrics(f"{url}/metrics").get(
+        "chat_node_rsync_skipped_total", 0) - skipped0 == 4, 10,
+        "the follower to re-link without re-sending its share")
+    await loop.run_in_executor(None, cl.wait_linked, [f], 10)
+    d = await b.ok("room_members", {"room": "world"})
+    assert alice in d["members"], f"the re-linked follower's member is not known: {d}"
+    for c in (a, b):
+        await c.close()
+    print("rsync skip: re-links with the share held send none (4 skipped); first link, another "
+          "run, a missed change and a gap each ask for the whole share")
+
+
 async def scenario_push_parked(cl):
     """A push to an offline user counts at the very next login, once; an ack ends it."""
     user = uname("pp")
@@ -486,7 +575,58 @@ async def scenario_push_parked(cl):
     print("push parked: counted at the next login, gone once acked")
 
 
-SCENARIOS = {"link_auth": scenario_link_auth, "push_parked": scenario_push_parked,
+def log_count(cl, i, *texts):
+    with open(f"{cl.tmp}/node{i}.log", errors="replace") as f:
+        return sum(1 for line in f if all(t in line for t in texts))
+
+
+async def login_retry(url, user, timeout=10):
+    """Logs in as soon as a (re)starting node serves."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await login(url, user)
+        except Exception:  # noqa: BLE001 - not serving yet: refused, closed, 503
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def scenario_restart_fast(cl):
+    """kill -9 a follower and start it again at once: the new run serves and
+    logs clients in while ZooKeeper still holds the old run's session. When
+    the leader hears the old run left, the new run's session and node entry
+    stay: a client logged in before that is reached live afterwards."""
+    leader = cl.leader()
+    f, other = [i for i in range(cl.count) if i != leader]
+    carol, dave = uname("rc"), uname("rd")
+    c, _ = await login(cl.ws_url(other), carol, register=True)
+    await c.ok("logout")
+    await c.close()
+    d, _ = await login(cl.ws_url(other), dave, register=True)
+    gone = ("cluster: node n%d " % f, )
+    before = log_count(cl, leader, *gone)
+    cl.kill(f"node{f}")
+    cl.start_node(f)
+    c, _ = await login_retry(cl.ws_url(f), carol)
+    assert log_count(cl, leader, *gone) == before, \
+        "the leader heard the old run leave before the new run's login: the race was not met"
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, wait_for, lambda: log_count(cl, leader, *gone) > before,
+                               ZK_TIMEOUT_MS / 1000 + 10, "the leader to hear the old run left")
+    await whole_again(cl)
+    assert len(cl.servers()) == cl.count, f"/servers after the old run left: {cl.servers()}"
+    await d.ok("chat", {"to": carol, "message": "after the restart"})
+    e = await c.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after the restart",
+                      timeout=5)
+    assert not e["data"].get("offline"), f"not live: the new run's session was lost: {e}"
+    for x in (c, d):
+        await x.close()
+    print("fast restart: the old run's departure left the new run's session and entry alone")
+
+
+SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
+             "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
 

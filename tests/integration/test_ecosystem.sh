@@ -97,7 +97,7 @@ app() {
 }
 
 all_pids() {
-    cat "$PM2_HOME/pm2.pid"
+    printf '%s\n' "$(cat "$PM2_HOME/pm2.pid")" # the file has no newline: not glued to the next pid
     apps_json | node -e '
         let t = ""; process.stdin.on("data", (d) => t += d).on("end", () => {
             for (const a of JSON.parse(t.slice(t.indexOf("[")))) if (a.pid) console.log(a.pid);

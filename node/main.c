@@ -128,6 +128,7 @@ static void shutdown_node(node_t *n)
     core_redis_free(n->redis);
     node_filter_free(n->filter);
     node_rooms_free_all(n);
+    node_route_bcast_free(n);
     node_presence_cache_free(n);
     node_guard_stop(n);
     sodium_memzero(n->cfg.redis_password, sizeof n->cfg.redis_password);

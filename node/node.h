@@ -51,6 +51,7 @@ typedef struct node_config {
     unsigned commit_linger_us;  /* store batches wait this long for more items */
     int writer_leader;          /* --store-writer: 1 leader, 0 self, -1 = leader on SQLite */
     unsigned loc_cache_ms;      /* --location-cache-ms: user -> node cache lifetime, 0 = off */
+    unsigned fanout_slice;      /* --fanout-slice: sessions a broadcast reaches per loop turn */
     char dirty_words[512];      /* word-list file, "" for none */
     char log_level[16];
     double rate;                /* requests/s per connection */
@@ -258,7 +259,11 @@ void node_route_room(node_t *n, const char *room, const char *except, const char
 /* The same, on this node only (what the cluster hands over). */
 void node_route_room_local(node_t *n, const char *room, const char *except, const char *frame,
                            size_t len);
+/* Every live session on this node, cfg.fanout_slice per loop turn (route.c). */
 void node_route_all_local(node_t *n, const char *frame, size_t len);
+/* s leaves the session table: a broadcast under way skips it. */
+void node_route_sess_gone(node_t *n, node_sess_t *s);
+void node_route_bcast_free(node_t *n);
 /* Every logged-in user on every node. */
 void node_route_all(node_t *n, const char *frame, size_t len);
 /* Ends the older session of user on this node with the kicked event; keep
@@ -533,6 +538,11 @@ struct node {
     core_redis_t *redis_push;      /* dedicated: BRPOP blocks its connection */
     ev_timer push_retry;
     int push_enabled;
+    struct node_bcast *bcast_head, *bcast_tail; /* route.c: broadcasts under way */
+    node_sess_t *bcast_next;       /* the head broadcast's next session */
+    int bcast_started;
+    ev_check bcast_check;
+    ev_idle bcast_idle;
     uint64_t started_ms;
     char boot[24];                 /* NODE_BOOT of this run, decimal */
     int redis_seen;                /* Redis was connected once (start-up clean-up done) */

@@ -77,8 +77,10 @@ static void sess_unbind(node_sess_t *s)
     if (!s->logged_in)
         return;
     node_sess_t *cur = node_sess_find(s->node, s->user);
-    if (cur == s)
+    if (cur == s) {
+        node_route_sess_gone(s->node, s);
         HASH_DEL(s->node->sessions, s);
+    }
 }
 
 /* ------------------------------------------------------------------ reply slots */

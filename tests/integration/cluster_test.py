@@ -655,7 +655,8 @@ def main():
         return 1
     tmp = tempfile.mkdtemp(prefix="chat-cluster.")
     cl = Cluster(build, tmp, store=args.store)
-    cl.node_args += ["--location-cache-ms", str(LOCATION_CACHE_MS)]
+    # a broadcast to all crosses the slice boundary with a few clients
+    cl.node_args += ["--location-cache-ms", str(LOCATION_CACHE_MS), "--fanout-slice", "2"]
     rc = 1
     try:
         cl.start()

@@ -19,10 +19,12 @@ REDIS_PORT=$(free_port)
 NODE_PORT=$(free_port)
 start_redis "$REDIS_PORT"
 # start_node NAME PORT: a node on the shared Redis and store, with the
-# test-only argon2id cost and a high rate limit (closed-loop senders are not 429'd).
+# test-only argon2id cost and a high rate limit (closed-loop senders are not 429'd);
+# a broadcast to all goes out 3 sessions per loop turn (20 clients: 7 turns).
 start_node() {
     start_bg "$1" "$BUILD/node/chat-node" --listen "127.0.0.1:$2" --redis "127.0.0.1:$REDIS_PORT" \
         --store "sqlite:$TMP/chat.db" --pwhash-ops 1 --pwhash-mem 8M --rate 100000 --burst 100000 \
+        --fanout-slice 3 \
         --log-level warn
     wait_port "$2" 20
 }

@@ -431,6 +431,26 @@ static int wait_workers(worker_proc_t *wp, int n, int want_done, double timeout_
     }
 }
 
+/* Which workers a failed wait still lacks, and whether each is alive. */
+static void say_missing(const worker_proc_t *wp, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (wp[i].done)
+            continue;
+        int st = 0;
+        pid_t r = waitpid(wp[i].pid, &st, WNOHANG);
+        if (r == 0)
+            fprintf(stderr, "chat-bench: worker %d (pid %d) is running, no report\n", i,
+                    (int)wp[i].pid);
+        else if (r > 0 && WIFSIGNALED(st))
+            fprintf(stderr, "chat-bench: worker %d (pid %d) killed by signal %d\n", i,
+                    (int)wp[i].pid, WTERMSIG(st));
+        else if (r > 0)
+            fprintf(stderr, "chat-bench: worker %d (pid %d) exited with %d\n", i, (int)wp[i].pid,
+                    WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    }
+}
+
 /* Writes one control byte to every worker. */
 static void tell_workers(worker_proc_t *wp, int n, char b)
 {
@@ -644,6 +664,7 @@ static int run(cli_t *cl)
         push_run(cl, wp, n);
     if (wait_workers(wp, n, 1, o->duration_s + o->grace_s + PARENT_SLACK_S) != 0) {
         fprintf(stderr, "chat-bench: workers did not report\n");
+        say_missing(wp, n);
         goto out_kill;
     }
     smp.cpu1 = cpu_total(cl);

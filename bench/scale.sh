@@ -198,7 +198,11 @@ fi
 bench_rc=0
 wait "$BENCH" || bench_rc=$?
 grep "clients set up in" "$BENCH_OUT" && total=$CLIENTS # all in, whatever /metrics said
-if [ "$SCENARIO" != idle ]; then grep -A7 "^scenario $SCENARIO" "$BENCH_OUT"; else tail -n 1 "$BENCH_OUT"; fi
+if [ "$SCENARIO" != idle ]; then # no report (the bench failed): its last lines, and the file is kept
+    grep -A7 "^scenario $SCENARIO" "$BENCH_OUT" || { tail -n 20 "$BENCH_OUT"; [ "$bench_rc" != 0 ] || bench_rc=1; }
+else
+    tail -n 1 "$BENCH_OUT"
+fi
 [ -z "${STORM:-}" ] || storm_report "$(tail -n 1 "$BENCH_OUT")"
 python3 - "$CLIENTS" "$total" "$before_nodes" "$held_nodes" "$before_redis" "$held_redis" "$setup_s" <<'PY'
 import sys

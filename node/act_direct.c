@@ -293,7 +293,7 @@ static int serve_ack(node_t *n, const char *origin, uint64_t id, const cJSON *m)
     ack_job_t *j = ack_job_new(n, user, arr);
     snprintf(j->origin, sizeof j->origin, "%s", origin);
     j->call_id = id;
-    node_job_submit(n, &j->job, ack_work, ack_done);
+    node_job_submit_lazy(n, &j->job, ack_work, ack_done);
     return 0;
 }
 
@@ -344,7 +344,7 @@ void node_act_ack(node_req_t *r, const cJSON *data)
     }
     ack_job_t *j = ack_job_new(n, r->sess->user, arr);
     j->job.req = r;
-    node_job_submit(n, &j->job, ack_work, ack_done);
+    node_job_submit_lazy(n, &j->job, ack_work, ack_done);
 }
 
 int node_direct_serve(node_t *n, const char *origin, uint64_t id, const cJSON *m)

@@ -228,6 +228,9 @@ typedef struct node_job {
 } node_job_t;
 
 void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done);
+/* For a write no answer waits on (store_submit_lazy: it may ride on the
+ * next commit someone waits for). */
+void node_job_submit_lazy(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done);
 /* For work that only reads (store_submit_read: no write lock, no fsync). */
 void node_job_submit_read(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done);
 /* Store thread: the msgid of a new message of conv, above every id conv

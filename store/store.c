@@ -24,6 +24,7 @@ typedef struct store_item {
     void *arg;
     int status;
     int readonly; /* the work only reads: it may join a read batch */
+    int lazy;     /* a write whose caller waits for nothing: it may linger */
 } store_item_t;
 
 /* A ring buffer that doubles when full. */
@@ -49,7 +50,9 @@ struct store {
     int busy;
     int stopping;
     size_t batch_max;
-    unsigned linger_us; /* wait this long for more items before a small batch */
+    unsigned linger_us; /* a lazy batch waits this long for company */
+    size_t eager;       /* queued items that are not lazy: they end a linger */
+    int lingering;      /* the thread waits for company: only eager items wake it */
     uint64_t last_end_us; /* when the last batch committed (store thread only) */
 
     int started;
@@ -174,7 +177,11 @@ store_t *store_open(const char *uri, char *err, size_t errlen)
     st->done_status = STORE_OK;
     pthread_mutex_init(&st->call_lock, NULL);
     pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->wake, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* linger deadlines */
+    pthread_cond_init(&st->wake, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&st->idle, NULL);
     atomic_init(&st->backlog, 0);
     return st;
@@ -304,8 +311,11 @@ static size_t take_batch(store_t *st, store_item_t **buf, size_t *bufcap)
         *buf = core_xcalloc(n, sizeof(**buf));
         *bufcap = n;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         (*buf)[i] = fifo_pop(&st->queue);
+        if (!(*buf)[i].lazy)
+            st->eager--;
+    }
     return n;
 }
 
@@ -317,25 +327,36 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Only under load (a batch ended within 2 x linger) and for writes: a lone
- * item at a quiet time runs at once, so lingering never adds latency when it
- * saves nothing. Called with a non-empty queue. */
+/* Only for a batch of lazy writes (nobody waits on them, and nothing else
+ * is queued), and only under
+ * load (a batch ended within 2 x linger): lingering then lets a later
+ * write carry them, and never delays an answer. Called with a non-empty
+ * queue. */
 static int should_linger(const store_t *st)
 {
-    return st->linger_us && st->queue.count < st->batch_max && !st->stopping &&
-           !st->queue.items[st->queue.head].readonly && /* nothing to commit */
+    return st->linger_us && st->eager == 0 && st->queue.count < st->batch_max &&
+           !st->stopping && !st->queue.items[st->queue.head].readonly &&
            mono_us() - st->last_end_us < 2u * (uint64_t)st->linger_us;
 }
 
-/* Lets more items join a small batch: one commit (its page writes, its
- * lock handoff, its fsync) then covers them all. Called with mu held. */
+/* Lets more items join a batch of lazy writes: one commit (its page
+ * writes, its fsync) then covers them all. Ends early when a write that
+ * someone waits for arrives. Called with mu held. */
 static void linger(store_t *st)
 {
-    struct timespec ts = {0, (long)st->linger_us * 1000L};
+    struct timespec until;
 
-    pthread_mutex_unlock(&st->mu);
-    nanosleep(&ts, NULL);
-    pthread_mutex_lock(&st->mu);
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += (long)st->linger_us * 1000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    st->lingering = 1;
+    while (st->eager == 0 && st->queue.count < st->batch_max && !st->stopping)
+        if (pthread_cond_timedwait(&st->wake, &st->mu, &until) != 0)
+            break; /* ETIMEDOUT */
+    st->lingering = 0;
 }
 
 static void *store_thread_main(void *arg)
@@ -392,9 +413,10 @@ int store_start(store_t *st, struct ev_loop *loop)
     return 0;
 }
 
-static void submit(store_t *st, store_work_fn work, core_task_fn done, void *arg, int readonly)
+static void submit(store_t *st, store_work_fn work, core_task_fn done, void *arg, int readonly,
+                   int lazy)
 {
-    store_item_t it = {work, done, arg, STORE_OK, readonly};
+    store_item_t it = {work, done, arg, STORE_OK, readonly, lazy};
 
     atomic_fetch_add(&st->backlog, 1);
     if (!st->started) {
@@ -404,18 +426,26 @@ static void submit(store_t *st, store_work_fn work, core_task_fn done, void *arg
     }
     pthread_mutex_lock(&st->mu);
     fifo_push(&st->queue, &it);
-    pthread_cond_signal(&st->wake);
+    if (!lazy)
+        st->eager++;
+    if (!st->lingering || !lazy || st->queue.count >= st->batch_max)
+        pthread_cond_signal(&st->wake); /* a lingering thread sleeps through lazy ones */
     pthread_mutex_unlock(&st->mu);
 }
 
 void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 {
-    submit(st, work, done, arg, 0);
+    submit(st, work, done, arg, 0, 0);
+}
+
+void store_submit_lazy(store_t *st, store_work_fn work, core_task_fn done, void *arg)
+{
+    submit(st, work, done, arg, 0, 1);
 }
 
 void store_submit_read(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 {
-    submit(st, work, done, arg, 1);
+    submit(st, work, done, arg, 1, 0);
 }
 
 size_t store_backlog(store_t *st)

@@ -59,6 +59,10 @@ int store_set_durability(store_t *st, store_durability_t level);
 
 typedef void (*store_work_fn)(store_t *st, void *arg);
 void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg);
+/* Like store_submit for a write that no answer waits on (a delivery's ack):
+ * under load it may wait up to the linger for a write that someone waits
+ * on, and commit with it. */
+void store_submit_lazy(store_t *st, store_work_fn work, core_task_fn done, void *arg);
 /* Like store_submit for work that only reads. Consecutive read items run in
  * a read batch: on SQLite a deferred transaction that takes no write lock,
  * so nodes sharing one file read side by side instead of queueing on the
@@ -67,9 +71,10 @@ void store_submit_read(store_t *st, store_work_fn work, core_task_fn done, void 
 size_t store_backlog(store_t *st);
 /* Max items per batch (default 256). */
 void store_set_batch_max(store_t *st, size_t n);
-/* Under load (a batch ended less than 2 x usec ago), wait usec for more
- * items before running a batch smaller than the max: fewer, larger commits
- * for a little latency. 0 (the default) runs every batch at once. */
+/* Under load (a batch ended less than 2 x usec ago), a batch of lazy
+ * writes only waits up to usec for more items (a write someone waits on
+ * ends the wait): fewer, larger commits, and no answer delayed. Other
+ * batches run at once. 0 (the default) runs every batch at once. */
 void store_set_linger(store_t *st, unsigned usec);
 /* Only inside a done callback (loop thread): STORE_OK when that item's work
  * is committed; STORE_ERR when it was rolled back, because a store_* call

@@ -1,6 +1,7 @@
 /* The store thread on a real SQLite file: done callbacks run on the loop
  * after their batch committed, items queued together share one commit,
- * a linger under load gathers items that arrive a little apart, and read
+ * a linger under load gathers lazy items that arrive a little apart (an
+ * item someone waits on never waits, and ends a linger), and read
  * items run beside another process's write lock, in submission order. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,11 +101,19 @@ static void run_until_done(fixture_t *f, int want)
     assert_int_equal(f->done, want);
 }
 
-static void submit(fixture_t *f, item_t *it, const char *prefix, int i)
+static void submit_as(fixture_t *f, item_t *it, const char *prefix, int i, int lazy)
 {
     it->f = f;
     snprintf(it->user, sizeof(it->user), "%s%d", prefix, i);
-    store_submit(f->st, create_work, create_done, it);
+    if (lazy)
+        store_submit_lazy(f->st, create_work, create_done, it);
+    else
+        store_submit(f->st, create_work, create_done, it);
+}
+
+static void submit(fixture_t *f, item_t *it, const char *prefix, int i)
+{
+    submit_as(f, it, prefix, i, 0);
 }
 
 static uint64_t commits(fixture_t *f)
@@ -133,8 +142,9 @@ static void test_done_after_commit(void **state)
 }
 
 /* Items 2 ms apart: without a linger nearly each has its own commit; with
- * a 300 ms linger under load (a batch just ended) they share one or two. */
-static uint64_t commits_for_spaced_items(fixture_t *f, const char *prefix)
+ * a 300 ms linger under load (a batch just ended) lazy ones share one or
+ * two, and eager ones still commit each on its own. */
+static uint64_t commits_for_spaced_items(fixture_t *f, const char *prefix, int lazy)
 {
     item_t first, items[ITEMS];
 
@@ -143,7 +153,7 @@ static uint64_t commits_for_spaced_items(fixture_t *f, const char *prefix)
     run_until_done(f, 1);
     uint64_t before = commits(f);
     for (int i = 0; i < ITEMS; i++) {
-        submit(f, &items[i], prefix, i);
+        submit_as(f, &items[i], prefix, i, lazy);
         sleep_ms(2);
     }
     run_until_done(f, ITEMS + 1);
@@ -155,12 +165,38 @@ static void test_linger_gathers(void **state)
 {
     fixture_t *f = *state;
 
-    uint64_t plain = commits_for_spaced_items(f, "p");
+    uint64_t plain = commits_for_spaced_items(f, "p", 1);
     store_set_linger(f->st, 300000);
-    uint64_t lingered = commits_for_spaced_items(f, "l");
-    if (lingered > 2 || plain < 5)
-        fail_msg("commits for %d spaced items: %llu without linger, %llu with", ITEMS,
-                 (unsigned long long)plain, (unsigned long long)lingered);
+    uint64_t lingered = commits_for_spaced_items(f, "l", 1);
+    uint64_t eager = commits_for_spaced_items(f, "e", 0);
+    if (lingered > 2 || plain < 5 || eager < 5)
+        fail_msg("commits for %d spaced items: %llu lazy without linger, %llu with, "
+                 "%llu eager with",
+                 ITEMS, (unsigned long long)plain, (unsigned long long)lingered,
+                 (unsigned long long)eager);
+}
+
+/* Lazy items lingering under a long linger: an item someone waits on ends
+ * the wait at once, and all of them share its commit. */
+static void test_eager_item_ends_linger(void **state)
+{
+    fixture_t *f = *state;
+    item_t first, lazy[3], eager;
+
+    store_set_linger(f->st, 900000);
+    submit(f, &first, "x", 99);
+    run_until_done(f, 1);
+    f->done = f->ok = 0;
+    uint64_t before = commits(f);
+    for (int i = 0; i < 3; i++)
+        submit_as(f, &lazy[i], "x", i, 1);
+    sleep_ms(20); /* the store thread is lingering now */
+    submit(f, &eager, "x", 3);
+    for (int i = 0; i < 3000 && f->done < 4; i++) /* 300 ms < the 900 ms linger */
+        ev_run(f->loop, EVRUN_NOWAIT), usleep(100);
+    assert_int_equal(f->done, 4);
+    assert_int_equal(f->ok, 4);
+    assert_int_equal(commits(f) - before, 1);
 }
 
 /* A lone item at a quiet time does not wait for the linger. */
@@ -268,6 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_done_after_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger_gathers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_linger_idle_runs_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eager_item_ends_linger, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_beside_write_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_in_read_item_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_and_writes_in_order, setup, teardown),

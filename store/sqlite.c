@@ -5,9 +5,16 @@
  * foreign keys on, busy timeout for other processes (chat-seed) sharing the
  * file. Every statement is prepared once and cached. The caller (store.c)
  * serialises all use of the connection.
+ *
+ * Checkpoints (copying the WAL back into the database, with its fsyncs) run
+ * on a thread of their own with its own connection, not inside a commit:
+ * done by the writer, each one stalled every write queued behind it (the
+ * p99 of the 1:1 path, docs/BENCHMARKS.md section 16). A writer that finds
+ * the WAL far past the mark checkpoints itself, which bounds the file.
  */
 #include "store/store_int.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +24,8 @@
 #include <unistd.h>
 
 #define SQLITE_SCHEMA_VERSION 1
+#define CKPT_DUE_PAGES 1000     /* the checkpointer's mark (SQLite's autocheckpoint) */
+#define CKPT_INLINE_PAGES 16000 /* the checkpointer is behind: the writer does it */
 #define SQLITE_BUSY_MS 5000
 
 static const char schema_sql[] =
@@ -128,10 +137,21 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_EXPIRE_TOKENS] = "DELETE FROM tokens WHERE expires < ?1",
 };
 
+/* The checkpoint thread: woken by the writer's WAL hook. */
+typedef struct sqlite_ckpt {
+    sqlite3 *db; /* its own connection; NULL: the writer checkpoints as usual */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    int due;
+    int stopping;
+} sqlite_ckpt_t;
+
 typedef struct sqlite_be {
     sqlite3 *db;
     sqlite3_stmt *stmts[S_COUNT];
     int read_batch; /* in a read batch: no write lock held, writes refused */
+    sqlite_ckpt_t ckpt;
 } sqlite_be_t;
 
 /* ------------------------------------------------------------------ statement helpers */
@@ -1113,6 +1133,87 @@ static sqlite3 *open_retrying(const char *path, char *err, size_t errlen)
     }
 }
 
+/* ------------------------------------------------------------------ checkpoints */
+
+static void *ckpt_main(void *arg)
+{
+    sqlite_ckpt_t *c = arg;
+
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        if (!c->due) {
+            pthread_cond_wait(&c->wake, &c->mu);
+            continue;
+        }
+        c->due = 0;
+        pthread_mutex_unlock(&c->mu);
+        /* PASSIVE: copies what no reader still needs, never blocks a writer */
+        int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        if (rc != SQLITE_OK && !busy_code(rc))
+            CORE_WARN("store/sqlite: checkpoint: %s", sqlite3_errmsg(c->db));
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* After every commit of the writer connection, with the WAL's page count. */
+static int ckpt_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    sqlite_ckpt_t *c = arg;
+
+    if (pages >= CKPT_INLINE_PAGES) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (pages >= CKPT_DUE_PAGES) {
+        pthread_mutex_lock(&c->mu);
+        c->due = 1;
+        pthread_cond_signal(&c->wake);
+        pthread_mutex_unlock(&c->mu);
+    }
+    return SQLITE_OK;
+}
+
+/* Its own connection and thread; on any failure the writer keeps SQLite's
+ * own autocheckpoint (slower tail, same data). */
+static void ckpt_start(sqlite_be_t *be, const char *path)
+{
+    sqlite_ckpt_t *c = &be->ckpt;
+    sqlite3 *db = NULL;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
+        CORE_WARN("store/sqlite: no checkpoint thread (%s): the writer checkpoints",
+                  db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    c->db = db;
+    if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
+        CORE_WARN("store/sqlite: no checkpoint thread: the writer checkpoints");
+        sqlite3_close(db);
+        c->db = NULL;
+        return;
+    }
+    sqlite3_wal_hook(be->db, ckpt_wal_hook, c); /* replaces the autocheckpoint */
+}
+
+static void ckpt_stop(sqlite_ckpt_t *c)
+{
+    if (!c->db)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = 1;
+    pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thread, NULL);
+    sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->wake);
+}
+
 void *store__sqlite_open(const char *path, char *err, size_t errlen)
 {
     sqlite_be_t *be;
@@ -1126,6 +1227,7 @@ void *store__sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     be = core_xcalloc(1, sizeof(*be));
     be->db = db;
+    ckpt_start(be, path);
     return be;
 }
 
@@ -1135,6 +1237,7 @@ static void sq_close(void *be)
 
     if (!b)
         return;
+    ckpt_stop(&b->ckpt);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(b->stmts[i]);
     if (sqlite3_close(b->db) != SQLITE_OK)

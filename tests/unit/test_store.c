@@ -12,7 +12,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -569,6 +571,50 @@ static void test_process_durability_kill(void **state)
     assert_int_equal(store_set_durability(f->st, STORE_DURABLE_DISK), STORE_OK);
 }
 
+/* The WAL index (the -shm file, sqlite.org/walformat.html): frames in the
+ * WAL (header offset 16) and frames already copied back (offset 96). */
+static void wal_frames(const fixture_t *f, uint32_t *in_wal, uint32_t *copied)
+{
+    char path[160];
+    unsigned char shm[128];
+
+    snprintf(path, sizeof(path), "%s/chat.db-shm", f->dir);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pread(fd, shm, sizeof(shm), 0), (ssize_t)sizeof(shm));
+    close(fd);
+    memcpy(in_wal, shm + 16, 4); /* native byte order, as SQLite keeps it */
+    memcpy(copied, shm + 96, 4);
+}
+
+/* SQLite: once the WAL passes its mark (1000 pages) the checkpoint thread
+ * copies it back, not the committing writer; a moment after the last
+ * commit nothing is left to copy. (SQLite's own autocheckpoint, run by
+ * the writer at each 1000-page mark, would leave the frames written after
+ * its last run.) */
+static void test_checkpoint_in_background(void **state)
+{
+    fixture_t *f = *state;
+    char text[1500], id[16];
+    uint32_t in_wal = 0, copied = 0;
+
+    if (on_mongo())
+        return;
+    memset(text, 'w', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    for (int i = 0; i < 700; i++) { /* each its own commit: ~2,000 WAL frames */
+        snprintf(id, sizeof id, "w%04d", i);
+        put_msg(f->st, id, 'c', "wal", "ann", text);
+    }
+    for (int i = 0; i < 50 && (in_wal == 0 || copied != in_wal); i++) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        wal_frames(f, &in_wal, &copied);
+    }
+    if (in_wal == 0 || copied != in_wal)
+        fail_msg("WAL holds %u frames, %u copied back", in_wal, copied);
+}
+
 /* Before store_start, store_submit runs work and done inline; a failed
  * call rolls back only its own item. */
 typedef struct inline_op {
@@ -650,6 +696,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_open),
         cmocka_unit_test(test_inline_submit),
         cmocka_unit_test(test_process_durability_kill),
+        cmocka_unit_test(test_checkpoint_in_background),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

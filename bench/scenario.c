@@ -18,7 +18,7 @@
 
 #define TICK_S 0.005
 #define SETUP_INFLIGHT_MAX 512 /* connects + logins in progress per worker */
-#define GO_TIMEOUT_S 120.0
+#define GO_TIMEOUT_S 120.0      /* past the setup deadline: the parent is gone */
 #define QUIET_US 500000        /* drain ends this long after the last delivery */
 #define REQ_MAX (CORE_WS_MAX_MESSAGE - 1024)
 #define BENCH_SRC_SPREAD 8      /* source addresses per worker */
@@ -728,7 +728,10 @@ static void worker_check_setup(worker_t *w)
     for (int i = 0; i < w->count; i++)
         w->res.clients += w->c[i].state == C_READY;
     w->res.self_rss_kb = self_rss_kb(); /* once, before the loop gets busy */
-    w->phase_deadline_us = now_us() + (uint64_t)(GO_TIMEOUT_S * 1e6);
+    /* the slowest worker may take until the setup deadline (the parent
+     * waits that long for all): a fixed wait from now made the quick ones
+     * give up (and close their clients) while a big run was still setting up */
+    w->phase_deadline_us += (uint64_t)(GO_TIMEOUT_S * 1e6);
     char line[64];
     int n = snprintf(line, sizeof line, "ready %llu\n", (unsigned long long)w->res.clients);
     if (write(w->ctl, line, (size_t)n) != n)

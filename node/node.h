@@ -264,8 +264,9 @@ void node_route_room_local(node_t *n, const char *room, const char *except, cons
                            size_t len);
 /* Every live session on this node, cfg.fanout_slice per loop turn (route.c). */
 void node_route_all_local(node_t *n, const char *frame, size_t len);
-/* s leaves the session table: a broadcast under way skips it. */
-void node_route_sess_gone(node_t *n, node_sess_t *s);
+/* Takes s out of the session table (the only way out): a broadcast under
+ * way moves past it. */
+void node_route_sess_remove(node_t *n, node_sess_t *s);
 void node_route_bcast_free(node_t *n);
 /* Every logged-in user on every node. */
 void node_route_all(node_t *n, const char *frame, size_t len);
@@ -508,6 +509,7 @@ typedef struct node_metrics {
     uint64_t store_served_total;   /* the same, committed here for a follower */
     uint64_t reroutes_total;       /* cached guesses that missed here, located again */
     uint64_t rsync_skipped_total;  /* leader: re-links whose room share it already held */
+    uint64_t bcast_dropped_total;  /* broadcasts to all dropped: the queue was full */
     uint64_t conns_refused_total;  /* over the per-address cap */
     uint64_t login_timeouts_total; /* closed for not logging in in time */
     uint64_t login_throttled_total;/* logins answered 429 */
@@ -542,6 +544,7 @@ struct node {
     ev_timer push_retry;
     int push_enabled;
     struct node_bcast *bcast_head, *bcast_tail; /* route.c: broadcasts under way */
+    size_t bcast_bytes;            /* their frames' bytes, capped */
     node_sess_t *bcast_next;       /* the head broadcast's next session */
     int bcast_started;
     ev_check bcast_check;

@@ -236,12 +236,17 @@ typedef struct node_bcast {
     char frame[];
 } node_bcast_t;
 
+/* Bytes of broadcasts waiting or under way on one node: a flood of pushes
+ * to everyone on an overloaded node drops the newest, never grows memory. */
+#define BCAST_QUEUE_MAX (16u << 20)
+
 static void bcast_pop(node_t *n)
 {
     node_bcast_t *b = n->bcast_head;
     n->bcast_head = b->next;
     if (!n->bcast_head)
         n->bcast_tail = NULL;
+    n->bcast_bytes -= b->len;
     free(b);
     n->bcast_started = 0;
 }
@@ -288,6 +293,13 @@ static void on_bcast_idle(struct ev_loop *loop, ev_idle *w, int revents)
 
 void node_route_all_local(node_t *n, const char *frame, size_t len)
 {
+    if (n->bcast_bytes + len > BCAST_QUEUE_MAX) {
+        n->metrics.bcast_dropped_total++;
+        CORE_WARN("route: %zu bytes of broadcasts under way: dropping a broadcast of %zu",
+                  n->bcast_bytes, len);
+        return;
+    }
+    n->bcast_bytes += len;
     node_bcast_t *b = core_xmalloc(sizeof *b + len);
     b->next = NULL;
     b->len = len;
@@ -306,10 +318,11 @@ void node_route_all_local(node_t *n, const char *frame, size_t len)
     }
 }
 
-void node_route_sess_gone(node_t *n, node_sess_t *s)
+void node_route_sess_remove(node_t *n, node_sess_t *s)
 {
     if (n->bcast_next == s)
         n->bcast_next = s->hh.next;
+    HASH_DEL(n->sessions, s);
 }
 
 void node_route_bcast_free(node_t *n)
@@ -332,8 +345,7 @@ void node_route_kick_session(node_t *n, node_sess_t *s)
     node_sess_send(s, frame, len);
     free(frame);
     s->kicked = 1;
-    node_route_sess_gone(n, s);
-    HASH_DEL(n->sessions, s);
+    node_route_sess_remove(n, s);
     node_rooms_leave_all(n, s);
     node_sess_close(s, CORE_WS_POLICY, "login elsewhere");
 }

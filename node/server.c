@@ -78,8 +78,7 @@ static void sess_unbind(node_sess_t *s)
         return;
     node_sess_t *cur = node_sess_find(s->node, s->user);
     if (cur == s) {
-        node_route_sess_gone(s->node, s);
-        HASH_DEL(s->node->sessions, s);
+        node_route_sess_remove(s->node, s);
     }
 }
 

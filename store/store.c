@@ -328,10 +328,9 @@ static uint64_t mono_us(void)
 }
 
 /* Only for a batch of lazy writes (nobody waits on them, and nothing else
- * is queued), and only under
- * load (a batch ended within 2 x linger): lingering then lets a later
- * write carry them, and never delays an answer. Called with a non-empty
- * queue. */
+ * is queued), and only under load (a batch ended within 2 x linger):
+ * lingering then lets a later write carry them, and never delays an
+ * answer. Called with a non-empty queue. */
 static int should_linger(const store_t *st)
 {
     return st->linger_us && st->eager == 0 && st->queue.count < st->batch_max &&

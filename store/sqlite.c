@@ -1195,6 +1195,8 @@ static void ckpt_start(sqlite_be_t *be, const char *path)
         CORE_WARN("store/sqlite: no checkpoint thread: the writer checkpoints");
         sqlite3_close(db);
         c->db = NULL;
+        pthread_mutex_destroy(&c->mu);
+        pthread_cond_destroy(&c->wake);
         return;
     }
     sqlite3_wal_hook(be->db, ckpt_wal_hook, c); /* replaces the autocheckpoint */

@@ -1425,6 +1425,12 @@ int64_t node_cluster_epoch(const node_t *n)
     return n->cluster ? n->cluster->epoch : 0;
 }
 
+int node_cluster_joined(const node_t *n)
+{
+    const node_cluster_t *cl = n->cluster;
+    return cl && (!cl->zk || node_zk_joined(cl->zk));
+}
+
 int node_cluster_is_member(const node_t *n, const char *id)
 {
     if (strcmp(id, n->cfg.id) == 0)

@@ -35,17 +35,10 @@ static void on_redis_connect(core_redis_t *r, void *ud)
         n->redis_seen = 1;
         node_presence_clean_node(n, n->cfg.id, n->boot);
     }
-    CORE_INFO("redis connected; re-publishing %u sessions", HASH_COUNT(n->sessions));
+    n->entry_seen = 0; /* a fresh Redis has no entry: that is no clean-up */
+    n->republish_owed = 0; /* published just below */
     node_presence_heartbeat(n);
-    node_sess_t *s, *tmp;
-    HASH_ITER(hh, n->sessions, s, tmp) {
-        if (!node_sess_live(s))
-            continue;
-        node_presence_login(n, s, NULL, NULL);
-        /* what was sent to them while Redis was away went pending: live now */
-        if (again)
-            node_account_redeliver_pending(s);
-    }
+    node_presence_republish(n, again ? NODE_REPUBLISH_REDIS_BACK : NODE_REPUBLISH_FIRST);
 }
 
 typedef struct world_job {

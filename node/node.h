@@ -323,8 +323,21 @@ void node_presence_online(node_t *n, const char *const *users, size_t count, nod
 void node_names_online(node_t *n, const store_names_t *names, node_online_cb cb, void *ud);
 /* Tells the user's online friends (presence event). */
 void node_presence_notify_friends(node_t *n, const char *user, int online);
-/* Node heartbeat in Redis (node list with load) - see docs/CLUSTER.md. */
+/* Node heartbeat in Redis (node list with load) - see docs/CLUSTER.md.
+ * An entry found gone means this node was taken for dead (a stall past its
+ * ZooKeeper session) and its sessions ended: once it is registered again
+ * it publishes them anew (node_presence_republish). */
 void node_presence_heartbeat(node_t *n);
+/* Publishes every live session of this node (again): at the first Redis
+ * connect; after Redis came back (what went pending meanwhile is pushed);
+ * after this node was taken for dead (also: friends heard "offline" and now
+ * hear "online"). */
+typedef enum {
+    NODE_REPUBLISH_FIRST,
+    NODE_REPUBLISH_REDIS_BACK,
+    NODE_REPUBLISH_FORGOTTEN,
+} node_republish_why_t;
+void node_presence_republish(node_t *n, node_republish_why_t why);
 
 /* ------------------------------------------------------------------ rooms (live) */
 
@@ -423,6 +436,9 @@ int node_zk_set_auth(const char *user_password);
 int node_zk_is_member(const node_zk_t *z, const char *id);
 /* 1 while this node holds the leadership. */
 int node_zk_is_leader(const node_zk_t *z);
+/* 1 while connected with this node's election znode in place (0 from a
+ * session's expiry until it has joined again). */
+int node_zk_joined(const node_zk_t *z);
 
 
 /* ------------------------------------------------------------------ cluster (cluster.c, croom.c) */
@@ -438,6 +454,8 @@ int node_cluster_linked(const node_t *n);
 int64_t node_cluster_epoch(const node_t *n);
 /* 1 when id names a live member (this node always is). */
 int node_cluster_is_member(const node_t *n, const char *id);
+/* 1 when this node is registered in ZooKeeper now (always without --zk). */
+int node_cluster_joined(const node_t *n);
 /* Hands frame to users who are on node node_id (another node). reroute:
  * the node was a cached guess; if a user is not there, that node locates
  * the user in Redis and sends it on. */
@@ -552,6 +570,8 @@ struct node {
     uint64_t started_ms;
     char boot[24];                 /* NODE_BOOT of this run, decimal */
     int redis_seen;                /* Redis was connected once (start-up clean-up done) */
+    int entry_seen;                /* the heartbeat wrote our node-list entry since the connect */
+    int republish_owed;            /* our entry went: publish the sessions once registered */
     struct node_cluster *cluster;  /* cluster.c */
     struct node_loc_entry *loc_cache; /* presence.c: user -> node, short-lived */
     struct node_guard *guard;      /* guard.c: abuse limits */

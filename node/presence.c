@@ -367,6 +367,28 @@ void node_presence_notify_friends(node_t *n, const char *user, int online)
 
 /* ------------------------------------------------------------------ node list */
 
+/* HSET answers 1 when it created the field: after our first write since
+ * the connect, only a clean-up of this node (CLEAN_NODE) removes it, and
+ * that ran before this write, so publishing now cannot be undone by it.
+ * Not before this node is registered again: others would take the
+ * sessions for offline still (and park what they send). */
+static void on_entry_set(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    node_t *n = ud;
+    if (!reply || reply->type != REDIS_REPLY_INTEGER)
+        return;
+    if (reply->integer == 1 && n->entry_seen && !n->republish_owed) {
+        CORE_WARN("this node's entry and sessions were ended in Redis (taken for dead)");
+        n->republish_owed = 1;
+    }
+    n->entry_seen = 1;
+    if (n->republish_owed && node_cluster_joined(n)) {
+        n->republish_owed = 0;
+        node_presence_republish(n, NODE_REPUBLISH_FORGOTTEN);
+    }
+}
+
 void node_presence_heartbeat(node_t *n)
 {
     cJSON *o = cJSON_CreateObject();
@@ -378,6 +400,24 @@ void node_presence_heartbeat(node_t *n)
     cJSON_AddStringToObject(o, "boot", n->boot);
     char *json = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    core_redis_cmd(n->redis, NULL, NULL, "HSET " NODES_KEY " %s %s", n->cfg.id, json);
+    core_redis_cmd(n->redis, on_entry_set, n, "HSET " NODES_KEY " %s %s", n->cfg.id, json);
     free(json);
+}
+
+void node_presence_republish(node_t *n, node_republish_why_t why)
+{
+    static const char *const whys[] = {"Redis connected", "Redis connected again",
+                                       "this node was taken for dead"};
+    CORE_INFO("publishing %u sessions (%s)", HASH_COUNT(n->sessions), whys[why]);
+    node_sess_t *s, *tmp;
+    HASH_ITER(hh, n->sessions, s, tmp) {
+        if (!node_sess_live(s))
+            continue;
+        node_presence_login(n, s, NULL, NULL);
+        /* what was sent to them meanwhile went pending: live now */
+        if (why != NODE_REPUBLISH_FIRST)
+            node_account_redeliver_pending(s);
+        if (why == NODE_REPUBLISH_FORGOTTEN)
+            node_presence_notify_friends(n, s->user, 1); /* they heard "offline" */
+    }
 }

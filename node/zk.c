@@ -1176,6 +1176,11 @@ int node_zk_is_member(const node_zk_t *z, const char *id)
     return 0;
 }
 
+int node_zk_joined(const node_zk_t *z)
+{
+    return z && z->connected && z->my_name[0];
+}
+
 int node_zk_is_leader(const node_zk_t *z)
 {
     return z && z->leader.reported && z->leader.is_self;

@@ -10,7 +10,7 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              no acknowledged message lost; requests in between get 503 or
              succeed
   redis      Redis restarts: sessions and the node list come back
-  one_writer / cache_dead / link_auth / push_parked: see each docstring
+  one_writer / cache_dead / link_auth / push_parked / stalled: see each docstring
 
 usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -625,10 +626,50 @@ async def scenario_restart_fast(cl):
     print("fast restart: the old run's departure left the new run's session and entry alone")
 
 
+async def scenario_stalled(cl):
+    """A follower stalled past its ZooKeeper session (SIGSTOP, as a starved
+    process is) comes back: the leader took it for dead and ended its
+    sessions in Redis, but its clients never left. Once it has joined again
+    and re-linked, its sessions are published again: a message to one of
+    them is delivered live, and what was sent meanwhile follows."""
+    leader = cl.leader()
+    f, other = [i for i in range(cl.count) if i != leader]
+    alice, bob = uname("sa"), uname("sb")
+    a, _ = await login(cl.ws_url(f), alice, register=True)
+    b, _ = await login(cl.ws_url(other), bob, register=True)
+    left = ("cluster: node n%d left" % f, )
+    before = log_count(cl, leader, *left)
+    loop = asyncio.get_running_loop()
+    cl.procs[f"node{f}"].send_signal(signal.SIGSTOP)
+    try:
+        await loop.run_in_executor(None, wait_for, lambda: log_count(cl, leader, *left) > before,
+                                   ZK_TIMEOUT_MS / 1000 + 10, "the leader to take the stalled node for dead")
+        await asyncio.sleep(0.5)                 # the clean-up script has run in Redis
+        d = await b.ok("chat", {"to": alice, "message": "while stalled"})
+        assert not d["online"], f"alice online while her node is out of ZooKeeper: {d}"
+    finally:
+        cl.procs[f"node{f}"].send_signal(signal.SIGCONT)
+    t0 = time.monotonic()
+    await whole_again(cl)
+    e = await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "while stalled",
+                      timeout=10)
+    await a.ok("ack", {"msgids": [e["data"]["msgid"]]})
+    d = await b.ok("chat", {"to": alice, "message": "after the stall"})
+    assert d["online"], f"alice offline after her node came back: {d}"
+    e = await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after the stall",
+                      timeout=5)
+    assert not e["data"].get("offline"), f"not live after the stall: {e}"
+    back = time.monotonic() - t0
+    for c in (a, b):
+        await c.close()
+    print(f"stalled follower: its sessions published again, live {back:.2f}s after SIGCONT")
+
+
 SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
-             "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis}
+             "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,
+             "stalled": scenario_stalled}
 
 
 def run_conformance(cl):

@@ -36,9 +36,11 @@ static void on_redis_connect(core_redis_t *r, void *ud)
         node_presence_clean_node(n, n->cfg.id, n->boot);
     }
     n->entry_seen = 0; /* a fresh Redis has no entry: that is no clean-up */
-    n->republish_owed = 0; /* published just below */
+    n->republish_owed = 0; /* published now or after the entry's answer */
+    n->reconnect_check = again;
     node_presence_heartbeat(n);
-    node_presence_republish(n, again ? NODE_REPUBLISH_REDIS_BACK : NODE_REPUBLISH_FIRST);
+    if (!again)
+        node_presence_republish(n, NODE_REPUBLISH_FIRST);
 }
 
 typedef struct world_job {

@@ -329,12 +329,14 @@ void node_presence_notify_friends(node_t *n, const char *user, int online);
  * it publishes them anew (node_presence_republish). */
 void node_presence_heartbeat(node_t *n);
 /* Publishes every live session of this node (again): at the first Redis
- * connect; after Redis came back (what went pending meanwhile is pushed);
- * after this node was taken for dead (also: friends heard "offline" and now
- * hear "online"). */
+ * connect; after a reconnect (what went pending meanwhile is pushed), but
+ * only the pushes when Redis kept this node's entry and no session write
+ * failed (KEPT); after this node was taken for dead (also: friends heard
+ * "offline" and now hear "online"). */
 typedef enum {
     NODE_REPUBLISH_FIRST,
     NODE_REPUBLISH_REDIS_BACK,
+    NODE_REPUBLISH_REDIS_KEPT,
     NODE_REPUBLISH_FORGOTTEN,
 } node_republish_why_t;
 void node_presence_republish(node_t *n, node_republish_why_t why);
@@ -572,6 +574,8 @@ struct node {
     int redis_seen;                /* Redis was connected once (start-up clean-up done) */
     int entry_seen;                /* the heartbeat wrote our node-list entry since the connect */
     int republish_owed;            /* our entry went: publish the sessions once registered */
+    int reconnect_check;           /* Redis is back: its answer to our entry decides (presence.c) */
+    int presence_lost;             /* a session write to Redis failed since the last publish */
     struct node_cluster *cluster;  /* cluster.c */
     struct node_loc_entry *loc_cache; /* presence.c: user -> node, short-lived */
     struct node_guard *guard;      /* guard.c: abuse limits */

@@ -54,9 +54,19 @@ static void on_sess_set(core_redis_t *r, struct redisReply *reply, void *ud)
     (void)r;
     login_ctx_t *c = ud;
     const char *old = (reply && reply->type == REDIS_REPLY_STRING) ? reply->str : NULL;
+    if (!reply)
+        c->node->presence_lost = 1;
     if (c->cb)
         c->cb(c->node, c->user, old, c->ud);
     free(c);
+}
+
+static void on_sess_listed(core_redis_t *r, struct redisReply *reply, void *ud)
+{
+    (void)r;
+    node_t *n = ud;
+    if (!reply)
+        n->presence_lost = 1;
 }
 
 void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud)
@@ -71,7 +81,8 @@ void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud)
     if (core_redis_cmd(n->redis, on_sess_set, c, "SET " SESS_KEY " %s GET", s->user, val) != 0)
         on_sess_set(NULL, NULL, c);
     else
-        core_redis_cmd(n->redis, NULL, NULL, "SADD " NODE_USERS_KEY " %s", n->cfg.id, s->user);
+        core_redis_cmd(n->redis, on_sess_listed, n, "SADD " NODE_USERS_KEY " %s", n->cfg.id,
+                       s->user);
 }
 
 typedef struct logout_ctx {
@@ -367,6 +378,20 @@ void node_presence_notify_friends(node_t *n, const char *user, int online)
 
 /* ------------------------------------------------------------------ node list */
 
+/* After a reconnect: Redis kept this node's entry (HSET answers 0) and no
+ * session write failed: the sessions are there, and publishing them all
+ * again would only load Redis when it is slow already (the usual cause of
+ * a command timeout); what went pending meanwhile is still pushed. */
+static void after_reconnect(node_t *n, long long created)
+{
+    n->reconnect_check = 0;
+    if (created && !node_cluster_joined(n))
+        n->republish_owed = 1; /* cleaned while stalled too: below, once registered */
+    else
+        node_presence_republish(n, created || n->presence_lost ? NODE_REPUBLISH_REDIS_BACK
+                                                               : NODE_REPUBLISH_REDIS_KEPT);
+}
+
 /* HSET answers 1 when it created the field: after our first write since
  * the connect, only a clean-up of this node (CLEAN_NODE) removes it, and
  * that ran before this write, so publishing now cannot be undone by it.
@@ -378,7 +403,9 @@ static void on_entry_set(core_redis_t *r, struct redisReply *reply, void *ud)
     node_t *n = ud;
     if (!reply || reply->type != REDIS_REPLY_INTEGER)
         return;
-    if (reply->integer == 1 && n->entry_seen && !n->republish_owed) {
+    if (n->reconnect_check)
+        after_reconnect(n, reply->integer);
+    else if (reply->integer == 1 && n->entry_seen && !n->republish_owed) {
         CORE_WARN("this node's entry and sessions were ended in Redis (taken for dead)");
         n->republish_owed = 1;
     }
@@ -407,14 +434,20 @@ void node_presence_heartbeat(node_t *n)
 void node_presence_republish(node_t *n, node_republish_why_t why)
 {
     static const char *const whys[] = {"Redis connected", "Redis connected again",
+                                       "Redis connected again and kept them",
                                        "this node was taken for dead"};
-    CORE_INFO("publishing %u sessions (%s)", HASH_COUNT(n->sessions), whys[why]);
+    int publish = why != NODE_REPUBLISH_REDIS_KEPT;
+    CORE_INFO("%s %u sessions (%s)", publish ? "publishing" : "not publishing",
+              HASH_COUNT(n->sessions), whys[why]);
+    if (publish)
+        n->presence_lost = 0; /* a write that fails from here on sets it again */
     node_sess_t *s, *tmp;
     HASH_ITER(hh, n->sessions, s, tmp) {
         if (!node_sess_live(s))
             continue;
-        node_presence_login(n, s, NULL, NULL);
-        /* what was sent to them meanwhile went pending: live now */
+        if (publish)
+            node_presence_login(n, s, NULL, NULL);
+        /* what was sent to them meanwhile may have gone pending: live now */
         if (why != NODE_REPUBLISH_FIRST)
             node_account_redeliver_pending(s);
         if (why == NODE_REPUBLISH_FORGOTTEN)

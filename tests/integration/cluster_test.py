@@ -10,7 +10,8 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              no acknowledged message lost; requests in between get 503 or
              succeed
   redis      Redis restarts: sessions and the node list come back
-  one_writer / cache_dead / link_auth / push_parked / stalled: see each docstring
+  one_writer / cache_dead / link_auth / push_parked / stalled /
+  redis_kept: see each docstring
 
 usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
@@ -261,6 +262,37 @@ async def scenario_redis(cl):
           f"{time.monotonic() - t0:.2f}s after kill -9 (1 s down)")
     for c in (a, b):
         await c.close()
+
+
+async def scenario_redis_kept(cl):
+    """The nodes' Redis connections drop while Redis keeps its data (as when
+    a command times out on a starved node): each node reconnects, finds its
+    entry kept and publishes nothing again; its users stay reachable live."""
+    leader = cl.leader()
+    f1 = next(i for i in range(cl.count) if i != leader)
+    alice, bob = uname("ka"), uname("kb")
+    a, _ = await login(cl.ws_url(f1), alice, register=True)
+    b, _ = await login(cl.ws_url(leader), bob, register=True)
+    kept = ("Redis connected again and kept them", )
+    before = [log_count(cl, i, *kept) for i in range(cl.count)]
+    killed = cl.redis_admin("CLIENT", "KILL", "USER", "chat")
+    assert killed.startswith(b":") and int(killed[1:]) >= cl.count, f"CLIENT KILL: {killed}"
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, wait_for, lambda: all(
+        log_count(cl, i, *kept) > before[i] for i in range(cl.count)), 15,
+        "every node to find its sessions kept")
+    publish = ("] publishing", "(Redis connected again)")
+    assert not any(log_count(cl, i, *publish) for i in range(cl.count)), \
+        "a node published its sessions again though Redis kept them"
+    d = await b.ok("chat", {"to": alice, "message": "after the reconnect"})
+    assert d["online"], f"alice offline after her node's reconnect: {d}"
+    e = await a.event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after the reconnect",
+                      timeout=5)
+    assert not e["data"].get("offline"), f"not live: {e}"
+    for c in (a, b):
+        await c.close()
+    print(f"redis connections dropped: {int(killed[1:])} reconnected, no node published its "
+          "sessions again, cross-node chat live")
 
 
 def frame(t, payload):
@@ -669,7 +701,7 @@ SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_f
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,
-             "stalled": scenario_stalled}
+             "stalled": scenario_stalled, "redis_kept": scenario_redis_kept}
 
 
 def run_conformance(cl):

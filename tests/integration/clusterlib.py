@@ -234,6 +234,28 @@ class Cluster:
         denied = any(f"reason\r\n${len(r)}\r\n{r}\r\n" in text for r in ("command", "key", "channel"))
         return text if denied else ""
 
+    def redis_admin(self, *args):
+        """One command as the admin user; the raw reply (bytes)."""
+        pw = self.redis_admin_password.encode()
+
+        def resp(*words):
+            out = b"*%d\r\n" % len(words)
+            for w in words:
+                w = w.encode() if isinstance(w, str) else w
+                out += b"$%d\r\n%s\r\n" % (len(w), w)
+            return out
+        with socket.create_connection(("127.0.0.1", self.redis_port), 2) as s:
+            s.sendall(resp("AUTH", pw) + resp(*args))
+            data = b""
+            while data.count(b"\r\n") < 2:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        ok, _, reply = data.partition(b"\r\n")
+        assert ok == b"+OK", f"redis admin AUTH: {ok}"
+        return reply
+
     def redis_noauth(self):
         """True when a raw client without AUTH gets NOAUTH for a PING."""
         with socket.create_connection(("127.0.0.1", self.redis_port), 0.5) as s:

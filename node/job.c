@@ -1,10 +1,8 @@
 /* Store jobs: a typed job struct runs on the store thread, finishes on the loop. */
 #include "node/node.h"
 
-typedef enum { JOB_WRITE, JOB_WRITE_LAZY, JOB_READ } job_kind_t;
-
 static void submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done,
-                   job_kind_t kind)
+                   store_kind_t kind)
 {
     job->node = n;
     if (!n->store) { /* shutting down (Redis answering what it held): fail, and free it */
@@ -12,27 +10,22 @@ static void submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn 
         done(job);
         return;
     }
-    if (kind == JOB_READ)
-        store_submit_read(n->store, work, done, job);
-    else if (kind == JOB_WRITE_LAZY)
-        store_submit_lazy(n->store, work, done, job);
-    else
-        store_submit(n->store, work, done, job);
+    store_submit_kind(n->store, kind, work, done, job);
 }
 
 void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
 {
-    submit(n, job, work, done, JOB_WRITE);
+    submit(n, job, work, done, STORE_ITEM_WRITE);
 }
 
 void node_job_submit_lazy(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
 {
-    submit(n, job, work, done, JOB_WRITE_LAZY);
+    submit(n, job, work, done, STORE_ITEM_LAZY);
 }
 
 void node_job_submit_read(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done)
 {
-    submit(n, job, work, done, JOB_READ);
+    submit(n, job, work, done, STORE_ITEM_READ);
 }
 
 int node_job_conv_msgid(node_t *n, store_t *st, const char *conv, uint64_t ts,

@@ -23,8 +23,7 @@ typedef struct store_item {
     core_task_fn done;
     void *arg;
     int status;
-    int readonly; /* the work only reads: it may join a read batch */
-    int lazy;     /* a write whose caller waits for nothing: it may linger */
+    store_kind_t kind;
 } store_item_t;
 
 /* A ring buffer that doubles when full. */
@@ -232,7 +231,7 @@ static void run_batch(store_t *st, store_item_t *items, size_t n)
     size_t seg = 0;
     int in_txn;
 
-    int readonly = n > 0 && items[0].readonly;
+    int readonly = n > 0 && items[0].kind == STORE_ITEM_READ;
 
     pthread_mutex_lock(&st->call_lock);
     tls_batch_store = st;
@@ -294,9 +293,9 @@ static void on_dones_ready(void *arg)
 static size_t same_kind_run(const store_fifo_t *f, size_t max)
 {
     size_t n = 0;
-    int readonly = f->count ? f->items[f->head].readonly : 0;
+    int readonly = f->count ? f->items[f->head].kind == STORE_ITEM_READ : 0;
 
-    while (n < f->count && n < max && f->items[(f->head + n) % f->cap].readonly == readonly)
+    while (n < f->count && n < max && (f->items[(f->head + n) % f->cap].kind == STORE_ITEM_READ) == readonly)
         n++;
     return n;
 }
@@ -313,7 +312,7 @@ static size_t take_batch(store_t *st, store_item_t **buf, size_t *bufcap)
     }
     for (size_t i = 0; i < n; i++) {
         (*buf)[i] = fifo_pop(&st->queue);
-        if (!(*buf)[i].lazy)
+        if ((*buf)[i].kind != STORE_ITEM_LAZY)
             st->eager--;
     }
     return n;
@@ -334,7 +333,7 @@ static uint64_t mono_us(void)
 static int should_linger(const store_t *st)
 {
     return st->linger_us && st->eager == 0 && st->queue.count < st->batch_max &&
-           !st->stopping && !st->queue.items[st->queue.head].readonly &&
+           !st->stopping && st->queue.items[st->queue.head].kind != STORE_ITEM_READ &&
            mono_us() - st->last_end_us < 2u * (uint64_t)st->linger_us;
 }
 
@@ -412,10 +411,11 @@ int store_start(store_t *st, struct ev_loop *loop)
     return 0;
 }
 
-static void submit(store_t *st, store_work_fn work, core_task_fn done, void *arg, int readonly,
-                   int lazy)
+void store_submit_kind(store_t *st, store_kind_t kind, store_work_fn work, core_task_fn done,
+                       void *arg)
 {
-    store_item_t it = {work, done, arg, STORE_OK, readonly, lazy};
+    store_item_t it = {work, done, arg, STORE_OK, kind};
+    int lazy = kind == STORE_ITEM_LAZY;
 
     atomic_fetch_add(&st->backlog, 1);
     if (!st->started) {
@@ -434,17 +434,17 @@ static void submit(store_t *st, store_work_fn work, core_task_fn done, void *arg
 
 void store_submit(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 {
-    submit(st, work, done, arg, 0, 0);
+    store_submit_kind(st, STORE_ITEM_WRITE, work, done, arg);
 }
 
 void store_submit_lazy(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 {
-    submit(st, work, done, arg, 0, 1);
+    store_submit_kind(st, STORE_ITEM_LAZY, work, done, arg);
 }
 
 void store_submit_read(store_t *st, store_work_fn work, core_task_fn done, void *arg)
 {
-    submit(st, work, done, arg, 1, 0);
+    store_submit_kind(st, STORE_ITEM_READ, work, done, arg);
 }
 
 size_t store_backlog(store_t *st)

@@ -68,6 +68,10 @@ void store_submit_lazy(store_t *st, store_work_fn work, core_task_fn done, void 
  * so nodes sharing one file read side by side instead of queueing on the
  * write lock, and nothing is fsynced. A write inside it fails (STORE_ERR). */
 void store_submit_read(store_t *st, store_work_fn work, core_task_fn done, void *arg);
+/* The three above by kind, for callers that carry it. */
+typedef enum { STORE_ITEM_WRITE, STORE_ITEM_LAZY, STORE_ITEM_READ } store_kind_t;
+void store_submit_kind(store_t *st, store_kind_t kind, store_work_fn work, core_task_fn done,
+                       void *arg);
 size_t store_backlog(store_t *st);
 /* Max items per batch (default 256). */
 void store_set_batch_max(store_t *st, size_t n);

@@ -75,12 +75,17 @@ app_pids() { # app_pids REGEX: pids of the cluster's apps whose name matches
 }
 
 # conns_per_node: one "open connections" number per node, from /metrics.
+# All nodes at once: read one after another, busy nodes (up to 5 s each)
+# made the last reads minutes late, after the bench had closed its clients.
 conns_per_node() {
-    local j
+    local j dir
+    dir=$(mktemp -d)
     for ((j = 1; j <= NODES; j++)); do
-        curl -sf --max-time 5 "http://127.0.0.1:$((BASE + 20 + j))/metrics" |
-            awk '/^chat_node_connections / { print $2 }'
+        curl -sf --max-time 5 -o "$dir/$j" "http://127.0.0.1:$((BASE + 20 + j))/metrics" &
     done
+    wait
+    cat "$dir"/* 2>/dev/null | awk '/^chat_node_connections / { print $2 }'
+    rm -rf "$dir"
 }
 
 # storm_victim follower|leader: the node number to kill.
@@ -179,11 +184,11 @@ while kill -0 "$BENCH" 2>/dev/null && ! grep -q "clients set up in" "$BENCH_OUT"
 done
 setup_s=$(since "$t0")
 sleep 1 # settle: the last logins' replies, Redis writes (HOLD must outlast this and the reads)
+held_nodes=$(rss_kb "${NODE_PIDS[@]}")
+held_redis=$(rss_kb "$REDIS_PID")
 per_node=$(conns_per_node)
 total=$(awk '{ s += $1 } END { print s + 0 }' <<<"$per_node")
 spread=$(sort -n <<<"$per_node" | awk '{ a[NR] = $1 } END { printf "min %d, median %d, max %d (%d nodes answered)", a[1], a[int((NR + 1) / 2)], a[NR], NR }')
-held_nodes=$(rss_kb "${NODE_PIDS[@]}")
-held_redis=$(rss_kb "$REDIS_PID")
 echo "== held: $total connections after ${setup_s} s; per node: $spread"
 echo "   nodes $held_nodes kB, redis $held_redis kB"
 if [ -z "${STORM:-}" ] && [ "$SCENARIO" = idle ] && [ "$HOLD" -ge 12 ]; then # what holding them costs: pings, sweeps

@@ -85,7 +85,7 @@ conns_per_node() {
     for ((j = 1; j <= NODES; j++)); do
         urls+=("http://127.0.0.1:$((BASE + 20 + j))/metrics")
     done
-    curl -sf --parallel --parallel-max 64 --max-time 5 "${urls[@]}" |
+    curl -sf --no-progress-meter --parallel --parallel-max 64 --max-time 5 "${urls[@]}" 2>/dev/null |
         awk '/^chat_node_connections / { print $2 }'
 }
 

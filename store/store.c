@@ -26,6 +26,11 @@ typedef struct store_item {
     store_kind_t kind;
 } store_item_t;
 
+static int item_reads(const store_item_t *it)
+{
+    return it->kind == STORE_ITEM_READ; /* it may join a read batch */
+}
+
 /* A ring buffer that doubles when full. */
 typedef struct store_fifo {
     store_item_t *items;
@@ -231,7 +236,7 @@ static void run_batch(store_t *st, store_item_t *items, size_t n)
     size_t seg = 0;
     int in_txn;
 
-    int readonly = n > 0 && items[0].kind == STORE_ITEM_READ;
+    int readonly = n > 0 && item_reads(&items[0]);
 
     pthread_mutex_lock(&st->call_lock);
     tls_batch_store = st;
@@ -293,9 +298,9 @@ static void on_dones_ready(void *arg)
 static size_t same_kind_run(const store_fifo_t *f, size_t max)
 {
     size_t n = 0;
-    int readonly = f->count ? f->items[f->head].kind == STORE_ITEM_READ : 0;
+    int readonly = f->count ? item_reads(&f->items[f->head]) : 0;
 
-    while (n < f->count && n < max && (f->items[(f->head + n) % f->cap].kind == STORE_ITEM_READ) == readonly)
+    while (n < f->count && n < max && item_reads(&f->items[(f->head + n) % f->cap]) == readonly)
         n++;
     return n;
 }
@@ -333,7 +338,7 @@ static uint64_t mono_us(void)
 static int should_linger(const store_t *st)
 {
     return st->linger_us && st->eager == 0 && st->queue.count < st->batch_max &&
-           !st->stopping && st->queue.items[st->queue.head].kind != STORE_ITEM_READ &&
+           !st->stopping && !item_reads(&st->queue.items[st->queue.head]) &&
            mono_us() - st->last_end_us < 2u * (uint64_t)st->linger_us;
 }
 

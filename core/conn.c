@@ -41,29 +41,38 @@ typedef enum {
 
 typedef struct conn_loop conn_loop_t;
 
+/* What connections made the same way share: an idle connection then keeps a
+ * pointer instead of its own copy (interned, never freed; few exist). */
+typedef struct conn_kind {
+    core_conn_limits_t limits;
+    core_conn_cbs_t cbs;
+    struct conn_kind *next;
+} conn_kind_t;
+
+/* Field order packs it into a 256-byte allocation: a node holds one per
+ * client (docs/BENCHMARKS.md, memory per connection). */
 struct core_conn {
-    struct ev_loop *loop;
     conn_loop_t *cl;
     int fd;
-    conn_state_t state;
-    int connect_err; /* connect failed synchronously; reported from prepare */
-    ev_io rio, wio;
+    int connect_err;     /* connect failed synchronously; reported from prepare */
+    unsigned char state; /* a conn_state_t */
+    unsigned char dirty;
+    unsigned char io_events; /* what io watches: EV_READ | EV_WRITE */
+    ev_io io; /* one watcher for both ways: few connections ever wait to write */
     ev_timer *close_timer; /* made at the first close: most connections never need it */
     core_buf_t in;
     core_buf_t out;
     size_t out_pos; /* bytes of out already sent */
-    core_conn_limits_t limits;
-    core_conn_cbs_t cbs;
+    const conn_kind_t *kind;
     void *ud;
     core_conn_t *dirty_prev, *dirty_next;
-    int dirty;
     core_conn_t *close_next;
-    SSL *ssl;            /* NULL: plain TCP */
-    struct conn_tls *tls; /* with ssl: TLS state of its own (plain ones do without) */
-    char peer[64];
+    struct conn_tls *tls; /* NULL: plain TCP */
+    char peer[56];        /* "[IPv6]:port" fits */
 };
 
 typedef struct conn_tls {
+    SSL *ssl;
     int ready;       /* handshake done */
     int failed;      /* no more TLS calls (alerts may still be flushed) */
     core_buf_t held; /* plaintext written before the handshake ended */
@@ -83,6 +92,7 @@ struct conn_loop {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static conn_loop_t *registry;
+static conn_kind_t *kinds; /* under registry_lock */
 
 static void conn_loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revents);
 static void close_timer_start(core_conn_t *c);
@@ -165,6 +175,34 @@ static void dirty_remove(core_conn_t *c)
     c->dirty_prev = c->dirty_next = NULL;
 }
 
+/* Sets what the watcher waits for; it runs only while that is not nothing. */
+static void io_watch(core_conn_t *c, int events)
+{
+    if (events == c->io_events)
+        return;
+    ev_io_stop(c->cl->loop, &c->io);
+    c->io_events = (unsigned char)events;
+    if (events) {
+        ev_io_set(&c->io, c->fd, events);
+        ev_io_start(c->cl->loop, &c->io);
+    }
+}
+
+static void io_read(core_conn_t *c, int on)
+{
+    io_watch(c, on ? c->io_events | EV_READ : c->io_events & ~EV_READ);
+}
+
+static void io_write(core_conn_t *c, int on)
+{
+    io_watch(c, on ? c->io_events | EV_WRITE : c->io_events & ~EV_WRITE);
+}
+
+static int io_writing(const core_conn_t *c)
+{
+    return c->io_events & EV_WRITE;
+}
+
 static void buf_trim_idle(core_buf_t *b)
 {
     if (b->len == 0 && b->cap > IDLE_BUF_KEEP)
@@ -212,10 +250,9 @@ static void conn_finish(core_conn_t *c)
     if (c->state == CONN_CLOSED)
         return;
     c->state = CONN_CLOSED;
-    ev_io_stop(c->loop, &c->rio);
-    ev_io_stop(c->loop, &c->wio);
+    io_watch(c, 0);
     if (c->close_timer)
-        ev_timer_stop(c->loop, c->close_timer);
+        ev_timer_stop(c->cl->loop, c->close_timer);
     if (c->fd >= 0) {
         close(c->fd);
         c->fd = -1;
@@ -234,17 +271,17 @@ static void conn_destroy(core_conn_t *c)
 {
     conn_loop_t *cl = c->cl;
 
-    if (c->cbs.on_close)
-        c->cbs.on_close(c, c->ud);
+    if (c->kind->cbs.on_close)
+        c->kind->cbs.on_close(c, c->ud);
     dirty_remove(c);
     core_buf_free(&c->in);
     core_buf_free(&c->out);
     if (c->tls) {
+        SSL_free(c->tls->ssl); /* the socket BIO does not own the fd */
         core_buf_free(&c->tls->held);
         free(c->tls->err);
         free(c->tls);
     }
-    SSL_free(c->ssl); /* the socket BIO does not own the fd */
     free(c->close_timer);
     free(c);
     conn_loop_release(cl);
@@ -266,7 +303,7 @@ static void conn_start_linger(core_conn_t *c)
         return;
     }
     /* c->in stays: on_read may still be reading it when it closes. */
-    ev_io_start(c->loop, &c->rio);
+    io_read(c, 1);
 }
 
 /* One send() of everything queued. */
@@ -294,10 +331,10 @@ static void conn_flush(core_conn_t *c)
             core_buf_consume(&c->out, c->out_pos);
             c->out_pos = 0;
         }
-        ev_io_start(c->loop, &c->wio);
+        io_write(c, 1);
         return;
     }
-    ev_io_stop(c->loop, &c->wio);
+    io_write(c, 0);
     core_buf_reset(&c->out);
     c->out_pos = 0;
     buf_trim_idle(&c->out);
@@ -308,8 +345,8 @@ static void conn_flush(core_conn_t *c)
 static void conn_run_dirty(core_conn_t *c)
 {
     if (c->state == CONN_CONNECTING && c->connect_err) {
-        if (c->cbs.on_connect)
-            c->cbs.on_connect(c, c->connect_err, c->ud);
+        if (c->kind->cbs.on_connect)
+            c->kind->cbs.on_connect(c, c->connect_err, c->ud);
         conn_finish(c);
         return;
     }
@@ -344,7 +381,7 @@ static void conn_loop_on_prepare(struct ev_loop *loop, ev_prepare *w, int revent
 
 static void conn_on_read_overflow(core_conn_t *c)
 {
-    CORE_WARN("conn %s: input over %zu bytes unconsumed, closing", c->peer, c->limits.max_in);
+    CORE_WARN("conn %s: input over %zu bytes unconsumed, closing", c->peer, c->kind->limits.max_in);
     core_conn_abort(c);
 }
 
@@ -353,7 +390,7 @@ static void conn_on_read_overflow(core_conn_t *c)
  * allocation). What on_read leaves is kept in c->in. */
 static void conn_deliver_from(core_conn_t *c, const char *data, size_t len)
 {
-    long used = c->cbs.on_read(c, data, len, c->ud);
+    long used = c->kind->cbs.on_read(c, data, len, c->ud);
 
     if (used < 0) {
         core_conn_close(c);
@@ -372,7 +409,7 @@ static void conn_deliver_from(core_conn_t *c, const char *data, size_t len)
     } else if ((size_t)used < len && c->state == CONN_OPEN) {
         core_buf_append(&c->in, data + used, len - (size_t)used);
     }
-    if (c->state == CONN_OPEN && c->in.len > c->limits.max_in)
+    if (c->state == CONN_OPEN && c->in.len > c->kind->limits.max_in)
         conn_on_read_overflow(c);
 }
 
@@ -384,10 +421,10 @@ static void conn_deliver(core_conn_t *c)
 static void conn_on_eof(core_conn_t *c)
 {
     if (c->state == CONN_OPEN && out_pending(c) > 0) {
-        ev_io_stop(c->loop, &c->rio);
+        io_read(c, 0);
         c->state = CONN_FLUSHING;
         close_timer_start(c);
-        if (!ev_is_active(&c->wio))
+        if (!io_writing(c))
             dirty_add(c);
         return;
     }
@@ -450,7 +487,7 @@ static int conn_read_slice(core_conn_t *c)
 /* Moves the records OpenSSL wrote into the connection's output. */
 static void tls_pump_out(core_conn_t *c)
 {
-    BIO *wbio = SSL_get_wbio(c->ssl);
+    BIO *wbio = SSL_get_wbio(c->tls->ssl);
     size_t pending = BIO_ctrl_pending(wbio);
     int n;
 
@@ -462,7 +499,7 @@ static void tls_pump_out(core_conn_t *c)
         return;
     c->out.len += (size_t)n;
     c->out.data[c->out.len] = '\0';
-    if ((c->state == CONN_OPEN || c->state == CONN_FLUSHING) && !ev_is_active(&c->wio))
+    if ((c->state == CONN_OPEN || c->state == CONN_FLUSHING) && !io_writing(c))
         dirty_add(c);
 }
 
@@ -471,7 +508,7 @@ static void tls_fail(core_conn_t *c, int rc)
 {
     char why[160];
 
-    core_tls_reason(c->ssl, rc, why, sizeof(why));
+    core_tls_reason(c->tls->ssl, rc, why, sizeof(why));
     free(c->tls->err);
     c->tls->err = core_xstrdup(why);
     CORE_DEBUG("conn %s: TLS: %s", c->peer, why);
@@ -493,7 +530,7 @@ static int tls_write(core_conn_t *c, const void *data, size_t len)
         core_buf_append(&c->tls->held, data, len);
         return 0;
     }
-    rc = SSL_write(c->ssl, data, (int)len); /* len <= max_out: fits an int */
+    rc = SSL_write(c->tls->ssl, data, (int)len); /* len <= max_out: fits an int */
     if (rc <= 0) {
         tls_fail(c, rc);
         return -1;
@@ -505,10 +542,10 @@ static int tls_write(core_conn_t *c, const void *data, size_t len)
 /* 1 when the handshake is done, 0 when it needs more input, -1 failed. */
 static int tls_handshake(core_conn_t *c)
 {
-    int rc = SSL_do_handshake(c->ssl);
+    int rc = SSL_do_handshake(c->tls->ssl);
 
     if (rc != 1) {
-        if (SSL_get_error(c->ssl, rc) != SSL_ERROR_WANT_READ) {
+        if (SSL_get_error(c->tls->ssl, rc) != SSL_ERROR_WANT_READ) {
             tls_fail(c, rc);
             return -1;
         }
@@ -538,7 +575,7 @@ static int tls_handshake(core_conn_t *c)
 static void tls_on_readable(core_conn_t *c)
 {
     int direct = c->in.len == 0;
-    size_t budget = direct ? READ_PER_EVENT : (size_t)READ_PER_EVENT * c->limits.read_slices;
+    size_t budget = direct ? READ_PER_EVENT : (size_t)READ_PER_EVENT * c->kind->limits.read_slices;
     size_t got = 0;
     int rc = 0, err = SSL_ERROR_WANT_READ;
     char *dst;
@@ -552,9 +589,9 @@ static void tls_on_readable(core_conn_t *c)
             buf_reserve(&c->in, TLS_RECORD_MAX);
             dst = c->in.data + c->in.len;
         }
-        rc = SSL_read(c->ssl, dst, TLS_RECORD_MAX);
+        rc = SSL_read(c->tls->ssl, dst, TLS_RECORD_MAX);
         if (rc <= 0) {
-            err = SSL_get_error(c->ssl, rc);
+            err = SSL_get_error(c->tls->ssl, rc);
             break;
         }
         got += (size_t)rc;
@@ -579,14 +616,15 @@ static void tls_on_readable(core_conn_t *c)
 
 int core_conn_start_tls(core_conn_t *c, core_tls_t *t, const char *host)
 {
-    if (!c || !t || c->ssl || out_pending(c) > 0 || c->in.len > 0)
+    if (!c || !t || c->tls || out_pending(c) > 0 || c->in.len > 0)
         return -1;
     if (core_tls_is_server(t) ? c->state != CONN_OPEN : c->state != CONN_CONNECTING)
         return -1;
-    c->ssl = core__tls_ssl_new(t, c->fd, host);
-    if (!c->ssl)
+    SSL *ssl = core__tls_ssl_new(t, c->fd, host);
+    if (!ssl)
         return -1;
     c->tls = core_xcalloc(1, sizeof *c->tls);
+    c->tls->ssl = ssl;
     return 0;
 }
 
@@ -595,22 +633,18 @@ const char *core_conn_tls_error(const core_conn_t *c)
     return c->tls && c->tls->err ? c->tls->err : "";
 }
 
-static void conn_on_readable(struct ev_loop *loop, ev_io *w, int revents)
+static void conn_on_readable(core_conn_t *c)
 {
-    core_conn_t *c = w->data;
-
-    (void)loop;
-    (void)revents;
     if (c->state == CONN_LINGER) {
         conn_linger_read(c);
         return;
     }
-    if (c->ssl) {
+    if (c->tls) {
         if (c->state == CONN_OPEN)
             tls_on_readable(c);
         return;
     }
-    for (unsigned i = 0; i < c->limits.read_slices && c->state == CONN_OPEN; i++)
+    for (unsigned i = 0; i < c->kind->limits.read_slices && c->state == CONN_OPEN; i++)
         if (!conn_read_slice(c))
             return;
 }
@@ -623,28 +657,23 @@ static void conn_connected(core_conn_t *c)
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
         err = errno;
     if (err != 0) {
-        if (c->cbs.on_connect)
-            c->cbs.on_connect(c, err, c->ud);
+        if (c->kind->cbs.on_connect)
+            c->kind->cbs.on_connect(c, err, c->ud);
         conn_finish(c);
         return;
     }
     c->state = CONN_OPEN;
-    ev_io_stop(c->loop, &c->wio);
-    ev_io_start(c->loop, &c->rio);
-    if (c->cbs.on_connect)
-        c->cbs.on_connect(c, 0, c->ud);
-    if (c->state == CONN_OPEN && c->ssl && tls_handshake(c) < 0)
+    io_watch(c, EV_READ);
+    if (c->kind->cbs.on_connect)
+        c->kind->cbs.on_connect(c, 0, c->ud);
+    if (c->state == CONN_OPEN && c->tls && tls_handshake(c) < 0)
         return; /* the client hello goes out with the flush below */
     if (c->state == CONN_OPEN && out_pending(c) > 0)
         dirty_add(c);
 }
 
-static void conn_on_writable(struct ev_loop *loop, ev_io *w, int revents)
+static void conn_on_writable(core_conn_t *c)
 {
-    core_conn_t *c = w->data;
-
-    (void)loop;
-    (void)revents;
     if (c->state == CONN_CONNECTING) {
         conn_connected(c);
         return;
@@ -652,6 +681,18 @@ static void conn_on_writable(struct ev_loop *loop, ev_io *w, int revents)
     /* A flush from here counts as this iteration's write for the conn. */
     dirty_remove(c);
     conn_flush(c);
+}
+
+/* Writing first: a connect's result, or room for output that waited. */
+static void conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    core_conn_t *c = w->data;
+
+    (void)loop;
+    if ((revents & EV_WRITE) && io_writing(c))
+        conn_on_writable(c);
+    if ((revents & EV_READ) && (c->io_events & EV_READ))
+        conn_on_readable(c);
 }
 
 static void conn_on_close_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -671,7 +712,33 @@ static void close_timer_start(core_conn_t *c)
         ev_timer_init(c->close_timer, conn_on_close_timeout, CLOSE_TIMEOUT_S, 0.);
         c->close_timer->data = c;
     }
-    ev_timer_start(c->loop, c->close_timer);
+    ev_timer_start(c->cl->loop, c->close_timer);
+}
+
+/* The shared copy of limits (defaults filled in) and callbacks. */
+static const conn_kind_t *conn_kind_get(const core_conn_limits_t *limits,
+                                        const core_conn_cbs_t *cbs)
+{
+    conn_kind_t want, *k;
+
+    memset(&want, 0, sizeof want); /* padding too: kinds compare with memcmp */
+    want.limits.max_in = limits && limits->max_in ? limits->max_in : DEFAULT_MAX_IN;
+    want.limits.max_out = limits && limits->max_out ? limits->max_out : DEFAULT_MAX_OUT;
+    want.limits.read_slices = limits && limits->read_slices ? limits->read_slices : 1;
+    want.cbs = *cbs;
+    pthread_mutex_lock(&registry_lock);
+    for (k = kinds; k; k = k->next)
+        if (memcmp(&k->limits, &want.limits, sizeof want.limits) == 0 &&
+            memcmp(&k->cbs, &want.cbs, sizeof want.cbs) == 0)
+            break;
+    if (!k) {
+        k = core_xmalloc(sizeof *k);
+        *k = want;
+        k->next = kinds;
+        kinds = k;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    return k;
 }
 
 static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
@@ -680,20 +747,15 @@ static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
     core_conn_t *c = core_xcalloc(1, sizeof(*c));
     int one = 1;
 
-    c->loop = loop;
     c->cl = conn_loop_get(loop);
     c->fd = fd;
-    c->cbs = *cbs;
+    c->kind = conn_kind_get(limits, cbs);
     c->ud = ud;
-    c->limits.max_in = limits && limits->max_in ? limits->max_in : DEFAULT_MAX_IN;
-    c->limits.max_out = limits && limits->max_out ? limits->max_out : DEFAULT_MAX_OUT;
-    c->limits.read_slices = limits && limits->read_slices ? limits->read_slices : 1;
     snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "?");
     core_buf_init(&c->in);
     core_buf_init(&c->out);
-    ev_io_init(&c->rio, conn_on_readable, fd, EV_READ);
-    ev_io_init(&c->wio, conn_on_writable, fd, EV_WRITE);
-    c->rio.data = c->wio.data = c;
+    ev_io_init(&c->io, conn_on_io, fd, EV_READ);
+    c->io.data = c;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return c;
 }
@@ -711,7 +773,7 @@ core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
         return NULL;
     c = conn_new(loop, fd, peer, limits, cbs, ud);
     c->state = CONN_OPEN;
-    ev_io_start(loop, &c->rio);
+    io_watch(c, EV_READ);
     return c;
 }
 
@@ -739,7 +801,7 @@ core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
         dirty_add(c);
         return c;
     }
-    ev_io_start(loop, &c->wio);
+    io_watch(c, EV_WRITE);
     return c;
 }
 
@@ -749,15 +811,15 @@ int core_conn_write(core_conn_t *c, const void *data, size_t len)
 
     if (c->state != CONN_OPEN && c->state != CONN_CONNECTING)
         return -1;
-    if (len > c->limits.max_out || queued > c->limits.max_out - len) {
-        CORE_WARN("conn %s: output over %zu bytes queued, closing", c->peer, c->limits.max_out);
+    if (len > c->kind->limits.max_out || queued > c->kind->limits.max_out - len) {
+        CORE_WARN("conn %s: output over %zu bytes queued, closing", c->peer, c->kind->limits.max_out);
         core_conn_abort(c);
         return -1;
     }
-    if (c->ssl)
+    if (c->tls)
         return tls_write(c, data, len);
     core_buf_append(&c->out, data, len);
-    if (c->state == CONN_OPEN && !ev_is_active(&c->wio))
+    if (c->state == CONN_OPEN && !io_writing(c))
         dirty_add(c);
     return 0;
 }
@@ -770,17 +832,17 @@ void core_conn_close(core_conn_t *c)
     }
     if (c->state != CONN_OPEN)
         return;
-    if (c->ssl && c->tls->ready && !c->tls->failed) {
-        SSL_shutdown(c->ssl); /* queues our close_notify */
+    if (c->tls && c->tls->ready && !c->tls->failed) {
+        SSL_shutdown(c->tls->ssl); /* queues our close_notify */
         ERR_clear_error();
         tls_pump_out(c);
     }
     c->state = CONN_FLUSHING;
-    ev_io_stop(c->loop, &c->rio);
+    io_read(c, 0);
     close_timer_start(c);
     if (out_pending(c) == 0)
         conn_start_linger(c);
-    else if (!ev_is_active(&c->wio))
+    else if (!io_writing(c))
         dirty_add(c);
 }
 
@@ -813,3 +875,6 @@ int core_conn_has_input(const core_conn_t *c)
 {
     return core_fd_has_input(c->fd);
 }
+
+/* glibc adds 8 bytes to an allocation and rounds it up to 16. */
+_Static_assert(sizeof(struct core_conn) + 8 <= 256, "core_conn outgrew its 256-byte allocation");

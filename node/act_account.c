@@ -236,7 +236,7 @@ static void session_finish(login_job_t *j)
         return;
     }
     node_route_kick(n, j->user, s);
-    node_sess_bind(s, j->rec.user, j->rec.nickname);
+    node_sess_bind(s, j->rec.user);
     if (node_rooms_join(n, "world", s) == 0)
         node_cluster_room_join(n, "world", s->user, NULL, NULL);
     for (size_t i = 0; i < j->pending.count; i++) {

@@ -124,8 +124,7 @@ struct node_sess {
     uint8_t closing;            /* logout answered: close after the reply */
     uint8_t parked_sent;        /* login sent pushes parked in Redis: acks must drop them there */
     uint8_t pumping;            /* starting queued requests (no re-entry) */
-    char user[PROTO_NAME_MAX + 1];
-    char nickname[PROTO_NICK_MAX + 1];
+    char user[PROTO_NAME_MAX + 1]; /* nothing else of the account: 200 bytes in all */
 };
 
 node_sess_t *node_sess_ref(node_sess_t *s);
@@ -137,7 +136,7 @@ void node_sess_send(node_sess_t *s, const char *frame, size_t len);
 void node_sess_close(node_sess_t *s, int code, const char *reason);
 node_sess_t *node_sess_find(node_t *n, const char *user);
 /* Binds s to user in the local table (the caller kicked any older one). */
-void node_sess_bind(node_sess_t *s, const char *user, const char *nickname);
+void node_sess_bind(node_sess_t *s, const char *user);
 
 /* ------------------------------------------------------------------ requests */
 

@@ -63,10 +63,9 @@ node_sess_t *node_sess_find(node_t *n, const char *user)
     return s;
 }
 
-void node_sess_bind(node_sess_t *s, const char *user, const char *nickname)
+void node_sess_bind(node_sess_t *s, const char *user)
 {
     snprintf(s->user, sizeof s->user, "%s", user);
-    snprintf(s->nickname, sizeof s->nickname, "%s", nickname);
     s->logged_in = 1;
     HASH_ADD_STR(s->node->sessions, user, s);
 }
@@ -340,3 +339,6 @@ void node_server_stop(node_t *n)
     core_tls_free(n->tls);
     n->tls = NULL;
 }
+
+/* glibc adds 8 bytes to an allocation and rounds it up to 16. */
+_Static_assert(sizeof(struct node_sess) + 8 <= 208, "node_sess outgrew its 208-byte allocation");

@@ -849,9 +849,10 @@ static cJSON *local_rooms_json(node_t *n)
         if (!node_sess_live(s))
             continue;
         for (node_room_link_t *rl = s->rooms; rl; rl = rl->next) {
-            cJSON *arr = cJSON_GetObjectItemCaseSensitive(rooms, rl->room);
+            const char *room = node_rooms_link_name(rl);
+            cJSON *arr = cJSON_GetObjectItemCaseSensitive(rooms, room);
             if (!arr)
-                arr = cJSON_AddArrayToObject(rooms, rl->room);
+                arr = cJSON_AddArrayToObject(rooms, room);
             cJSON_AddItemToArray(arr, cJSON_CreateString(s->user));
         }
     }
@@ -886,12 +887,13 @@ static void send_rsync(node_cluster_t *cl)
         if (!node_sess_live(s))
             continue;
         for (node_room_link_t *rl = s->rooms; rl; rl = rl->next) {
+            const char *room = node_rooms_link_name(rl);
             cJSON *rooms = cJSON_GetObjectItemCaseSensitive(m, "rooms");
-            cJSON *arr = cJSON_GetObjectItemCaseSensitive(rooms, rl->room);
+            cJSON *arr = cJSON_GetObjectItemCaseSensitive(rooms, room);
             if (!arr)
-                arr = cJSON_AddArrayToObject(rooms, rl->room);
+                arr = cJSON_AddArrayToObject(rooms, room);
             cJSON_AddItemToArray(arr, cJSON_CreateString(s->user));
-            bytes += strlen(rl->room) + strlen(s->user) + 8;
+            bytes += strlen(room) + strlen(s->user) + 8;
         }
         if (bytes >= RSYNC_CHUNK) {
             link_send_json(l, m);

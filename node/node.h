@@ -342,11 +342,16 @@ void node_presence_republish(node_t *n, node_republish_why_t why);
 
 /* ------------------------------------------------------------------ rooms (live) */
 
+/* One session in one room: on the session's list and in the room's array,
+ * where it knows its place, so leaving costs no search of the room. */
 typedef struct node_room_link {
-    struct node_room_link *next;
-    char room[PROTO_NAME_MAX + 1];
+    struct node_room_link *next; /* the session's next room */
+    node_sess_t *sess;
+    struct node_room_entry *entry;
+    size_t idx; /* in entry->members */
 } node_room_link_t;
 
+const char *node_rooms_link_name(const node_room_link_t *l);
 int node_rooms_join(node_t *n, const char *room, node_sess_t *s);    /* 0 / 409 */
 int node_rooms_leave(node_t *n, const char *room, node_sess_t *s);   /* 0 / 404 */
 /* Leaves here only: the leader is not told (a join it never took). */

@@ -6,7 +6,7 @@
 
 struct node_room_entry {
     char room[PROTO_NAME_MAX + 1];
-    node_sess_t **members;
+    node_room_link_t **members;
     size_t count;
     size_t cap;
     UT_hash_handle hh;
@@ -35,18 +35,25 @@ static node_room_entry_t *room_get(node_t *n, const char *room)
     return e;
 }
 
-static ssize_t member_index(const node_room_entry_t *e, const node_sess_t *s)
+/* The session's link to e: its own list is short (the rooms it joined),
+ * the room's may hold every session of the node. */
+static node_room_link_t **link_find(node_sess_t *s, const node_room_entry_t *e)
 {
-    for (size_t i = 0; i < e->count; i++)
-        if (e->members[i] == s)
-            return (ssize_t)i;
-    return -1;
+    node_room_link_t **pp = &s->rooms;
+    while (*pp && (*pp)->entry != e)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+const char *node_rooms_link_name(const node_room_link_t *l)
+{
+    return l->entry->room;
 }
 
 int node_rooms_is_member(node_t *n, const char *room, const node_sess_t *s)
 {
     node_room_entry_t *e = room_find(n, room);
-    return e && member_index(e, s) >= 0;
+    return e && *link_find((node_sess_t *)s, e) != NULL;
 }
 
 int node_rooms_join(node_t *n, const char *room, node_sess_t *s)
@@ -54,23 +61,29 @@ int node_rooms_join(node_t *n, const char *room, node_sess_t *s)
     if (!node_sess_live(s))
         return PROTO_UNAVAILABLE; /* a session that has gone must never be listed */
     node_room_entry_t *e = room_get(n, room);
-    if (member_index(e, s) >= 0)
+    if (*link_find(s, e))
         return PROTO_CONFLICT;
     if (e->count == e->cap) {
         e->cap = e->cap ? e->cap * 2 : 8;
         e->members = core_xrealloc(e->members, e->cap * sizeof *e->members);
     }
-    e->members[e->count++] = s;
-    node_room_link_t *l = core_xcalloc(1, sizeof *l);
-    snprintf(l->room, sizeof l->room, "%s", room);
-    l->next = s->rooms;
+    node_room_link_t *l = core_xmalloc(sizeof *l);
+    *l = (node_room_link_t){.next = s->rooms, .sess = s, .entry = e, .idx = e->count};
+    e->members[e->count++] = l;
     s->rooms = l;
     return 0;
 }
 
-static void entry_remove(node_t *n, node_room_entry_t *e, size_t i)
+/* Takes l out of its room (the last member moves into its place) and
+ * frees it; the room goes with its last member. l is off the session's
+ * list already. */
+static void link_drop(node_t *n, node_room_link_t *l)
 {
-    e->members[i] = e->members[--e->count];
+    node_room_entry_t *e = l->entry;
+    node_room_link_t *last = e->members[--e->count];
+    e->members[l->idx] = last;
+    last->idx = l->idx;
+    free(l);
     if (e->count == 0) {
         HASH_DEL(n->rooms, e);
         free(e->members);
@@ -78,26 +91,15 @@ static void entry_remove(node_t *n, node_room_entry_t *e, size_t i)
     }
 }
 
-static void link_remove(node_sess_t *s, const char *room)
-{
-    for (node_room_link_t **pp = &s->rooms; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->room, room) == 0) {
-            node_room_link_t *dead = *pp;
-            *pp = dead->next;
-            free(dead);
-            return;
-        }
-    }
-}
-
 int node_rooms_leave_local(node_t *n, const char *room, node_sess_t *s)
 {
     node_room_entry_t *e = room_find(n, room);
-    ssize_t i = e ? member_index(e, s) : -1;
-    if (i < 0)
+    node_room_link_t **pp = e ? link_find(s, e) : NULL;
+    if (!pp || !*pp)
         return PROTO_NOT_FOUND;
-    entry_remove(n, e, (size_t)i);
-    link_remove(s, room);
+    node_room_link_t *l = *pp;
+    *pp = l->next;
+    link_drop(n, l);
     return 0;
 }
 
@@ -113,13 +115,9 @@ void node_rooms_leave_all(node_t *n, node_sess_t *s)
 {
     while (s->rooms) {
         node_room_link_t *l = s->rooms;
-        node_room_entry_t *e = room_find(n, l->room);
-        ssize_t i = e ? member_index(e, s) : -1;
-        if (i >= 0)
-            entry_remove(n, e, (size_t)i);
-        node_cluster_room_leave(n, l->room, s->user);
         s->rooms = l->next;
-        free(l);
+        node_cluster_room_leave(n, l->entry->room, s->user);
+        link_drop(n, l);
     }
 }
 
@@ -134,7 +132,7 @@ size_t node_rooms_members(node_t *n, const char *room, const char **out, size_t 
     node_room_entry_t *e = room_find(n, room);
     size_t k = 0;
     for (size_t i = 0; e && i < e->count && k < max; i++)
-        out[k++] = e->members[i]->user;
+        out[k++] = e->members[i]->sess->user;
     return k;
 }
 
@@ -145,7 +143,7 @@ void node_rooms_each(node_t *n, const char *room, void (*fn)(node_sess_t *, void
         return;
     /* fn may not change membership (it only queues frames) */
     for (size_t i = 0; i < e->count; i++)
-        fn(e->members[i], ud);
+        fn(e->members[i]->sess, ud);
 }
 
 int node_rooms_known(node_t *n, const char *room)
@@ -169,6 +167,10 @@ void node_rooms_free_all(node_t *n)
     node_room_entry_t *e, *etmp;
     HASH_ITER(hh, n->rooms, e, etmp) {
         HASH_DEL(n->rooms, e);
+        for (size_t i = 0; i < e->count; i++) { /* sessions still open at exit */
+            e->members[i]->sess->rooms = NULL;
+            free(e->members[i]);
+        }
         free(e->members);
         free(e);
     }

@@ -12,19 +12,86 @@ typedef struct croom_node {
 } croom_node_t;
 
 /* One per member of every room (the world room: every user online), so
- * small: its node is shared, its name sized to fit. */
+ * small: its node is shared, its name sized to fit, and it sits in an
+ * open-addressing table of pointers (a hash handle would add 56 bytes). */
 typedef struct croom_user {
     croom_node_t *nd;
-    UT_hash_handle hh;
     char user[];
 } croom_user_t;
 
+/* Linear probing, at most 3/4 full; removal shifts entries back, so no
+ * tombstones. cap is 0 or a power of two. */
+typedef struct croom_users {
+    croom_user_t **slots;
+    size_t cap;
+    size_t count;
+} croom_users_t;
+
 typedef struct croom_room {
     char room[PROTO_NAME_MAX + 1];
-    croom_user_t *users;
+    croom_users_t users;
     croom_node_t *nodes;
     UT_hash_handle hh;
 } croom_room_t;
+
+static size_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211u;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot holding user, or the empty slot where it would go. */
+static size_t users_slot(const croom_users_t *us, const char *user)
+{
+    size_t mask = us->cap - 1, i = name_hash(user) & mask;
+    while (us->slots[i] && strcmp(us->slots[i]->user, user) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+static croom_user_t *users_find(const croom_users_t *us, const char *user)
+{
+    return us->cap ? us->slots[users_slot(us, user)] : NULL;
+}
+
+static void users_grow(croom_users_t *us)
+{
+    croom_users_t bigger = {NULL, us->cap ? us->cap * 2 : 16, us->count};
+    bigger.slots = core_xcalloc(bigger.cap, sizeof *bigger.slots);
+    for (size_t i = 0; i < us->cap; i++)
+        if (us->slots[i])
+            bigger.slots[users_slot(&bigger, us->slots[i]->user)] = us->slots[i];
+    free(us->slots);
+    *us = bigger;
+}
+
+/* u's name is not in the table yet. */
+static void users_add(croom_users_t *us, croom_user_t *u)
+{
+    if ((us->count + 1) * 4 > us->cap * 3)
+        users_grow(us);
+    us->slots[users_slot(us, u->user)] = u;
+    us->count++;
+}
+
+/* Takes u out; entries after it that probed past its slot move back. */
+static void users_remove(croom_users_t *us, const croom_user_t *u)
+{
+    size_t mask = us->cap - 1, hole = users_slot(us, u->user), i = hole;
+    us->slots[hole] = NULL;
+    us->count--;
+    for (i = (i + 1) & mask; us->slots[i]; i = (i + 1) & mask) {
+        size_t home = name_hash(us->slots[i]->user) & mask;
+        /* it may fill the hole when its home is not in (hole, i] */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            us->slots[hole] = us->slots[i];
+            us->slots[i] = NULL;
+            hole = i;
+        }
+    }
+}
 
 struct node_croom {
     croom_room_t *rooms;
@@ -44,12 +111,10 @@ static croom_room_t *room_find(const node_croom_t *t, const char *room)
 
 static void room_free(node_croom_t *t, croom_room_t *r)
 {
-    croom_user_t *u, *ut;
     croom_node_t *nd, *nt;
-    HASH_ITER(hh, r->users, u, ut) {
-        HASH_DEL(r->users, u);
-        free(u);
-    }
+    for (size_t i = 0; i < r->users.cap; i++)
+        free(r->users.slots[i]);
+    free(r->users.slots);
     HASH_ITER(hh, r->nodes, nd, nt) {
         HASH_DEL(r->nodes, nd);
         free(nd);
@@ -97,8 +162,7 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
         snprintf(r->room, sizeof r->room, "%s", room);
         HASH_ADD_STR(t->rooms, room, r);
     }
-    croom_user_t *u = NULL;
-    HASH_FIND_STR(r->users, user, u);
+    croom_user_t *u = users_find(&r->users, user);
     if (u && strcmp(u->nd->node, node) == 0)
         return PROTO_CONFLICT;
     if (u) {
@@ -107,7 +171,7 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
         size_t len = strnlen(user, PROTO_NAME_MAX);
         u = core_xcalloc(1, sizeof *u + len + 1);
         memcpy(u->user, user, len);
-        HASH_ADD_STR(r->users, user, u);
+        users_add(&r->users, u);
     }
     u->nd = node_ref(r, node);
     return 0;
@@ -116,18 +180,16 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
 static void user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
 {
     node_unref(r, u->nd);
-    HASH_DEL(r->users, u);
+    users_remove(&r->users, u);
     free(u);
-    if (!r->users)
+    if (r->users.count == 0)
         room_free(t, r);
 }
 
 void node_croom_leave(node_croom_t *t, const char *room, const char *user, const char *node)
 {
     croom_room_t *r = room_find(t, room);
-    croom_user_t *u = NULL;
-    if (r)
-        HASH_FIND_STR(r->users, user, u);
+    croom_user_t *u = r ? users_find(&r->users, user) : NULL;
     if (u && (!node || strcmp(u->nd->node, node) == 0))
         user_remove(t, r, u);
 }
@@ -136,14 +198,20 @@ void node_croom_drop_node(node_croom_t *t, const char *node)
 {
     croom_room_t *r, *rt;
     HASH_ITER(hh, t->rooms, r, rt) {
-        croom_user_t *u, *ut;
-        HASH_ITER(hh, r->users, u, ut) {
-            if (strcmp(u->nd->node, node) == 0) {
-                /* user_remove may free the room: stop once it is gone */
-                int last = HASH_COUNT(r->users) == 1;
+        croom_node_t *nd = NULL;
+        HASH_FIND_STR(r->nodes, node, nd);
+        if (!nd)
+            continue;
+        /* removal moves entries back into the slot just emptied: look at
+         * it again; user_remove frees the room with its last member */
+        size_t gone = nd->members, i = 0;
+        while (gone && i < r->users.cap) {
+            croom_user_t *u = r->users.slots[i];
+            if (u && u->nd == nd) {
+                gone--;
                 user_remove(t, r, u);
-                if (last)
-                    break;
+            } else {
+                i++;
             }
         }
     }
@@ -152,17 +220,16 @@ void node_croom_drop_node(node_croom_t *t, const char *node)
 size_t node_croom_count(const node_croom_t *t, const char *room)
 {
     croom_room_t *r = room_find(t, room);
-    return r ? HASH_COUNT(r->users) : 0;
+    return r ? r->users.count : 0;
 }
 
 void node_croom_each_user(const node_croom_t *t, const char *room,
                           void (*fn)(const char *user, void *ud), void *ud)
 {
     croom_room_t *r = room_find(t, room);
-    croom_user_t *u, *ut;
-    if (r)
-        HASH_ITER(hh, r->users, u, ut)
-            fn(u->user, ud);
+    for (size_t i = 0; r && i < r->users.cap; i++)
+        if (r->users.slots[i])
+            fn(r->users.slots[i]->user, ud);
 }
 
 void node_croom_each_node(const node_croom_t *t, const char *room,

@@ -110,6 +110,71 @@ static void test_many_members(void **state)
     node_croom_free(t);
 }
 
+#define CHURN_USERS 3000
+
+typedef struct churn_seen {
+    const int *where; /* node per user, -1: not a member */
+    int n, wrong;
+} churn_seen_t;
+
+static void churn_check_one(const char *name, void *ud)
+{
+    churn_seen_t *c = ud;
+    int i = atoi(name + 1);
+    c->n++;
+    if (i < 0 || i >= CHURN_USERS || c->where[i] < 0)
+        c->wrong++;
+}
+
+/* The table against a plain array through joins, moves, leaves and node
+ * drops: removal shifts entries back, which a wrong probe would lose. */
+static void test_churn_matches_reference(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    static int where[CHURN_USERS];
+    char user[16], node[8];
+    int members = 0;
+    unsigned seed = 12345;
+    for (int i = 0; i < CHURN_USERS; i++)
+        where[i] = -1;
+    for (int op = 0; op < 60000; op++) {
+        seed = seed * 1103515245u + 12345u;
+        int u = (int)((seed >> 8) % CHURN_USERS), nd = (int)((seed >> 20) % 4);
+        snprintf(user, sizeof user, "u%d", u);
+        snprintf(node, sizeof node, "n%d", nd);
+        if (op % 7919 == 7918) { /* a node dies */
+            node_croom_drop_node(t, node);
+            for (int i = 0; i < CHURN_USERS; i++)
+                if (where[i] == nd) {
+                    where[i] = -1;
+                    members--;
+                }
+        } else if ((seed >> 4) % 3 == 0) {
+            node_croom_leave(t, "r", user, NULL);
+            members -= where[u] >= 0;
+            where[u] = -1;
+        } else {
+            int rc = node_croom_join(t, "r", user, node);
+            assert_int_equal(rc, where[u] == nd ? PROTO_CONFLICT : 0);
+            members += where[u] < 0;
+            where[u] = nd;
+        }
+        assert_int_equal(node_croom_count(t, "r"), members);
+    }
+    churn_seen_t c = {where, 0, 0};
+    node_croom_each_user(t, "r", churn_check_one, &c);
+    assert_int_equal(c.n, members);
+    assert_int_equal(c.wrong, 0);
+    for (int i = 0; i < CHURN_USERS; i++) { /* every member is found */
+        snprintf(user, sizeof user, "u%d", i);
+        snprintf(node, sizeof node, "n%d", where[i]);
+        if (where[i] >= 0)
+            assert_int_equal(node_croom_join(t, "r", user, node), PROTO_CONFLICT);
+    }
+    node_croom_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +183,7 @@ int main(void)
         cmocka_unit_test(test_node_counts_follow_members),
         cmocka_unit_test(test_drop_node),
         cmocka_unit_test(test_many_members),
+        cmocka_unit_test(test_churn_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

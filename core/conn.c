@@ -877,4 +877,5 @@ int core_conn_has_input(const core_conn_t *c)
 }
 
 /* glibc adds 8 bytes to an allocation and rounds it up to 16. */
-_Static_assert(sizeof(struct core_conn) + 8 <= 256, "core_conn outgrew its 256-byte allocation");
+_Static_assert(sizeof(struct core_conn) + 8 <= 256,
+               "core_conn outgrew its 256-byte allocation");

@@ -79,10 +79,10 @@ static void users_add(croom_users_t *us, croom_user_t *u)
 /* Takes u out; entries after it that probed past its slot move back. */
 static void users_remove(croom_users_t *us, const croom_user_t *u)
 {
-    size_t mask = us->cap - 1, hole = users_slot(us, u->user), i = hole;
+    size_t mask = us->cap - 1, hole = users_slot(us, u->user);
     us->slots[hole] = NULL;
     us->count--;
-    for (i = (i + 1) & mask; us->slots[i]; i = (i + 1) & mask) {
+    for (size_t i = (hole + 1) & mask; us->slots[i]; i = (i + 1) & mask) {
         size_t home = name_hash(us->slots[i]->user) & mask;
         /* it may fill the hole when its home is not in (hole, i] */
         if (((i - home) & mask) >= ((i - hole) & mask)) {

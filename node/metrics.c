@@ -12,6 +12,18 @@ static void gauge(core_buf_t *out, const char *name, const char *help, double v)
     core_buf_printf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
 }
 
+/* Items per commit tells an operator how well writes are grouped. */
+static void store_metrics(node_t *n, core_buf_t *out)
+{
+    store_stats_t s;
+
+    store_get_stats(n->store, &s);
+    counter(out, "chat_node_store_items_total", "Store work items run (reads and writes).", s.items);
+    counter(out, "chat_node_store_commits_total", "Store batch transactions committed.", s.commits);
+    counter(out, "chat_node_store_commit_failures_total", "Store batches that failed to commit.",
+            s.commit_failures);
+}
+
 void node_metrics_render(node_t *n, core_buf_t *out)
 {
     const node_metrics_t *m = &n->metrics;
@@ -60,4 +72,5 @@ void node_metrics_render(node_t *n, core_buf_t *out)
     counter(out, "chat_node_login_throttled_total",
             "Logins answered 429 after too many failures for the user or address.",
             m->login_throttled_total);
+    store_metrics(n, out);
 }

@@ -478,6 +478,10 @@ int store_done_status(const store_t *st)
 
 void store_get_stats(store_t *st, store_stats_t *out)
 {
+    if (!st) {
+        memset(out, 0, sizeof(*out));
+        return;
+    }
     out->items = atomic_load(&st->n_items);
     out->items_failed = atomic_load(&st->n_items_failed);
     out->commits = atomic_load(&st->n_commits);

@@ -120,6 +120,11 @@ async def scenario_one_writer(cl):
         assert handed == 0 and served == 0, f"MongoDB: followers write themselves ({handed} handed)"
     else:   # 6 chats from bob and 3 acks from alice, all on followers
         assert handed >= 9 and served >= 9, f"one writer: handed {handed}, served {served}"
+    # the writer's store counters: each served write is an item of some commit
+    writer = delta[router if cl.mongo_port else leader]
+    items, commits = writer["chat_node_store_items_total"], writer["chat_node_store_commits_total"]
+    assert items >= max(served, 6) and 1 <= commits <= items, \
+        f"store counters on the writer: {items} items, {commits} commits"
     await b.ok("logout")
     await b.close()
     # a password login's new token: the leader writes it (SQLite), and it is

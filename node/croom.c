@@ -20,7 +20,8 @@ typedef struct croom_user {
 } croom_user_t;
 
 /* Linear probing, at most 3/4 full; removal shifts entries back, so no
- * tombstones. cap is 0 or a power of two. */
+ * tombstones. cap is 0 or a power of two, at least 1/8 used once past
+ * the smallest (a room that shrank gives its slots back). */
 typedef struct croom_users {
     croom_user_t **slots;
     size_t cap;
@@ -56,15 +57,33 @@ static croom_user_t *users_find(const croom_users_t *us, const char *user)
     return us->cap ? us->slots[users_slot(us, user)] : NULL;
 }
 
-static void users_grow(croom_users_t *us)
+#define USERS_MIN_CAP 16
+
+static void users_resize(croom_users_t *us, size_t cap)
 {
-    croom_users_t bigger = {NULL, us->cap ? us->cap * 2 : 16, us->count};
-    bigger.slots = core_xcalloc(bigger.cap, sizeof *bigger.slots);
+    croom_users_t to = {NULL, cap, us->count};
+    to.slots = core_xcalloc(to.cap, sizeof *to.slots);
     for (size_t i = 0; i < us->cap; i++)
         if (us->slots[i])
-            bigger.slots[users_slot(&bigger, us->slots[i]->user)] = us->slots[i];
+            to.slots[users_slot(&to, us->slots[i]->user)] = us->slots[i];
     free(us->slots);
-    *us = bigger;
+    *us = to;
+}
+
+static void users_grow(croom_users_t *us)
+{
+    users_resize(us, us->cap ? us->cap * 2 : USERS_MIN_CAP);
+}
+
+/* After removals: halves while under 1/8 full, so growing again (at 3/4)
+ * is far off. Not while someone walks the slots. */
+static void users_fit(croom_users_t *us)
+{
+    size_t cap = us->cap;
+    while (cap > USERS_MIN_CAP && us->count * 8 < cap)
+        cap /= 2;
+    if (cap != us->cap)
+        users_resize(us, cap);
 }
 
 /* u's name is not in the table yet. */
@@ -177,21 +196,24 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
     return 0;
 }
 
-static void user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
+/* Returns 1 when that freed the room (its last member). */
+static int user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
 {
     node_unref(r, u->nd);
     users_remove(&r->users, u);
     free(u);
-    if (r->users.count == 0)
-        room_free(t, r);
+    if (r->users.count > 0)
+        return 0;
+    room_free(t, r);
+    return 1;
 }
 
 void node_croom_leave(node_croom_t *t, const char *room, const char *user, const char *node)
 {
     croom_room_t *r = room_find(t, room);
     croom_user_t *u = r ? users_find(&r->users, user) : NULL;
-    if (u && (!node || strcmp(u->nd->node, node) == 0))
-        user_remove(t, r, u);
+    if (u && (!node || strcmp(u->nd->node, node) == 0) && !user_remove(t, r, u))
+        users_fit(&r->users);
 }
 
 void node_croom_drop_node(node_croom_t *t, const char *node)
@@ -205,15 +227,18 @@ void node_croom_drop_node(node_croom_t *t, const char *node)
         /* removal moves entries back into the slot just emptied: look at
          * it again; user_remove frees the room with its last member */
         size_t gone = nd->members, i = 0;
+        int freed = 0;
         while (gone && i < r->users.cap) {
             croom_user_t *u = r->users.slots[i];
             if (u && u->nd == nd) {
                 gone--;
-                user_remove(t, r, u);
+                freed = user_remove(t, r, u);
             } else {
                 i++;
             }
         }
+        if (!freed)
+            users_fit(&r->users);
     }
 }
 
@@ -221,6 +246,12 @@ size_t node_croom_count(const node_croom_t *t, const char *room)
 {
     croom_room_t *r = room_find(t, room);
     return r ? r->users.count : 0;
+}
+
+size_t node_croom_slots(const node_croom_t *t, const char *room)
+{
+    croom_room_t *r = room_find(t, room);
+    return r ? r->users.cap : 0;
 }
 
 void node_croom_each_user(const node_croom_t *t, const char *room,

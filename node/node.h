@@ -511,6 +511,8 @@ void node_croom_leave(node_croom_t *t, const char *room, const char *user, const
 /* Forgets every member on node (it left the cluster or re-syncs). */
 void node_croom_drop_node(node_croom_t *t, const char *node);
 size_t node_croom_count(const node_croom_t *t, const char *room);
+/* The room's member slots (8 bytes each): between 1/8 and 3/4 used. */
+size_t node_croom_slots(const node_croom_t *t, const char *room);
 /* Calls fn for each member user of room. */
 void node_croom_each_user(const node_croom_t *t, const char *room,
                           void (*fn)(const char *user, void *ud), void *ud);

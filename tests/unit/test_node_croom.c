@@ -126,6 +126,43 @@ static void churn_check_one(const char *name, void *ud)
         c->wrong++;
 }
 
+/* Slots for members: none for an empty room, else at most 3/4 and, past
+ * the smallest table, at least 1/8 used. */
+static int slots_fit(size_t slots, size_t members)
+{
+    if (members == 0)
+        return slots == 0;
+    return members * 4 <= slots * 3 && (slots == 16 || members * 8 >= slots);
+}
+
+/* A room that grew and emptied gives its slots back, by leaves and by a
+ * node's departure, and every remaining member is still found. */
+static void test_shrinks_after_mass_leaves(void **state)
+{
+    (void)state;
+    node_croom_t *t = node_croom_new();
+    char user[16];
+    for (int i = 0; i < 100000; i++) {
+        snprintf(user, sizeof user, "s%d", i);
+        assert_int_equal(node_croom_join(t, "big", user, i < 50000 ? "n1" : "n2"), 0);
+    }
+    assert_int_equal(node_croom_slots(t, "big"), 262144);
+    node_croom_drop_node(t, "n1");
+    assert_int_equal(node_croom_count(t, "big"), 50000);
+    assert_true(slots_fit(node_croom_slots(t, "big"), 50000));
+    for (int i = 50000; i < 99900; i++) {
+        snprintf(user, sizeof user, "s%d", i);
+        node_croom_leave(t, "big", user, NULL);
+    }
+    assert_int_equal(node_croom_count(t, "big"), 100);
+    assert_int_equal(node_croom_slots(t, "big"), 512);
+    for (int i = 99900; i < 100000; i++) {
+        snprintf(user, sizeof user, "s%d", i);
+        assert_int_equal(node_croom_join(t, "big", user, "n2"), PROTO_CONFLICT);
+    }
+    node_croom_free(t);
+}
+
 /* The table against a plain array through joins, moves, leaves and node
  * drops: removal shifts entries back, which a wrong probe would lose. */
 static void test_churn_matches_reference(void **state)
@@ -161,6 +198,7 @@ static void test_churn_matches_reference(void **state)
             where[u] = nd;
         }
         assert_int_equal(node_croom_count(t, "r"), members);
+        assert_true(slots_fit(node_croom_slots(t, "r"), (size_t)members));
     }
     churn_seen_t c = {where, 0, 0};
     node_croom_each_user(t, "r", churn_check_one, &c);
@@ -184,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_drop_node),
         cmocka_unit_test(test_many_members),
         cmocka_unit_test(test_churn_matches_reference),
+        cmocka_unit_test(test_shrinks_after_mass_leaves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -315,7 +315,7 @@ static int history_target(parse_ctx_t *p, const char *t, cJSON *d)
 static int cmd_history(parse_ctx_t *p)
 {
     char target[WORD_MAX], word[WORD_MAX];
-    long limit;
+    long limit = 0;
     cJSON *d;
 
     if (need_word(p, "user, #room or +group", target, sizeof target) < 0)

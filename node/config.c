@@ -32,6 +32,7 @@ void node_config_defaults(node_config_t *c)
     c->writer_leader = -1;      /* SQLite: one writer (the leader) for the hot path */
     c->loc_cache_ms = 2000;     /* docs/CLUSTER.md: a stale entry costs a hop, not a message */
     c->fanout_slice = 512;      /* ~8 ms of send()s per loop turn; docs/BENCHMARKS.md 15 */
+    c->bcast_queue_max = 16u << 20;
     snprintf(c->zk_root, sizeof c->zk_root, "/chat");
     c->zk_timeout_ms = 2000; /* leader change < 3 s; docs/CLUSTER.md: the trade-off */
     /* abuse limits, docs/SECURITY.md: loopback is a local proxy or load generator */
@@ -75,6 +76,8 @@ static void usage(FILE *f)
 "                        for routing (default 2000; 0 = ask Redis each time)\n"
 "  --fanout-slice N      a broadcast to everyone goes to N sessions of this node\n"
 "                        per loop turn (default 512)\n"
+"  --bcast-queue-max B   bytes of broadcasts to everyone waiting on this node;\n"
+"                        past it the newest is dropped (default 16 MiB)\n"
 "  --dirty-words FILE    words to mask, one per line ('#' comments)\n"
 "  --log-level LEVEL     debug, info, warn, error (default info)\n"
 "  --rate N              requests/s per connection (default 50)\n"
@@ -123,7 +126,7 @@ static int parse_double(const char *s, double min, double *out)
 }
 
 enum {
-    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_LINGER, OPT_WRITER, OPT_LOC_CACHE, OPT_FANOUT_SLICE, OPT_DIRTY,
+    OPT_ID = 256, OPT_NUM, OPT_LISTEN, OPT_PUBLIC_URL, OPT_REDIS, OPT_STORE, OPT_DURABILITY, OPT_LINGER, OPT_WRITER, OPT_LOC_CACHE, OPT_FANOUT_SLICE, OPT_BCAST_MAX, OPT_DIRTY,
     OPT_LOG, OPT_RATE, OPT_BURST, OPT_PING, OPT_IDLE, OPT_HOT, OPT_REDIS_TIMEOUT, OPT_OPS,
     OPT_MEM, OPT_AUTH_THREADS, OPT_TOKEN_TTL, OPT_MAX_OUT, OPT_PENDING_MAX, OPT_ZK, OPT_ZK_ROOT, OPT_ZK_TIMEOUT,
     OPT_CLUSTER_LISTEN, OPT_CLUSTER_SECRET, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_ZK_AUTH_FILE,
@@ -143,6 +146,7 @@ static const struct option options[] = {
     {"store-writer", required_argument, NULL, OPT_WRITER},
     {"location-cache-ms", required_argument, NULL, OPT_LOC_CACHE},
     {"fanout-slice", required_argument, NULL, OPT_FANOUT_SLICE},
+    {"bcast-queue-max", required_argument, NULL, OPT_BCAST_MAX},
     {"dirty-words", required_argument, NULL, OPT_DIRTY},
     {"log-level", required_argument, NULL, OPT_LOG},
     {"rate", required_argument, NULL, OPT_RATE},
@@ -221,6 +225,11 @@ static int apply(void *ud, int opt, const char *arg)
         if (parse_double(arg, 1, &d) || d > 1000000)
             return -1;
         c->fanout_slice = (unsigned)d;
+        return 0;
+    case OPT_BCAST_MAX: /* a broadcast larger than the bound is always dropped */
+        if (parse_double(arg, 4096, &d) || d > (double)(1u << 30))
+            return -1;
+        c->bcast_queue_max = (size_t)d;
         return 0;
     case OPT_DIRTY: return core_copy_str(c->dirty_words, sizeof c->dirty_words, arg);
     case OPT_LOG: return core_log_parse_level(arg) < 0 ? -1 : core_copy_str(c->log_level, sizeof c->log_level, arg);

@@ -52,6 +52,7 @@ typedef struct node_config {
     int writer_leader;          /* --store-writer: 1 leader, 0 self, -1 = leader on SQLite */
     unsigned loc_cache_ms;      /* --location-cache-ms: user -> node cache lifetime, 0 = off */
     unsigned fanout_slice;      /* --fanout-slice: sessions a broadcast reaches per loop turn */
+    size_t bcast_queue_max;     /* --bcast-queue-max: bytes of broadcasts waiting here */
     char dirty_words[512];      /* word-list file, "" for none */
     char log_level[16];
     double rate;                /* requests/s per connection */

@@ -236,9 +236,9 @@ typedef struct node_bcast {
     char frame[];
 } node_bcast_t;
 
-/* Bytes of broadcasts waiting or under way on one node: a flood of pushes
- * to everyone on an overloaded node drops the newest, never grows memory. */
-#define BCAST_QUEUE_MAX (16u << 20)
+/* Bytes of broadcasts waiting or under way on one node are bounded by
+ * cfg.bcast_queue_max: a flood of pushes to everyone on an overloaded node
+ * drops the newest, never grows memory. */
 
 static void bcast_pop(node_t *n)
 {
@@ -293,7 +293,7 @@ static void on_bcast_idle(struct ev_loop *loop, ev_idle *w, int revents)
 
 void node_route_all_local(node_t *n, const char *frame, size_t len)
 {
-    if (n->bcast_bytes + len > BCAST_QUEUE_MAX) {
+    if (n->bcast_bytes + len > n->cfg.bcast_queue_max) {
         n->metrics.bcast_dropped_total++;
         CORE_WARN("route: %zu bytes of broadcasts under way: dropping a broadcast of %zu",
                   n->bcast_bytes, len);

@@ -11,7 +11,7 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              succeed
   redis      Redis restarts: sessions and the node list come back
   one_writer / cache_dead / link_auth / push_parked / stalled /
-  redis_kept: see each docstring
+  redis_kept / bcast_bound: see each docstring
 
 usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
@@ -703,11 +703,74 @@ async def scenario_stalled(cl):
     print(f"stalled follower: its sessions published again, live {back:.2f}s after SIGCONT")
 
 
+BCAST_BOUND = 16384   # bytes: about three broadcasts of a 4,000-byte push
+
+
+def push_all(cl, message):
+    body = json.dumps({"message": message, "all": True}).encode()
+    req = urllib.request.Request(f"{cl.gateway}/push", data=body, method="POST",
+                                 headers={"Authorization": f"Bearer {cl.token}"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert r.status in (200, 202), r.status
+
+
+async def scenario_bcast_bound(cl):
+    """Broadcasts to everyone pile up on a briefly stalled follower
+    (--bcast-queue-max 16 KiB there, --fanout-slice 2): running again, it
+    keeps what fits, drops the newest past the bound (counted on /metrics),
+    gives every session the same kept ones in the same order, and serves on."""
+    leader = cl.leader()
+    f = next(i for i in range(cl.count) if i != leader)
+    cl.kill(f"node{f}")
+    cl.node_args += ["--bcast-queue-max", str(BCAST_BOUND)]
+    try:
+        await whole_again(cl, restart=f)
+    finally:
+        cl.node_args = cl.node_args[:-2]
+    names = [uname(f"bq{k}") for k in range(20)]
+    clients = [(await login(cl.ws_url(f), u, register=True))[0] for u in names]
+    url = f"{cl.node_url(f)}/metrics"
+    dropped0 = metrics(url).get("chat_node_bcast_dropped_total", 0)
+    pushes = 40
+    cl.procs[f"node{f}"].send_signal(signal.SIGSTOP)
+    try:    # well under the ZooKeeper session: the frames wait in f's socket
+        for k in range(pushes):
+            push_all(cl, f"bq {k:02d} " + "x" * 4000)
+        await asyncio.sleep(0.4)
+    finally:
+        cl.procs[f"node{f}"].send_signal(signal.SIGCONT)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, wait_for, lambda: metrics(url).get(
+        "chat_node_bcast_dropped_total", 0) > dropped0, 10, "broadcasts dropped past the bound")
+    got = []
+    for c in clients:   # every session: the same kept broadcasts, in order
+        n = -1
+        while n != len(c.events):     # quiet for 0.5 s: the slices are done
+            n = len(c.events)
+            await asyncio.sleep(0.5)
+        got.append([int(e["data"]["message"].split()[1]) for e in c.events
+                    if e["event"] == "system" and e["data"]["message"].startswith("bq ")])
+    dropped = metrics(url).get("chat_node_bcast_dropped_total", 0) - dropped0
+    assert all(g == got[0] for g in got), f"sessions got different broadcasts: {got}"
+    # (not in posting order: the nodes pop pushes from Redis side by side)
+    assert len(set(got[0])) == len(got[0]) and 1 <= len(got[0]) < pushes, f"kept: {got[0]}"
+    assert len(got[0]) + dropped == pushes, f"{len(got[0])} kept + {dropped} dropped != {pushes}"
+    await clients[0].ok("chat", {"to": names[1], "message": "after the flood"})
+    await clients[1].event(lambda e: e["event"] == "chat" and e["data"]["message"] == "after the flood")
+    for c in clients:
+        await c.close()
+    cl.kill(f"node{f}")           # back to the default bound for what follows
+    await whole_again(cl, restart=f)
+    print(f"broadcast bound: {len(got[0])} of {pushes} kept, the same on every session, "
+          f"{int(dropped)} dropped past {BCAST_BOUND} bytes")
+
+
 SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,
-             "stalled": scenario_stalled, "redis_kept": scenario_redis_kept}
+             "stalled": scenario_stalled, "redis_kept": scenario_redis_kept,
+             "bcast_bound": scenario_bcast_bound}
 
 
 def run_conformance(cl):

@@ -49,6 +49,26 @@ void *core_xrealloc(void *p, size_t size);
 char *core_xstrdup(const char *s);
 char *core_xstrndup(const char *s, size_t n);
 
+/* ------------------------------------------------------------------ string-keyed table */
+
+/* Pointers to items found by a NUL-terminated key at key_off inside each
+ * item (a char array or a flexible member, not a pointer); 8 bytes a slot,
+ * nothing in the item. Walk slots[0..cap) for the items; a walk must not
+ * add, remove or fit. */
+typedef struct core_strtab {
+    void **slots;
+    size_t cap;                 /* 0 or a power of two */
+    size_t count;
+    size_t key_off;
+} core_strtab_t;
+void core_strtab_init(core_strtab_t *t, size_t key_off);
+void core_strtab_free(core_strtab_t *t); /* the slots, not the items */
+void *core_strtab_find(const core_strtab_t *t, const char *key);
+void core_strtab_add(core_strtab_t *t, void *item);          /* its key is not in t */
+void core_strtab_remove(core_strtab_t *t, const void *item); /* it is in t */
+/* After removals: gives slots back while under 1/8 used (growth is at 3/4). */
+void core_strtab_fit(core_strtab_t *t);
+
 /* ------------------------------------------------------------------ time */
 
 uint64_t core_now_ms(void);      /* wall clock, ms since the epoch */

@@ -844,8 +844,7 @@ void node_cluster_store_call(node_t *n, cJSON *m, node_cluster_cb cb, void *ud)
 static cJSON *local_rooms_json(node_t *n)
 {
     cJSON *rooms = cJSON_CreateObject();
-    node_sess_t *s, *tmp;
-    HASH_ITER(hh, n->sessions, s, tmp) {
+    for (node_sess_t *s = n->sess_first; s; s = s->next) {
         if (!node_sess_live(s))
             continue;
         for (node_room_link_t *rl = s->rooms; rl; rl = rl->next) {
@@ -882,8 +881,7 @@ static void send_rsync(node_cluster_t *cl)
     node_t *n = cl->node;
     cJSON *m = rsync_msg(n, 1);
     size_t bytes = 0;
-    node_sess_t *s, *tmp;
-    HASH_ITER(hh, n->sessions, s, tmp) {
+    for (node_sess_t *s = n->sess_first; s; s = s->next) {
         if (!node_sess_live(s))
             continue;
         for (node_room_link_t *rl = s->rooms; rl; rl = rl->next) {

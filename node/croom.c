@@ -1,6 +1,8 @@
 /* The leader's live room membership: room -> user -> node, plus a count of
  * members per node so a room message costs one copy per node, not one
  * lookup per member. */
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "node/node.h"
@@ -19,98 +21,12 @@ typedef struct croom_user {
     char user[];
 } croom_user_t;
 
-/* Linear probing, at most 3/4 full; removal shifts entries back, so no
- * tombstones. cap is 0 or a power of two, at least 1/8 used once past
- * the smallest (a room that shrank gives its slots back). */
-typedef struct croom_users {
-    croom_user_t **slots;
-    size_t cap;
-    size_t count;
-} croom_users_t;
-
 typedef struct croom_room {
     char room[PROTO_NAME_MAX + 1];
-    croom_users_t users;
+    core_strtab_t users;        /* croom_user_t by name: gives slots back as it shrinks */
     croom_node_t *nodes;
     UT_hash_handle hh;
 } croom_room_t;
-
-static size_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211u;
-    return (size_t)(h ^ (h >> 29));
-}
-
-/* The slot holding user, or the empty slot where it would go. */
-static size_t users_slot(const croom_users_t *us, const char *user)
-{
-    size_t mask = us->cap - 1, i = name_hash(user) & mask;
-    while (us->slots[i] && strcmp(us->slots[i]->user, user) != 0)
-        i = (i + 1) & mask;
-    return i;
-}
-
-static croom_user_t *users_find(const croom_users_t *us, const char *user)
-{
-    return us->cap ? us->slots[users_slot(us, user)] : NULL;
-}
-
-#define USERS_MIN_CAP 16
-
-static void users_resize(croom_users_t *us, size_t cap)
-{
-    croom_users_t to = {NULL, cap, us->count};
-    to.slots = core_xcalloc(to.cap, sizeof *to.slots);
-    for (size_t i = 0; i < us->cap; i++)
-        if (us->slots[i])
-            to.slots[users_slot(&to, us->slots[i]->user)] = us->slots[i];
-    free(us->slots);
-    *us = to;
-}
-
-static void users_grow(croom_users_t *us)
-{
-    users_resize(us, us->cap ? us->cap * 2 : USERS_MIN_CAP);
-}
-
-/* After removals: halves while under 1/8 full, so growing again (at 3/4)
- * is far off. Not while someone walks the slots. */
-static void users_fit(croom_users_t *us)
-{
-    size_t cap = us->cap;
-    while (cap > USERS_MIN_CAP && us->count * 8 < cap)
-        cap /= 2;
-    if (cap != us->cap)
-        users_resize(us, cap);
-}
-
-/* u's name is not in the table yet. */
-static void users_add(croom_users_t *us, croom_user_t *u)
-{
-    if ((us->count + 1) * 4 > us->cap * 3)
-        users_grow(us);
-    us->slots[users_slot(us, u->user)] = u;
-    us->count++;
-}
-
-/* Takes u out; entries after it that probed past its slot move back. */
-static void users_remove(croom_users_t *us, const croom_user_t *u)
-{
-    size_t mask = us->cap - 1, hole = users_slot(us, u->user);
-    us->slots[hole] = NULL;
-    us->count--;
-    for (size_t i = (hole + 1) & mask; us->slots[i]; i = (i + 1) & mask) {
-        size_t home = name_hash(us->slots[i]->user) & mask;
-        /* it may fill the hole when its home is not in (hole, i] */
-        if (((i - home) & mask) >= ((i - hole) & mask)) {
-            us->slots[hole] = us->slots[i];
-            us->slots[i] = NULL;
-            hole = i;
-        }
-    }
-}
 
 struct node_croom {
     croom_room_t *rooms;
@@ -133,7 +49,7 @@ static void room_free(node_croom_t *t, croom_room_t *r)
     croom_node_t *nd, *nt;
     for (size_t i = 0; i < r->users.cap; i++)
         free(r->users.slots[i]);
-    free(r->users.slots);
+    core_strtab_free(&r->users);
     HASH_ITER(hh, r->nodes, nd, nt) {
         HASH_DEL(r->nodes, nd);
         free(nd);
@@ -179,9 +95,10 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
     if (!r) {
         r = core_xcalloc(1, sizeof *r);
         snprintf(r->room, sizeof r->room, "%s", room);
+        core_strtab_init(&r->users, offsetof(croom_user_t, user));
         HASH_ADD_STR(t->rooms, room, r);
     }
-    croom_user_t *u = users_find(&r->users, user);
+    croom_user_t *u = core_strtab_find(&r->users, user);
     if (u && strcmp(u->nd->node, node) == 0)
         return PROTO_CONFLICT;
     if (u) {
@@ -190,7 +107,7 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
         size_t len = strnlen(user, PROTO_NAME_MAX);
         u = core_xcalloc(1, sizeof *u + len + 1);
         memcpy(u->user, user, len);
-        users_add(&r->users, u);
+        core_strtab_add(&r->users, u);
     }
     u->nd = node_ref(r, node);
     return 0;
@@ -200,7 +117,7 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
 static int user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
 {
     node_unref(r, u->nd);
-    users_remove(&r->users, u);
+    core_strtab_remove(&r->users, u);
     free(u);
     if (r->users.count > 0)
         return 0;
@@ -211,9 +128,9 @@ static int user_remove(node_croom_t *t, croom_room_t *r, croom_user_t *u)
 void node_croom_leave(node_croom_t *t, const char *room, const char *user, const char *node)
 {
     croom_room_t *r = room_find(t, room);
-    croom_user_t *u = r ? users_find(&r->users, user) : NULL;
+    croom_user_t *u = r ? core_strtab_find(&r->users, user) : NULL;
     if (u && (!node || strcmp(u->nd->node, node) == 0) && !user_remove(t, r, u))
-        users_fit(&r->users);
+        core_strtab_fit(&r->users);
 }
 
 void node_croom_drop_node(node_croom_t *t, const char *node)
@@ -238,7 +155,7 @@ void node_croom_drop_node(node_croom_t *t, const char *node)
             }
         }
         if (!freed)
-            users_fit(&r->users);
+            core_strtab_fit(&r->users);
     }
 }
 
@@ -260,7 +177,7 @@ void node_croom_each_user(const node_croom_t *t, const char *room,
     croom_room_t *r = room_find(t, room);
     for (size_t i = 0; r && i < r->users.cap; i++)
         if (r->users.slots[i])
-            fn(r->users.slots[i]->user, ud);
+            fn(((const croom_user_t *)r->users.slots[i])->user, ud);
 }
 
 void node_croom_each_node(const node_croom_t *t, const char *room,

@@ -124,6 +124,7 @@ static void shutdown_node(node_t *n)
     node_filter_free(n->filter);
     node_rooms_free_all(n);
     node_route_bcast_free(n);
+    core_strtab_free(&n->sessions); /* the slots: sessions end with their connections */
     node_presence_cache_free(n);
     node_guard_stop(n);
     sodium_memzero(n->cfg.redis_password, sizeof n->cfg.redis_password);
@@ -135,6 +136,7 @@ int main(int argc, char **argv)
 {
     static node_t node;
     node_t *n = &node;
+    core_strtab_init(&n->sessions, offsetof(node_sess_t, user));
     char err[256] = "";
     node_config_defaults(&n->cfg);
     int rc = node_config_parse(&n->cfg, argc, argv);

@@ -29,7 +29,7 @@ void node_metrics_render(node_t *n, core_buf_t *out)
     const node_metrics_t *m = &n->metrics;
     gauge(out, "chat_node_connections", "Open WebSocket connections.", (double)n->conns);
     gauge(out, "chat_node_sessions", "Logged-in sessions on this node.",
-          (double)HASH_COUNT(n->sessions));
+          (double)n->sessions.count);
     gauge(out, "chat_node_store_backlog", "Store jobs queued or running.",
           (double)store_backlog(n->store));
     gauge(out, "chat_node_redis_connected", "1 when Redis is connected.",

@@ -115,7 +115,7 @@ struct node_sess {
     struct node_queued *queue_head, *queue_tail; /* requests waiting for their turn */
     struct node_room_link *rooms; /* live rooms joined (rooms.c) */
     struct node_addr *addr;     /* its source address (guard.c) */
-    UT_hash_handle hh;          /* node->sessions, by user */
+    struct node_sess *next, *prev; /* node->sess_first: bound sessions, newest first */
     int refs;                   /* the connection + every async op in flight */
     unsigned queued;            /* length of that queue */
     unsigned running_chat;      /* chat requests started and not answered */
@@ -125,7 +125,7 @@ struct node_sess {
     uint8_t closing;            /* logout answered: close after the reply */
     uint8_t parked_sent;        /* login sent pushes parked in Redis: acks must drop them there */
     uint8_t pumping;            /* starting queued requests (no re-entry) */
-    char user[PROTO_NAME_MAX + 1]; /* nothing else of the account: 200 bytes in all */
+    char user[PROTO_NAME_MAX + 1]; /* nothing else of the account: 160 bytes in all */
 };
 
 node_sess_t *node_sess_ref(node_sess_t *s);
@@ -264,6 +264,8 @@ void node_route_room_local(node_t *n, const char *room, const char *except, cons
                            size_t len);
 /* Every live session on this node, cfg.fanout_slice per loop turn (route.c). */
 void node_route_all_local(node_t *n, const char *frame, size_t len);
+/* Puts s (bound to its user, not in the table) in the session table. */
+void node_route_sess_add(node_t *n, node_sess_t *s);
 /* Takes s out of the session table (the only way out): a broadcast under
  * way moves past it. */
 void node_route_sess_remove(node_t *n, node_sess_t *s);
@@ -559,7 +561,8 @@ struct node {
     node_auth_t *auth;
     node_filter_t *filter;
     proto_msgid_gen_t msgids;
-    node_sess_t *sessions;         /* logged-in local sessions by user */
+    core_strtab_t sessions;        /* logged-in local sessions by user */
+    node_sess_t *sess_first;       /* the same, as a list (broadcasts walk it in slices) */
     size_t conns;                  /* open WebSocket sessions */
     uint64_t next_conn_id;
     node_room_entry_t *rooms;      /* live membership */

@@ -438,11 +438,11 @@ void node_presence_republish(node_t *n, node_republish_why_t why)
                                        "this node was taken for dead"};
     int publish = why != NODE_REPUBLISH_REDIS_KEPT;
     CORE_INFO("%s %u sessions (%s)", publish ? "publishing" : "not publishing",
-              HASH_COUNT(n->sessions), whys[why]);
+              (unsigned)n->sessions.count, whys[why]);
     if (publish)
         n->presence_lost = 0; /* a write that fails from here on sets it again */
-    node_sess_t *s, *tmp;
-    HASH_ITER(hh, n->sessions, s, tmp) {
+    for (node_sess_t *s = n->sess_first, *next; s; s = next) {
+        next = s->next; /* s may leave the list below */
         if (!node_sess_live(s))
             continue;
         if (publish)

@@ -266,12 +266,12 @@ static void on_bcast_check(struct ev_loop *loop, ev_check *w, int revents)
     while (n->bcast_head && budget) {
         node_bcast_t *b = n->bcast_head;
         if (!n->bcast_started) {
-            n->bcast_next = n->sessions;
+            n->bcast_next = n->sess_first;
             n->bcast_started = 1;
         }
         while (n->bcast_next && budget) {
             node_sess_t *s = n->bcast_next;
-            n->bcast_next = s->hh.next;
+            n->bcast_next = s->next;
             if (node_sess_live(s)) {
                 node_sess_send(s, b->frame, b->len);
                 budget--;
@@ -318,11 +318,29 @@ void node_route_all_local(node_t *n, const char *frame, size_t len)
     }
 }
 
+void node_route_sess_add(node_t *n, node_sess_t *s)
+{
+    core_strtab_add(&n->sessions, s);
+    s->prev = NULL;
+    s->next = n->sess_first;
+    if (n->sess_first)
+        n->sess_first->prev = s;
+    n->sess_first = s;
+}
+
 void node_route_sess_remove(node_t *n, node_sess_t *s)
 {
     if (n->bcast_next == s)
-        n->bcast_next = s->hh.next;
-    HASH_DEL(n->sessions, s);
+        n->bcast_next = s->next;
+    core_strtab_remove(&n->sessions, s);
+    core_strtab_fit(&n->sessions);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        n->sess_first = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
 }
 
 void node_route_bcast_free(node_t *n)

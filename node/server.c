@@ -58,16 +58,14 @@ void node_sess_close(node_sess_t *s, int code, const char *reason)
 
 node_sess_t *node_sess_find(node_t *n, const char *user)
 {
-    node_sess_t *s = NULL;
-    HASH_FIND_STR(n->sessions, user, s);
-    return s;
+    return core_strtab_find(&n->sessions, user);
 }
 
 void node_sess_bind(node_sess_t *s, const char *user)
 {
     snprintf(s->user, sizeof s->user, "%s", user);
     s->logged_in = 1;
-    HASH_ADD_STR(s->node->sessions, user, s);
+    node_route_sess_add(s->node, s);
 }
 
 /* Removes s from the local table if it is the one bound to its user. */
@@ -341,4 +339,4 @@ void node_server_stop(node_t *n)
 }
 
 /* glibc adds 8 bytes to an allocation and rounds it up to 16. */
-_Static_assert(sizeof(struct node_sess) + 8 <= 208, "node_sess outgrew its 208-byte allocation");
+_Static_assert(sizeof(struct node_sess) + 8 <= 176, "node_sess outgrew its 176-byte allocation");

@@ -115,7 +115,7 @@ struct node_sess {
     struct node_queued *queue_head, *queue_tail; /* requests waiting for their turn */
     struct node_room_link *rooms; /* live rooms joined (rooms.c) */
     struct node_addr *addr;     /* its source address (guard.c) */
-    struct node_sess *next, *prev; /* node->sess_first: bound sessions, newest first */
+    struct node_sess *next, *prev; /* node->sess_first (utlist DL): bound, newest first */
     int refs;                   /* the connection + every async op in flight */
     unsigned queued;            /* length of that queue */
     unsigned running_chat;      /* chat requests started and not answered */

@@ -2,6 +2,7 @@
  * through the cluster link, located by its global session in Redis (one
  * copy per node for many users); rooms and "all" through the leader. */
 #include <string.h>
+#include <utlist.h>
 
 #include "node/node.h"
 
@@ -236,10 +237,6 @@ typedef struct node_bcast {
     char frame[];
 } node_bcast_t;
 
-/* Bytes of broadcasts waiting or under way on one node are bounded by
- * cfg.bcast_queue_max: a flood of pushes to everyone on an overloaded node
- * drops the newest, never grows memory. */
-
 static void bcast_pop(node_t *n)
 {
     node_bcast_t *b = n->bcast_head;
@@ -291,6 +288,9 @@ static void on_bcast_idle(struct ev_loop *loop, ev_idle *w, int revents)
     (void)revents; /* only keeps the loop from sleeping while a broadcast is under way */
 }
 
+/* Bytes of broadcasts waiting or under way are bounded by
+ * cfg.bcast_queue_max: a flood of pushes to everyone on an overloaded node
+ * drops the newest, never grows memory. */
 void node_route_all_local(node_t *n, const char *frame, size_t len)
 {
     if (n->bcast_bytes + len > n->cfg.bcast_queue_max) {
@@ -321,11 +321,7 @@ void node_route_all_local(node_t *n, const char *frame, size_t len)
 void node_route_sess_add(node_t *n, node_sess_t *s)
 {
     core_strtab_add(&n->sessions, s);
-    s->prev = NULL;
-    s->next = n->sess_first;
-    if (n->sess_first)
-        n->sess_first->prev = s;
-    n->sess_first = s;
+    DL_PREPEND(n->sess_first, s);
 }
 
 void node_route_sess_remove(node_t *n, node_sess_t *s)
@@ -334,12 +330,7 @@ void node_route_sess_remove(node_t *n, node_sess_t *s)
         n->bcast_next = s->next;
     core_strtab_remove(&n->sessions, s);
     core_strtab_fit(&n->sessions);
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        n->sess_first = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    DL_DELETE(n->sess_first, s);
     s->next = s->prev = NULL;
 }
 

@@ -69,6 +69,7 @@ struct store {
     _Atomic uint64_t n_items_failed;
     _Atomic uint64_t n_commits;
     _Atomic uint64_t n_commit_failures;
+    _Atomic uint64_t n_lingers;
 };
 
 /* The store whose batch this thread is running: its calls skip call_lock
@@ -356,6 +357,7 @@ static void linger(store_t *st)
         until.tv_nsec -= 1000000000L;
     }
     st->lingering = 1;
+    atomic_fetch_add(&st->n_lingers, 1);
     while (st->eager == 0 && st->queue.count < st->batch_max && !st->stopping)
         if (pthread_cond_timedwait(&st->wake, &st->mu, &until) != 0)
             break; /* ETIMEDOUT */
@@ -486,6 +488,7 @@ void store_get_stats(store_t *st, store_stats_t *out)
     out->items_failed = atomic_load(&st->n_items_failed);
     out->commits = atomic_load(&st->n_commits);
     out->commit_failures = atomic_load(&st->n_commit_failures);
+    out->lingers = atomic_load(&st->n_lingers);
 }
 
 /* Loop thread: waits for the thread to finish everything queued and runs

@@ -93,6 +93,7 @@ typedef struct store_stats {
     uint64_t items_failed;   /* items whose done saw STORE_ERR */
     uint64_t commits;        /* batch transactions committed */
     uint64_t commit_failures;
+    uint64_t lingers;        /* times the thread waited for company */
 } store_stats_t;
 void store_get_stats(store_t *st, store_stats_t *out);
 

@@ -70,6 +70,7 @@ struct store {
     _Atomic uint64_t n_commits;
     _Atomic uint64_t n_commit_failures;
     _Atomic uint64_t n_lingers;
+    _Atomic uint64_t n_lingers_expired;
 };
 
 /* The store whose batch this thread is running: its calls skip call_lock
@@ -359,8 +360,10 @@ static void linger(store_t *st)
     st->lingering = 1;
     atomic_fetch_add(&st->n_lingers, 1);
     while (st->eager == 0 && st->queue.count < st->batch_max && !st->stopping)
-        if (pthread_cond_timedwait(&st->wake, &st->mu, &until) != 0)
-            break; /* ETIMEDOUT */
+        if (pthread_cond_timedwait(&st->wake, &st->mu, &until) != 0) {
+            atomic_fetch_add(&st->n_lingers_expired, 1); /* ETIMEDOUT */
+            break;
+        }
     st->lingering = 0;
 }
 
@@ -489,6 +492,7 @@ void store_get_stats(store_t *st, store_stats_t *out)
     out->commits = atomic_load(&st->n_commits);
     out->commit_failures = atomic_load(&st->n_commit_failures);
     out->lingers = atomic_load(&st->n_lingers);
+    out->lingers_expired = atomic_load(&st->n_lingers_expired);
 }
 
 /* Loop thread: waits for the thread to finish everything queued and runs

@@ -205,16 +205,18 @@ static void test_eager_item_ends_linger(void **state)
     submit(f, &first, "x", 99);
     run_until_done(f, 1);
     f->done = f->ok = 0;
-    uint64_t before = commits(f);
+    store_stats_t before, after;
+    store_get_stats(f->st, &before);
     for (int i = 0; i < 3; i++)
         submit_as(f, &lazy[i], "x", i, 1);
-    sleep_ms(20); /* the store thread is lingering now */
+    sleep_ms(100); /* the store thread is lingering now */
     submit(f, &eager, "x", 3);
-    for (int i = 0; i < 3000 && f->done < 4; i++) /* 300 ms < the 900 ms linger */
-        ev_run(f->loop, EVRUN_NOWAIT), usleep(100);
-    assert_int_equal(f->done, 4);
+    run_until_done(f, 4);
     assert_int_equal(f->ok, 4);
-    assert_int_equal(commits(f) - before, 1);
+    store_get_stats(f->st, &after);
+    assert_int_equal(after.commits - before.commits, 1);
+    assert_int_equal(after.lingers - before.lingers, 1);
+    assert_int_equal(after.lingers_expired - before.lingers_expired, 0); /* cut short */
 }
 
 /* A lone item at a quiet time does not wait for the linger. */
@@ -228,11 +230,11 @@ static void test_linger_idle_runs_at_once(void **state)
     run_until_done(f, 1);
     sleep_ms(1900); /* well past 2 x linger since that batch */
     f->done = f->ok = 0;
+    uint64_t before = lingers(f);
     submit(f, &it, "q", 0);
-    for (int i = 0; i < 3000 && f->done < 1; i++) /* 300 ms < the 900 ms linger */
-        ev_run(f->loop, EVRUN_NOWAIT), usleep(100);
-    assert_int_equal(f->done, 1);
+    run_until_done(f, 1);
     assert_int_equal(f->ok, 1);
+    assert_int_equal(lingers(f) - before, 0);
 }
 
 static void get_work(store_t *st, void *arg)

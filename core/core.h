@@ -51,6 +51,10 @@ char *core_xstrndup(const char *s, size_t n);
 
 /* ------------------------------------------------------------------ string-keyed table */
 
+/* FNV-1a, 64 bits: also fixes which Redis bucket holds a user's session
+ * (docs/CLUSTER.md), so every node and tool must compute it alike. */
+uint64_t core_strhash(const char *s);
+
 /* Pointers to items found by a NUL-terminated key at key_off inside each
  * item (a char array or a flexible member, not a pointer); 8 bytes a slot,
  * nothing in the item. Walk slots[0..cap) for the items; a walk must not

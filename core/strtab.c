@@ -15,12 +15,18 @@ static const char *key_of(const core_strtab_t *t, const void *item)
     return (const char *)item + t->key_off;
 }
 
-static size_t key_hash(const char *s)
+uint64_t core_strhash(const char *s)
 {
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    uint64_t h = 1469598103934665603u;
     while (*s)
         h = (h ^ (unsigned char)*s++) * 1099511628211u;
-    return (size_t)(h ^ (h >> 29));
+    return h;
+}
+
+static size_t key_hash(const char *s)
+{
+    uint64_t h = core_strhash(s);
+    return (size_t)(h ^ (h >> 29)); /* the low bits pick the slot: fold the high ones in */
 }
 
 /* The slot holding key, or the empty slot where it would go. */

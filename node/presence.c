@@ -4,42 +4,84 @@
 
 #include "node/node.h"
 
-#define SESS_KEY "chat:sess:%s"
-#define NODE_USERS_KEY "chat:node:%s:users"
+/* A session lives in one of SESS_BUCKETS hashes, a node's list of its
+ * users in one of NODE_BUCKETS hashes: small hashes stay listpacks in
+ * Redis (~50 B a session instead of ~195 B as a key and a set member).
+ * Both counts are part of the layout every node must share. */
+#define SESS_BUCKETS 16384u
+#define NODE_BUCKETS 1024u
+#define SESS_PREFIX "chat:sessions:"
+#define SESS_KEY SESS_PREFIX "%u"
+#define NODE_USERS_PREFIX "chat:node:%s:users:"
+#define NODE_USERS_KEY NODE_USERS_PREFIX "%u"
 #define NODES_KEY "chat:nodes"
 
-/* Lua: delete the session key only if it still names this connection (and
- * drop the user from the node's set). KEYS: session, node set; ARGV: value, user. */
+/* Lua: set the session, list it under this node, answer the one it
+ * replaced (nil if none). KEYS: session bucket, node bucket; ARGV: user,
+ * value, session bucket number. */
+static const char *const SESS_SET =
+    "local o = redis.call('hget', KEYS[1], ARGV[1]) redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) "
+    "redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) return o";
+
+/* Lua: delete the session only if it still names this connection; the
+ * node's list keeps the user only while the session is on this node.
+ * KEYS: session bucket, node bucket; ARGV: value, user, "<node id> ". */
 static const char *const DEL_IF_MINE =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('srem', KEYS[2], ARGV[2]) "
-    "return redis.call('del', KEYS[1]) end return 0";
+    "local v = redis.call('hget', KEYS[1], ARGV[2]) "
+    "if v == ARGV[1] then redis.call('hdel', KEYS[2], ARGV[2]) "
+    "return redis.call('hdel', KEYS[1], ARGV[2]) end "
+    "if not v or string.sub(v, 1, #ARGV[3]) ~= ARGV[3] then redis.call('hdel', KEYS[2], ARGV[2]) end "
+    "return 0";
 
 /* Lua: forget node ARGV[1]'s run ARGV[4] and its earlier runs ("0": the
- * runs that did not name themselves): the sessions that still name the node (not a user who logged in
- * elsewhere meanwhile) and its node-list entry. A later run of the same id
- * (its entry says a larger boot) keeps its entry and its sessions, those
- * whose conn id is not below its boot. Returns the users whose session it
- * ended. Numbers are compared as decimal strings (conn ids pass 2^53).
- * KEYS: the node's user set, the node list; ARGV: id, "<id> ", session key
- * prefix, boot. */
+ * runs that did not name themselves): the sessions that still name the
+ * node (not a user who logged in elsewhere meanwhile) and its node-list
+ * entry. A later run of the same id (its entry says a larger boot) keeps
+ * its entry and its sessions, those whose conn id is not below its boot.
+ * Returns the users whose session it ended. Numbers are compared as
+ * decimal strings (conn ids pass 2^53). KEYS: the node list; ARGV: id,
+ * "<id> ", session bucket prefix, boot, the node's bucket prefix, node
+ * bucket count. */
 static const char *const CLEAN_NODE =
     "local function lt(a, b) return #a < #b or (#a == #b and a < b) end "
-    "local keep = nil local v = redis.call('hget', KEYS[2], ARGV[1]) "
+    "local keep = nil local v = redis.call('hget', KEYS[1], ARGV[1]) "
     "if v then local ok, e = pcall(cjson.decode, v) "
     "if ok and type(e) == 'table' and type(e.boot) == 'string' and lt(ARGV[4], e.boot) "
     "then keep = e.boot end end "
-    "if not keep then redis.call('hdel', KEYS[2], ARGV[1]) end "
-    "local gone = {} for _, u in ipairs(redis.call('smembers', KEYS[1])) do "
-    "local k = ARGV[3] .. u local s = redis.call('get', k) "
+    "if not keep then redis.call('hdel', KEYS[1], ARGV[1]) end "
+    "local gone = {} for j = 0, tonumber(ARGV[6]) - 1 do "
+    "local ik = ARGV[5] .. j local flat = redis.call('hgetall', ik) "
+    "for i = 1, #flat, 2 do local u = flat[i] local k = ARGV[3] .. flat[i + 1] "
+    "local s = redis.call('hget', k, u) "
     "local ours = s and string.sub(s, 1, #ARGV[2]) == ARGV[2] "
     "if ours and (not keep or lt(string.sub(s, #ARGV[2] + 1), keep)) then "
-    "redis.call('del', k) gone[#gone + 1] = u ours = false end "
-    "if keep and not ours then redis.call('srem', KEYS[1], u) end end "
-    "if not keep then redis.call('del', KEYS[1]) end return gone";
+    "redis.call('hdel', k, u) gone[#gone + 1] = u ours = false end "
+    "if keep and not ours then redis.call('hdel', ik, u) end end "
+    "if not keep and #flat > 0 then redis.call('del', ik) end end return gone";
+
+/* Lua: HGET of many users, nil for those without a session. KEYS: their
+ * session buckets; ARGV: the users. */
+static const char *const SESS_GET_MANY =
+    "local r = {} for i = 1, #KEYS do r[i] = redis.call('hget', KEYS[i], ARGV[i]) end return r";
+
+static unsigned sess_bucket(const char *user)
+{
+    return (unsigned)(core_strhash(user) % SESS_BUCKETS);
+}
 
 static void sess_value(const node_sess_t *s, char *out, size_t outlen)
 {
     snprintf(out, outlen, "%s %llu", s->node->cfg.id, (unsigned long long)s->conn_id);
+}
+
+/* The two hashes that hold a user's session and this node's entry for it. */
+static unsigned sess_keys(const node_t *n, const char *user, char *key, size_t keylen, char *idx,
+                          size_t idxlen)
+{
+    unsigned b = sess_bucket(user);
+    snprintf(key, keylen, SESS_KEY, b);
+    snprintf(idx, idxlen, NODE_USERS_KEY, n->cfg.id, b % NODE_BUCKETS);
+    return b;
 }
 
 typedef struct login_ctx {
@@ -54,35 +96,26 @@ static void on_sess_set(core_redis_t *r, struct redisReply *reply, void *ud)
     (void)r;
     login_ctx_t *c = ud;
     const char *old = (reply && reply->type == REDIS_REPLY_STRING) ? reply->str : NULL;
-    if (!reply)
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
         c->node->presence_lost = 1;
     if (c->cb)
         c->cb(c->node, c->user, old, c->ud);
     free(c);
 }
 
-static void on_sess_listed(core_redis_t *r, struct redisReply *reply, void *ud)
-{
-    (void)r;
-    node_t *n = ud;
-    if (!reply)
-        n->presence_lost = 1;
-}
-
 void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud)
 {
-    char val[128];
+    char key[64], idx[128], val[128];
+    unsigned b = sess_keys(n, s->user, key, sizeof key, idx, sizeof idx);
     sess_value(s, val, sizeof val);
     login_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->node = n;
     snprintf(c->user, sizeof c->user, "%s", s->user);
     c->cb = cb;
     c->ud = ud;
-    if (core_redis_cmd(n->redis, on_sess_set, c, "SET " SESS_KEY " %s GET", s->user, val) != 0)
+    if (core_redis_cmd(n->redis, on_sess_set, c, "EVAL %s 2 %s %s %s %s %u", SESS_SET, key, idx,
+                       s->user, val, b) != 0)
         on_sess_set(NULL, NULL, c);
-    else
-        core_redis_cmd(n->redis, on_sess_listed, n, "SADD " NODE_USERS_KEY " %s", n->cfg.id,
-                       s->user);
 }
 
 typedef struct logout_ctx {
@@ -103,15 +136,15 @@ static void on_sess_deleted(core_redis_t *r, struct redisReply *reply, void *ud)
 
 void node_presence_logout(node_t *n, node_sess_t *s)
 {
-    char key[64], set[128], val[128];
-    snprintf(key, sizeof key, SESS_KEY, s->user);
-    snprintf(set, sizeof set, NODE_USERS_KEY, n->cfg.id);
+    char key[64], idx[128], val[128], prefix[80];
+    sess_keys(n, s->user, key, sizeof key, idx, sizeof idx);
     sess_value(s, val, sizeof val);
+    snprintf(prefix, sizeof prefix, "%s ", n->cfg.id);
     logout_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->node = n;
     snprintf(c->user, sizeof c->user, "%s", s->user);
-    if (core_redis_cmd(n->redis, on_sess_deleted, c, "EVAL %s 2 %s %s %s %s", DEL_IF_MINE, key, set,
-                       val, s->user) != 0)
+    if (core_redis_cmd(n->redis, on_sess_deleted, c, "EVAL %s 2 %s %s %s %s %s", DEL_IF_MINE, key,
+                       idx, val, s->user, prefix) != 0)
         on_sess_deleted(NULL, NULL, c);
 }
 
@@ -121,8 +154,11 @@ static void on_node_cleaned(core_redis_t *r, struct redisReply *reply, void *ud)
 {
     (void)r;
     node_t *n = ud;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY)
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            CORE_WARN("cleaning a departed node's sessions failed: %s", reply->str);
         return;
+    }
     if (reply->elements)
         CORE_INFO("%zu sessions of a departed node ended", reply->elements);
     for (size_t i = 0; i < reply->elements; i++)
@@ -132,11 +168,11 @@ static void on_node_cleaned(core_redis_t *r, struct redisReply *reply, void *ud)
 
 void node_presence_clean_node(node_t *n, const char *id, const char *boot)
 {
-    char set[128], prefix[80];
-    snprintf(set, sizeof set, NODE_USERS_KEY, id);
+    char idx[128], prefix[80];
+    snprintf(idx, sizeof idx, NODE_USERS_PREFIX, id);
     snprintf(prefix, sizeof prefix, "%s ", id);
-    core_redis_cmd(n->redis, on_node_cleaned, n, "EVAL %s 2 %s %s %s %s %s %s", CLEAN_NODE, set,
-                   NODES_KEY, id, prefix, "chat:sess:", boot ? boot : "0");
+    core_redis_cmd(n->redis, on_node_cleaned, n, "EVAL %s 1 %s %s %s %s %s %s %u", CLEAN_NODE,
+                   NODES_KEY, id, prefix, SESS_PREFIX, boot ? boot : "0", idx, NODE_BUCKETS);
 }
 
 /* ------------------------------------------------------------------ location cache */
@@ -253,17 +289,27 @@ typedef struct locate_req {
     char **users;
 } locate_req_t;
 
-static void on_mget(core_redis_t *r, struct redisReply *reply, void *ud)
+/* One user's HGET answers the value itself; several users' script an array. */
+static const struct redisReply *located(const struct redisReply *reply, size_t count, size_t i)
+{
+    if (count == 1 && (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_NIL))
+        return reply;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != count)
+        return NULL;
+    return reply->element[i];
+}
+
+static void on_located(core_redis_t *r, struct redisReply *reply, void *ud)
 {
     (void)r;
     locate_req_t *q = ud;
     locate_ctx_t *c = &q->ctx;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != c->count) {
+    if (!reply || !located(reply, c->count, 0)) {
         c->cb(c->node, NULL, c->count, c->ud);
     } else {
         node_loc_t *locs = core_xcalloc(c->count + 1, sizeof *locs);
         for (size_t i = 0; i < c->count; i++)
-            parse_loc(c->node, q->users[i], reply->element[i], &locs[i]);
+            parse_loc(c->node, q->users[i], located(reply, c->count, i), &locs[i]);
         c->cb(c->node, locs, c->count, c->ud);
         free(locs);
     }
@@ -271,6 +317,36 @@ static void on_mget(core_redis_t *r, struct redisReply *reply, void *ud)
         free(q->users[i]);
     free(q->users);
     free(q);
+}
+
+typedef char sess_key_t[32];
+
+/* HGET for one user (the 1:1 path), a script for many: one answer either way. */
+static int send_locate(node_t *n, locate_req_t *q, const sess_key_t *keys)
+{
+    size_t count = q->ctx.count, argc = count == 1 ? 3 : 3 + 2 * count;
+    const char **argv = core_xcalloc(argc, sizeof *argv);
+    size_t *lens = core_xcalloc(argc, sizeof *lens);
+    char nkeys[24];
+    snprintf(nkeys, sizeof nkeys, "%zu", count);
+    size_t a = 0;
+    if (count == 1) {
+        argv[a++] = "HGET";
+    } else {
+        argv[a++] = "EVAL";
+        argv[a++] = SESS_GET_MANY;
+        argv[a++] = nkeys;
+    }
+    for (size_t i = 0; i < count; i++)
+        argv[a++] = keys[i];
+    for (size_t i = 0; i < count; i++)
+        argv[a++] = q->users[i];
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    int rc = core_redis_cmdargv(n->redis, on_located, q, (int)argc, argv, lens);
+    free(lens);
+    free(argv);
+    return rc;
 }
 
 void node_presence_locate(node_t *n, const char *const *users, size_t count, node_locate_cb cb,
@@ -285,25 +361,14 @@ void node_presence_locate(node_t *n, const char *const *users, size_t count, nod
     locate_req_t *q = core_xcalloc(1, sizeof *q);
     q->ctx = (locate_ctx_t){n, count, cb, ud};
     q->users = core_xcalloc(count, sizeof *q->users);
-    const char **argv = core_xcalloc(count + 1, sizeof *argv);
-    size_t *lens = core_xcalloc(count + 1, sizeof *lens);
-    char **keys = core_xcalloc(count, sizeof *keys);
-    argv[0] = "MGET";
-    lens[0] = 4;
+    sess_key_t *keys = core_xcalloc(count, sizeof *keys);
     for (size_t i = 0; i < count; i++) {
         q->users[i] = core_xstrdup(users[i]);
-        keys[i] = core_xmalloc(strlen(users[i]) + 16);
-        sprintf(keys[i], SESS_KEY, users[i]);
-        argv[i + 1] = keys[i];
-        lens[i + 1] = strlen(keys[i]);
+        snprintf(keys[i], sizeof keys[i], SESS_KEY, sess_bucket(users[i]));
     }
-    if (core_redis_cmdargv(n->redis, on_mget, q, (int)count + 1, argv, lens) != 0)
-        on_mget(NULL, NULL, q);
-    for (size_t i = 0; i < count; i++)
-        free(keys[i]);
+    if (send_locate(n, q, keys) != 0)
+        on_located(NULL, NULL, q);
     free(keys);
-    free(lens);
-    free(argv);
 }
 
 typedef struct online_ctx {

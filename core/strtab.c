@@ -17,7 +17,7 @@ static const char *key_of(const core_strtab_t *t, const void *item)
 
 uint64_t core_strhash(const char *s)
 {
-    uint64_t h = 1469598103934665603u;
+    uint64_t h = 14695981039346656037u; /* the FNV-1a 64 offset basis */
     while (*s)
         h = (h ^ (unsigned char)*s++) * 1099511628211u;
     return h;

@@ -326,6 +326,16 @@ static void test_parse_flags(void **state)
     assert_int_equal(run_flags(name, 1), 0);
 }
 
+/* FNV-1a 64 places sessions in Redis buckets every node and tool must
+ * agree on: the published test vectors, not just any stable hash. */
+static void test_strhash_is_fnv1a64(void **state)
+{
+    (void)state;
+    assert_true(core_strhash("") == 0xcbf29ce484222325ull);
+    assert_true(core_strhash("a") == 0xaf63dc4c8601ec8cull);
+    assert_true(core_strhash("foobar") == 0x85944171f73967e8ull);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_parse_url),
         cmocka_unit_test(test_copy_str),
         cmocka_unit_test(test_parse_flags),
+        cmocka_unit_test(test_strhash_is_fnv1a64),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

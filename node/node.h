@@ -289,6 +289,8 @@ void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud);
 /* Ends the global session if it is still this one; friends then hear
  * "offline". */
 void node_presence_logout(node_t *n, node_sess_t *s);
+/* A session kicked by a login elsewhere: off this node's list if it moved. */
+void node_presence_unlist(node_t *n, const node_sess_t *s);
 /* Deletes the global sessions of node id's run `boot` and of its earlier
  * runs (a dead node, or this node's previous run), and its node-list entry;
  * a later run's sessions and entry stay (a node restarted under the same id

@@ -33,6 +33,14 @@ static const char *const DEL_IF_MINE =
     "if not v or string.sub(v, 1, #ARGV[3]) ~= ARGV[3] then redis.call('hdel', KEYS[2], ARGV[2]) end "
     "return 0";
 
+/* Lua: a kicked session's user leaves this node's list unless the session
+ * still names this node (the new one may be here too). KEYS: session
+ * bucket, node bucket; ARGV: user, "<node id> ". */
+static const char *const UNLIST_IF_MOVED =
+    "local v = redis.call('hget', KEYS[1], ARGV[1]) "
+    "if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then "
+    "return redis.call('hdel', KEYS[2], ARGV[1]) end return 0";
+
 /* Lua: forget node ARGV[1]'s run ARGV[4] and its earlier runs ("0": the
  * runs that did not name themselves): the sessions that still name the
  * node (not a user who logged in elsewhere meanwhile) and its node-list
@@ -146,6 +154,15 @@ void node_presence_logout(node_t *n, node_sess_t *s)
     if (core_redis_cmd(n->redis, on_sess_deleted, c, "EVAL %s 2 %s %s %s %s %s", DEL_IF_MINE, key,
                        idx, val, s->user, prefix) != 0)
         on_sess_deleted(NULL, NULL, c);
+}
+
+void node_presence_unlist(node_t *n, const node_sess_t *s)
+{
+    char key[64], idx[128], prefix[80];
+    sess_keys(n, s->user, key, sizeof key, idx, sizeof idx);
+    snprintf(prefix, sizeof prefix, "%s ", n->cfg.id);
+    core_redis_cmd(n->redis, NULL, NULL, "EVAL %s 2 %s %s %s %s", UNLIST_IF_MOVED, key, idx, s->user,
+                   prefix);
 }
 
 /* The users of a dead node are offline now: their friends hear it (the

@@ -354,6 +354,7 @@ void node_route_kick_session(node_t *n, node_sess_t *s)
     node_sess_send(s, frame, len);
     free(frame);
     s->kicked = 1;
+    node_presence_unlist(n, s);
     node_route_sess_remove(n, s);
     node_rooms_leave_all(n, s);
     node_sess_close(s, CORE_WS_POLICY, "login elsewhere");

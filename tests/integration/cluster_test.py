@@ -11,7 +11,7 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              succeed
   redis      Redis restarts: sessions and the node list come back
   one_writer / cache_dead / link_auth / push_parked / stalled /
-  redis_kept / bcast_bound: see each docstring
+  redis_kept / bcast_bound / sess_layout: see each docstring
 
 usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
@@ -765,12 +765,79 @@ async def scenario_bcast_bound(cl):
           f"{int(dropped)} dropped past {BCAST_BOUND} bytes")
 
 
+def fnv1a64(text):
+    h = 0xcbf29ce484222325
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x100000001b3) & 0xffffffffffffffff
+    return h
+
+
+def redis_bulk(cl, *args):
+    """A bulk-string reply of one command as the admin: str, or None for nil."""
+    def resp(*words):
+        out = b"*%d\r\n" % len(words)
+        for w in words:
+            w = w.encode() if isinstance(w, str) else w
+            out += b"$%d\r\n%s\r\n" % (len(w), w)
+        return out
+    with socket.create_connection(("127.0.0.1", cl.redis_port), 2) as s:
+        s.sendall(resp("AUTH", cl.redis_admin_password) + resp(*args))
+        data = b""
+        while True:
+            ok, _, reply = data.partition(b"\r\n")
+            head, _, body = reply.partition(b"\r\n")
+            if head.startswith(b"$-1") or (head.startswith(b"$") and _ and
+                                           len(body) >= int(head[1:]) + 2):
+                break
+            assert not head or head.startswith(b"$"), f"{args}: {reply!r}"
+            chunk = s.recv(65536)
+            assert chunk, f"{args}: Redis closed after {data!r}"
+            data += chunk
+    assert ok == b"+OK", f"redis admin AUTH: {ok!r}"
+    return None if head.startswith(b"$-1") else body[:int(head[1:])].decode()
+
+
+async def scenario_sess_layout(cl):
+    """The session layout of docs/CLUSTER.md, which every node (and any
+    tool) must share: a user's session in its bucket hash (FNV-1a 64 of
+    the name mod 16384), kept by Redis as a listpack, and listed under its
+    node's bucket; a login on another node moves both (and the kicked
+    session's clean-up takes the user off the old node's list); a logout
+    removes both."""
+    first, second = 0, 1
+    user = uname("sl")
+    b = fnv1a64(user) % 16384
+    key = f"chat:sessions:{b}"
+
+    def listed(i):
+        return redis_bulk(cl, "HGET", f"chat:node:n{i}:users:{b % 1024}", user)
+
+    c1, d = await login(cl.ws_url(first), user, register=True)
+    where = redis_bulk(cl, "HGET", key, user)
+    assert where and where.startswith(f"n{first} "), f"session after login: {where!r}"
+    assert listed(first) == str(b), f"node list after login: {listed(first)!r}"
+    enc = redis_bulk(cl, "OBJECT", "ENCODING", key)
+    assert enc in ("listpack", "ziplist"), f"bucket encoding {enc!r}: not the compact one"
+    c2 = await Client.open(cl.ws_url(second))
+    await c2.ok("login", {"user": user, "token": d["token"]})
+    wait_for(lambda: (redis_bulk(cl, "HGET", key, user) or "").startswith(f"n{second} "), 5,
+             "the session to name the second node")
+    wait_for(lambda: listed(second) == str(b) and listed(first) is None, 5,
+             "the user listed under the second node only")
+    await c2.ok("logout")
+    wait_for(lambda: redis_bulk(cl, "HGET", key, user) is None and listed(second) is None, 5,
+             "the session and its listing gone after the logout")
+    for c in (c1, c2):
+        await c.close()
+    print(f"session layout: bucket {b} ({enc}), moved and removed with the node lists")
+
+
 SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,
              "stalled": scenario_stalled, "redis_kept": scenario_redis_kept,
-             "bcast_bound": scenario_bcast_bound}
+             "bcast_bound": scenario_bcast_bound, "sess_layout": scenario_sess_layout}
 
 
 def run_conformance(cl):

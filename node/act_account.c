@@ -120,11 +120,14 @@ typedef struct login_job {
     store_pendings_t pending;
     core_buf_t parked;          /* offline frames of pushes not stored yet */
     size_t parked_count;
+    store_names_t friends;      /* read in a resume's one store trip */
+    int friends_read;
 } login_job_t;
 
 static void login_job_free(login_job_t *j)
 {
     store_pendings_free(&j->pending);
+    store_names_free(&j->friends);
     core_buf_free(&j->parked);
     memset(j->password, 0, sizeof j->password);
     memset(j->token, 0, sizeof j->token);
@@ -144,6 +147,9 @@ static void lookup_work(store_t *st, void *arg)
         j->job.rc = store_token_check(st, j->user, j->token_digest, core_now_ms());
     else /* the resume writes nothing: its pending items come in the same trip */
         j->job.rc = store_pending_list(st, j->user, j->pending_max, &j->pending);
+    /* and whom to tell it is online: no second trip after the answer */
+    if (j->token_fresh && j->job.rc == STORE_OK)
+        j->friends_read = store_friends_list(st, j->user, &j->friends) == STORE_OK;
 }
 
 /* Items that need no ack (no msgid, or friend events) are dropped once read. */
@@ -260,7 +266,9 @@ static void on_presence_set(node_t *n, const char *user, const char *old, void *
     n->metrics.logins_total++;
     int live = node_sess_live(j->job.req->sess); /* not closed while Redis answered */
     node_req_ok(j->job.req, login_data(j, n));
-    if (live)
+    if (live && j->friends_read)
+        node_presence_tell_friends(n, j->rec.user, 1, &j->friends);
+    else if (live)
         node_presence_notify_friends(n, j->rec.user, 1);
     login_job_free(j);
 }

@@ -327,6 +327,9 @@ void node_presence_online(node_t *n, const char *const *users, size_t count, nod
 void node_names_online(node_t *n, const store_names_t *names, node_online_cb cb, void *ud);
 /* Tells the user's online friends (presence event). */
 void node_presence_notify_friends(node_t *n, const char *user, int online);
+/* The same with the friends already read (e.g. in a login's store trip). */
+void node_presence_tell_friends(node_t *n, const char *user, int online,
+                                const store_names_t *friends);
 /* Node heartbeat in Redis (node list with load) - see docs/CLUSTER.md.
  * An entry found gone means this node was taken for dead (a stall past its
  * ZooKeeper session) and its sessions ended: once it is registered again

@@ -432,20 +432,27 @@ static void friends_work(store_t *st, void *arg)
     j->job.rc = store_friends_list(st, j->user, &j->friends);
 }
 
+void node_presence_tell_friends(node_t *n, const char *user, int online,
+                                const store_names_t *friends)
+{
+    if (friends->count == 0)
+        return;
+    size_t len = 0;
+    char *frame = node_event_frame("presence", proto_ev_presence(user, online), &len);
+    /* one lookup and one copy per node, not one per friend */
+    const char **users = core_xcalloc(friends->count + 1, sizeof *users);
+    for (size_t i = 0; i < friends->count; i++)
+        users[i] = friends->items[i].user;
+    node_route_users(n, users, friends->count, NULL, frame, len);
+    free(users);
+    free(frame);
+}
+
 static void friends_done(void *arg)
 {
     friends_job_t *j = arg;
-    if (j->job.rc == STORE_OK && j->friends.count > 0) {
-        size_t len = 0;
-        char *frame = node_event_frame("presence", proto_ev_presence(j->user, j->online), &len);
-        /* one lookup and one copy per node, not one per friend */
-        const char **users = core_xcalloc(j->friends.count + 1, sizeof *users);
-        for (size_t i = 0; i < j->friends.count; i++)
-            users[i] = j->friends.items[i].user;
-        node_route_users(j->job.node, users, j->friends.count, NULL, frame, len);
-        free(users);
-        free(frame);
-    }
+    if (j->job.rc == STORE_OK)
+        node_presence_tell_friends(j->job.node, j->user, j->online, &j->friends);
     store_names_free(&j->friends);
     free(j);
 }

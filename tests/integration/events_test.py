@@ -23,7 +23,7 @@ import urllib.request
 import sys
 import time
 
-from clusterlib import login, run_cluster_test, uname, whole_again
+from clusterlib import Client, login, run_cluster_test, uname, whole_again
 
 
 async def befriend(a, an, b, bn):
@@ -46,11 +46,16 @@ async def presence_on_death(cl, kill_leader):
     alice, bob, carol = uname("da"), uname("db"), uname("dc")
     a, _ = await login(cl.ws_url(victim), alice, register=True)
     b, _ = await login(cl.ws_url(watcher), bob, register=True)
-    c, _ = await login(cl.ws_url(victim), carol, register=True)
+    c, cd = await login(cl.ws_url(victim), carol, register=True)
     await befriend(a, alice, b, bob)
     await befriend(c, carol, b, bob)
-    # carol moves to the watcher's node before the kill: she stays online
-    c2, _ = await login(cl.ws_url(watcher), carol)
+    # carol moves to the watcher's node before the kill: she stays online;
+    # her resume by token (friends read in its one store trip) tells bob
+    b.events.clear()
+    c2 = await Client.open(cl.ws_url(watcher))
+    await c2.ok("login", {"user": carol, "token": cd["token"]})
+    await b.event(lambda e: (e["event"] == "presence" and e["data"]["user"] == carol
+                             and e["data"]["online"] is True), timeout=5)
     await c.close()
     t0 = time.monotonic()
     cl.kill(f"node{victim}")

@@ -46,6 +46,7 @@ GRACE=${GRACE:-$((10 + CLIENTS / 10000))}
 RUN=${RUN:-$(mktemp -d "${TMPDIR:-/tmp}/chat-scale.XXXXXX")/run}
 CLUSTER="$REPO/ecosystem/cluster"
 GW="http://127.0.0.1:$((BASE + 10))"
+SCENARIO=${SCENARIO:-idle}
 [ "$PROCS" -le 64 ] || { echo "scale.sh: $PROCS bench processes: at most 64" >&2; exit 1; }
 
 cleanup() { [ "${KEEP:-0}" = 1 ] || "$CLUSTER" down --run-dir "$RUN" >/dev/null 2>&1 || true; }
@@ -144,6 +145,16 @@ PY
     rm -f "$PROBE_OUT"
 }
 
+# A broadcast to everyone queues a small skb on every loopback pair at
+# once: ~0.66 pages of TCP memory per client (659k pages at a million).
+# Past net.ipv4.tcp_mem's hard limit the kernel refuses TCP memory to every
+# socket, ZooKeeper's and Redis's too (docs/DEPLOY.md).
+tcp_mem_max=$(awk '{ print $3 }' /proc/sys/net/ipv4/tcp_mem 2>/dev/null || echo 0)
+if [ "$SCENARIO" = push ] && [ "$tcp_mem_max" -lt $((CLIENTS * 3 / 4)) ]; then
+    echo "scale.sh: warning: net.ipv4.tcp_mem allows $tcp_mem_max pages; a push to $CLIENTS" \
+        "clients may need ~$((CLIENTS * 2 / 3)) (sysctl -w net.ipv4.tcp_mem=...)" >&2
+fi
+
 echo "== up: $NODES nodes, run dir $RUN"
 "$CLUSTER" up --nodes "$NODES" --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
     --no-build --no-deps \
@@ -163,7 +174,6 @@ echo "== before: nodes $before_nodes kB (${#NODE_PIDS[@]} processes), redis $bef
 
 echo "== bench: $CLIENTS clients from $PROCS processes at $RATE connects/s, held $HOLD s"
 BENCH_OUT=$(mktemp)
-SCENARIO=${SCENARIO:-idle}
 BENCH_EXTRA=()
 [ -z "${STORM:-}" ] || BENCH_EXTRA=(--reconnect "${RECONNECT:-1}")
 [ "$SCENARIO" != push ] || BENCH_EXTRA=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")

@@ -772,31 +772,6 @@ def fnv1a64(text):
     return h
 
 
-def redis_bulk(cl, *args):
-    """A bulk-string reply of one command as the admin: str, or None for nil."""
-    def resp(*words):
-        out = b"*%d\r\n" % len(words)
-        for w in words:
-            w = w.encode() if isinstance(w, str) else w
-            out += b"$%d\r\n%s\r\n" % (len(w), w)
-        return out
-    with socket.create_connection(("127.0.0.1", cl.redis_port), 2) as s:
-        s.sendall(resp("AUTH", cl.redis_admin_password) + resp(*args))
-        data = b""
-        while True:
-            ok, _, reply = data.partition(b"\r\n")
-            head, _, body = reply.partition(b"\r\n")
-            if head.startswith(b"$-1") or (head.startswith(b"$") and _ and
-                                           len(body) >= int(head[1:]) + 2):
-                break
-            assert not head or head.startswith(b"$"), f"{args}: {reply!r}"
-            chunk = s.recv(65536)
-            assert chunk, f"{args}: Redis closed after {data!r}"
-            data += chunk
-    assert ok == b"+OK", f"redis admin AUTH: {ok!r}"
-    return None if head.startswith(b"$-1") else body[:int(head[1:])].decode()
-
-
 async def scenario_sess_layout(cl):
     """The session layout of docs/CLUSTER.md, which every node (and any
     tool) must share: a user's session in its bucket hash (FNV-1a 64 of
@@ -810,22 +785,22 @@ async def scenario_sess_layout(cl):
     key = f"chat:sessions:{b}"
 
     def listed(i):
-        return redis_bulk(cl, "HGET", f"chat:node:n{i}:users:{b % 1024}", user)
+        return cl.redis_admin_bulk("HGET", f"chat:node:n{i}:users:{b % 1024}", user)
 
     c1, d = await login(cl.ws_url(first), user, register=True)
-    where = redis_bulk(cl, "HGET", key, user)
+    where = cl.redis_admin_bulk("HGET", key, user)
     assert where and where.startswith(f"n{first} "), f"session after login: {where!r}"
     assert listed(first) == str(b), f"node list after login: {listed(first)!r}"
-    enc = redis_bulk(cl, "OBJECT", "ENCODING", key)
+    enc = cl.redis_admin_bulk("OBJECT", "ENCODING", key)
     assert enc in ("listpack", "ziplist"), f"bucket encoding {enc!r}: not the compact one"
     c2 = await Client.open(cl.ws_url(second))
     await c2.ok("login", {"user": user, "token": d["token"]})
-    wait_for(lambda: (redis_bulk(cl, "HGET", key, user) or "").startswith(f"n{second} "), 5,
+    wait_for(lambda: (cl.redis_admin_bulk("HGET", key, user) or "").startswith(f"n{second} "), 5,
              "the session to name the second node")
     wait_for(lambda: listed(second) == str(b) and listed(first) is None, 5,
              "the user listed under the second node only")
     await c2.ok("logout")
-    wait_for(lambda: redis_bulk(cl, "HGET", key, user) is None and listed(second) is None, 5,
+    wait_for(lambda: cl.redis_admin_bulk("HGET", key, user) is None and listed(second) is None, 5,
              "the session and its listing gone after the logout")
     for c in (c1, c2):
         await c.close()

@@ -48,6 +48,15 @@ def free_port():
             return port
 
 
+def resp_command(*words):
+    """One Redis command in RESP."""
+    out = b"*%d\r\n" % len(words)
+    for w in words:
+        w = w.encode() if isinstance(w, str) else w
+        out += b"$%d\r\n%s\r\n" % (len(w), w)
+    return out
+
+
 def wait_for(cond, timeout, what, step=0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -237,15 +246,8 @@ class Cluster:
     def redis_admin(self, *args):
         """One command as the admin user; the raw reply (bytes)."""
         pw = self.redis_admin_password.encode()
-
-        def resp(*words):
-            out = b"*%d\r\n" % len(words)
-            for w in words:
-                w = w.encode() if isinstance(w, str) else w
-                out += b"$%d\r\n%s\r\n" % (len(w), w)
-            return out
         with socket.create_connection(("127.0.0.1", self.redis_port), 2) as s:
-            s.sendall(resp("AUTH", pw) + resp(*args))
+            s.sendall(resp_command("AUTH", pw) + resp_command(*args))
             data = b""
             while data.count(b"\r\n") < 2:
                 chunk = s.recv(65536)
@@ -255,6 +257,24 @@ class Cluster:
         ok, _, reply = data.partition(b"\r\n")
         assert ok == b"+OK", f"redis admin AUTH: {ok}"
         return reply
+
+    def redis_admin_bulk(self, *args):
+        """A bulk-string reply of one command as the admin: str, or None for nil."""
+        with socket.create_connection(("127.0.0.1", self.redis_port), 2) as s:
+            s.sendall(resp_command("AUTH", self.redis_admin_password) + resp_command(*args))
+            data = b""
+            while True:
+                ok, _, reply = data.partition(b"\r\n")
+                head, sep, body = reply.partition(b"\r\n")
+                if head.startswith(b"$-1") or (head.startswith(b"$") and sep and
+                                               len(body) >= int(head[1:]) + 2):
+                    break
+                assert not head or head.startswith(b"$"), f"{args}: {reply!r}"
+                chunk = s.recv(65536)
+                assert chunk, f"{args}: Redis closed after {data!r}"
+                data += chunk
+        assert ok == b"+OK", f"redis admin AUTH: {ok!r}"
+        return None if head.startswith(b"$-1") else body[:int(head[1:])].decode()
 
     def redis_noauth(self):
         """True when a raw client without AUTH gets NOAUTH for a PING."""

@@ -73,6 +73,7 @@ struct worker {
     int ngroups;
     int nslots;        /* sender slots each receiver tracks */
     int src_bind;      /* connect from 127.0.K.(2 + index) */
+    int error_told;    /* the first error answer went to stderr */
     int ctl;
     ev_io ctl_io;
     ev_timer tick;
@@ -452,6 +453,12 @@ static void on_answer(client_t *c, const cJSON *o)
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(o, "data");
     int k = cJSON_IsNumber(id) ? (int)((uint32_t)id->valuedouble & ((1u << ID_KIND_BITS) - 1)) : 0;
     int rc = cJSON_IsNumber(code) ? code->valueint : -1;
+    if (rc != 0 && !c->w->error_told) { /* the first refusal says why the rest came */
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(o, "error");
+        c->w->error_told = 1;
+        fprintf(stderr, "chat-bench: worker %d: first error answer: kind %d, code %d: %s\n",
+                c->w->index, k, rc, cJSON_IsString(text) ? text->valuestring : "(no text)");
+    }
     switch (k) {
     case K_REGISTER:
         if (rc != 0 && rc != PROTO_CONFLICT)

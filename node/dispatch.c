@@ -71,12 +71,16 @@ typedef struct node_queued {
  * (burst 100 by default) keeps a well-behaved client below it. */
 #define QUEUE_MAX 128
 
+/* Chats and acks run side by side (their answers still go out in order,
+ * through the reply slots): a receiver that acks every message keeps up
+ * with a sender that has several in flight, which one ack at a time did
+ * not when commits were slow (its queue filled and it got 429s). */
 static int lane_of(const action_t *a)
 {
-    return a->fn == node_act_chat ? NODE_LANE_CHAT : NODE_LANE_OTHER;
+    return a->fn == node_act_chat || a->fn == node_act_ack ? NODE_LANE_CHAT : NODE_LANE_OTHER;
 }
 
-/* Nothing runs, or only chats run and this is a chat. */
+/* Nothing runs, or only chats and acks run and this is one of them. */
 static int can_start(const node_sess_t *s, const action_t *a)
 {
     return s->running_other == 0 && (s->running_chat == 0 || lane_of(a) == NODE_LANE_CHAT);

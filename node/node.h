@@ -153,7 +153,7 @@ struct node_req {
 /* Requests take effect in request order: one runs at a time, except that
  * consecutive chats overlap (each is one store job queued in order, then
  * routed in order), so pipelined chats keep their throughput. */
-enum { NODE_LANE_NONE = 0, NODE_LANE_CHAT = 1, NODE_LANE_OTHER = 2 };
+enum { NODE_LANE_NONE = 0, NODE_LANE_CHAT = 1 /* chat, ack */, NODE_LANE_OTHER = 2 };
 
 /* Takes a slot for the request (called by dispatch). */
 node_req_t *node_req_new(node_sess_t *s, const proto_req_t *pr);

@@ -8,6 +8,7 @@
               connection queue answers in order (0 or 429) and the
               connection keeps working
   nul         a request holding \\u0000 is answered 400 with its id
+  acks        chats and acks pipelined answer in order and take effect
 
 (ping timing is tested in tests/unit/test_core_ws.c: test_ping_timing)
 
@@ -106,7 +107,33 @@ async def case_nul(cl):
     assert "id" not in a3 and a3.get("code") == 400, a3
 
 
-CASES = [case_register_login, case_session_pipelined, case_burst, case_nul]
+async def case_acks_beside_chats(cl):
+    """Chats and acks pipelined on one connection (acks run in the chats'
+    lane) answer in request order, and a request behind them sees their
+    effects: history has the chats in order; a resume finds nothing pending."""
+    a, b = uname("qa"), uname("qb")
+    ac, _ = await login(cl.ws_url(0), a, register=True)
+    bc, bd = await login(cl.ws_url(1), b, register=True)
+    sent = [(await ac.ok("chat", {"to": b, "message": f"m{i}"}))["msgid"] for i in range(6)]
+    await bc.event(lambda e: e["event"] == "chat" and e["data"]["msgid"] == sent[-1])
+    reqs = []
+    for i, msgid in enumerate(sent):
+        reqs += [("chat", {"to": a, "message": f"r{i}"}), ("ack", {"msgids": [msgid]})]
+    reqs.append(("history", {"with": a}))
+    got = await pipeline(bc, reqs)
+    assert codes(got) == [0] * len(reqs), f"chats and acks pipelined: {codes(got)} {got}"
+    assert [g["action"] for g in got] == [r[0] for r in reqs], "answers out of order"
+    mine = [m["message"] for m in got[-1]["data"]["messages"] if m["message"].startswith("r")]
+    assert mine == [f"r{i}" for i in range(6)], got[-1]
+    await bc.close()
+    c2 = await Client.open(cl.ws_url(2))
+    d = await c2.ok("login", {"user": b, "token": bd["token"]})
+    assert d["pending"] == 0, f"acked messages still pending: {d}"
+    for x in (ac, c2):
+        await x.close()
+
+
+CASES = [case_register_login, case_session_pipelined, case_burst, case_nul, case_acks_beside_chats]
 
 
 async def run(cl):

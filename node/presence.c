@@ -6,7 +6,7 @@
 
 /* A session lives in one of SESS_BUCKETS hashes, a node's list of its
  * users in one of NODE_BUCKETS hashes: small hashes stay listpacks in
- * Redis (~50 B a session instead of ~195 B as a key and a set member).
+ * Redis (~60 B a session instead of ~195 B as a key and a set member).
  * Both counts are part of the layout every node must share. */
 #define SESS_BUCKETS 16384u
 #define NODE_BUCKETS 1024u

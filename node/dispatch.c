@@ -77,13 +77,13 @@ typedef struct node_queued {
  * not when commits were slow (its queue filled and it got 429s). */
 static int lane_of(const action_t *a)
 {
-    return a->fn == node_act_chat || a->fn == node_act_ack ? NODE_LANE_CHAT : NODE_LANE_OTHER;
+    return a->fn == node_act_chat || a->fn == node_act_ack ? NODE_LANE_MSG : NODE_LANE_OTHER;
 }
 
 /* Nothing runs, or only chats and acks run and this is one of them. */
 static int can_start(const node_sess_t *s, const action_t *a)
 {
-    return s->running_other == 0 && (s->running_chat == 0 || lane_of(a) == NODE_LANE_CHAT);
+    return s->running_other == 0 && (s->running_msg == 0 || lane_of(a) == NODE_LANE_MSG);
 }
 
 /* Runs the handler, with the login gate checked now: a request queued
@@ -91,8 +91,8 @@ static int can_start(const node_sess_t *s, const action_t *a)
 static void start(node_sess_t *s, node_req_t *r, const action_t *a, const cJSON *data)
 {
     r->lane = lane_of(a);
-    if (r->lane == NODE_LANE_CHAT)
-        s->running_chat++;
+    if (r->lane == NODE_LANE_MSG)
+        s->running_msg++;
     else
         s->running_other++;
     if (!a->before_login && !s->logged_in)
@@ -123,8 +123,8 @@ static void pump(node_sess_t *s)
 
 void node_dispatch_done(node_sess_t *s, int lane)
 {
-    if (lane == NODE_LANE_CHAT)
-        s->running_chat--;
+    if (lane == NODE_LANE_MSG)
+        s->running_msg--;
     else
         s->running_other--;
     pump(s);

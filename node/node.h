@@ -118,7 +118,7 @@ struct node_sess {
     struct node_sess *next, *prev; /* node->sess_first (utlist DL): bound, newest first */
     int refs;                   /* the connection + every async op in flight */
     unsigned queued;            /* length of that queue */
-    unsigned running_chat;      /* chat requests started and not answered */
+    unsigned running_msg;       /* chats and acks started and not answered */
     unsigned running_other;     /* any other request started and not answered */
     uint8_t logged_in;
     uint8_t kicked;             /* ended by a login elsewhere: no presence, no cleanup */
@@ -153,7 +153,7 @@ struct node_req {
 /* Requests take effect in request order: one runs at a time, except that
  * consecutive chats overlap (each is one store job queued in order, then
  * routed in order), so pipelined chats keep their throughput. */
-enum { NODE_LANE_NONE = 0, NODE_LANE_CHAT = 1 /* chat, ack */, NODE_LANE_OTHER = 2 };
+enum { NODE_LANE_NONE = 0, NODE_LANE_MSG = 1 /* message traffic: chat, ack */, NODE_LANE_OTHER = 2 };
 
 /* Takes a slot for the request (called by dispatch). */
 node_req_t *node_req_new(node_sess_t *s, const proto_req_t *pr);

@@ -23,23 +23,25 @@ static const char *const SESS_SET =
     "local o = redis.call('hget', KEYS[1], ARGV[1]) redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) "
     "redis.call('hset', KEYS[2], ARGV[1], ARGV[3]) return o";
 
+/* Lua fragment, after `local v = <the session of ARGV[1]>`: the user
+ * leaves this node's list (KEYS[2]) unless the session names this node
+ * (ARGV[2] = "<node id> "; the new session may be here too). */
+#define LUA_UNLIST_IF_MOVED                                                                        \
+    "if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then redis.call('hdel', KEYS[2], ARGV[1]) end "
+
 /* Lua: delete the session only if it still names this connection; the
  * node's list keeps the user only while the session is on this node.
- * KEYS: session bucket, node bucket; ARGV: value, user, "<node id> ". */
+ * KEYS: session bucket, node bucket; ARGV: user, "<node id> ", value. */
 static const char *const DEL_IF_MINE =
-    "local v = redis.call('hget', KEYS[1], ARGV[2]) "
-    "if v == ARGV[1] then redis.call('hdel', KEYS[2], ARGV[2]) "
-    "return redis.call('hdel', KEYS[1], ARGV[2]) end "
-    "if not v or string.sub(v, 1, #ARGV[3]) ~= ARGV[3] then redis.call('hdel', KEYS[2], ARGV[2]) end "
-    "return 0";
+    "local v = redis.call('hget', KEYS[1], ARGV[1]) "
+    "if v == ARGV[3] then redis.call('hdel', KEYS[2], ARGV[1]) "
+    "return redis.call('hdel', KEYS[1], ARGV[1]) end " LUA_UNLIST_IF_MOVED "return 0";
 
 /* Lua: a kicked session's user leaves this node's list unless the session
- * still names this node (the new one may be here too). KEYS: session
- * bucket, node bucket; ARGV: user, "<node id> ". */
+ * still names this node. KEYS: session bucket, node bucket; ARGV: user,
+ * "<node id> ". */
 static const char *const UNLIST_IF_MOVED =
-    "local v = redis.call('hget', KEYS[1], ARGV[1]) "
-    "if not v or string.sub(v, 1, #ARGV[2]) ~= ARGV[2] then "
-    "return redis.call('hdel', KEYS[2], ARGV[1]) end return 0";
+    "local v = redis.call('hget', KEYS[1], ARGV[1]) " LUA_UNLIST_IF_MOVED "return 0";
 
 /* Lua: forget node ARGV[1]'s run ARGV[4] and its earlier runs ("0": the
  * runs that did not name themselves): the sessions that still name the
@@ -152,7 +154,7 @@ void node_presence_logout(node_t *n, node_sess_t *s)
     c->node = n;
     snprintf(c->user, sizeof c->user, "%s", s->user);
     if (core_redis_cmd(n->redis, on_sess_deleted, c, "EVAL %s 2 %s %s %s %s %s", DEL_IF_MINE, key,
-                       idx, val, s->user, prefix) != 0)
+                       idx, s->user, prefix, val) != 0)
         on_sess_deleted(NULL, NULL, c);
 }
 

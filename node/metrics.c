@@ -60,8 +60,11 @@ void node_metrics_render(node_t *n, core_buf_t *out)
             "Leader: follower re-links whose room-table share was already held (not re-sent).",
             m->rsync_skipped_total);
     counter(out, "chat_node_bcast_dropped_total",
-            "Broadcasts to everyone dropped: 16 MiB of them were still going out.",
+            "Broadcasts (to everyone or a big room) dropped: --bcast-queue-max bytes were still going out.",
             m->bcast_dropped_total);
+    counter(out, "chat_node_room_slices_total",
+            "Room fan-outs sent in slices (more local members than --fanout-slice).",
+            m->room_slices_total);
     counter(out, "chat_node_conns_refused_total",
             "WebSocket connections closed for being over the per-address cap.", m->conns_refused_total);
     counter(out, "chat_node_conns_refused_at_accept_total",

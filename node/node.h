@@ -262,7 +262,8 @@ void node_route_room(node_t *n, const char *room, const char *except, const char
 /* The same, on this node only (what the cluster hands over). */
 void node_route_room_local(node_t *n, const char *room, const char *except, const char *frame,
                            size_t len);
-/* Every live session on this node, cfg.fanout_slice per loop turn (route.c). */
+/* Every live session on this node, cfg.fanout_slice per loop turn (route.c);
+ * a room with more local members than that goes the same way. */
 void node_route_all_local(node_t *n, const char *frame, size_t len);
 /* Puts s (bound to its user, not in the table) in the session table. */
 void node_route_sess_add(node_t *n, node_sess_t *s);
@@ -371,6 +372,9 @@ size_t node_rooms_count(node_t *n, const char *room);
 size_t node_rooms_members(node_t *n, const char *room, const char **out, size_t max);
 /* Calls fn for each live member session of room. */
 void node_rooms_each(node_t *n, const char *room, void (*fn)(node_sess_t *, void *), void *ud);
+/* The member sessions of room, each referenced (node_sess_unref each and
+ * free the array); NULL with *count 0 when none is here. */
+node_sess_t **node_rooms_snapshot(node_t *n, const char *room, size_t *count);
 /* Room names known to exist (cache of the store). */
 int node_rooms_known(node_t *n, const char *room);
 void node_rooms_remember(node_t *n, const char *room);
@@ -543,7 +547,8 @@ typedef struct node_metrics {
     uint64_t store_served_total;   /* the same, committed here for a follower */
     uint64_t reroutes_total;       /* cached guesses that missed here, located again */
     uint64_t rsync_skipped_total;  /* leader: re-links whose room share it already held */
-    uint64_t bcast_dropped_total;  /* broadcasts to all dropped: the queue was full */
+    uint64_t bcast_dropped_total;  /* broadcasts (to all or a big room) dropped: the queue was full */
+    uint64_t room_slices_total;    /* room fan-outs walked in slices (a big room) */
     uint64_t conns_refused_total;  /* over the per-address cap */
     uint64_t login_timeouts_total; /* closed for not logging in in time */
     uint64_t login_throttled_total;/* logins answered 429 */
@@ -580,8 +585,7 @@ struct node {
     int push_enabled;
     struct node_bcast *bcast_head, *bcast_tail; /* route.c: broadcasts under way */
     size_t bcast_bytes;            /* their frames' bytes, capped */
-    node_sess_t *bcast_next;       /* the head broadcast's next session */
-    int bcast_started;
+    node_sess_t *bcast_next;       /* the head broadcast's next session (to all) */
     ev_check bcast_check;
     ev_idle bcast_idle;
     uint64_t started_ms;

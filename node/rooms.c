@@ -146,6 +146,18 @@ void node_rooms_each(node_t *n, const char *room, void (*fn)(node_sess_t *, void
         fn(e->members[i]->sess, ud);
 }
 
+node_sess_t **node_rooms_snapshot(node_t *n, const char *room, size_t *count)
+{
+    node_room_entry_t *e = room_find(n, room);
+    *count = e ? e->count : 0;
+    if (*count == 0)
+        return NULL;
+    node_sess_t **out = core_xmalloc(*count * sizeof *out);
+    for (size_t i = 0; i < *count; i++)
+        out[i] = node_sess_ref(e->members[i]->sess);
+    return out;
+}
+
 int node_rooms_known(node_t *n, const char *room)
 {
     node_room_name_t *r = NULL;

@@ -209,9 +209,23 @@ static void fanout_one(node_sess_t *s, void *ud)
     node_sess_send(s, f->frame, f->len);
 }
 
+static void bcast_queue(node_t *n, const char *room, const char *except, const char *frame,
+                        size_t len);
+static int bcast_has_room(const node_t *n, const char *room);
+
+/* A room with more local members than a slice goes out in slices, like a
+ * broadcast; so does any message of a room that has one under way, which
+ * keeps a room's messages in order. */
 void node_route_room_local(node_t *n, const char *room, const char *except, const char *frame,
                            size_t len)
 {
+    size_t members = node_rooms_count(n, room);
+    if (members == 0)
+        return;
+    if (members > n->cfg.fanout_slice || bcast_has_room(n, room)) {
+        bcast_queue(n, room, except, frame, len);
+        return;
+    }
     fanout_t f = {except, frame, len};
     node_rooms_each(n, room, fanout_one, &f);
 }
@@ -223,19 +237,39 @@ void node_route_room(node_t *n, const char *room, const char *except, const char
     node_cluster_room(n, room, except, frame, len);
 }
 
-/* ------------------------------------------------------------------ to everyone here, in slices */
+/* ------------------------------------------------------------------ in slices */
 
-/* A frame for every local session goes out cfg.fanout_slice sessions per
- * loop turn: one send() per connection is ~15 us, so 18k connections in
- * one turn is ~0.3 s of CPU (seconds of wall time on a loaded box) in
- * which this loop answers no cluster ping, Redis reply or client. Later
- * broadcasts queue behind (in order); another event may reach a session
- * before a broadcast that was queued earlier. */
+/* A frame for every local session, or for every local member of a big
+ * room, goes out cfg.fanout_slice sessions per loop turn: one send() per
+ * connection is ~15 us, so 18k connections in one turn is ~0.3 s of CPU
+ * (seconds of wall time on a loaded box) in which this loop answers no
+ * cluster ping, Redis reply or client. Later ones queue behind (in order);
+ * frames for the same target that arrive before its walk starts share it,
+ * so a session gets them in one write. Another event may reach a session
+ * before one that was queued earlier. */
+typedef struct bcast_part {
+    size_t off, len;
+    char except[PROTO_NAME_MAX + 1]; /* this user does not get it ("" : all do) */
+} bcast_part_t;
+
 typedef struct node_bcast {
     struct node_bcast *next;
-    size_t len;
-    char frame[];
+    char room[PROTO_NAME_MAX + 1]; /* "" : every session */
+    core_buf_t frames;
+    bcast_part_t *parts;
+    size_t nparts, cap;
+    node_sess_t **members; /* a room's members when its walk started, referenced */
+    size_t count, at;
+    int started;
 } node_bcast_t;
+
+static int bcast_has_room(const node_t *n, const char *room)
+{
+    for (const node_bcast_t *b = n->bcast_head; b; b = b->next)
+        if (strcmp(b->room, room) == 0)
+            return 1;
+    return 0;
+}
 
 static void bcast_pop(node_t *n)
 {
@@ -243,15 +277,63 @@ static void bcast_pop(node_t *n)
     n->bcast_head = b->next;
     if (!n->bcast_head)
         n->bcast_tail = NULL;
-    n->bcast_bytes -= b->len;
+    n->bcast_bytes -= b->frames.len;
+    while (b->at < b->count)
+        node_sess_unref(b->members[b->at++]);
+    free(b->members);
+    free(b->parts);
+    core_buf_free(&b->frames);
     free(b);
-    n->bcast_started = 0;
 }
 
 static void bcast_stop(node_t *n)
 {
     ev_check_stop(n->loop, &n->bcast_check);
     ev_idle_stop(n->loop, &n->bcast_idle);
+}
+
+static void bcast_send(node_sess_t *s, const node_bcast_t *b)
+{
+    for (size_t i = 0; i < b->nparts; i++) {
+        const bcast_part_t *p = &b->parts[i];
+        if (!p->except[0] || strcmp(s->user, p->except) != 0)
+            node_sess_send(s, b->frames.data + p->off, p->len);
+    }
+}
+
+static void bcast_start(node_t *n, node_bcast_t *b)
+{
+    b->started = 1;
+    if (b->room[0])
+        b->members = node_rooms_snapshot(n, b->room, &b->count);
+    else
+        n->bcast_next = n->sess_first;
+}
+
+/* Walks b with at most budget sessions; returns what is left of it. */
+static size_t bcast_walk(node_t *n, node_bcast_t *b, size_t budget)
+{
+    while (b->room[0] && b->at < b->count && budget) {
+        node_sess_t *s = b->members[b->at++];
+        if (node_sess_live(s) && node_rooms_is_member(n, b->room, s))
+            bcast_send(s, b); /* still in the room: it may have left meanwhile */
+        node_sess_unref(s);
+        budget--;
+    }
+    while (!b->room[0] && n->bcast_next && budget) {
+        node_sess_t *s = n->bcast_next;
+        n->bcast_next = s->next;
+        if (node_sess_live(s)) {
+            bcast_send(s, b);
+            budget--;
+        }
+    }
+    return budget;
+}
+
+static int bcast_done(const node_t *n, const node_bcast_t *b)
+{
+    return b->room[0] ? b->at == b->count : n->bcast_next == NULL;
 }
 
 static void on_bcast_check(struct ev_loop *loop, ev_check *w, int revents)
@@ -262,19 +344,10 @@ static void on_bcast_check(struct ev_loop *loop, ev_check *w, int revents)
     size_t budget = n->cfg.fanout_slice;
     while (n->bcast_head && budget) {
         node_bcast_t *b = n->bcast_head;
-        if (!n->bcast_started) {
-            n->bcast_next = n->sess_first;
-            n->bcast_started = 1;
-        }
-        while (n->bcast_next && budget) {
-            node_sess_t *s = n->bcast_next;
-            n->bcast_next = s->next;
-            if (node_sess_live(s)) {
-                node_sess_send(s, b->frame, b->len);
-                budget--;
-            }
-        }
-        if (!n->bcast_next)
+        if (!b->started)
+            bcast_start(n, b);
+        budget = bcast_walk(n, b, budget);
+        if (bcast_done(n, b))
             bcast_pop(n);
     }
     if (!n->bcast_head)
@@ -288,27 +361,47 @@ static void on_bcast_idle(struct ev_loop *loop, ev_idle *w, int revents)
     (void)revents; /* only keeps the loop from sleeping while a broadcast is under way */
 }
 
-/* Bytes of broadcasts waiting or under way are bounded by
- * cfg.bcast_queue_max: a flood of pushes to everyone on an overloaded node
- * drops the newest, never grows memory. */
-void node_route_all_local(node_t *n, const char *frame, size_t len)
+static node_bcast_t *bcast_target(node_t *n, const char *room)
 {
-    if (n->bcast_bytes + len > n->cfg.bcast_queue_max) {
-        n->metrics.bcast_dropped_total++;
-        CORE_WARN("route: %zu bytes of broadcasts under way: dropping a broadcast of %zu",
-                  n->bcast_bytes, len);
-        return;
-    }
-    n->bcast_bytes += len;
-    node_bcast_t *b = core_xmalloc(sizeof *b + len);
-    b->next = NULL;
-    b->len = len;
-    memcpy(b->frame, frame, len);
+    node_bcast_t *b = n->bcast_tail;
+    if (b && !b->started && strcmp(b->room, room) == 0)
+        return b; /* not walked yet: the new frame shares its walk */
+    b = core_xcalloc(1, sizeof *b);
+    snprintf(b->room, sizeof b->room, "%s", room);
+    core_buf_init(&b->frames);
     if (n->bcast_tail)
         n->bcast_tail->next = b;
     else
         n->bcast_head = b;
     n->bcast_tail = b;
+    if (b->room[0])
+        n->metrics.room_slices_total++;
+    return b;
+}
+
+/* Bytes of frames waiting or under way are bounded by
+ * cfg.bcast_queue_max: a flood of pushes to everyone (or to a big room) on
+ * an overloaded node drops the newest, never grows memory. */
+static void bcast_queue(node_t *n, const char *room, const char *except, const char *frame,
+                        size_t len)
+{
+    if (n->bcast_bytes + len > n->cfg.bcast_queue_max) {
+        n->metrics.bcast_dropped_total++;
+        CORE_WARN("route: %zu bytes of broadcasts under way: dropping one of %zu%s%s",
+                  n->bcast_bytes, len, room[0] ? " to room " : "", room);
+        return;
+    }
+    node_bcast_t *b = bcast_target(n, room);
+    if (b->nparts == b->cap) {
+        b->cap = b->cap ? 2 * b->cap : 4;
+        b->parts = core_xrealloc(b->parts, b->cap * sizeof *b->parts);
+    }
+    bcast_part_t *p = &b->parts[b->nparts++];
+    p->off = b->frames.len;
+    p->len = len;
+    snprintf(p->except, sizeof p->except, "%s", except ? except : "");
+    core_buf_append(&b->frames, frame, len);
+    n->bcast_bytes += len;
     if (!ev_is_active(&n->bcast_check)) {
         ev_check_init(&n->bcast_check, on_bcast_check);
         n->bcast_check.data = n;
@@ -316,6 +409,11 @@ void node_route_all_local(node_t *n, const char *frame, size_t len)
         ev_check_start(n->loop, &n->bcast_check);
         ev_idle_start(n->loop, &n->bcast_idle);
     }
+}
+
+void node_route_all_local(node_t *n, const char *frame, size_t len)
+{
+    bcast_queue(n, "", NULL, frame, len);
 }
 
 void node_route_sess_add(node_t *n, node_sess_t *s)

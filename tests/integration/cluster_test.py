@@ -11,7 +11,7 @@ the gateway (cross-node included), then the failover scenarios of issue 3:
              succeed
   redis      Redis restarts: sessions and the node list come back
   one_writer / cache_dead / link_auth / push_parked / stalled /
-  redis_kept / bcast_bound / sess_layout: see each docstring
+  redis_kept / bcast_bound / sess_layout / room_slices: see each docstring
 
 usage: cluster_test.py BUILD_DIR [--only NAME] [--no-conformance] [--store sqlite|mongo]
 Fails when chat-gateway is not built. Prints measured failover times.
@@ -807,12 +807,62 @@ async def scenario_sess_layout(cl):
     print(f"session layout: bucket {b} ({enc}), moved and removed with the node lists")
 
 
+async def scenario_room_slices(cl):
+    """A room with more members on a node than --fanout-slice (2 here)
+    goes out in slices (counted on /metrics): messages from a sender on
+    that node and from one on another node, sent without waiting, reach
+    every member exactly once and in the same order on every member,
+    never their own sender; a member that left gets nothing after its
+    leave was answered."""
+    leader = cl.leader()
+    f = next(i for i in range(cl.count) if i != leader)
+    g = next(i for i in range(cl.count) if i not in (f,))
+    room = uname("sl")
+    names = [uname(f"rs{k}") for k in range(6)]
+    local = [(await login(cl.ws_url(f), u, register=True))[0] for u in names]
+    far = (await login(cl.ws_url(g), uname("rsfar"), register=True))[0]
+    await local[0].ok("room_create", {"room": room})
+    for c in local + [far]:
+        await c.ok("room_join", {"room": room})
+    url = f"{cl.node_url(f)}/metrics"
+    sliced0 = metrics(url).get("chat_node_room_slices_total", 0)
+    count = 12
+    sends = [c.req("room_chat", {"room": room, "message": f"{who} {k:02d}"})
+             for k in range(count) for c, who in ((local[0], "near"), (far, "far"))]
+    answers = await asyncio.gather(*sends)
+    assert all(a["code"] == 0 for a in answers), [a for a in answers if a["code"]][:3]
+    await local[5].ok("room_leave", {"room": room})
+    await far.ok("room_chat", {"room": room, "message": "far after"})
+
+    def got(c):
+        return [e["data"]["message"] for e in c.events if e["event"] == "room_chat"]
+    for c in local[1:5]:
+        await c.event(lambda e: e["event"] == "room_chat" and e["data"]["message"] == "far after")
+    seqs = [got(c) for c in local[1:5]]
+    assert all(q == seqs[0] for q in seqs), f"members got different orders: {seqs}"
+    assert sorted(seqs[0]) == sorted([f"{w} {k:02d}" for k in range(count) for w in ("near", "far")]
+                                     + ["far after"]), f"not each once: {seqs[0]}"
+    for who in ("near", "far"):  # each sender's own messages in the order it sent them
+        mine = [m for m in seqs[0] if m.startswith(who + " ")]
+        assert mine == sorted(mine), f"{who}: {mine}"
+    assert not any(m.startswith("near") for m in got(local[0])), "the sender got its own"
+    await asyncio.sleep(0.5)
+    assert "far after" not in got(local[5]), "a member that left got a later message"
+    sliced = metrics(url).get("chat_node_room_slices_total", 0) - sliced0
+    assert sliced > 0, "no room fan-out went out in slices"
+    for c in local + [far]:
+        await c.close()
+    print(f"room slices: {len(seqs[0])} messages, the same order on 4 members, "
+          f"{int(sliced)} sliced fan-outs")
+
+
 SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,
              "stalled": scenario_stalled, "redis_kept": scenario_redis_kept,
-             "bcast_bound": scenario_bcast_bound, "sess_layout": scenario_sess_layout}
+             "bcast_bound": scenario_bcast_bound, "sess_layout": scenario_sess_layout,
+             "room_slices": scenario_room_slices}
 
 
 def run_conformance(cl):

@@ -201,12 +201,17 @@ typedef struct fanout {
     size_t len;
 } fanout_t;
 
+/* A room's frame skips its sender (except: NULL or "" skips no one). */
+static void send_unless(node_sess_t *s, const char *except, const char *frame, size_t len)
+{
+    if (!except || !except[0] || strcmp(s->user, except) != 0)
+        node_sess_send(s, frame, len);
+}
+
 static void fanout_one(node_sess_t *s, void *ud)
 {
     fanout_t *f = ud;
-    if (f->except && strcmp(s->user, f->except) == 0)
-        return;
-    node_sess_send(s, f->frame, f->len);
+    send_unless(s, f->except, f->frame, f->len);
 }
 
 static void bcast_queue(node_t *n, const char *room, const char *except, const char *frame,
@@ -294,11 +299,8 @@ static void bcast_stop(node_t *n)
 
 static void bcast_send(node_sess_t *s, const node_bcast_t *b)
 {
-    for (size_t i = 0; i < b->nparts; i++) {
-        const bcast_part_t *p = &b->parts[i];
-        if (!p->except[0] || strcmp(s->user, p->except) != 0)
-            node_sess_send(s, b->frames.data + p->off, p->len);
-    }
+    for (size_t i = 0; i < b->nparts; i++)
+        send_unless(s, b->parts[i].except, b->frames.data + b->parts[i].off, b->parts[i].len);
 }
 
 static void bcast_start(node_t *n, node_bcast_t *b)
@@ -313,14 +315,16 @@ static void bcast_start(node_t *n, node_bcast_t *b)
 /* Walks b with at most budget sessions; returns what is left of it. */
 static size_t bcast_walk(node_t *n, node_bcast_t *b, size_t budget)
 {
-    while (b->room[0] && b->at < b->count && budget) {
-        node_sess_t *s = b->members[b->at++];
-        if (node_sess_live(s) && node_rooms_is_member(n, b->room, s))
-            bcast_send(s, b); /* still in the room: it may have left meanwhile */
-        node_sess_unref(s);
-        budget--;
+    if (b->room[0]) {
+        for (; b->at < b->count && budget; budget--) {
+            node_sess_t *s = b->members[b->at++];
+            if (node_sess_live(s) && node_rooms_is_member(n, b->room, s))
+                bcast_send(s, b); /* still in the room: it may have left meanwhile */
+            node_sess_unref(s);
+        }
+        return budget;
     }
-    while (!b->room[0] && n->bcast_next && budget) {
+    while (n->bcast_next && budget) {
         node_sess_t *s = n->bcast_next;
         n->bcast_next = s->next;
         if (node_sess_live(s)) {

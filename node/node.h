@@ -584,6 +584,7 @@ struct node {
     ev_timer push_retry;
     int push_enabled;
     struct node_bcast *bcast_head, *bcast_tail; /* route.c: broadcasts under way */
+    core_strtab_t bcast_newest;    /* each target's newest of them, by room ("" = all) */
     size_t bcast_bytes;            /* their frames' bytes, capped */
     node_sess_t *bcast_next;       /* the head broadcast's next session (to all) */
     ev_check bcast_check;

@@ -1,6 +1,7 @@
 /* Where events go: a session on this node directly; a user on another node
  * through the cluster link, located by its global session in Redis (one
  * copy per node for many users); rooms and "all" through the leader. */
+#include <stddef.h>
 #include <string.h>
 #include <utlist.h>
 
@@ -216,7 +217,7 @@ static void fanout_one(node_sess_t *s, void *ud)
 
 static void bcast_queue(node_t *n, const char *room, const char *except, const char *frame,
                         size_t len);
-static int bcast_has_room(const node_t *n, const char *room);
+static int bcast_has_room(node_t *n, const char *room);
 
 /* A room with more local members than a slice goes out in slices, like a
  * broadcast; so does any message of a room that has one under way, which
@@ -250,8 +251,9 @@ void node_route_room(node_t *n, const char *room, const char *except, const char
  * (seconds of wall time on a loaded box) in which this loop answers no
  * cluster ping, Redis reply or client. Later ones queue behind (in order);
  * frames for the same target that arrive before its walk starts share it,
- * so a session gets them in one write. Another event may reach a session
- * before one that was queued earlier. */
+ * so a session gets them in one write. Order holds within a target (a room,
+ * or everyone), not across them: another event may reach a session before
+ * one that was queued earlier. */
 typedef struct bcast_part {
     size_t off, len;
     char except[PROTO_NAME_MAX + 1]; /* this user does not get it ("" : all do) */
@@ -268,12 +270,19 @@ typedef struct node_bcast {
     int started;
 } node_bcast_t;
 
-static int bcast_has_room(const node_t *n, const char *room)
+/* The newest broadcast queued for each target: a room's next message
+ * finds in one lookup whether it must queue behind one, and joins it when
+ * its walk has not started. */
+static core_strtab_t *bcast_index(node_t *n)
 {
-    for (const node_bcast_t *b = n->bcast_head; b; b = b->next)
-        if (strcmp(b->room, room) == 0)
-            return 1;
-    return 0;
+    if (!n->bcast_newest.key_off) /* first use */
+        core_strtab_init(&n->bcast_newest, offsetof(node_bcast_t, room));
+    return &n->bcast_newest;
+}
+
+static int bcast_has_room(node_t *n, const char *room)
+{
+    return core_strtab_find(bcast_index(n), room) != NULL;
 }
 
 static void bcast_pop(node_t *n)
@@ -282,6 +291,11 @@ static void bcast_pop(node_t *n)
     n->bcast_head = b->next;
     if (!n->bcast_head)
         n->bcast_tail = NULL;
+    core_strtab_t *index = bcast_index(n);
+    if (core_strtab_find(index, b->room) == b) { /* else a newer one for its target waits */
+        core_strtab_remove(index, b);
+        core_strtab_fit(index);
+    }
     n->bcast_bytes -= b->frames.len;
     while (b->at < b->count)
         node_sess_unref(b->members[b->at++]);
@@ -367,11 +381,15 @@ static void on_bcast_idle(struct ev_loop *loop, ev_idle *w, int revents)
 
 static node_bcast_t *bcast_target(node_t *n, const char *room)
 {
-    node_bcast_t *b = n->bcast_tail;
-    if (b && !b->started && strcmp(b->room, room) == 0)
+    core_strtab_t *index = bcast_index(n);
+    node_bcast_t *b = core_strtab_find(index, room);
+    if (b && !b->started)
         return b; /* not walked yet: the new frame shares its walk */
+    if (b)
+        core_strtab_remove(index, b);
     b = core_xcalloc(1, sizeof *b);
     snprintf(b->room, sizeof b->room, "%s", room);
+    core_strtab_add(index, b);
     core_buf_init(&b->frames);
     if (n->bcast_tail)
         n->bcast_tail->next = b;
@@ -441,6 +459,7 @@ void node_route_bcast_free(node_t *n)
     bcast_stop(n);
     while (n->bcast_head)
         bcast_pop(n);
+    core_strtab_free(&n->bcast_newest);
 }
 
 void node_route_all(node_t *n, const char *frame, size_t len)

@@ -808,51 +808,60 @@ async def scenario_sess_layout(cl):
 
 
 async def scenario_room_slices(cl):
-    """A room with more members on a node than --fanout-slice (2 here)
-    goes out in slices (counted on /metrics): messages from a sender on
-    that node and from one on another node, sent without waiting, reach
-    every member exactly once and in the same order on every member,
-    never their own sender; a member that left gets nothing after its
-    leave was answered."""
+    """Rooms with more members on a node than --fanout-slice (2 here) go
+    out in slices (counted on /metrics): messages to two such rooms, from a
+    sender on that node and from one on another node, sent without waiting
+    and interleaved, reach every member exactly once and, room by room, in
+    the same order on every member, never their own sender; a member that
+    left a room gets nothing of it after its leave was answered."""
     leader = cl.leader()
     f = next(i for i in range(cl.count) if i != leader)
     g = next(i for i in range(cl.count) if i not in (f,))
-    room = uname("sl")
+    rooms = [uname("sl"), uname("sm")]
     names = [uname(f"rs{k}") for k in range(6)]
     local = [(await login(cl.ws_url(f), u, register=True))[0] for u in names]
     far = (await login(cl.ws_url(g), uname("rsfar"), register=True))[0]
-    await local[0].ok("room_create", {"room": room})
-    for c in local + [far]:
-        await c.ok("room_join", {"room": room})
+    for room in rooms:
+        await local[0].ok("room_create", {"room": room})
+        for c in local + [far]:
+            await c.ok("room_join", {"room": room})
     url = f"{cl.node_url(f)}/metrics"
     sliced0 = metrics(url).get("chat_node_room_slices_total", 0)
     count = 12
     sends = [c.req("room_chat", {"room": room, "message": f"{who} {k:02d}"})
-             for k in range(count) for c, who in ((local[0], "near"), (far, "far"))]
+             for k in range(count) for room in rooms
+             for c, who in ((local[0], "near"), (far, "far"))]
     answers = await asyncio.gather(*sends)
     assert all(a["code"] == 0 for a in answers), [a for a in answers if a["code"]][:3]
-    await local[5].ok("room_leave", {"room": room})
-    await far.ok("room_chat", {"room": room, "message": "far after"})
+    for room in rooms:
+        await local[5].ok("room_leave", {"room": room})
+        await far.ok("room_chat", {"room": room, "message": "far after"})
 
-    def got(c):
-        return [e["data"]["message"] for e in c.events if e["event"] == "room_chat"]
+    def got(c, room):
+        return [e["data"]["message"] for e in c.events
+                if e["event"] == "room_chat" and e["data"]["room"] == room]
     for c in local[1:5]:
-        await c.event(lambda e: e["event"] == "room_chat" and e["data"]["message"] == "far after")
-    seqs = [got(c) for c in local[1:5]]
-    assert all(q == seqs[0] for q in seqs), f"members got different orders: {seqs}"
-    assert sorted(seqs[0]) == sorted([f"{w} {k:02d}" for k in range(count) for w in ("near", "far")]
-                                     + ["far after"]), f"not each once: {seqs[0]}"
-    for who in ("near", "far"):  # each sender's own messages in the order it sent them
-        mine = [m for m in seqs[0] if m.startswith(who + " ")]
-        assert mine == sorted(mine), f"{who}: {mine}"
-    assert not any(m.startswith("near") for m in got(local[0])), "the sender got its own"
+        for room in rooms:
+            await c.event(lambda e: e["event"] == "room_chat" and e["data"]["room"] == room
+                          and e["data"]["message"] == "far after")
+    for room in rooms:
+        seqs = [got(c, room) for c in local[1:5]]
+        assert all(q == seqs[0] for q in seqs), f"{room}: members got different orders: {seqs}"
+        assert sorted(seqs[0]) == sorted([f"{w} {k:02d}" for k in range(count)
+                                          for w in ("near", "far")] + ["far after"]), \
+            f"{room}: not each once: {seqs[0]}"
+        for who in ("near", "far"):  # each sender's own messages in the order it sent them
+            mine = [m for m in seqs[0] if m.startswith(who + " ")]
+            assert mine == sorted(mine), f"{room}, {who}: {mine}"
+        assert not any(m.startswith("near") for m in got(local[0], room)), "the sender got its own"
     await asyncio.sleep(0.5)
-    assert "far after" not in got(local[5]), "a member that left got a later message"
+    assert not any("far after" in got(local[5], room) for room in rooms), \
+        "a member that left got a later message"
     sliced = metrics(url).get("chat_node_room_slices_total", 0) - sliced0
     assert sliced > 0, "no room fan-out went out in slices"
     for c in local + [far]:
         await c.close()
-    print(f"room slices: {len(seqs[0])} messages, the same order on 4 members, "
+    print(f"room slices: {len(seqs[0])} messages to each of 2 rooms, the same order on 4 members, "
           f"{int(sliced)} sliced fan-outs")
 
 

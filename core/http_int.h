@@ -42,6 +42,8 @@ struct core_http_server {
     uint32_t sweep_ticks;         /* sweeps per ping interval */
     core__addr_t *addrs;          /* connections per source address (uthash) */
     size_t refused;               /* closed at accept: over max_conns_per_ip */
+    struct core__ws_ctx *ws_spare; /* ws.c: idle wslay contexts kept for reuse */
+    size_t ws_spares;
 };
 
 /* http.c: serves an accepted (or socketpair) fd as an HTTP peer of the

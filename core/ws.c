@@ -4,8 +4,9 @@
  * context costs about 9 KB (two 4 KB buffers), far too much to keep on each
  * of tens of thousands of idle connections, so a context exists only while
  * input is being processed or a frame/message is incomplete: a tiny shadow
- * parser follows frame boundaries and the context is freed whenever the
- * stream sits between complete messages. Outgoing data frames (text, ping,
+ * parser follows frame boundaries and the context is let go whenever the
+ * stream sits between complete messages (a few wait on the server for the
+ * next connection with input, so a frame seldom costs a new one). Outgoing data frames (text, ping,
  * close when no context exists) are framed here directly: a server frame is
  * just a header and the payload, and wslay's own queue (pongs, close) is
  * drained into the conn before each direct frame and after each read, so
@@ -19,11 +20,23 @@
 
 enum { WS_OPEN, WS_CLOSING, WS_CLOSED };
 
+/* At most this many idle wslay contexts wait on a server for reuse: one
+ * is created and freed per incoming frame otherwise (a 9 KB calloc). */
+enum { WS_SPARES_MAX = 4 };
+
+/* A wslay context and the connection using it now: wslay's callbacks get
+ * this holder, so one context can serve many connections in turn. */
+typedef struct core__ws_ctx {
+    wslay_event_context_ptr wslay;
+    core_ws_t *ws;
+    struct core__ws_ctx *next; /* among the server's spares */
+} ws_ctx_t;
+
 struct core_ws {
     core__peer_t base;
     core_conn_t *conn;
     core_ws_t *prev, *next;       /* the server's wheel slot, for the idle sweep */
-    wslay_event_context_ptr ctx;  /* only while input is open (see above) */
+    struct core__ws_ctx *ctx;     /* only while input is open (see above) */
     void *ud;
     uint64_t frame_left;          /* shadow parser: payload bytes still due */
     uint8_t hdr[14];              /* shadow parser: partial frame header */
@@ -166,7 +179,7 @@ static int ws_write_frame(core_ws_t *ws, uint8_t opcode, const void *data, size_
     if (!ws->conn)
         return -1;
     /* A pong wslay queued while parsing goes out before what follows it. */
-    if (ws->ctx && wslay_event_want_write(ws->ctx) && wslay_event_send(ws->ctx) != 0)
+    if (ws->ctx && wslay_event_want_write(ws->ctx->wslay) && wslay_event_send(ws->ctx->wslay) != 0)
         return -1;
     if (core_conn_write(ws->conn, h, hl) < 0)
         return -1;
@@ -205,7 +218,7 @@ static _Thread_local ws_input_t ws_input;
 static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
                           void *user_data)
 {
-    core_ws_t *ws = user_data;
+    core_ws_t *ws = ((ws_ctx_t *)user_data)->ws;
     size_t n = ws_input.ws != ws ? 0 : ws_input.len < len ? ws_input.len : len;
 
     (void)flags;
@@ -222,7 +235,7 @@ static ssize_t ws_recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
 static ssize_t ws_send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                           void *user_data)
 {
-    core_ws_t *ws = user_data;
+    core_ws_t *ws = ((ws_ctx_t *)user_data)->ws;
 
     (void)flags;
     if (!ws->conn || core_conn_write(ws->conn, data, len) < 0) {
@@ -242,14 +255,14 @@ static void ws_close_in_recv(core_ws_t *ws, int code, const char *reason)
         return;
     ws->state = WS_CLOSING;
     ws->close_code = (uint16_t)code;
-    wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason, rl > 123 ? 123 : rl);
-    wslay_event_shutdown_read(ws->ctx);
+    wslay_event_queue_close(ws->ctx->wslay, (uint16_t)code, (const uint8_t *)reason, rl > 123 ? 123 : rl);
+    wslay_event_shutdown_read(ws->ctx->wslay);
 }
 
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
                       void *user_data)
 {
-    core_ws_t *ws = user_data;
+    core_ws_t *ws = ((ws_ctx_t *)user_data)->ws;
     core_http_server_t *s = ws->base.srv;
 
     (void)ctx;
@@ -274,19 +287,39 @@ static const struct wslay_event_callbacks ws_callbacks = {
 
 static int ws_ctx_open(core_ws_t *ws)
 {
+    core_http_server_t *s = ws->base.srv;
+    ws_ctx_t *c = s->ws_spare;
+
     if (ws->ctx)
         return 0;
-    if (wslay_event_context_server_init(&ws->ctx, &ws_callbacks, ws) != 0) {
-        ws->ctx = NULL;
-        return -1;
+    if (c) {
+        s->ws_spare = c->next;
+        s->ws_spares--;
+    } else {
+        c = core_xcalloc(1, sizeof *c);
+        if (wslay_event_context_server_init(&c->wslay, &ws_callbacks, c) != 0) {
+            free(c);
+            return -1;
+        }
+        wslay_event_config_set_max_recv_msg_length(c->wslay, CORE_WS_MAX_MESSAGE);
     }
-    wslay_event_config_set_max_recv_msg_length(ws->ctx, CORE_WS_MAX_MESSAGE);
+    c->ws = ws;
+    c->next = NULL;
+    ws->ctx = c;
     return 0;
+}
+
+static void ws_ctx_destroy(ws_ctx_t *c)
+{
+    wslay_event_context_free(c->wslay);
+    free(c);
 }
 
 static void ws_ctx_free(core_ws_t *ws)
 {
-    wslay_event_context_free(ws->ctx);
+    if (!ws->ctx)
+        return;
+    ws_ctx_destroy(ws->ctx);
     ws->ctx = NULL;
 }
 
@@ -294,7 +327,27 @@ static void ws_ctx_free(core_ws_t *ws)
 static int ws_ctx_idle(core_ws_t *ws)
 {
     return ws->hdr_have == 0 && ws->frame_left == 0 && !ws->frag_open &&
-           wslay_event_get_read_enabled(ws->ctx) && !wslay_event_want_write(ws->ctx);
+           wslay_event_get_read_enabled(ws->ctx->wslay) && !wslay_event_want_write(ws->ctx->wslay);
+}
+
+/* An idle context that neither sent nor heard a close is as good as a new
+ * one: a few wait on the server for the next connection with input. */
+static void ws_ctx_release(core_ws_t *ws)
+{
+    core_http_server_t *s = ws->base.srv;
+    ws_ctx_t *c = ws->ctx;
+    wslay_event_context_ptr w = c->wslay;
+
+    if (s->ws_spares >= WS_SPARES_MAX || !wslay_event_get_write_enabled(w) ||
+        wslay_event_get_close_sent(w) || wslay_event_get_close_received(w)) {
+        ws_ctx_free(ws);
+        return;
+    }
+    ws->ctx = NULL;
+    c->ws = NULL;
+    c->next = s->ws_spare;
+    s->ws_spare = c;
+    s->ws_spares++;
 }
 
 /* ------------------------------------------------------------------ closing */
@@ -308,8 +361,8 @@ static void ws_finish(core_ws_t *ws, int code, int abort_now)
     if (!ws->in_recv) {
         ws_ctx_free(ws);
     } else { /* wslay is on the stack: just make it stop; freed after recv */
-        wslay_event_shutdown_read(ws->ctx);
-        wslay_event_shutdown_write(ws->ctx);
+        wslay_event_shutdown_read(ws->ctx->wslay);
+        wslay_event_shutdown_write(ws->ctx->wslay);
     }
     if (!ws->conn)
         return;
@@ -324,9 +377,9 @@ static int ws_wslay_close_code(core_ws_t *ws)
 {
     if (ws->state == WS_CLOSING)
         return ws->close_code;
-    if (wslay_event_get_close_received(ws->ctx))
-        return wslay_event_get_status_code_received(ws->ctx);
-    return wslay_event_get_status_code_sent(ws->ctx);
+    if (wslay_event_get_close_received(ws->ctx->wslay))
+        return wslay_event_get_status_code_received(ws->ctx->wslay);
+    return wslay_event_get_status_code_sent(ws->ctx->wslay);
 }
 
 static void ws_after_recv(core_ws_t *ws, int rv)
@@ -349,16 +402,16 @@ static void ws_after_recv(core_ws_t *ws, int rv)
         ws_finish(ws, CORE_WS_INTERNAL, 1);
         return;
     }
-    if (wslay_event_send(ws->ctx) != 0) { /* the conn refused output: it is closing */
+    if (wslay_event_send(ws->ctx->wslay) != 0) { /* the conn refused output: it is closing */
         ws_finish(ws, CORE_WS_POLICY, 1);
         return;
     }
-    if (ws->state == WS_CLOSING || !wslay_event_get_read_enabled(ws->ctx)) {
+    if (ws->state == WS_CLOSING || !wslay_event_get_read_enabled(ws->ctx->wslay)) {
         ws_finish(ws, ws_wslay_close_code(ws), 0);
         return;
     }
     if (ws_ctx_idle(ws))
-        ws_ctx_free(ws);
+        ws_ctx_release(ws);
 }
 
 void core_ws_close(core_ws_t *ws, int code, const char *reason)
@@ -371,9 +424,9 @@ void core_ws_close(core_ws_t *ws, int code, const char *reason)
     }
     if (ws->ctx) {
         size_t rl = reason ? strlen(reason) : 0;
-        wslay_event_queue_close(ws->ctx, (uint16_t)code, (const uint8_t *)reason,
+        wslay_event_queue_close(ws->ctx->wslay, (uint16_t)code, (const uint8_t *)reason,
                                 rl > 123 ? 123 : rl);
-        wslay_event_send(ws->ctx);
+        wslay_event_send(ws->ctx->wslay);
     } else {
         ws_write_close(ws, code, reason);
     }
@@ -469,7 +522,7 @@ static void ws_feed(core_ws_t *ws, const char *data, size_t len)
     ws_input_t outer = ws_input; /* a callback may feed another connection */
     ws_input = (ws_input_t){ws, data, n};
     ws->in_recv = 1;
-    rv = wslay_event_recv(ws->ctx);
+    rv = wslay_event_recv(ws->ctx->wslay);
     ws->in_recv = 0;
     ws_input = outer;
     ws_after_recv(ws, rv);
@@ -627,6 +680,12 @@ void core__ws_server_shutdown(core_http_server_t *s)
     }
     free(s->ws_wheel);
     s->ws_wheel = NULL;
+    while (s->ws_spare) {
+        ws_ctx_t *c = s->ws_spare;
+        s->ws_spare = c->next;
+        ws_ctx_destroy(c);
+    }
+    s->ws_spares = 0;
 }
 
 /* ------------------------------------------------------------------ public */
@@ -675,7 +734,7 @@ size_t core_ws_out_pending(const core_ws_t *ws)
     size_t n = ws->conn ? core_conn_out_pending(ws->conn) : 0;
 
     if (ws->ctx)
-        n += wslay_event_get_queued_msg_length(ws->ctx);
+        n += wslay_event_get_queued_msg_length(ws->ctx->wslay);
     return n;
 }
 

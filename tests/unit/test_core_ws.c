@@ -518,6 +518,55 @@ static void test_utf8_across_fragments(void **state)
     tu_cli_free(&c);
 }
 
+/* wslay contexts go back to the server between messages and serve the
+ * next connection with input, in turn: what each connection sends stays
+ * its own (echoes, pongs, a frame split across reads), and a context that
+ * saw a close is never kept. */
+static void test_ctx_reused(void **state)
+{
+    env_t *e = *state;
+    char buf[64];
+    size_t n;
+    frame_t f;
+    cli_t a, b, c;
+
+    ws_open(e, &a, 1);
+    ws_open(e, &b, 1);
+    ws_open(e, &c, 1);
+    send_text(&a, "a1");
+    expect_text(e, &a, "a1");
+    assert_int_equal(e->srv->ws_spares, 1); /* a's context, kept for the next */
+    n = frame_build(buf, 1, 1, "b1 in two", 9, 1);
+    tu_cli_send(&b, buf, 6); /* half a frame: b takes the spare and holds it */
+    assert_true(run_until(e, &b, tu_done_consumed, NULL));
+    assert_int_equal(e->srv->ws_spares, 0);
+    send_frame(&a, 1, 9, "pa", 2); /* a ping, on a new context */
+    wait_frame(e, &a, &f);
+    assert_int_equal(f.op, 10);
+    assert_string_equal(f.payload, "pa");
+    free(f.payload);
+    tu_cli_send(&b, buf + 6, n - 6);
+    expect_text(e, &b, "b1 in two");
+    assert_int_equal(e->srv->ws_spares, 2);
+    send_text(&c, "c1");
+    expect_text(e, &c, "c1");
+    send_frame(&c, 1, 1, "bad \xc3\x28", 6); /* closes c: its context is not kept */
+    wait_frame(e, &c, &f);
+    assert_int_equal(close_code_of(&f), CORE_WS_INVALID_DATA);
+    free(f.payload);
+    wait_eof(e, &c);
+    assert_int_equal(e->srv->ws_spares, 1);
+    send_text(&b, "b2");
+    expect_text(e, &b, "b2");
+    send_text(&a, "a2");
+    expect_text(e, &a, "a2");
+    assert_string_equal(e->msgs.data, "a1\nb1 in two\nc1\nb2\na2\n");
+    assert_true(e->srv->ws_spares >= 1 && e->srv->ws_spares <= 2);
+    tu_cli_free(&a);
+    tu_cli_free(&b);
+    tu_cli_free(&c);
+}
+
 static void test_ping_pong(void **state)
 {
     env_t *e = *state;
@@ -858,6 +907,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_too_big_fragmented, setup, teardown),
         cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_utf8, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ctx_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_across_fragments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ping_pong, setup, teardown),
         cmocka_unit_test_teardown(test_ping_timing, teardown),

@@ -64,6 +64,7 @@ typedef struct bench_result {
     uint64_t dropped;     /* --reconnect: logged-in connections the server ended */
     uint64_t reconnected; /* --reconnect: of those, logged in again (lat: how long) */
     uint64_t first_drop_unix_us, last_back_unix_us; /* the storm's span (wall clock) */
+    uint64_t first_back_unix_us;                    /* its first client logged in again */
     double elapsed_s;     /* measured phase length */
     bench_hist_t lat;
 } bench_result_t;

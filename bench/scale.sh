@@ -17,6 +17,12 @@
 # times, and the gateway's and Redis's latency meanwhile (bench/probe.py).
 # pm2 restarts the killed node a second later; the clients stay where they
 # went. The other nodes must have room for the victim's clients (fd limit).
+# STORM=all kills every node at once (a full down and up: pm2 brings each
+# back a second later) and every client resumes with its token once a node
+# answers; it reports the logins per second from the kill to the last
+# client back, and the per-node spread SPREAD_AT seconds after the kill
+# (default HOLD - 10; each client picks a random node, as the gateway's
+# least-loaded-first list spreads them).
 # SCENARIO=push: once all are held, chat-bench POSTs /push {all} through the
 # gateway PUSH_RATE times a second (default 0.2) for HOLD seconds; every
 # client times each push from the POST to its arrival (the report's max is
@@ -49,7 +55,10 @@ GW="http://127.0.0.1:$((BASE + 10))"
 SCENARIO=${SCENARIO:-idle}
 [ "$PROCS" -le 64 ] || { echo "scale.sh: $PROCS bench processes: at most 64" >&2; exit 1; }
 
-cleanup() { [ "${KEEP:-0}" = 1 ] || "$CLUSTER" down --run-dir "$RUN" >/dev/null 2>&1 || true; }
+cleanup() {
+    [ -z "${SAMPLER:-}" ] || kill "$SAMPLER" 2>/dev/null || true
+    [ "${KEEP:-0}" = 1 ] || "$CLUSTER" down --run-dir "$RUN" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 # proc_sum FILE AWK PID...: AWK's number from /proc/PID/FILE, summed. Two
@@ -104,20 +113,77 @@ storm_victim() {
 }
 
 storm() {
-    VICTIM=$(storm_victim "$STORM")
-    [ -n "$VICTIM" ] || { echo "scale.sh: no $STORM node to kill" >&2; return 1; }
     local pid held
-    pid=$(app_pids "^chat-node-$VICTIM\$")
-    held=$(curl -sf --max-time 5 "http://127.0.0.1:$((BASE + 20 + VICTIM))/metrics" |
-        awk '/^chat_node_connections / { print $2 }')
+    if [ "$STORM" = all ]; then
+        VICTIM=all
+        pid=$(app_pids '^chat-node-' | tr '\n' ' ')
+        held=$total
+    else
+        VICTIM=$(storm_victim "$STORM")
+        [ -n "$VICTIM" ] || { echo "scale.sh: no $STORM node to kill" >&2; return 1; }
+        pid=$(app_pids "^chat-node-$VICTIM\$")
+        held=$(curl -sf --max-time 5 "http://127.0.0.1:$((BASE + 20 + VICTIM))/metrics" |
+            awk '/^chat_node_connections / { print $2 }')
+    fi
     PROBE_OUT=$(mktemp)
     python3 "$REPO/bench/probe.py" "$((BASE + 10))" "$BASE" "$RUN/redis.password" \
         "${PROBE_S:-20}" >"$PROBE_OUT" 2>&1 &
     PROBE=$!
     sleep 2 # the probe's calm before
     KILL_MS=$(date +%s%3N)
-    kill -9 "$pid"
+    # shellcheck disable=SC2086 # one pid, or every node's
+    kill -9 $pid
     echo "== storm: kill -9 of node $VICTIM ($STORM, pid $pid) holding $held connections"
+    [ "$STORM" != all ] || logins_sampler
+}
+
+# logins_sampler: every 0.5 s, "unix_ms logins nodes" summed over the nodes'
+# /metrics (restarted nodes count from 0: every login is the storm's). The
+# nodes' own count: the bench's workers share the cores and read answers late.
+logins_sampler() {
+    SAMPLES=$(mktemp)
+    local j urls=()
+    for ((j = 1; j <= NODES; j++)); do
+        urls+=("http://127.0.0.1:$((BASE + 20 + j))/metrics")
+    done
+    while :; do
+        echo "$(date +%s%3N) $(curl -sf --no-progress-meter --parallel --parallel-max 64 --max-time 0.4 \
+            "${urls[@]}" 2>/dev/null | awk '/^chat_node_logins_total / { l += $2; n++ } END { print l + 0, n + 0 }')"
+        sleep 0.5
+    done >"$SAMPLES" &
+    SAMPLER=$!
+}
+
+# sampler_report HELD: when the nodes counted the first login and all HELD.
+sampler_report() {
+    kill "$SAMPLER" 2>/dev/null || true
+    wait "$SAMPLER" 2>/dev/null || true
+    python3 - "$SAMPLES" "$KILL_MS" "$1" <<'PY'
+import sys
+rows = [tuple(int(x) for x in l.split()) for l in open(sys.argv[1]) if len(l.split()) == 3]
+kill, held = int(sys.argv[2]), int(sys.argv[3])
+first = next((t for t, l, n in rows if l > 0), None)
+done = next((t for t, l, n in rows if l >= held), None)
+peak = 0
+for i, (t, l, n) in enumerate(rows):  # the best second: samples ~1 s apart
+    j = next((k for k in range(i + 1, len(rows)) if rows[k][0] - t >= 1000), None)
+    if j is not None and rows[j][2] == n == max(r[2] for r in rows):
+        peak = max(peak, (rows[j][1] - l) * 1000 / (rows[j][0] - t))
+if first and done and done > first:
+    print(f"   the nodes' count: first login {(first - kill) / 1000:.1f} s after the kill, all {held} "
+          f"{(done - kill) / 1000:.1f} s after: {held * 1000 / (done - first):.0f} logins/s between; "
+          f"best second {peak:.0f}/s")
+else:
+    last = rows[-1] if rows else (0, 0, 0)
+    print(f"   the nodes' count: {last[1]} logins on {last[2]} nodes answering at the end")
+PY
+    rm -f "$SAMPLES"
+}
+
+# spread_now: "min M, median D, max X (N nodes answered)" of open connections.
+spread_now() {
+    conns_per_node | sort -n | awk '{ a[NR] = $1; s += $1 } END {
+        printf "%d in all: min %d, median %d, max %d (%d nodes answered)", s, a[1], a[int((NR + 1) / 2)], a[NR], NR }'
 }
 
 # storm_report BENCH_JSON_LINE
@@ -125,19 +191,27 @@ storm_report() {
     wait "$PROBE" || true
     local left_ms=0 f t
     for f in "$RUN"/logs/chat-node-*.log; do # the first node that logged it gone
-        t=$(grep -h "cluster: node n$VICTIM left" "$f" 2>/dev/null | tail -n 1 | cut -d' ' -f1)
+        t=$({ grep -h "cluster: node n$VICTIM left" "$f" 2>/dev/null || true; } | tail -n 1 | cut -d' ' -f1)
         [ -n "$t" ] || continue
         t=$(date -d "$t" +%s%3N)
         [ "$t" -ge "$KILL_MS" ] && { [ "$left_ms" = 0 ] || [ "$t" -lt "$left_ms" ]; } && left_ms=$t
     done
-    python3 - "$1" "$KILL_MS" "$left_ms" <<'PY'
+    python3 - "$1" "$KILL_MS" "$left_ms" "$VICTIM" <<'PY'
 import json, sys
-r, kill, left = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+r, kill, left, victim = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 back = r.get("first_drop_unix_ms", 0) + r.get("storm_s", 0) * 1000
 print(f"== storm: {r.get('dropped', 0)} dropped, {r.get('reconnected', 0)} back, "
       f"{r.get('lost', 0)} not back at the end; drop-to-back p50 {r['p50_ms']:.0f} ms, "
       f"p99 {r['p99_ms']:.0f} ms, max {r['max_ms']:.0f} ms")
+first = r.get("first_drop_unix_ms", 0) + r.get("first_back_s", 0) * 1000
+if back > kill:
+    print(f"   logins from the kill to the last client back: "
+          f"{r.get('reconnected', 0) / ((back - kill) / 1000):.0f}/s"
+          + (f"; from the first client back ({(first - kill) / 1000:.1f} s after the kill): "
+             f"{r.get('reconnected', 0) / ((back - first) / 1000):.0f}/s" if back > first > kill else ""))
 seen = f"{(left - kill) / 1000:.1f} s after the kill" if left else "not logged"
+if victim == "all":
+    seen = "every node killed"
 print(f"   node gone: {seen}; last client back {(back - kill) / 1000:.1f} s after the kill"
       + (f" ({(back - left) / 1000:+.1f} s from the node gone)" if left else ""))
 PY
@@ -211,6 +285,10 @@ if [ -z "${STORM:-}" ] && [ "$SCENARIO" = idle ] && [ "$HOLD" -ge 12 ]; then # w
             d / hz / 10 * 100, d / hz / 10 / n * 1e6 }'
 fi
 [ -z "${STORM:-}" ] || storm
+if [ "${STORM:-}" = all ]; then # where they went: read while they are still held
+    sleep "${SPREAD_AT:-$((HOLD - 10))}"
+    echo "== $(awk -v t="$KILL_MS" -v n="$(date +%s%3N)" 'BEGIN { printf "%.1f", (n - t) / 1000 }') s after the kill: $(spread_now)"
+fi
 bench_rc=0
 wait "$BENCH" || bench_rc=$?
 grep "clients set up in" "$BENCH_OUT" && total=$CLIENTS # all in, whatever /metrics said
@@ -220,6 +298,7 @@ else
     tail -n 1 "$BENCH_OUT"
 fi
 [ -z "${STORM:-}" ] || storm_report "$(tail -n 1 "$BENCH_OUT")"
+[ "${STORM:-}" != all ] || sampler_report "$CLIENTS"
 python3 - "$CLIENTS" "$total" "$before_nodes" "$held_nodes" "$before_redis" "$held_redis" "$setup_s" <<'PY'
 import sys
 n, held, bn, hn, br, hr, s = sys.argv[1:]

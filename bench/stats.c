@@ -109,6 +109,9 @@ void bench_result_merge(bench_result_t *into, const bench_result_t *from)
         into->first_drop_unix_us = from->first_drop_unix_us;
     if (from->last_back_unix_us > into->last_back_unix_us)
         into->last_back_unix_us = from->last_back_unix_us;
+    if (from->first_back_unix_us &&
+        (!into->first_back_unix_us || from->first_back_unix_us < into->first_back_unix_us))
+        into->first_back_unix_us = from->first_back_unix_us;
     /* workers run the same phase side by side: the longest one is the phase */
     if (from->elapsed_s > into->elapsed_s)
         into->elapsed_s = from->elapsed_s;
@@ -123,7 +126,7 @@ uint64_t bench_result_lost(const bench_result_t *r)
 #define RESULT_FIELDS(X)                                                                           \
     X(clients) X(sent) X(expected) X(delivered) X(dup) X(reordered) X(errors) X(connect_errors)   \
     X(receivers) X(self_rss_kb) X(dropped) X(reconnected) X(first_drop_unix_us)                  \
-    X(last_back_unix_us)
+    X(last_back_unix_us) X(first_back_unix_us)
 
 char *bench_result_encode(const bench_result_t *r)
 {
@@ -270,6 +273,9 @@ cJSON *bench_report_json(const char *scenario, const bench_result_t *r, cJSON *e
             cJSON_AddNumberToObject(o, "storm_s",
                                     (double)(r->last_back_unix_us - r->first_drop_unix_us) / 1e6);
         cJSON_AddNumberToObject(o, "first_drop_unix_ms", (double)(r->first_drop_unix_us / 1000));
+        if (r->first_back_unix_us > r->first_drop_unix_us) /* the storm's logins: first to last back */
+            cJSON_AddNumberToObject(o, "first_back_s",
+                                    (double)(r->first_back_unix_us - r->first_drop_unix_us) / 1e6);
     }
     cJSON_AddNumberToObject(o, "elapsed_s", (double)(uint64_t)(r->elapsed_s * 1000) / 1000);
     if (extra) {

@@ -138,6 +138,7 @@ kill -9 "$NODE2_PID"
 rc=0
 wait "$RB" || rc=$?
 judge reconnect "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back"
+grep -q '"first_back_s":[0-9]' "$out" || { echo "reconnect: no first_back_s"; FAILS=$((FAILS + 1)); }
 
 # the guard: refused before any traffic, exit 2 (192.0.2.0/24 is TEST-NET-1)
 "$BENCH" --scenario direct --node ws://192.0.2.1:9/ws --clients 2 >/dev/null 2>"$TMP/guard.log"

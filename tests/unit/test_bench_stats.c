@@ -135,6 +135,10 @@ static void fill_result(bench_result_t *r, uint64_t seed, uint64_t *all, size_t 
     r->receivers = 3;
     r->self_rss_kb = 1000;
     r->elapsed_s = 1.5 + (double)seed;
+    r->dropped = r->reconnected = 10 * seed; /* a storm: each worker's span */
+    r->first_drop_unix_us = 1000000 + seed;
+    r->first_back_unix_us = 3000000 - 100 * seed;
+    r->last_back_unix_us = 4000000 + 100 * seed;
     for (int i = 0; i < 1000; i++) {
         uint64_t v = rnd() % (1000 * seed * seed);
         bench_hist_record(&r->lat, v);
@@ -171,6 +175,11 @@ static void test_merge_through_json(void **state)
     assert_int_equal(total->self_rss_kb, 3000);
     assert_true(total->elapsed_s == 4.5); /* the longest worker */
     assert_int_equal(total->lat.count, 3000);
+    /* the storm's span: the first drop and first back of any worker, the last back of all */
+    assert_int_equal(total->reconnected, 60);
+    assert_int_equal(total->first_drop_unix_us, 1000001);
+    assert_int_equal(total->first_back_unix_us, 2999700);
+    assert_int_equal(total->last_back_unix_us, 4000300);
     /* the merged histogram answers like one fed every value */
     qsort(all, nall, sizeof *all, cmp_u64);
     for (double p = 1; p <= 100; p += 7.3) {
@@ -180,6 +189,7 @@ static void test_merge_through_json(void **state)
     cJSON *rep = bench_report_json("direct", total, NULL);
     assert_int_equal(cJSON_GetObjectItem(rep, "lost")->valueint, 3);
     assert_int_equal(cJSON_GetObjectItem(rep, "delivered")->valueint, 597);
+    assert_true(cJSON_GetObjectItem(rep, "first_back_s")->valuedouble == 1.999699);
     assert_true(cJSON_GetObjectItem(rep, "p99_ms")->valuedouble <=
                 cJSON_GetObjectItem(rep, "max_ms")->valuedouble);
     cJSON_Delete(rep);

@@ -620,9 +620,9 @@ static void reconnect_later(client_t *c, double max_s)
 }
 
 /* Refused again: the next try waits up to twice as long (RETRY_S doubling
- * to RETRY_MAX_S, a random part of it), as real clients back off; retrying
- * every 0.2 s, 100k clients of a cluster that is down made ~500k refused
- * connects a second, and the bench's own CPU became the storm's bound. */
+ * to RETRY_MAX_S, a random part of it), as clients back off (client/ does,
+ * 0.5 s to 10 s): 100k clients of a cluster that is down do not try again
+ * five times a second each. */
 static double retry_backoff(client_t *c)
 {
     double d = RETRY_S;

@@ -307,10 +307,13 @@ typedef struct core_http_server_opts {
                                 * byte (TLS included) is read; 0 = no cap */
     const core_addrset_t *exempt; /* addresses the cap skips (NULL: none); must
                                    * outlive the server */
-    unsigned max_conns;       /* open connections in all; more are closed at
-                               * accept, so a full server refuses at once (the
-                               * client tries another) instead of leaving them
-                               * in the backlog at the fd limit; 0 = no cap */
+    unsigned max_conns;       /* open connections in all; past it a WebSocket
+                               * upgrade is answered 503, and past it by a few
+                               * (kept for plain HTTP: metrics, health checks)
+                               * connections are closed at accept, so a full
+                               * server refuses at once (the client tries
+                               * another) instead of leaving them in the
+                               * backlog at the fd limit; 0 = no cap */
 } core_http_server_opts_t;
 
 core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host, int port,
@@ -320,7 +323,8 @@ core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host,
 int core_http_server_port(const core_http_server_t *s);
 /* Number of open connections (HTTP + WebSocket). */
 size_t core_http_server_conns(const core_http_server_t *s);
-/* Connections closed at accept for being over max_conns_per_ip or max_conns. */
+/* Connections closed at accept for being over max_conns_per_ip or
+ * max_conns, and upgrades refused (503) for being over max_conns. */
 size_t core_http_server_refused(const core_http_server_t *s);
 /* Stops listening and closes every connection. */
 void core_http_server_free(core_http_server_t *s);

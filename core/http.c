@@ -287,6 +287,12 @@ static int ws_handshake_status(const core__http_conn_t *hc, const core_http_req_
     return 101;
 }
 
+/* Only plain HTTP past max_conns: this connection is counted in nconns. */
+static int ws_server_full(const core_http_server_t *s)
+{
+    return s->opts.max_conns && s->nconns > s->opts.max_conns;
+}
+
 /* Answers the upgrade and hands the connection (and the bytes after the
  * request) to ws.c. */
 static feed_result_t ws_upgrade(core__http_conn_t *hc, const char *rest, size_t restlen)
@@ -299,6 +305,10 @@ static feed_result_t ws_upgrade(core__http_conn_t *hc, const char *rest, size_t 
 
     if (status == 101 && core__ws_accept(core_http_req_header(r, "Sec-WebSocket-Key"), accept) < 0)
         status = 500;
+    if (status == 101 && ws_server_full(hc->base.srv)) {
+        hc->base.srv->refused++;
+        status = 503; /* the client tries another server, as at a closed accept */
+    }
     if (status != 101) {
         http_fail(hc, status == 426 ? 400 : status,
                   status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL);
@@ -702,7 +712,7 @@ void core__http_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
         .max_out = s->opts.max_out + HTTP_OUT_SLACK,
     };
 
-    if (s->opts.max_conns && s->nconns >= s->opts.max_conns) {
+    if (s->opts.max_conns && s->nconns >= s->opts.max_conns + CORE__HTTP_FULL_ROOM) {
         s->refused++;
         CORE_DEBUG("http: full (%u connections), %s closed", s->opts.max_conns, peer);
         close(fd);

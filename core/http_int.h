@@ -26,6 +26,10 @@ typedef struct core__peer {
     core__addr_t *addr; /* counted against its address; NULL: not counted */
 } core__peer_t;
 
+/* Plain HTTP connections a server at opts.max_conns still takes (its
+ * /metrics and health checks stay readable); past that it closes at accept. */
+#define CORE__HTTP_FULL_ROOM 32
+
 struct core_http_server {
     struct ev_loop *loop;
     core_listener_t *listener;

@@ -68,7 +68,7 @@ void node_metrics_render(node_t *n, core_buf_t *out)
     counter(out, "chat_node_conns_refused_total",
             "WebSocket connections closed for being over the per-address cap.", m->conns_refused_total);
     counter(out, "chat_node_conns_refused_at_accept_total",
-            "Connections closed at accept: the node full (--max-conns) or an address far over its cap.",
+            "Connections closed at accept (the node full: --max-conns and its room for plain HTTP; or an address far over its cap), and WebSocket upgrades refused with 503 past --max-conns.",
             n->http ? (uint64_t)core_http_server_refused(n->http) : 0);
     counter(out, "chat_node_login_timeouts_total",
             "Connections closed for not logging in within --login-timeout.", m->login_timeouts_total);

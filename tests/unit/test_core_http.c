@@ -545,8 +545,9 @@ static int done_conns(void *ctx, cli_t *c, const void *arg)
     return core_http_server_conns(((env_t *)ctx)->srv) == *(const size_t *)arg;
 }
 
-/* Two connections fit, the third is closed at accept before any byte, the
- * first two keep working, and a freed slot is used again. */
+/* Two connections from one address fit, the third is closed at accept
+ * before any byte, the first two keep working, and a freed slot is used
+ * again. */
 static void check_cap_of_two(const core_http_server_opts_t *opts)
 {
     env_t *e = env_new(opts);
@@ -583,17 +584,68 @@ static void test_conns_per_ip_cap(void **state)
     check_cap_of_two(&opts);
 }
 
-/* The cap on all connections holds for exempt addresses too: it is the
- * server's room, not a limit on one source. */
+#define WS_UPGRADE                                                                     \
+    "GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+static int done_ws_opens(void *ctx, cli_t *c, const void *arg)
+{
+    (void)c;
+    return ((env_t *)ctx)->ws_opens == *(const int *)arg;
+}
+
+/* The cap on all connections holds for exempt addresses too (it is the
+ * server's room, not a limit on one source): at max_conns (2) a WebSocket
+ * upgrade is answered 503 while plain HTTP (metrics, health checks) is
+ * still served, and CORE__HTTP_FULL_ROOM connections later the server
+ * closes new ones at accept, before any byte. */
 static void test_conns_total_cap(void **state)
 {
     core_addrset_t exempt;
     char err[128];
     core_http_server_opts_t opts = {.max_body = MAX_BODY, .max_conns = 2, .exempt = &exempt,
                                     .max_conns_per_ip = 100};
+    env_t *e;
+    int port, two_ws = 2;
+    cli_t a, b, c, d, over, extra[CORE__HTTP_FULL_ROOM];
+    size_t full = 2 + CORE__HTTP_FULL_ROOM;
+
     (void)state;
     assert_int_equal(core_addrset_parse(&exempt, "127.0.0.0/8", err, sizeof err), 0);
-    check_cap_of_two(&opts);
+    e = env_new(&opts);
+    port = core_http_server_port(e->srv);
+    tu_cli_tcp(&a, port);
+    tu_cli_tcp(&b, port);
+    tu_cli_sends(&a, WS_UPGRADE);
+    tu_cli_sends(&b, WS_UPGRADE);
+    assert_true(run_until(e, NULL, done_ws_opens, &two_ws));
+    tu_cli_tcp(&c, port); /* full for WebSockets: plain HTTP still answered */
+    tu_cli_sends(&c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    wait_responses(e, &c, 1);
+    assert_non_null(strstr(c.in.data, "HTTP/1.1 200 "));
+    tu_cli_tcp(&d, port);
+    tu_cli_sends(&d, WS_UPGRADE);
+    wait_eof(e, &d);
+    assert_non_null(strstr(d.in.data, "HTTP/1.1 503 Service Unavailable\r\n"));
+    assert_int_equal(e->ws_opens, 2);
+    assert_int_equal(core_http_server_refused(e->srv), 1);
+    tu_cli_free(&d);
+    tu_cli_free(&c);
+    size_t two = 2;
+    assert_true(run_until(e, NULL, done_conns, &two)); /* both gone on the server too */
+    for (size_t i = 0; i < CORE__HTTP_FULL_ROOM; i++)
+        tu_cli_tcp(&extra[i], port);
+    assert_true(run_until(e, NULL, done_conns, &full));
+    tu_cli_tcp(&over, port); /* past the room: closed at accept */
+    wait_eof(e, &over);
+    assert_int_equal(over.in.len, 0);
+    assert_int_equal(core_http_server_refused(e->srv), 2);
+    tu_cli_free(&over);
+    for (size_t i = 0; i < CORE__HTTP_FULL_ROOM; i++)
+        tu_cli_free(&extra[i]);
+    tu_cli_free(&a);
+    tu_cli_free(&b);
+    teardown((void **)&e);
 }
 
 static void test_conns_per_ip_exempt(void **state)

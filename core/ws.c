@@ -6,11 +6,12 @@
  * input is being processed or a frame/message is incomplete: a tiny shadow
  * parser follows frame boundaries and the context is let go whenever the
  * stream sits between complete messages (a few wait on the server for the
- * next connection with input, so a frame seldom costs a new one). Outgoing data frames (text, ping,
- * close when no context exists) are framed here directly: a server frame is
- * just a header and the payload, and wslay's own queue (pongs, close) is
- * drained into the conn before each direct frame and after each read, so
- * the order on the wire is the order things happened.
+ * next connection with input, so a frame seldom costs a new one). Outgoing
+ * data frames (text, ping, close when no context exists) are framed here
+ * directly: a server frame is just a header and the payload, and wslay's
+ * own queue (pongs, close) is drained into the conn before each direct
+ * frame and after each read, so the order on the wire is the order things
+ * happened.
  */
 #include "core/http_int.h"
 
@@ -179,7 +180,8 @@ static int ws_write_frame(core_ws_t *ws, uint8_t opcode, const void *data, size_
     if (!ws->conn)
         return -1;
     /* A pong wslay queued while parsing goes out before what follows it. */
-    if (ws->ctx && wslay_event_want_write(ws->ctx->wslay) && wslay_event_send(ws->ctx->wslay) != 0)
+    if (ws->ctx && wslay_event_want_write(ws->ctx->wslay) &&
+        wslay_event_send(ws->ctx->wslay) != 0)
         return -1;
     if (core_conn_write(ws->conn, h, hl) < 0)
         return -1;
@@ -255,7 +257,8 @@ static void ws_close_in_recv(core_ws_t *ws, int code, const char *reason)
         return;
     ws->state = WS_CLOSING;
     ws->close_code = (uint16_t)code;
-    wslay_event_queue_close(ws->ctx->wslay, (uint16_t)code, (const uint8_t *)reason, rl > 123 ? 123 : rl);
+    wslay_event_queue_close(ws->ctx->wslay, (uint16_t)code, (const uint8_t *)reason,
+                            rl > 123 ? 123 : rl);
     wslay_event_shutdown_read(ws->ctx->wslay);
 }
 
@@ -327,7 +330,8 @@ static void ws_ctx_free(core_ws_t *ws)
 static int ws_ctx_idle(core_ws_t *ws)
 {
     return ws->hdr_have == 0 && ws->frame_left == 0 && !ws->frag_open &&
-           wslay_event_get_read_enabled(ws->ctx->wslay) && !wslay_event_want_write(ws->ctx->wslay);
+           wslay_event_get_read_enabled(ws->ctx->wslay) &&
+           !wslay_event_want_write(ws->ctx->wslay);
 }
 
 /* An idle context that neither sent nor heard a close is as good as a new

@@ -19,10 +19,10 @@
 # went. The other nodes must have room for the victim's clients (fd limit).
 # STORM=all kills every node at once (a full down and up: pm2 brings each
 # back a second later) and every client resumes with its token once a node
-# answers; it reports the logins per second from the kill to the last
-# client back, and the per-node spread SPREAD_AT seconds after the kill
-# (default HOLD - 10; each client picks a random node, as the gateway's
-# least-loaded-first list spreads them).
+# answers (a random one that has not refused it lately: the bench does not
+# ask the gateway); it reports the nodes' own count of logins over time
+# (sampled from /metrics every 0.5 s), chat-bench's drop-to-back times, and
+# the per-node spread SPREAD_AT seconds after the kill (default HOLD - 10).
 # SCENARIO=push: once all are held, chat-bench POSTs /push {all} through the
 # gateway PUSH_RATE times a second (default 0.2) for HOLD seconds; every
 # client times each push from the POST to its arrival (the report's max is
@@ -180,10 +180,10 @@ PY
     rm -f "$SAMPLES"
 }
 
-# spread_now: "min M, median D, max X (N nodes answered)" of open connections.
-spread_now() {
-    conns_per_node | sort -n | awk '{ a[NR] = $1; s += $1 } END {
-        printf "%d in all: min %d, median %d, max %d (%d nodes answered)", s, a[1], a[int((NR + 1) / 2)], a[NR], NR }'
+# spread_of: "min M, median D, max X (N nodes answered)" of the numbers on stdin.
+spread_of() {
+    sort -n | awk '{ a[NR] = $1 } END {
+        printf "min %d, median %d, max %d (%d nodes answered)", a[1], a[int((NR + 1) / 2)], a[NR], NR }'
 }
 
 # storm_report BENCH_JSON_LINE
@@ -273,7 +273,7 @@ held_nodes=$(rss_kb "${NODE_PIDS[@]}")
 held_redis=$(rss_kb "$REDIS_PID")
 per_node=$(conns_per_node)
 total=$(awk '{ s += $1 } END { print s + 0 }' <<<"$per_node")
-spread=$(sort -n <<<"$per_node" | awk '{ a[NR] = $1 } END { printf "min %d, median %d, max %d (%d nodes answered)", a[1], a[int((NR + 1) / 2)], a[NR], NR }')
+spread=$(spread_of <<<"$per_node")
 echo "== held: $total connections after ${setup_s} s; per node: $spread"
 echo "   nodes $held_nodes kB, redis $held_redis kB"
 if [ -z "${STORM:-}" ] && [ "$SCENARIO" = idle ] && [ "$HOLD" -ge 12 ]; then # what holding them costs: pings, sweeps
@@ -287,7 +287,10 @@ fi
 [ -z "${STORM:-}" ] || storm
 if [ "${STORM:-}" = all ]; then # where they went: read while they are still held
     sleep "${SPREAD_AT:-$((HOLD - 10))}"
-    echo "== $(awk -v t="$KILL_MS" -v n="$(date +%s%3N)" 'BEGIN { printf "%.1f", (n - t) / 1000 }') s after the kill: $(spread_now)"
+    per_node=$(conns_per_node)
+    echo "== $(awk -v t="$KILL_MS" -v n="$(date +%s%3N)" 'BEGIN { printf "%.1f", (n - t) / 1000 }') s" \
+        "after the kill: $(awk '{ s += $1 } END { print s + 0 }' <<<"$per_node") in all:" \
+        "$(spread_of <<<"$per_node")"
 fi
 bench_rc=0
 wait "$BENCH" || bench_rc=$?

@@ -45,7 +45,7 @@ struct core_http_server {
     uint32_t sweep_tick;          /* sweeps so far: the clock of idleness */
     uint32_t sweep_ticks;         /* sweeps per ping interval */
     core__addr_t *addrs;          /* connections per source address (uthash) */
-    size_t refused;               /* closed at accept: over max_conns_per_ip */
+    size_t refused;               /* closed at accept (a cap) or upgrade refused 503 (full) */
     struct core__ws_ctx *ws_spare; /* ws.c: idle wslay contexts kept for reuse */
     size_t ws_spares;
 };

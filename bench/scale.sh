@@ -91,12 +91,19 @@ app_pids() { # app_pids REGEX: pids of the cluster's apps whose name matches
 # up to 5 s for a busy node) the last reads came minutes after set-up, when
 # the bench had closed its clients.
 conns_per_node() {
+    all_metrics 5 | awk '/^chat_node_connections / { print $2 }'
+}
+
+# all_metrics SECONDS: every node's /metrics, fetched at once in one curl,
+# each given at most SECONDS (a node that does not answer is left out, and
+# is no error: the callers count the nodes that answered).
+all_metrics() {
     local j urls=()
     for ((j = 1; j <= NODES; j++)); do
         urls+=("http://127.0.0.1:$((BASE + 20 + j))/metrics")
     done
-    curl -sf --no-progress-meter --parallel --parallel-max 64 --max-time 5 "${urls[@]}" 2>/dev/null |
-        awk '/^chat_node_connections / { print $2 }'
+    curl -sf --no-progress-meter --parallel --parallel-max 64 --max-time "$1" "${urls[@]}" 2>/dev/null ||
+        true
 }
 
 # storm_victim follower|leader: the node number to kill.
@@ -142,13 +149,9 @@ storm() {
 # nodes' own count: the bench's workers share the cores and read answers late.
 logins_sampler() {
     SAMPLES=$(mktemp)
-    local j urls=()
-    for ((j = 1; j <= NODES; j++)); do
-        urls+=("http://127.0.0.1:$((BASE + 20 + j))/metrics")
-    done
     while :; do
-        echo "$(date +%s%3N) $(curl -sf --no-progress-meter --parallel --parallel-max 64 --max-time 0.4 \
-            "${urls[@]}" 2>/dev/null | awk '/^chat_node_logins_total / { l += $2; n++ } END { print l + 0, n + 0 }')"
+        echo "$(date +%s%3N) $(all_metrics 0.4 |
+            awk '/^chat_node_logins_total / { l += $2; n++ } END { print l + 0, n + 0 }')"
         sleep 0.5
     done >"$SAMPLES" &
     SAMPLER=$!

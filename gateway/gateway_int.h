@@ -36,12 +36,26 @@ typedef struct gateway__waiter {
     struct gateway__waiter *next;
 } gateway__waiter_t;
 
+/* One live node of the last listing, with what this gateway sent it since. */
+typedef struct gateway__node {
+    char *id;
+    char *text;      /* {"id":..,"addr":..,"url":..,"load":N} with N the estimate */
+    size_t head_len; /* text up to and including "load": */
+    size_t text_len;
+    size_t text_cap;
+    double load;     /* connections the node reported */
+    double ts;       /* when it reported them (its clock, ms) */
+    uint64_t sent;   /* answers that put it first since that report */
+} gateway__node_t;
+
 typedef struct gateway__servers {
-    char *body;            /* last answer from Redis (owned), NULL when none */
-    size_t len;
-    int status;
-    uint64_t at_ms;        /* monotonic time it arrived */
-    int fetching;          /* an HGETALL is in flight */
+    gateway__node_t *nodes; /* sorted by id */
+    size_t count;
+    size_t *order;          /* indices into nodes, least estimated load first */
+    core_buf_t body;        /* the answer being sent */
+    int listed;             /* a listing arrived (the table means something) */
+    uint64_t at_ms;         /* monotonic time it arrived */
+    int fetching;           /* an HGETALL is in flight */
     gateway__waiter_t *waiters;
 } gateway__servers_t;
 

@@ -1,31 +1,27 @@
 /* GET /servers: the live node list from chat:nodes, least loaded first.
  *
- * A login storm sends every client here first, so the answer from Redis is
+ * A login storm sends every client here first, so the listing from Redis is
  * cached for at most cfg.servers_cache_ms (250 ms by default) and requests
  * that arrive while an HGETALL is in flight wait for that one instead of
  * sending their own: Redis sees at most one HGETALL per cache period per
- * gateway, whatever the request rate. */
+ * gateway, whatever the request rate.
+ *
+ * A node's load in chat:nodes is at most a heartbeat (1 s) old, and in a
+ * storm thousands of clients ask within that second: ordered by the report
+ * alone, every one of them would be sent to the same node. So each answer
+ * counts its first node as sent one client (clients connect to the first),
+ * the order and the published load are the report plus what this gateway
+ * sent since it, and a newer report starts the count again. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <hiredis/hiredis.h>
 
 #include "gateway/gateway_int.h"
 
-typedef struct node_entry {
-    const cJSON *obj; /* borrowed from its parsed value */
-    const char *id;
-    double load;
-} node_entry_t;
+#define LOAD_TEXT_MAX 32 /* room for "%.15g}" of a load */
 
 static const char empty_list[] = "{\"servers\":[]}";
-
-static int entry_cmp(const void *a, const void *b)
-{
-    const node_entry_t *x = a, *y = b;
-    if (x->load != y->load)
-        return x->load < y->load ? -1 : 1;
-    return strcmp(x->id, y->id);
-}
 
 static const char *string_field(const cJSON *o, const char *key)
 {
@@ -42,80 +38,192 @@ static int number_field(const cJSON *o, const char *key, double *out)
     return 0;
 }
 
+static double estimate(const gateway__node_t *e)
+{
+    return e->load + (double)e->sent;
+}
+
+static int node_before(const gateway__node_t *x, const gateway__node_t *y)
+{
+    double a = estimate(x), b = estimate(y);
+    if (a != b)
+        return a < b;
+    return strcmp(x->id, y->id) < 0;
+}
+
+/* Writes the estimate after the fixed head of e's text. */
+static void node_render_load(gateway__node_t *e)
+{
+    int n = snprintf(e->text + e->head_len, e->text_cap - e->head_len, "%.15g}", estimate(e));
+    e->text_len = e->head_len + (size_t)(n > 0 ? n : 0);
+}
+
 /* Fills e from one chat:nodes value; 0 when it is well-formed and fresh. */
-static int entry_read(const cJSON *o, double now_ms, double ttl_ms, node_entry_t *e)
+static int node_read(const cJSON *o, double now_ms, double ttl_ms, gateway__node_t *e)
 {
+    const char *id = string_field(o, "id"), *addr = string_field(o, "addr");
+    const char *url = string_field(o, "url");
     double ts = 0;
-    e->obj = o;
-    e->id = string_field(o, "id");
-    if (!e->id || !string_field(o, "addr") || !string_field(o, "url") ||
-        number_field(o, "load", &e->load) || number_field(o, "ts", &ts))
+    if (!id || !addr || !url || number_field(o, "load", &e->load) || number_field(o, "ts", &ts) ||
+        ts + ttl_ms < now_ms)
         return -1;
-    return ts + ttl_ms >= now_ms ? 0 : -1;
+    cJSON *pub = cJSON_CreateObject();
+    cJSON_AddStringToObject(pub, "id", id);
+    cJSON_AddStringToObject(pub, "addr", addr);
+    cJSON_AddStringToObject(pub, "url", url);
+    char *fixed = gateway__json_take(pub); /* {"id":..,"addr":..,"url":..} */
+    size_t flen = strlen(fixed);
+    static const char load_key[] = ",\"load\":";
+    e->head_len = flen - 1 + sizeof load_key - 1;
+    e->text_cap = e->head_len + LOAD_TEXT_MAX;
+    e->text = core_xmalloc(e->text_cap);
+    memcpy(e->text, fixed, flen - 1);
+    memcpy(e->text + flen - 1, load_key, sizeof load_key - 1);
+    free(fixed);
+    e->id = core_xstrdup(id);
+    e->ts = ts;
+    e->sent = 0;
+    return 0;
 }
 
-static cJSON *entry_public(const node_entry_t *e)
+static void node_free(gateway__node_t *e)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "id", e->id);
-    cJSON_AddStringToObject(o, "addr", string_field(e->obj, "addr"));
-    cJSON_AddStringToObject(o, "url", string_field(e->obj, "url"));
-    cJSON_AddNumberToObject(o, "load", e->load);
-    return o;
+    free(e->id);
+    free(e->text);
 }
 
-/* Builds the answer from an HGETALL reply (field, value, field, value...). */
-static char *servers_body(gateway_t *g, const redisReply *reply, size_t *count)
+static int node_id_cmp(const void *a, const void *b)
 {
+    return strcmp(((const gateway__node_t *)a)->id, ((const gateway__node_t *)b)->id);
+}
+
+/* The order array sorted by estimate (insertion sort: small, mostly sorted). */
+static void order_sort(gateway__servers_t *s)
+{
+    for (size_t i = 1; i < s->count; i++) {
+        size_t k = s->order[i], j = i;
+        for (; j > 0 && node_before(&s->nodes[k], &s->nodes[s->order[j - 1]]); j--)
+            s->order[j] = s->order[j - 1];
+        s->order[j] = k;
+    }
+}
+
+/* Keeps the count of what was sent to a node whose report is unchanged;
+ * both tables are sorted by id. */
+static void carry_sent(const gateway__servers_t *old, gateway__node_t *nodes, size_t n)
+{
+    size_t i = 0;
+    for (size_t j = 0; j < n; j++) {
+        while (i < old->count && strcmp(old->nodes[i].id, nodes[j].id) < 0)
+            i++;
+        if (i < old->count && !strcmp(old->nodes[i].id, nodes[j].id) &&
+            nodes[j].ts <= old->nodes[i].ts)
+            nodes[j].sent = old->nodes[i].sent;
+    }
+}
+
+static void table_clear(gateway__servers_t *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        node_free(&s->nodes[i]);
+    free(s->nodes);
+    free(s->order);
+    s->nodes = NULL;
+    s->order = NULL;
+    s->count = 0;
+}
+
+/* Replaces the table with an HGETALL reply (field, value, field, value...). */
+static void table_load(gateway_t *g, const redisReply *reply)
+{
+    gateway__servers_t *s = &g->servers;
     size_t pairs = reply->elements / 2;
     if (pairs > GATEWAY_MAX_NODES)
         pairs = GATEWAY_MAX_NODES;
-    cJSON **parsed = core_xcalloc(pairs ? pairs : 1, sizeof *parsed);
-    node_entry_t *list = core_xcalloc(pairs ? pairs : 1, sizeof *list);
+    gateway__node_t *nodes = core_xcalloc(pairs ? pairs : 1, sizeof *nodes);
     double now = (double)core_now_ms(), ttl = (double)g->cfg.node_ttl_ms;
     size_t n = 0;
     for (size_t i = 0; i < pairs; i++) {
         const redisReply *v = reply->element[2 * i + 1];
         if (v->type != REDIS_REPLY_STRING)
             continue;
-        parsed[i] = cJSON_ParseWithLength(v->str, v->len);
-        if (parsed[i] && entry_read(parsed[i], now, ttl, &list[n]) == 0)
+        cJSON *o = cJSON_ParseWithLength(v->str, v->len);
+        if (o && node_read(o, now, ttl, &nodes[n]) == 0)
             n++;
+        cJSON_Delete(o);
     }
-    qsort(list, n, sizeof *list, entry_cmp);
-    cJSON *root = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(root, "servers");
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, entry_public(&list[i]));
-    char *body = gateway__json_take(root);
-    for (size_t i = 0; i < pairs; i++)
-        cJSON_Delete(parsed[i]);
-    free(parsed);
-    free(list);
-    *count = n;
-    return body;
+    qsort(nodes, n, sizeof *nodes, node_id_cmp);
+    size_t kept = 0; /* one entry per id (a value under a wrong field) */
+    for (size_t i = 0; i < n; i++) {
+        if (kept && !strcmp(nodes[kept - 1].id, nodes[i].id))
+            node_free(&nodes[i]);
+        else
+            nodes[kept++] = nodes[i];
+    }
+    carry_sent(s, nodes, kept);
+    table_clear(s);
+    s->nodes = nodes;
+    s->count = kept;
+    s->order = core_xcalloc(kept ? kept : 1, sizeof *s->order);
+    for (size_t i = 0; i < kept; i++) {
+        node_render_load(&nodes[i]);
+        s->order[i] = i;
+    }
+    order_sort(s);
+    s->listed = 1;
+    s->at_ms = core_mono_ms();
+    g->metrics.nodes_listed = kept;
 }
 
-static void cache_store(gateway_t *g, char *body, int status)
+/* The first node got a client: its estimate grows and it moves back. */
+static void hand_out_first(gateway__servers_t *s)
+{
+    size_t k = s->order[0], j = 0;
+    s->nodes[k].sent++;
+    node_render_load(&s->nodes[k]);
+    for (; j + 1 < s->count && node_before(&s->nodes[s->order[j + 1]], &s->nodes[k]); j++)
+        s->order[j] = s->order[j + 1];
+    s->order[j] = k;
+}
+
+/* One answer from the table: 503 with an empty list when no node is alive. */
+static void answer(gateway_t *g, core_http_req_t *req)
 {
     gateway__servers_t *s = &g->servers;
-    free(s->body);
-    s->body = body;
-    s->len = strlen(body);
-    s->status = status;
-    s->at_ms = core_mono_ms();
+    if (!s->count) {
+        gateway__respond(g, req, GW_ROUTE_SERVERS, 503, "application/json", empty_list,
+                         sizeof empty_list - 1);
+        return;
+    }
+    core_buf_reset(&s->body);
+    core_buf_append_str(&s->body, "{\"servers\":[");
+    for (size_t i = 0; i < s->count; i++) {
+        const gateway__node_t *e = &s->nodes[s->order[i]];
+        if (i)
+            core_buf_append(&s->body, ",", 1);
+        core_buf_append(&s->body, e->text, e->text_len);
+    }
+    core_buf_append_str(&s->body, "]}");
+    hand_out_first(s); /* before the answer: it may run the connection's next request */
+    gateway__respond(g, req, GW_ROUTE_SERVERS, 200, "application/json", s->body.data,
+                     s->body.len);
 }
 
-/* Answers everyone waiting. The list is detached first: an answer may let
- * the connection's next pipelined request in, which must start afresh. */
-static void answer_waiters(gateway_t *g, int status, const char *body, size_t len)
+/* Answers everyone waiting, from the table or with a 503 after a failed
+ * listing. The list is detached first: an answer may let the connection's
+ * next pipelined request in, which must start afresh. */
+static void answer_waiters(gateway_t *g, int failed)
 {
     gateway__waiter_t *w = g->servers.waiters;
     g->servers.waiters = NULL;
     g->servers.fetching = 0;
     while (w) {
         gateway__waiter_t *next = w->next;
-        gateway__respond(g, w->req, GW_ROUTE_SERVERS, status, "application/json", body, len);
+        if (failed)
+            gateway__respond(g, w->req, GW_ROUTE_SERVERS, 503, "application/json", empty_list,
+                             sizeof empty_list - 1);
+        else
+            answer(g, w->req);
         free(w);
         w = next;
     }
@@ -129,21 +237,17 @@ static void on_nodes(core_redis_t *r, struct redisReply *reply, void *ud)
         g->metrics.redis_errors++;
         CORE_WARN("HGETALL chat:nodes failed: %s",
                   reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "no answer");
-        answer_waiters(g, 503, empty_list, sizeof empty_list - 1);
+        answer_waiters(g, 1);
         return;
     }
-    size_t count = 0;
-    char *body = servers_body(g, reply, &count);
-    g->metrics.nodes_listed = count;
-    cache_store(g, body, count ? 200 : 503);
-    /* Safe to answer from the cache: it only changes in this callback, never during the answers. */
-    answer_waiters(g, g->servers.status, g->servers.body, g->servers.len);
+    table_load(g, reply);
+    answer_waiters(g, 0);
 }
 
 static int cache_fresh(const gateway_t *g)
 {
     const gateway__servers_t *s = &g->servers;
-    return s->body && g->cfg.servers_cache_ms > 0 &&
+    return s->listed && g->cfg.servers_cache_ms > 0 &&
            core_mono_ms() - s->at_ms <= g->cfg.servers_cache_ms;
 }
 
@@ -152,8 +256,7 @@ void gateway__servers(gateway_t *g, core_http_req_t *req)
     gateway__servers_t *s = &g->servers;
     if (cache_fresh(g)) {
         g->metrics.servers_cache_hits++;
-        gateway__respond(g, req, GW_ROUTE_SERVERS, s->status, "application/json", s->body,
-                         s->len);
+        answer(g, req);
         return;
     }
     if (!s->fetching) {
@@ -173,6 +276,6 @@ void gateway__servers(gateway_t *g, core_http_req_t *req)
 
 void gateway__servers_free(gateway_t *g)
 {
-    free(g->servers.body);
-    g->servers.body = NULL;
+    table_clear(&g->servers);
+    core_buf_free(&g->servers.body);
 }

@@ -377,7 +377,8 @@ static void test_servers_none_503(void **state)
 }
 
 /* With a (long, for determinism) cache a change in Redis is not seen, and
- * concurrent requests are all answered. */
+ * concurrent requests are all answered; each answer counts the client it
+ * sends to the first node. */
 static void test_servers_cached(void **state)
 {
     fx_t *fx = *state;
@@ -388,19 +389,79 @@ static void test_servers_cached(void **state)
     add_node(fx, "a", 1, core_now_ms());
     get(fx, "/servers", &r1);
     assert_int_equal(r1.status, 200);
+    assert_string_equal(r1.body, "{\"servers\":[{\"id\":\"a\",\"addr\":\"127.0.0.1:a\","
+                                 "\"url\":\"ws://127.0.0.1:a/ws\",\"load\":1}]}");
     add_node(fx, "b", 0, core_now_ms());
     for (int i = 0; i < 3; i++) {
         client_open(fx, &c[i]);
         client_send(&c[i], "GET /servers HTTP/1.1\r\nHost: t\r\n\r\n", 35);
     }
+    int seen[3] = {0};
     for (int i = 0; i < 3; i++) {
         client_read(&c[i], &r2);
         assert_int_equal(r2.status, 200);
-        assert_string_equal(r2.body, r1.body);
+        assert_null(strstr(r2.body, "\"b\"")); /* not listed again yet */
+        const char *load = strstr(r2.body, "\"load\":");
+        assert_non_null(load);
+        int l = atoi(load + 7);
+        assert_true(l >= 2 && l <= 4);
+        seen[l - 2]++;
         client_close(&c[i]);
     }
+    assert_int_equal(seen[0] + seen[1] + seen[2], 3);
+    assert_true(seen[0] == 1 && seen[1] == 1 && seen[2] == 1);
     get(fx, "/metrics", &r2);
     assert_non_null(strstr(r2.body, "\ngateway_servers_cache_hits_total 3\n"));
+}
+
+static const char *first_id(const resp_t *r, char *out, size_t outlen)
+{
+    cJSON *root = cJSON_Parse(r->body);
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "servers");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, 0), "id");
+    assert_true(cJSON_IsString(id));
+    snprintf(out, outlen, "%s", id->valuestring);
+    cJSON_Delete(root);
+    return out;
+}
+
+/* A storm asks within one heartbeat: the answers fill the least loaded
+ * node up to the next, then take turns, as each answer counts the client it
+ * sends. No cache, so the count also survives listings with the same
+ * reports; a newer report starts it again. */
+static void test_servers_spread(void **state)
+{
+    fx_t *fx = *state;
+    resp_t r;
+    char id[16];
+    uint64_t now = core_now_ms();
+    gw_default(fx);
+    add_node(fx, "n0", 0, now);
+    add_node(fx, "n1", 5, now);
+    add_node(fx, "n2", 10, now);
+    int first[3] = {0};
+    for (int i = 0; i < 30; i++) {
+        get(fx, "/servers", &r);
+        assert_int_equal(r.status, 200);
+        first_id(&r, id, sizeof id);
+        assert_true(id[0] == 'n' && id[1] >= '0' && id[1] <= '2');
+        first[id[1] - '0']++;
+        if (i < 5)
+            assert_string_equal(id, "n0");
+    }
+    assert_int_equal(first[0], 15);
+    assert_int_equal(first[1], 10);
+    assert_int_equal(first[2], 5);
+    get(fx, "/servers", &r); /* all at 15: ties by id, least first */
+    assert_non_null(strstr(r.body, "{\"id\":\"n0\",\"addr\":\"127.0.0.1:n0\","
+                                   "\"url\":\"ws://127.0.0.1:n0/ws\",\"load\":15}"));
+    assert_string_equal(first_id(&r, id, sizeof id), "n0");
+    /* n1 reports again, with the clients it got: its count starts again. */
+    add_node(fx, "n1", 12, now + 1);
+    get(fx, "/servers", &r);
+    assert_string_equal(first_id(&r, id, sizeof id), "n1");
+    assert_non_null(strstr(r.body, "\"id\":\"n1\",\"addr\":\"127.0.0.1:n1\","
+                                   "\"url\":\"ws://127.0.0.1:n1/ws\",\"load\":12}"));
 }
 
 /* Without a cache, requests that arrive together share one HGETALL and
@@ -975,6 +1036,7 @@ int main(void)
         T(test_servers_stale_and_malformed_dropped),
         T(test_servers_none_503),
         T(test_servers_cached),
+        T(test_servers_spread),
         T(test_servers_concurrent_uncached),
         T(test_healthz_follows_redis),
         T(test_push_accepted),

@@ -65,6 +65,8 @@ typedef struct bench_result {
     uint64_t reconnected; /* --reconnect: of those, logged in again (lat: how long) */
     uint64_t first_drop_unix_us, last_back_unix_us; /* the storm's span (wall clock) */
     uint64_t first_back_unix_us;                    /* its first client logged in again */
+    uint64_t asked;       /* --ask-gateway: reconnects that asked the gateway */
+    uint64_t ask_misses;  /* of those, no usable answer: a random node instead */
     double elapsed_s;     /* measured phase length */
     bench_hist_t lat;
 } bench_result_t;
@@ -192,6 +194,8 @@ typedef struct bench_opts {
     uint32_t run_id;      /* tags our messages; others' are ignored */
     double reconnect_s;   /* idle: a dropped client logs in again (token) on another
                              node after a random 0..reconnect_s; 0 = off */
+    const char *gateway;  /* the --gateway URL, or NULL */
+    int ask_gateway;      /* --reconnect asks it where to go (as clients do) */
     int verbose;
 } bench_opts_t;
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "core/core.h"
 #include "proto/proto.h"
 
@@ -26,6 +27,7 @@
 #define NODE_SKIP_US 2000000    /* --reconnect: a node that refused is skipped this long */
 #define RETRY_S 0.2             /* --reconnect: the first wait before trying the next node */
 #define RETRY_MAX_S 2.0         /* --reconnect: the longest (each refusal doubles the wait) */
+#define ASK_TIMEOUT_S 5.0       /* --ask-gateway: how long a GET /servers may take */
 #define PUSH_SLACK_S 30.0       /* push: how late the parent's last push may be */
 
 enum phase { PH_SETUP, PH_WAIT_GO, PH_RUN, PH_DRAIN, PH_DONE };
@@ -43,6 +45,7 @@ typedef struct worker worker_t;
 
 typedef struct client {
     bench_ws_t *ws;
+    client_gw_t *gw;   /* --ask-gateway: the GET /servers in flight */
     worker_t *w;
     seen_t *seen;      /* one per sender slot */
     char *token;       /* login scenario: the resume token */
@@ -651,6 +654,54 @@ static void on_dropped(client_t *c)
     reconnect_later(c, retry_backoff(c));
 }
 
+/* --ask-gateway: the index in o->nodes of the node url names; -1 when it is
+ * none of them (the bench only ever connects to the checked list). */
+static int node_of_url(const bench_opts_t *o, const char *url)
+{
+    bench_target_t t;
+    char err[128];
+    if (bench_target_parse(url, "ws", &t, err, sizeof err) != 0)
+        return -1;
+    for (int j = 0; j < o->nnodes; j++) {
+        const bench_target_t *n = &o->nodes[j];
+        if (n->port == t.port && n->tls == t.tls && !strcmp(n->host, t.host) &&
+            !strcmp(n->path, t.path))
+            return j;
+    }
+    return -1;
+}
+
+static void on_gateway_answer(int ok, const char *url, const char *why, void *ud)
+{
+    (void)why;
+    client_t *c = ud;
+    worker_t *w = c->w;
+    c->gw = NULL;
+    if (w->phase == PH_DONE)
+        return; /* cancelled at the end */
+    int j = ok ? node_of_url(w->o, url) : -1;
+    if (j >= 0)
+        c->node = (uint8_t)j;
+    else
+        w->res.ask_misses++; /* the random pick of on_dropped stands */
+    client_start(c);
+}
+
+/* One reconnect attempt: through the gateway with --ask-gateway. */
+static void reconnect_go(client_t *c)
+{
+    worker_t *w = c->w;
+    if (w->o->ask_gateway) {
+        w->res.asked++;
+        c->gw = client_gw_fetch(w->loop, w->o->gateway, bench_tls(), ASK_TIMEOUT_S,
+                                on_gateway_answer, c);
+        if (c->gw)
+            return;
+        w->res.ask_misses++;
+    }
+    client_start(c);
+}
+
 /* Starts the reconnects that are due; keeps the rest in the queue. */
 static void reconnect_due(worker_t *w)
 {
@@ -665,7 +716,7 @@ static void reconnect_due(worker_t *w)
     }
     w->nrequeue = kept; /* a start that fails at once may queue again */
     for (int i = 0; i < ndue; i++)
-        client_start(&w->c[w->due[i]]);
+        reconnect_go(&w->c[w->due[i]]);
 }
 
 static void on_close(bench_ws_t *ws, int err, void *ud)
@@ -999,9 +1050,29 @@ static void worker_init(worker_t *w, const bench_opts_t *o, int index, int ctl)
     w->phase_deadline_us = now_us() + (uint64_t)(o->setup_timeout_s * 1e6);
 }
 
+/* Gateway requests end on the loop, cancelled ones too (their callbacks
+ * see PH_DONE and do nothing), and a finished one frees itself there: run
+ * it, with nothing else left on it, until they have. */
+static void worker_end_asks(worker_t *w)
+{
+    if (!w->o->ask_gateway)
+        return;
+    for (int i = 0; i < w->count; i++)
+        client_gw_cancel(w->c[i].gw);
+    int pending = 1;
+    for (int turns = 0; pending && turns < 8; turns++) {
+        ev_run(w->loop, EVRUN_NOWAIT);
+        pending = 0;
+        for (int i = 0; i < w->count && !pending; i++)
+            pending = w->c[i].gw != NULL;
+    }
+}
+
 static void worker_deinit(worker_t *w)
 {
     w->phase = PH_DONE;
+    ev_timer_stop(w->loop, &w->tick);
+    ev_io_stop(w->loop, &w->ctl_io);
     for (int i = 0; i < w->count; i++) {
         client_t *c = &w->c[i];
         if (c->ws) {
@@ -1009,15 +1080,16 @@ static void worker_deinit(worker_t *w)
             c->ws = NULL;
             bench_ws_close(ws);
         }
-        free(c->seen);
-        free(c->token);
+    }
+    worker_end_asks(w);
+    for (int i = 0; i < w->count; i++) {
+        free(w->c[i].seen);
+        free(w->c[i].token);
     }
     free(w->c);
     free(w->groups);
     free(w->requeue);
     free(w->due);
-    ev_timer_stop(w->loop, &w->tick);
-    ev_io_stop(w->loop, &w->ctl_io);
     ev_loop_destroy(w->loop);
 }
 

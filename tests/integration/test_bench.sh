@@ -140,6 +140,30 @@ wait "$RB" || rc=$?
 judge reconnect "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back"
 grep -q '"first_back_s":[0-9]' "$out" || { echo "reconnect: no first_back_s"; FAILS=$((FAILS + 1)); }
 
+# --ask-gateway: the same with a third node, each attempt asking the gateway
+# where to go (it lists the dead node until its entry ages out: those
+# attempts are refused and asked again); no answer may miss the bench's list
+NODE3_PORT=$(free_port)
+start_node node3 "$NODE3_PORT"
+NODE3_PID=${PIDS[-1]}
+for _ in $(seq 100); do # node3 listed, node2's entry aged out
+    n=$(curl -sf "http://127.0.0.1:$GW_PORT/servers" | grep -o '"url"' | wc -l)
+    [ "$n" = 2 ] && curl -sf "http://127.0.0.1:$GW_PORT/servers" | grep -q ":$NODE3_PORT/" && break
+    sleep 0.1
+done
+out="$TMP/bench-askgw.out"
+timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration 12 \
+    --grace 3 --setup-timeout 30 --user-prefix btidle --scenario idle --clients 20 \
+    --reconnect 0.3 --ask-gateway >"$out" 2>"$TMP/bench-askgw.log" &
+RB=$!
+sleep 4
+kill -9 "$NODE3_PID"
+rc=0
+wait "$RB" || rc=$?
+judge askgw "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back through the gateway"
+grep -q '"asked_gateway":[1-9][0-9]*,"gateway_misses":0' "$out" ||
+    { echo "askgw: no asks, or answers outside the list"; FAILS=$((FAILS + 1)); }
+
 # the guard: refused before any traffic, exit 2 (192.0.2.0/24 is TEST-NET-1)
 "$BENCH" --scenario direct --node ws://192.0.2.1:9/ws --clients 2 >/dev/null 2>"$TMP/guard.log"
 rc=$?

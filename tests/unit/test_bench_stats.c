@@ -139,6 +139,8 @@ static void fill_result(bench_result_t *r, uint64_t seed, uint64_t *all, size_t 
     r->first_drop_unix_us = 1000000 + seed;
     r->first_back_unix_us = 3000000 - 100 * seed;
     r->last_back_unix_us = 4000000 + 100 * seed;
+    r->asked = 7 * seed;
+    r->ask_misses = seed;
     for (int i = 0; i < 1000; i++) {
         uint64_t v = rnd() % (1000 * seed * seed);
         bench_hist_record(&r->lat, v);
@@ -180,6 +182,8 @@ static void test_merge_through_json(void **state)
     assert_int_equal(total->first_drop_unix_us, 1000001);
     assert_int_equal(total->first_back_unix_us, 2999700);
     assert_int_equal(total->last_back_unix_us, 4000300);
+    assert_int_equal(total->asked, 42);
+    assert_int_equal(total->ask_misses, 6);
     /* the merged histogram answers like one fed every value */
     qsort(all, nall, sizeof *all, cmp_u64);
     for (double p = 1; p <= 100; p += 7.3) {
@@ -190,6 +194,8 @@ static void test_merge_through_json(void **state)
     assert_int_equal(cJSON_GetObjectItem(rep, "lost")->valueint, 3);
     assert_int_equal(cJSON_GetObjectItem(rep, "delivered")->valueint, 597);
     assert_true(cJSON_GetObjectItem(rep, "first_back_s")->valuedouble == 1.999699);
+    assert_int_equal(cJSON_GetObjectItem(rep, "asked_gateway")->valueint, 42);
+    assert_int_equal(cJSON_GetObjectItem(rep, "gateway_misses")->valueint, 6);
     assert_true(cJSON_GetObjectItem(rep, "p99_ms")->valuedouble <=
                 cJSON_GetObjectItem(rep, "max_ms")->valuedouble);
     cJSON_Delete(rep);

@@ -12,6 +12,10 @@
 
 #define ACCEPTS_PER_EVENT 64
 #define EMFILE_PAUSE_S 0.1
+/* A storm's connections wait here until accepted; one that finds it full has
+ * its SYN dropped and tries again a second later (then 3 s, 7 s...). The
+ * kernel caps it at net.core.somaxconn (4096 by default since Linux 5.4). */
+#define LISTEN_BACKLOG 65535
 
 struct core_listener {
     struct ev_loop *loop;
@@ -215,7 +219,7 @@ static int listener_bind(core_listener_t *l, const char *host, int port, char *e
         return -1;
     }
     setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(l->fd, (struct sockaddr *)&ss, sslen) < 0 || listen(l->fd, 511) < 0) {
+    if (bind(l->fd, (struct sockaddr *)&ss, sslen) < 0 || listen(l->fd, LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "bind/listen %s:%d: %s", host ? host : "", port, strerror(errno));
         return -1;
     }

@@ -607,6 +607,56 @@ static void test_listener_bad_address(void **state)
     ev_loop_destroy(loop);
 }
 
+/* A storm's connections queue until accepted: a listener that is not
+ * accepting still completes the handshakes of 1,500 (they were stuck in
+ * SYN_SENT past 512 with a backlog of 511). */
+#define BACKLOG_CONNS 1500
+static void test_listener_backlog(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    char err[128] = "";
+    static struct pollfd pfd[BACKLOG_CONNS];
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    int somaxconn = 0;
+
+    (void)state;
+    if (!f || fscanf(f, "%d", &somaxconn) != 1)
+        somaxconn = 0;
+    if (f)
+        fclose(f);
+    if (somaxconn < BACKLOG_CONNS) {
+        print_message("net.core.somaxconn is %d: the kernel caps the backlog below the test\n",
+                      somaxconn);
+        ev_loop_destroy(loop);
+        skip();
+    }
+    core_listener_t *l = core_listener_new(loop, "127.0.0.1", 0, on_accept, NULL, err, sizeof(err));
+    assert_non_null(l);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)core_listener_port(l)),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < BACKLOG_CONNS; i++) {
+        pfd[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        assert_true(pfd[i].fd >= 0);
+        int rc = connect(pfd[i].fd, (struct sockaddr *)&sa, sizeof sa);
+        assert_true(rc == 0 || errno == EINPROGRESS);
+        pfd[i].events = POLLOUT;
+    }
+    /* Well under the 1 s of a dropped SYN's first retry. */
+    int connected = 0;
+    uint64_t deadline = core_mono_ms() + 500;
+    while (connected < BACKLOG_CONNS && core_mono_ms() < deadline) {
+        connected = 0;
+        assert_true(poll(pfd, BACKLOG_CONNS, 50) >= 0);
+        for (int i = 0; i < BACKLOG_CONNS; i++)
+            connected += (pfd[i].revents & POLLOUT) != 0;
+    }
+    for (int i = 0; i < BACKLOG_CONNS; i++)
+        close(pfd[i].fd);
+    core_listener_free(l);
+    ev_loop_destroy(loop);
+    assert_int_equal(connected, BACKLOG_CONNS);
+}
+
 static void test_parse_hostport(void **state)
 {
     char host[64];
@@ -638,6 +688,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_hostport),
+        cmocka_unit_test(test_listener_backlog),
         cmocka_unit_test(test_listener_bad_address),
         cmocka_unit_test(test_listener_emfile_pauses),
         cmocka_unit_test(test_echo),

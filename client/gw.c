@@ -9,6 +9,7 @@
 
 #define GW_MAX_BODY 65536
 #define GW_MAX_IN (GW_MAX_BODY + 16384)
+#define GW_LINGER_S 1.0 /* after an answer: how long the gateway's close is awaited */
 
 struct client_gw {
     struct ev_loop *loop;
@@ -50,7 +51,10 @@ int client_gw_pick(const char *body, size_t len, char *url, size_t urllen)
     return rc;
 }
 
-/* Runs the callback at most once; the connection is then torn down. */
+/* Runs the callback at most once; the connection is then torn down. After
+ * an answer the gateway closes (Connection: close): waiting for its close
+ * leaves the TIME_WAIT on its side, not on this host's port, which a host
+ * that asks for many clients (a storm from one machine) would run out of. */
 static void gw_report(client_gw_t *g, int ok, const char *url, const char *why)
 {
     if (g->reported)
@@ -58,8 +62,14 @@ static void gw_report(client_gw_t *g, int ok, const char *url, const char *why)
     g->reported = 1;
     ev_timer_stop(g->loop, &g->timer);
     g->cb(ok, url, why, g->ud);
-    if (g->conn)
-        core_conn_abort(g->conn); /* on_close frees g later */
+    if (!g->conn)
+        return;
+    if (ok) {
+        ev_timer_set(&g->timer, GW_LINGER_S, 0.);
+        ev_timer_start(g->loop, &g->timer);
+        return;
+    }
+    core_conn_abort(g->conn); /* on_close frees g later */
 }
 
 static void gw_finish(client_gw_t *g)
@@ -169,6 +179,10 @@ static void gw_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
+    if (g->reported) { /* answered; the gateway did not close in time */
+        core_conn_abort(g->conn);
+        return;
+    }
     gw_report(g, 0, NULL, "gateway timed out");
 }
 

@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "client/client.h"
@@ -498,6 +502,102 @@ static void test_gw_fetch_errors(void **state)
     ev_loop_destroy(loop);
 }
 
+/* ------------------------------------------------------------ who closes first */
+
+/* A gateway by hand: accepts, reads the request, answers (Connection:
+ * close) and then decides when to close itself. */
+static int raw_listen(int *port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+/* Runs the loop in small steps until the gateway side is answered and the
+ * client's callback ran; returns the accepted socket. */
+static int raw_serve(struct ev_loop *loop, int lfd, gw_result_t *r)
+{
+    static const char answer[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        "Content-Length: 74\r\n\r\n"
+        "{\"servers\":[{\"id\":\"n\",\"addr\":\"x:1\",\"url\":\"ws://127.0.0.1:1/ws\",\"load\":0}]}";
+    char req[2048];
+    size_t got = 0;
+    int fd = -1, answered = 0;
+    uint64_t end = core_mono_ms() + 5000;
+    while (r->calls == 0 && core_mono_ms() < end) {
+        ev_run(loop, EVRUN_NOWAIT);
+        if (fd < 0) {
+            fd = accept(lfd, NULL, NULL);
+            continue;
+        }
+        ssize_t n = recv(fd, req + got, sizeof req - 1 - got, MSG_DONTWAIT);
+        got += n > 0 ? (size_t)n : 0;
+        req[got] = '\0';
+        if (!answered && strstr(req, "\r\n\r\n")) {
+            assert_int_equal(send(fd, answer, sizeof answer - 1, 0), (ssize_t)(sizeof answer - 1));
+            answered = 1;
+        }
+    }
+    assert_int_equal(r->calls, 1);
+    assert_int_equal(r->ok, 1);
+    return fd;
+}
+
+/* Runs the loop for ms; 1 when the client closed its side of fd meanwhile
+ * (fd -1: only runs it). */
+static int client_closed_within(struct ev_loop *loop, int fd, int ms)
+{
+    char b;
+    uint64_t end = core_mono_ms() + (uint64_t)ms;
+    while (core_mono_ms() < end) {
+        ev_run(loop, EVRUN_NOWAIT);
+        if (fd < 0)
+            continue;
+        ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT);
+        if (n == 0)
+            return 1;
+        assert_true(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+    }
+    return 0;
+}
+
+/* After an answer the client waits for the gateway's close (so the
+ * TIME_WAIT is the gateway's, not one of the client host's ports), and
+ * gives up waiting after a second. */
+static void test_gw_gateway_closes_first(void **state)
+{
+    struct ev_loop *loop = ev_loop_new(0);
+    char url[64];
+    int port, lfd = raw_listen(&port);
+    gw_result_t r;
+
+    (void)state;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    memset(&r, 0, sizeof r);
+    assert_non_null(client_gw_fetch(loop, url, NULL, 5, gw_done, &r));
+    int fd = raw_serve(loop, lfd, &r);
+    assert_string_equal(r.url, "ws://127.0.0.1:1/ws");
+    assert_false(client_closed_within(loop, fd, 200)); /* still open: waits for us */
+    close(fd);
+    client_closed_within(loop, -1, 50); /* the client sees the close and frees */
+
+    memset(&r, 0, sizeof r); /* a gateway that never closes */
+    assert_non_null(client_gw_fetch(loop, url, NULL, 5, gw_done, &r));
+    fd = raw_serve(loop, lfd, &r);
+    assert_false(client_closed_within(loop, fd, 300));
+    assert_true(client_closed_within(loop, fd, 3000));
+    close(fd);
+    close(lfd);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -508,6 +608,7 @@ int main(void)
         cmocka_unit_test(test_help_lists_commands), cmocka_unit_test(test_fmt),
         cmocka_unit_test(test_gw_pick),       cmocka_unit_test(test_http_url),
         cmocka_unit_test(test_gw_fetch_ok),   cmocka_unit_test(test_gw_fetch_errors),
+        cmocka_unit_test(test_gw_gateway_closes_first),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -19,8 +19,9 @@
 # went. The other nodes must have room for the victim's clients (fd limit).
 # STORM=all kills every node at once (a full down and up: pm2 brings each
 # back a second later) and every client resumes with its token once a node
-# answers (a random one that has not refused it lately: the bench does not
-# ask the gateway); it reports the nodes' own count of logins over time
+# answers (a random one that has not refused it lately; with ASK_GATEWAY=1
+# each attempt asks the gateway and goes to its first node, as clients
+# do: chat-bench --ask-gateway); it reports the nodes' own count of logins over time
 # (sampled from /metrics every 0.5 s), chat-bench's drop-to-back times, and
 # the per-node spread SPREAD_AT seconds after the kill (default HOLD - 10).
 # SCENARIO=push: once all are held, chat-bench POSTs /push {all} through the
@@ -253,6 +254,7 @@ echo "== bench: $CLIENTS clients from $PROCS processes at $RATE connects/s, held
 BENCH_OUT=$(mktemp)
 BENCH_EXTRA=()
 [ -z "${STORM:-}" ] || BENCH_EXTRA=(--reconnect "${RECONNECT:-1}")
+[ "${ASK_GATEWAY:-0}" != 1 ] || BENCH_EXTRA+=(--ask-gateway)
 [ "$SCENARIO" != push ] || BENCH_EXTRA=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")
 if [ "$SCENARIO" != idle ]; then # the server CPU of the measured phase: nodes, Redis, gateway
     BENCH_EXTRA+=(--cpu-pid "$REDIS_PID" --cpu-pid "$(app_pids '^chat-gateway$')")
@@ -298,6 +300,7 @@ fi
 bench_rc=0
 wait "$BENCH" || bench_rc=$?
 grep "clients set up in" "$BENCH_OUT" && total=$CLIENTS # all in, whatever /metrics said
+grep "^chat-bench: worker" "$BENCH_OUT" || true # what its workers had to say (first error, gateway misses)
 if [ "$SCENARIO" != idle ]; then # no report (the bench failed): its last lines, and the file is kept
     grep -A7 "^scenario $SCENARIO" "$BENCH_OUT" || { tail -n 20 "$BENCH_OUT"; [ "$bench_rc" != 0 ] || bench_rc=1; }
 else

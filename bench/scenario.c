@@ -79,6 +79,7 @@ struct worker {
     int nslots;        /* sender slots each receiver tracks */
     int src_bind;      /* connect from 127.0.K.(2 + index) */
     int error_told;    /* the first error answer went to stderr */
+    int miss_told;     /* --ask-gateway: the first miss went to stderr */
     int ctl;
     ev_io ctl_io;
     ev_timer tick;
@@ -673,17 +674,20 @@ static int node_of_url(const bench_opts_t *o, const char *url)
 
 static void on_gateway_answer(int ok, const char *url, const char *why, void *ud)
 {
-    (void)why;
     client_t *c = ud;
     worker_t *w = c->w;
     c->gw = NULL;
     if (w->phase == PH_DONE)
         return; /* cancelled at the end */
     int j = ok ? node_of_url(w->o, url) : -1;
-    if (j >= 0)
+    if (j >= 0) {
         c->node = (uint8_t)j;
-    else
+    } else {
         w->res.ask_misses++; /* the random pick of on_dropped stands */
+        if (!w->miss_told++)
+            fprintf(stderr, "chat-bench: worker %d: gateway: %s\n", w->index,
+                    ok ? "a node outside the list" : why);
+    }
     client_start(c);
 }
 
@@ -698,6 +702,8 @@ static void reconnect_go(client_t *c)
         if (c->gw)
             return;
         w->res.ask_misses++;
+        if (!w->miss_told++)
+            fprintf(stderr, "chat-bench: worker %d: gateway: cannot connect\n", w->index);
     }
     client_start(c);
 }

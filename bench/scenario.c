@@ -655,6 +655,18 @@ static void on_dropped(client_t *c)
     reconnect_later(c, retry_backoff(c));
 }
 
+/* The address c connects from, or NULL (--no-src-bind). Several per worker:
+ * the kernel picks each connect's port by scanning the ports an address
+ * already uses, which grows slow near 20k connections from one address, and
+ * one address has ~28k ports for one destination (the gateway). */
+static const char *client_src(const client_t *c, char *buf, size_t len)
+{
+    if (!c->w->src_bind)
+        return NULL;
+    snprintf(buf, len, "127.0.%u.%d", c->gidx % BENCH_SRC_SPREAD, 2 + c->w->index);
+    return buf;
+}
+
 /* --ask-gateway: the index in o->nodes of the node url names; -1 when it is
  * none of them (the bench only ever connects to the checked list). */
 static int node_of_url(const bench_opts_t *o, const char *url)
@@ -697,8 +709,10 @@ static void reconnect_go(client_t *c)
     worker_t *w = c->w;
     if (w->o->ask_gateway) {
         w->res.asked++;
-        c->gw = client_gw_fetch(w->loop, w->o->gateway, bench_tls(), ASK_TIMEOUT_S,
-                                on_gateway_answer, c);
+        char src[32];
+        c->gw = client_gw_fetch_from(w->loop, w->o->gateway, bench_tls(),
+                                     client_src(c, src, sizeof src), ASK_TIMEOUT_S,
+                                     on_gateway_answer, c);
         if (c->gw)
             return;
         w->res.ask_misses++;
@@ -755,12 +769,7 @@ static void client_start(client_t *c)
     c->relogin = c->token != NULL;
     c->state = C_OPENING;
     char src[32];
-    /* Several source addresses per worker: the kernel picks each connect's
-     * port by scanning the ports an address already uses, which grows slow
-     * near 20k connections from one address. */
-    if (w->src_bind)
-        snprintf(src, sizeof src, "127.0.%u.%d", c->gidx % BENCH_SRC_SPREAD, 2 + w->index);
-    c->ws = bench_ws_connect(w->loop, t, w->src_bind ? src : NULL, &ws_cbs, c);
+    c->ws = bench_ws_connect(w->loop, t, client_src(c, src, sizeof src), &ws_cbs, c);
     if (!c->ws) {
         w->res.connect_errors++;
         client_fail(c);

@@ -80,6 +80,10 @@ typedef struct client_gw client_gw_t;
  * once cb has run. */
 client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, core_tls_t *tls,
                              double timeout_s, client_gw_cb cb, void *ud);
+/* The same from the local address src (numeric IP; NULL for any): the
+ * load generator asks for many clients from one host. */
+client_gw_t *client_gw_fetch_from(struct ev_loop *loop, const char *gateway, core_tls_t *tls,
+                                  const char *src, double timeout_s, client_gw_cb cb, void *ud);
 /* Ends the request early: cb then runs once, later on the loop, with
  * ok = 0 and why "cancelled" (unless it ran already). */
 void client_gw_cancel(client_gw_t *g);

@@ -189,6 +189,12 @@ static void gw_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, core_tls_t *tls,
                              double timeout_s, client_gw_cb cb, void *ud)
 {
+    return client_gw_fetch_from(loop, gateway, tls, NULL, timeout_s, cb, ud);
+}
+
+client_gw_t *client_gw_fetch_from(struct ev_loop *loop, const char *gateway, core_tls_t *tls,
+                                  const char *src, double timeout_s, client_gw_cb cb, void *ud)
+{
     char host[256], base[512], req[1024];
     int port, secure;
     core_conn_limits_t limits = {.max_in = GW_MAX_IN, .max_out = 4096};
@@ -210,7 +216,7 @@ client_gw_t *client_gw_fetch(struct ev_loop *loop, const char *gateway, core_tls
     core_buf_init(&g->body);
     http_parser_init(&g->parser, HTTP_RESPONSE);
     g->parser.data = g;
-    g->conn = core_conn_connect(loop, host, port, &limits, &gw_conn_cbs, g);
+    g->conn = core_conn_connect_from(loop, src, host, port, &limits, &gw_conn_cbs, g);
     if (!g->conn) {
         free(g);
         return NULL;

@@ -777,9 +777,29 @@ core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
     return c;
 }
 
+/* Binds fd to src (port chosen by connect(), per 4-tuple); 0 / -1. */
+static int bind_source(int fd, int family, const char *src)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int one = 1;
+
+    if (core__sockaddr(src, 0, 0, &ss, &sslen) < 0 || ss.ss_family != family)
+        return -1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+    return bind(fd, (struct sockaddr *)&ss, sslen);
+}
+
 core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
                                const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
                                void *ud)
+{
+    return core_conn_connect_from(loop, NULL, host, port, limits, cbs, ud);
+}
+
+core_conn_t *core_conn_connect_from(struct ev_loop *loop, const char *src, const char *host,
+                                    int port, const core_conn_limits_t *limits,
+                                    const core_conn_cbs_t *cbs, void *ud)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -792,6 +812,10 @@ core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
+    if (src && bind_source(fd, ss.ss_family, src) < 0) {
+        close(fd);
+        return NULL;
+    }
     core__format_peer((struct sockaddr *)&ss, peer, sizeof(peer));
     c = conn_new(loop, fd, peer, limits, cbs, ud);
     c->state = CONN_CONNECTING;

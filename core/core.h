@@ -193,6 +193,11 @@ typedef struct core_conn_limits {
 core_conn_t *core_conn_connect(struct ev_loop *loop, const char *host, int port,
                                const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
                                void *ud);
+/* The same from the local address src (numeric IP, or NULL for any): a
+ * load generator spreads its connections over many source addresses. */
+core_conn_t *core_conn_connect_from(struct ev_loop *loop, const char *src, const char *host,
+                                    int port, const core_conn_limits_t *limits,
+                                    const core_conn_cbs_t *cbs, void *ud);
 /* Queues bytes for sending (copied). Returns 0, or -1 when the output cap
  * would be exceeded: the connection is then being closed. */
 int core_conn_write(core_conn_t *c, const void *data, size_t len);

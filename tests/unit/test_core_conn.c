@@ -517,6 +517,38 @@ static void test_connect_bad_host(void **state)
     ev_loop_destroy(loop);
 }
 
+/* A chosen source address is the one the peer sees; a bad one fails at once. */
+static void test_connect_from(void **state)
+{
+    env_t *e = env_new(0, 0);
+    int port = core_listener_port(e->listener);
+    side_t *s = &e->client, bad = {0};
+
+    (void)state;
+    core_listener_free(e->listener); /* a plain socket: accept() shows the peer */
+    e->listener = NULL;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    s->conn = core_conn_connect_from(e->loop, "127.0.0.3", "127.0.0.1", port, NULL, &cbs, s);
+    assert_non_null(s->conn);
+    run_until(e, &s->connected, 1);
+    assert_int_equal(s->connect_err, 0);
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    int fd = accept(lfd, (struct sockaddr *)&peer, &len);
+    assert_true(fd >= 0);
+    assert_int_equal(ntohl(peer.sin_addr.s_addr), 0x7f000003);
+    close(fd);
+    close(lfd);
+    assert_null(core_conn_connect_from(e->loop, "nope", "127.0.0.1", port, NULL, &cbs, &bad));
+    assert_null(core_conn_connect_from(e->loop, "::1", "127.0.0.1", port, NULL, &cbs, &bad));
+    env_free(e);
+}
+
 static void test_connect_ipv6_and_write_before_connect(void **state)
 {
     env_t *e = calloc(1, sizeof(*e));
@@ -689,6 +721,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_hostport),
         cmocka_unit_test(test_listener_backlog),
+        cmocka_unit_test(test_connect_from),
         cmocka_unit_test(test_listener_bad_address),
         cmocka_unit_test(test_listener_emfile_pauses),
         cmocka_unit_test(test_echo),

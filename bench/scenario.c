@@ -80,6 +80,7 @@ struct worker {
     int src_bind;      /* connect from 127.0.K.(2 + index) */
     int error_told;    /* the first error answer went to stderr */
     int miss_told;     /* --ask-gateway: the first miss went to stderr */
+    int connect_told;  /* the first failed connect() went to stderr */
     int ctl;
     ev_io ctl_io;
     ev_timer tick;
@@ -770,10 +771,16 @@ static void client_start(client_t *c)
     c->state = C_OPENING;
     char src[32];
     c->ws = bench_ws_connect(w->loop, t, client_src(c, src, sizeof src), &ws_cbs, c);
-    if (!c->ws) {
-        w->res.connect_errors++;
-        client_fail(c);
+    if (c->ws)
+        return;
+    w->res.connect_errors++;
+    if (!w->connect_told++)
+        fprintf(stderr, "chat-bench: worker %d: connect: %s\n", w->index, strerror(errno));
+    if (w->phase == PH_RUN && w->o->reconnect_s > 0 && c->token) {
+        on_dropped(c); /* --reconnect: like a refusal, tried again later (clients do) */
+        return;
     }
+    client_fail(c);
 }
 
 /* ------------------------------------------------------------------ phases */

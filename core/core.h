@@ -223,6 +223,12 @@ typedef void (*core_accept_fn)(struct ev_loop *loop, int fd, const char *peer, v
  * EMFILE/ENFILE the listener pauses for a moment instead of spinning. */
 core_listener_t *core_listener_new(struct ev_loop *loop, const char *host, int port,
                                    core_accept_fn on_accept, void *ud, char *err, size_t errlen);
+/* The same; with shared set, other processes that set it may listen on the
+ * same host:port (SO_REUSEPORT) and the kernel spreads connections over
+ * them. */
+core_listener_t *core_listener_new_shared(struct ev_loop *loop, const char *host, int port,
+                                          int shared, core_accept_fn on_accept, void *ud,
+                                          char *err, size_t errlen);
 int core_listener_port(const core_listener_t *l);
 void core_listener_free(core_listener_t *l);
 
@@ -319,6 +325,8 @@ typedef struct core_http_server_opts {
                                * server refuses at once (the client tries
                                * another) instead of leaving them in the
                                * backlog at the fd limit; 0 = no cap */
+    int shared_port;          /* other processes may serve the same port
+                               * (SO_REUSEPORT: the kernel spreads connections) */
 } core_http_server_opts_t;
 
 core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host, int port,

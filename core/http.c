@@ -786,7 +786,8 @@ core_http_server_t *core_http_server_new(struct ev_loop *loop, const char *host,
         s->cbs.ws_path = s->ws_path_copy;
     }
     server_apply_defaults(s, opts);
-    s->listener = core_listener_new(loop, host, port, core__http_accept, s, err, errlen);
+    s->listener = core_listener_new_shared(loop, host, port, opts && opts->shared_port,
+                                           core__http_accept, s, err, errlen);
     if (!s->listener) {
         free(s->ws_path_copy);
         free(s);

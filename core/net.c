@@ -203,7 +203,8 @@ static void listener_on_io(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-static int listener_bind(core_listener_t *l, const char *host, int port, char *err, size_t errlen)
+static int listener_bind(core_listener_t *l, const char *host, int port, int shared, char *err,
+                         size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
@@ -219,6 +220,10 @@ static int listener_bind(core_listener_t *l, const char *host, int port, char *e
         return -1;
     }
     setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (shared && setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        return -1;
+    }
     if (bind(l->fd, (struct sockaddr *)&ss, sslen) < 0 || listen(l->fd, LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "bind/listen %s:%d: %s", host ? host : "", port, strerror(errno));
         return -1;
@@ -236,6 +241,13 @@ static int listener_bind(core_listener_t *l, const char *host, int port, char *e
 core_listener_t *core_listener_new(struct ev_loop *loop, const char *host, int port,
                                    core_accept_fn on_accept, void *ud, char *err, size_t errlen)
 {
+    return core_listener_new_shared(loop, host, port, 0, on_accept, ud, err, errlen);
+}
+
+core_listener_t *core_listener_new_shared(struct ev_loop *loop, const char *host, int port,
+                                          int shared, core_accept_fn on_accept, void *ud,
+                                          char *err, size_t errlen)
+{
     core_listener_t *l = core_xcalloc(1, sizeof(*l));
     char dummy[8];
 
@@ -247,7 +259,7 @@ core_listener_t *core_listener_new(struct ev_loop *loop, const char *host, int p
     l->fd = -1;
     l->on_accept = on_accept;
     l->ud = ud;
-    if (listener_bind(l, host, port, err, errlen) < 0)
+    if (listener_bind(l, host, port, shared, err, errlen) < 0)
         goto fail;
     ev_io_init(&l->io, listener_on_io, l->fd, EV_READ);
     l->io.data = l;

@@ -45,6 +45,8 @@ static void usage(FILE *f)
 "  --node-ttl MS           list nodes whose heartbeat is at most MS old (default %d)\n"
 "  --servers-cache MS      reuse a /servers answer for at most MS (default %d, 0 = off)\n"
 "  --num N                 msgid node number 1..65535 (default: the listen port)\n"
+"  --shared-port           let other gateways (each with its own --num) listen on\n"
+"                          the same port: the kernel spreads connections over them\n"
 "  --redis-timeout SEC     per-command Redis timeout (default 2)\n"
 "  --log-level LEVEL       debug, info, warn, error (default info)\n"
 "  --help                  this text\n",
@@ -61,7 +63,7 @@ static int check_hostport(const char *s)
 enum {
     OPT_LISTEN = 256, OPT_REDIS, OPT_TOKEN_FILE, OPT_NODE_TTL, OPT_CACHE, OPT_NUM,
     OPT_REDIS_TIMEOUT, OPT_LOG, OPT_WEB_ROOT, OPT_REDIS_USER, OPT_REDIS_PW_FILE, OPT_TLS_CERT,
-    OPT_TLS_KEY, OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_HELP,
+    OPT_TLS_KEY, OPT_MAX_CONNS_IP, OPT_LIMIT_EXEMPT, OPT_SHARED_PORT, OPT_HELP,
 };
 
 static const struct option options[] = {
@@ -80,6 +82,7 @@ static const struct option options[] = {
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"max-conns-per-ip", required_argument, NULL, OPT_MAX_CONNS_IP},
     {"limit-exempt", required_argument, NULL, OPT_LIMIT_EXEMPT},
+    {"shared-port", no_argument, NULL, OPT_SHARED_PORT},
     {"help", no_argument, NULL, OPT_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -98,6 +101,7 @@ static int apply(void *ud, int opt, const char *arg)
     case OPT_WEB_ROOT: return core_copy_str(c->web_root, sizeof c->web_root, arg);
     case OPT_TLS_CERT: return core_copy_str(c->tls_cert, sizeof c->tls_cert, arg);
     case OPT_TLS_KEY: return core_copy_str(c->tls_key, sizeof c->tls_key, arg);
+    case OPT_SHARED_PORT: c->shared_port = 1; return 0;
     case OPT_MAX_CONNS_IP:
         if (core_parse_double(arg, 0, 1e7, &d) != 0 || d != (unsigned)d)
             return -1;
@@ -143,6 +147,10 @@ int gateway_config_parse(gateway_config_t *c, int argc, char **argv)
         return rc;
     if (!c->tls_cert[0] != !c->tls_key[0]) {
         fprintf(stderr, "chat-gateway: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    if (c->shared_port && !c->num) { /* the default, the port, would be everyone's */
+        fprintf(stderr, "chat-gateway: --shared-port needs --num (distinct per gateway)\n");
         return -1;
     }
     /* the password from a file or the environment: argv is public (ps) */

@@ -42,6 +42,7 @@ typedef struct gateway_config {
     uint64_t servers_cache_ms; /* 0 = no cache */
     double redis_timeout;      /* seconds per Redis command */
     uint16_t num;              /* msgid node number; 0 = the bound listen port */
+    int shared_port;           /* --shared-port: other gateways listen on the same port */
     unsigned max_conns_per_ip; /* connections per source address; 0 = no cap */
     core_addrset_t exempt;     /* --limit-exempt: addresses the cap skips */
     char tls_cert[512];          /* --tls-cert + --tls-key: https only */

@@ -135,7 +135,8 @@ static int start_http(gateway_t *g, char *err, size_t errlen)
     int port = 0;
     core_http_server_opts_t opts = {.max_body = GATEWAY_MAX_BODY,
                                     .max_conns_per_ip = g->cfg.max_conns_per_ip,
-                                    .exempt = &g->cfg.exempt};
+                                    .exempt = &g->cfg.exempt,
+                                    .shared_port = g->cfg.shared_port};
     static const core_http_server_cbs_t cbs = {.on_request = on_request};
     if (core_parse_hostport(g->cfg.listen, host, sizeof host, &port) != 0) {
         snprintf(err, errlen, "bad --listen '%s'", g->cfg.listen);

@@ -732,6 +732,49 @@ static void test_listen_failure(void **state)
     assert_true(err[0] != '\0');
 }
 
+/* Gateways with --shared-port serve one port side by side (each answers
+ * /servers); one without it still cannot take the port. */
+static void test_shared_port(void **state)
+{
+    fx_t *fx = *state;
+    gateway_config_t cfg;
+    char err[256] = "";
+    gw_opts_t o = {0};
+    gw_start(fx, &o);
+    int taken = gateway_port(fx->gw);
+    gateway_free(fx->gw); /* start again, shared */
+    fx->gw = NULL;
+    gateway_config_defaults(&cfg);
+    snprintf(cfg.listen, sizeof cfg.listen, "127.0.0.1:%d", taken);
+    snprintf(cfg.redis, sizeof cfg.redis, "127.0.0.1:%d", fx->redis_port);
+    cfg.shared_port = 1;
+    cfg.num = 7;
+    fx->gw = gateway_new(fx->loop, &cfg, err, sizeof err);
+    assert_non_null(fx->gw);
+    cfg.num = 8;
+    gateway_t *second = gateway_new(fx->loop, &cfg, err, sizeof err);
+    assert_non_null(second);
+    assert_int_equal(gateway_port(second), taken);
+    cfg.shared_port = 0;
+    cfg.num = 9;
+    assert_null(gateway_new(fx->loop, &cfg, err, sizeof err));
+    assert_non_null(strstr(err, "in use"));
+    add_node(fx, "a", 1, core_now_ms());
+    resp_t r;
+    /* both have their Redis connection: ten healthy answers in a row */
+    uint64_t deadline = core_mono_ms() + TU_DEADLINE_MS;
+    for (int healthy = 0; healthy < 10; assert_true(core_mono_ms() < deadline)) {
+        get(fx, "/healthz", &r);
+        healthy = r.status == 200 ? healthy + 1 : 0;
+    }
+    for (int i = 0; i < 8; i++) { /* whichever takes it, the answer is the same kind */
+        get(fx, "/servers", &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "\"id\":\"a\""));
+    }
+    gateway_free(second);
+}
+
 /* ------------------------------------------------------------ routing, framing */
 
 static void test_not_found_and_method(void **state)
@@ -1008,6 +1051,9 @@ static void test_config_flags(void **state)
     assert_int_equal(c.max_conns_per_ip, 7);
     assert_false(core_addrset_has(&c.exempt, "127.0.0.1"));
     assert_string_equal(c.tls_cert, "/c.pem");
+    const char *shared[] = {"gw", "--shared-port", "--num", "1001"};
+    assert_int_equal(parse_args(&c, 4, shared), 0);
+    assert_int_equal(c.shared_port, 1);
     /* bad values and unknown flags (getopt and the parser print to stderr) */
     int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 2);
@@ -1018,6 +1064,7 @@ static void test_config_flags(void **state)
         {"gw", "--bogus", "1"},         {"gw", "extra", "arg"},
         {"gw", "--max-conns-per-ip", "-1"}, {"gw", "--max-conns-per-ip", "1.5"},
         {"gw", "--limit-exempt", "10.0.0.0/99"}, {"gw", "--tls-cert", "/only-cert.pem"},
+        {"gw", "--shared-port", "--listen=127.0.0.1:1"}, /* shared needs --num */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (parse_args(&c, 3, bad[i]) != -1)
@@ -1038,6 +1085,7 @@ int main(void)
         T(test_servers_cached),
         T(test_servers_spread),
         T(test_servers_concurrent_uncached),
+        T(test_shared_port),
         T(test_healthz_follows_redis),
         T(test_push_accepted),
         T(test_push_bad_body_400),

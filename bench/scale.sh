@@ -38,7 +38,8 @@
 # 20000), HOLD (seconds to hold once all are in, default 60; from 12 s on
 # the nodes' CPU over 10 s of it is reported: the cost of idling), GRACE (for
 # the final pings of every client, default 10 + 1 s per 10k clients),
-# NODE_ARGS (extra chat-node flags).
+# NODE_ARGS (extra chat-node flags), GATEWAYS (gateway processes on the
+# gateway port, default 1).
 set -euo pipefail
 CLIENTS=${1:?usage: scale.sh CLIENTS NODES [PROCS]}
 NODES=${2:?usage: scale.sh CLIENTS NODES [PROCS]}
@@ -234,8 +235,8 @@ if [ "$SCENARIO" = push ] && [ "$tcp_mem_max" -lt $((CLIENTS * 3 / 4)) ]; then
 fi
 
 echo "== up: $NODES nodes, run dir $RUN"
-"$CLUSTER" up --nodes "$NODES" --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
-    --no-build --no-deps \
+"$CLUSTER" up --nodes "$NODES" --gateways "${GATEWAYS:-1}" --base-port "$BASE" --run-dir "$RUN" \
+    --build-dir "$BUILD" --no-build --no-deps \
     --node-args "--pwhash-ops 1 --pwhash-mem 8K --rate 100000 --burst 100000 ${NODE_ARGS:-}" |
     tail -n 3
 echo "== seed: $CLIENTS users"
@@ -257,7 +258,8 @@ BENCH_EXTRA=()
 [ "${ASK_GATEWAY:-0}" != 1 ] || BENCH_EXTRA+=(--ask-gateway)
 [ "$SCENARIO" != push ] || BENCH_EXTRA=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")
 if [ "$SCENARIO" != idle ]; then # the server CPU of the measured phase: nodes, Redis, gateway
-    BENCH_EXTRA+=(--cpu-pid "$REDIS_PID" --cpu-pid "$(app_pids '^chat-gateway$')")
+    BENCH_EXTRA+=(--cpu-pid "$REDIS_PID")
+    for p in $(app_pids '^chat-gateway'); do BENCH_EXTRA+=(--cpu-pid "$p"); done
     for p in "${NODE_PIDS[@]}"; do BENCH_EXTRA+=(--pid "$p"); done
 fi
 read -ra EXTRA <<<"${BENCH_ARGS:-}"

@@ -10,6 +10,8 @@
 // Environment (all optional):
 //   CHAT_RUN_DIR     run directory: secrets, logs, data     (<repo>/run)
 //   CHAT_NODES       number of chat-nodes, 1..199           (3)
+//   CHAT_GATEWAYS    gateway processes on the gateway port, 1..8: the kernel
+//                    spreads connections over them (SO_REUSEPORT)  (1)
 //   CHAT_FIRST_NODE  number of the first node (id n<K>)    (1)
 //   CHAT_BASE_PORT   first port of the port scheme below    (7000)
 //   CHAT_HOST        address every process listens on       (127.0.0.1)
@@ -56,6 +58,8 @@ const REPO = path.resolve(__dirname, '..');
 const MAX_NODES = 199;
 // msgid numbers: node K is K, the gateway (its pushes get msgids) this one.
 const GATEWAY_NUM = 1000;
+// Gateway j (1..MAX_GATEWAYS) has msgid number GATEWAY_NUM + j - 1.
+const MAX_GATEWAYS = 8;
 
 function envOr(name, fallback) {
     const v = process.env[name];
@@ -81,6 +85,7 @@ function resolvePlan() {
     const p = {
         run,
         nodes: intEnv('CHAT_NODES', 3, 1, MAX_NODES),
+        gateways: intEnv('CHAT_GATEWAYS', 1, 1, MAX_GATEWAYS),
         first: intEnv('CHAT_FIRST_NODE', 1, 1, GATEWAY_NUM - MAX_NODES),
         base,
         host,
@@ -238,10 +243,15 @@ function zkApp(p, i) {
 
 const tlsArgs = (p) => (p.tls ? ['--tls-cert', p.tlsCert, '--tls-key', p.tlsKey] : []);
 
-function gatewayApp(p) {
-    return app(p, 'chat-gateway', path.join(p.bin, 'gateway', 'chat-gateway'), [
+// The first gateway is chat-gateway, the others chat-gateway-2.. (same port).
+const gatewayName = (j) => (j === 1 ? 'chat-gateway' : `chat-gateway-${j}`);
+const gatewayNames = (p) => Array.from({ length: p.gateways }, (_, i) => gatewayName(i + 1));
+
+function gatewayApp(p, j) {
+    return app(p, gatewayName(j), path.join(p.bin, 'gateway', 'chat-gateway'), [
         '--listen', `${p.host}:${p.gatewayPort}`, '--redis', p.redis,
-        '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM),
+        '--push-token-file', p.tokenFile, '--num', String(GATEWAY_NUM + j - 1),
+        ...(p.gateways > 1 ? ['--shared-port'] : []),
         '--web-root', path.join(REPO, 'client', 'web'), ...redisAuthArgs(p), ...tlsArgs(p),
         ...p.gatewayArgs,
     ]);
@@ -267,7 +277,8 @@ function apps(p) {
     if (p.localZk)
         for (const i of zkIds(p))
             list.push(zkApp(p, i));
-    list.push(gatewayApp(p));
+    for (let j = 1; j <= p.gateways; j++)
+        list.push(gatewayApp(p, j));
     for (const k of nodeNums(p))
         list.push(nodeApp(p, k));
     return list;
@@ -296,6 +307,7 @@ function printPlan(p) {
         LOG_DIR: p.logs, APPS: names.join(' '), NODE_URLS: urls.join(' '), TLS_CA: p.tlsCa,
         TLS: p.tls ? 1 : 0,
         NODE_APPS: nums.map((k) => `chat-node-${k}`).join(' '), LISTEN_PORTS: ports.join(' '),
+        GATEWAY_APPS: gatewayNames(p).join(' '),
     };
     for (const [k, v] of Object.entries(out)) {
         if (/[\n'"]/.test(String(v)))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ecosystem/cluster end to end, with the binaries of BUILD_DIR:
-#   up --nodes 3 -> /servers lists 3 -> up again says so -> status works ->
+#   up --nodes 3 (--gateways 2 on one port) -> /servers lists 3 -> up again
+#   says so -> status works (both gateways online) ->
 #   kill -9 a node -> pm2 restarts it and it rejoins -> down leaves no
 #   process behind -> the run dir (secrets, settings, logs) is kept.
 #   Credentials: Redis refuses a client without the generated password,
@@ -149,7 +150,8 @@ conformance() {
     grep -E '^[0-9]+ passed' "$TMP/conformance.txt" | tail -n 1
 }
 
-UP_FLAGS=()
+UP_FLAGS=(--gateways 2) # two gateway processes on one port (plain run only)
+GATEWAY_APPS="chat-gateway chat-gateway-2"
 ZK_APPS="chat-zookeeper"
 if [ "$HA" = 1 ]; then
     STEP="congodb"
@@ -160,6 +162,7 @@ if [ "$HA" = 1 ]; then
     ZK_APPS="chat-zookeeper-1 chat-zookeeper-2 chat-zookeeper-3"
 fi
 [ "$TLS" = 0 ] || UP_FLAGS=(--tls)
+[ "$HA" = 0 ] && [ "$TLS" = 0 ] || GATEWAY_APPS="chat-gateway"
 
 STEP="up"
 "$CLUSTER" up --nodes 3 --base-port "$BASE" --run-dir "$RUN" --build-dir "$BUILD" \
@@ -251,10 +254,13 @@ STEP="status"
 "$CLUSTER" status --run-dir "$RUN" >"$TMP/status.txt" 2>&1 || { cat "$TMP/status.txt"; fail "status exited non-zero"; }
 cat "$TMP/status.txt"
 grep -q "/servers: 3 node(s)" "$TMP/status.txt" || fail "status does not show 3 nodes in /servers"
-for a in chat-redis $ZK_APPS chat-gateway chat-node-1 chat-node-2 chat-node-3; do
+for a in chat-redis $ZK_APPS $GATEWAY_APPS chat-node-1 chat-node-2 chat-node-3; do
     grep -Eq "^ +$a +online " "$TMP/status.txt" || fail "status does not show $a online"
 done
 [ "$(grep -Ec '^ +chat-node-[0-9]+ +leader$' "$TMP/status.txt")" = 1 ] || fail "status does not show exactly one leader"
+for a in $GATEWAY_APPS; do # each took the shared port at its first start
+    ! grep -q "in use" "$RUN/logs/$a.log" || fail "$a could not listen: $(grep "in use" "$RUN/logs/$a.log")"
+done
 
 STEP="logs"
 "$CLUSTER" logs --run-dir "$RUN" chat-node-1 --lines 5 >"$TMP/logs.txt" || fail "logs exited non-zero"

@@ -51,7 +51,7 @@ typedef struct gateway__node {
 typedef struct gateway__servers {
     gateway__node_t *nodes; /* sorted by id */
     size_t count;
-    size_t *order;          /* indices into nodes, least estimated load first */
+    gateway__node_t **order; /* into nodes, least estimated load first */
     core_buf_t body;        /* the answer being sent */
     int listed;             /* a listing arrived (the table means something) */
     uint64_t at_ms;         /* monotonic time it arrived */

@@ -97,15 +97,10 @@ static int node_id_cmp(const void *a, const void *b)
     return strcmp(((const gateway__node_t *)a)->id, ((const gateway__node_t *)b)->id);
 }
 
-/* The order array sorted by estimate (insertion sort: small, mostly sorted). */
-static void order_sort(gateway__servers_t *s)
+static int order_cmp(const void *a, const void *b)
 {
-    for (size_t i = 1; i < s->count; i++) {
-        size_t k = s->order[i], j = i;
-        for (; j > 0 && node_before(&s->nodes[k], &s->nodes[s->order[j - 1]]); j--)
-            s->order[j] = s->order[j - 1];
-        s->order[j] = k;
-    }
+    const gateway__node_t *x = *(gateway__node_t *const *)a, *y = *(gateway__node_t *const *)b;
+    return node_before(x, y) ? -1 : node_before(y, x) ? 1 : 0;
 }
 
 /* Keeps the count of what was sent to a node whose report is unchanged;
@@ -167,9 +162,9 @@ static void table_load(gateway_t *g, const redisReply *reply)
     s->order = core_xcalloc(kept ? kept : 1, sizeof *s->order);
     for (size_t i = 0; i < kept; i++) {
         node_render_load(&nodes[i]);
-        s->order[i] = i;
+        s->order[i] = &nodes[i];
     }
-    order_sort(s);
+    qsort(s->order, kept, sizeof *s->order, order_cmp);
     s->listed = 1;
     s->at_ms = core_mono_ms();
     g->metrics.nodes_listed = kept;
@@ -178,12 +173,13 @@ static void table_load(gateway_t *g, const redisReply *reply)
 /* The first node got a client: its estimate grows and it moves back. */
 static void hand_out_first(gateway__servers_t *s)
 {
-    size_t k = s->order[0], j = 0;
-    s->nodes[k].sent++;
-    node_render_load(&s->nodes[k]);
-    for (; j + 1 < s->count && node_before(&s->nodes[s->order[j + 1]], &s->nodes[k]); j++)
+    gateway__node_t *first = s->order[0];
+    size_t j = 0;
+    first->sent++;
+    node_render_load(first);
+    for (; j + 1 < s->count && node_before(s->order[j + 1], first); j++)
         s->order[j] = s->order[j + 1];
-    s->order[j] = k;
+    s->order[j] = first;
 }
 
 /* One answer from the table: 503 with an empty list when no node is alive. */
@@ -198,7 +194,7 @@ static void answer(gateway_t *g, core_http_req_t *req)
     core_buf_reset(&s->body);
     core_buf_append_str(&s->body, "{\"servers\":[");
     for (size_t i = 0; i < s->count; i++) {
-        const gateway__node_t *e = &s->nodes[s->order[i]];
+        const gateway__node_t *e = s->order[i];
         if (i)
             core_buf_append(&s->body, ",", 1);
         core_buf_append(&s->body, e->text, e->text_len);

@@ -46,6 +46,7 @@ typedef struct gateway__node {
     double load;     /* connections the node reported */
     double ts;       /* when it reported them (its clock, ms) */
     uint64_t sent;   /* answers that put it first since that report */
+    uint64_t before; /* ... in the interval before it (maybe not in the report yet) */
 } gateway__node_t;
 
 typedef struct gateway__servers {

@@ -10,8 +10,12 @@
  * storm thousands of clients ask within that second: ordered by the report
  * alone, every one of them would be sent to the same node. So each answer
  * counts its first node as sent one client (clients connect to the first),
- * the order and the published load are the report plus what this gateway
- * sent since it, and a newer report starts the count again. */
+ * and the order and the published load are the report plus what this
+ * gateway sent since it and in the interval before it: a client takes time
+ * to connect (seconds in a storm), so a report may not hold the ones sent
+ * just before it yet. Those counted twice are counted twice on every node
+ * the gateway spreads evenly over, and a node that got more than its share
+ * then gets less. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +44,7 @@ static int number_field(const cJSON *o, const char *key, double *out)
 
 static double estimate(const gateway__node_t *e)
 {
-    return e->load + (double)e->sent;
+    return e->load + (double)(e->sent + e->before);
 }
 
 static int node_before(const gateway__node_t *x, const gateway__node_t *y)
@@ -82,7 +86,7 @@ static int node_read(const cJSON *o, double now_ms, double ttl_ms, gateway__node
     free(fixed);
     e->id = core_xstrdup(id);
     e->ts = ts;
-    e->sent = 0;
+    e->sent = e->before = 0;
     return 0;
 }
 
@@ -103,17 +107,24 @@ static int order_cmp(const void *a, const void *b)
     return node_before(x, y) ? -1 : node_before(y, x) ? 1 : 0;
 }
 
-/* Keeps the count of what was sent to a node whose report is unchanged;
- * both tables are sorted by id. */
+/* Carries the counts of what was sent to each node over a listing: the
+ * same while its report is unchanged; at a newer report, what was sent
+ * since the last one becomes the interval before. Both tables are sorted by
+ * id. */
 static void carry_sent(const gateway__servers_t *old, gateway__node_t *nodes, size_t n)
 {
     size_t i = 0;
     for (size_t j = 0; j < n; j++) {
         while (i < old->count && strcmp(old->nodes[i].id, nodes[j].id) < 0)
             i++;
-        if (i < old->count && !strcmp(old->nodes[i].id, nodes[j].id) &&
-            nodes[j].ts <= old->nodes[i].ts)
+        if (i >= old->count || strcmp(old->nodes[i].id, nodes[j].id) != 0)
+            continue;
+        if (nodes[j].ts <= old->nodes[i].ts) {
             nodes[j].sent = old->nodes[i].sent;
+            nodes[j].before = old->nodes[i].before;
+        } else {
+            nodes[j].before = old->nodes[i].sent;
+        }
     }
 }
 

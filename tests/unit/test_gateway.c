@@ -428,7 +428,8 @@ static const char *first_id(const resp_t *r, char *out, size_t outlen)
 /* A storm asks within one heartbeat: the answers fill the least loaded
  * node up to the next, then take turns, as each answer counts the client it
  * sends. No cache, so the count also survives listings with the same
- * reports; a newer report starts it again. */
+ * reports; at a newer report the count becomes the interval before it, and
+ * at the one after that it is gone. */
 static void test_servers_spread(void **state)
 {
     fx_t *fx = *state;
@@ -456,12 +457,19 @@ static void test_servers_spread(void **state)
     assert_non_null(strstr(r.body, "{\"id\":\"n0\",\"addr\":\"127.0.0.1:n0\","
                                    "\"url\":\"ws://127.0.0.1:n0/ws\",\"load\":15}"));
     assert_string_equal(first_id(&r, id, sizeof id), "n0");
-    /* n1 reports again, with the clients it got: its count starts again. */
+    /* n1 reports again, 12 of its 5 + 10 connected: the 10 it was sent
+     * before the report still count (some may be on their way) ... */
     add_node(fx, "n1", 12, now + 1);
     get(fx, "/servers", &r);
-    assert_string_equal(first_id(&r, id, sizeof id), "n1");
+    assert_string_equal(first_id(&r, id, sizeof id), "n2"); /* n0 16, n1 22, n2 15 */
     assert_non_null(strstr(r.body, "\"id\":\"n1\",\"addr\":\"127.0.0.1:n1\","
-                                   "\"url\":\"ws://127.0.0.1:n1/ws\",\"load\":12}"));
+                                   "\"url\":\"ws://127.0.0.1:n1/ws\",\"load\":22}"));
+    /* ... until its next report: nothing was sent to it in between. */
+    add_node(fx, "n1", 15, now + 2);
+    get(fx, "/servers", &r);
+    assert_string_equal(first_id(&r, id, sizeof id), "n1"); /* n0 16, n1 15, n2 16 */
+    assert_non_null(strstr(r.body, "\"id\":\"n1\",\"addr\":\"127.0.0.1:n1\","
+                                   "\"url\":\"ws://127.0.0.1:n1/ws\",\"load\":15}"));
 }
 
 /* Without a cache, requests that arrive together share one HGETALL and

@@ -27,6 +27,13 @@
 
 static const char empty_list[] = "{\"servers\":[]}";
 
+/* 503 with an empty list: no node alive, or Redis did not answer. */
+static void answer_none(gateway_t *g, core_http_req_t *req)
+{
+    gateway__respond(g, req, GW_ROUTE_SERVERS, 503, "application/json", empty_list,
+                     sizeof empty_list - 1);
+}
+
 static const char *string_field(const cJSON *o, const char *key)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -198,8 +205,7 @@ static void answer(gateway_t *g, core_http_req_t *req)
 {
     gateway__servers_t *s = &g->servers;
     if (!s->count) {
-        gateway__respond(g, req, GW_ROUTE_SERVERS, 503, "application/json", empty_list,
-                         sizeof empty_list - 1);
+        answer_none(g, req);
         return;
     }
     core_buf_reset(&s->body);
@@ -227,8 +233,7 @@ static void answer_waiters(gateway_t *g, int failed)
     while (w) {
         gateway__waiter_t *next = w->next;
         if (failed)
-            gateway__respond(g, w->req, GW_ROUTE_SERVERS, 503, "application/json", empty_list,
-                             sizeof empty_list - 1);
+            answer_none(g, w->req);
         else
             answer(g, w->req);
         free(w);
@@ -269,8 +274,7 @@ void gateway__servers(gateway_t *g, core_http_req_t *req)
     if (!s->fetching) {
         if (core_redis_cmd(g->redis, on_nodes, g, "HGETALL chat:nodes") != 0) {
             g->metrics.redis_errors++;
-            gateway__respond(g, req, GW_ROUTE_SERVERS, 503, "application/json", empty_list,
-                             sizeof empty_list - 1);
+            answer_none(g, req);
             return;
         }
         s->fetching = 1;

@@ -29,7 +29,7 @@ static const route_t routes[] = {
 
 char *gateway__json_take(cJSON *o)
 {
-    char *s = cJSON_PrintUnformatted(o);
+    char *s = proto_json_print(o, NULL);
     cJSON_Delete(o);
     if (!s) {
         CORE_ERROR("out of memory printing JSON");

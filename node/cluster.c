@@ -260,8 +260,8 @@ static void resend_trim(node_cluster_t *cl, uint64_t now)
  * (receivers drop a copy they already delivered, by msgid). */
 static void resend_remember(node_cluster_t *cl, const cJSON *m)
 {
-    char *json = cJSON_PrintUnformatted(m);
-    size_t len = strlen(json);
+    size_t len = 0;
+    char *json = proto_json_print(m, &len);
     uint64_t now = now_ms();
     resend_trim(cl, now);
     if (cl->resend.len + 8 + PROTO_CF_HEADER + len <= RESEND_MAX_BYTES) {
@@ -528,8 +528,8 @@ static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
     }
     cJSON_DeleteItemFromObjectCaseSensitive(m, "e");
     cJSON_AddNumberToObject(m, "e", (double)cl->epoch);
-    char *json = cJSON_PrintUnformatted(m);
-    size_t len = strlen(json);
+    size_t len = 0;
+    char *json = proto_json_print(m, &len);
     if (l) {
         if (node_link_send(l->t, json, len) != 0)
             CORE_WARN("cluster: could not send a %s to %s", jstr(m, "t"), id);

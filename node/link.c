@@ -151,10 +151,11 @@ static int hex_decode(const char *hex, unsigned char *out, size_t outlen)
 /* Sends a JSON handshake frame (m consumed). */
 static void send_plain_json(node_link_t *l, uint8_t type, cJSON *m)
 {
-    char *json = cJSON_PrintUnformatted(m);
+    size_t len = 0;
+    char *json = proto_json_print(m, &len);
     cJSON_Delete(m);
     if (json)
-        send_plain(l, type, json, strlen(json));
+        send_plain(l, type, json, len);
     free(json);
 }
 

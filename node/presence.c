@@ -516,7 +516,7 @@ void node_presence_heartbeat(node_t *n)
     cJSON_AddNumberToObject(o, "load", (double)n->conns);
     cJSON_AddNumberToObject(o, "ts", (double)core_now_ms());
     cJSON_AddStringToObject(o, "boot", n->boot);
-    char *json = cJSON_PrintUnformatted(o);
+    char *json = proto_json_print(o, NULL);
     cJSON_Delete(o);
     core_redis_cmd(n->redis, on_entry_set, n, "HSET " NODES_KEY " %s %s", n->cfg.id, json);
     free(json);

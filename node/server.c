@@ -195,7 +195,7 @@ void node_req_fail_e(node_req_t *r, const proto_err_t *e)
 
 char *node_json_take(cJSON *o)
 {
-    char *s = cJSON_PrintUnformatted(o);
+    char *s = proto_json_print(o, NULL);
     cJSON_Delete(o);
     return s;
 }

@@ -281,10 +281,8 @@ static cJSON *response_head(const cJSON *id, const char *action, int code)
 /* Prints and frees o. */
 static char *finish(cJSON *o, size_t *len)
 {
-    char *s = oom_check(cJSON_PrintUnformatted(o));
+    char *s = oom_check(proto_json_print(o, len));
     cJSON_Delete(o);
-    if (len)
-        *len = strlen(s);
     return s;
 }
 

@@ -90,6 +90,11 @@ char *proto_error_data(const cJSON *id, const char *action, int code, const char
 /* {"event":name,"data":data}; data consumed. */
 char *proto_event(const char *name, cJSON *data, size_t *len);
 
+/* The compact text of item, exactly what cJSON_PrintUnformatted writes but
+ * without its sprintf/sscanf per number; malloc'd, *len (may be NULL) its
+ * length. NULL for an item cJSON cannot print (a raw without text). */
+char *proto_json_print(const cJSON *item, size_t *len);
+
 /* ------------------------------------------------------------------ fields */
 
 /* Each getter reads data[key]. required=0 lets the field be absent (then

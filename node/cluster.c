@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include <hiredis/hiredis.h>
+#include <utlist.h>
 
 #include "node/node.h"
 #include "node/node_int.h"
@@ -48,7 +49,7 @@ typedef struct call {
     uint64_t deadline_ms;
     node_cluster_cb cb;
     void *ud;
-    struct call *next;          /* a list of calls to finish after a sweep */
+    struct call *prev, *next;   /* cl->call_order: oldest first, so by deadline */
     UT_hash_handle hh;          /* cl->calls, by id: thousands may be out under load */
 } call_t;
 
@@ -105,6 +106,7 @@ typedef struct node_cluster {
     struct seen **seen_ring;         /* the same, oldest first out; SEEN_MAX slots */
     size_t seen_next;
     call_t *calls;
+    call_t *call_order; /* the same calls by deadline (one timeout for all) */
     uint64_t next_call_id;
     /* leader side */
     link_t *links;                   /* authenticated followers by id */
@@ -374,20 +376,30 @@ static void call_finish(node_cluster_t *cl, call_t *c, int code, const cJSON *da
     free(c);
 }
 
-/* Ends the calls that match (all when now is 0) with PROTO_UNAVAILABLE; the
- * table is left first, as a callback may start a new call. */
+static void call_forget(node_cluster_t *cl, call_t *c)
+{
+    HASH_DEL(cl->calls, c);
+    DL_DELETE(cl->call_order, c);
+}
+
+/* Ends the calls that are due (all when now is 0) with PROTO_UNAVAILABLE,
+ * walking only those: they come first. The due ones leave the table before
+ * any callback runs, as a callback may start a new call. */
 static void calls_fail(node_cluster_t *cl, uint64_t now)
 {
-    call_t *c, *tmp, *due = NULL;
-    HASH_ITER(hh, cl->calls, c, tmp) {
-        if (now == 0 || c->deadline_ms <= now) {
-            HASH_DEL(cl->calls, c);
-            c->next = due;
+    call_t *due = NULL, *last = NULL;
+    while (cl->call_order && (now == 0 || cl->call_order->deadline_ms <= now)) {
+        call_t *c = cl->call_order;
+        call_forget(cl, c);
+        c->next = NULL;
+        if (last)
+            last->next = c;
+        else
             due = c;
-        }
+        last = c;
     }
     while (due) {
-        c = due;
+        call_t *c = due;
         due = c->next;
         call_finish(cl, c, PROTO_UNAVAILABLE, NULL);
     }
@@ -404,7 +416,7 @@ static void call_answer(node_cluster_t *cl, const cJSON *m)
     HASH_FIND(hh, cl->calls, &key, sizeof key, c);
     if (!c)
         return;
-    HASH_DEL(cl->calls, c);
+    call_forget(cl, c);
     call_finish(cl, c, code->valueint, cJSON_GetObjectItemCaseSensitive(m, "data"));
 }
 
@@ -438,6 +450,7 @@ static void call_leader(node_t *n, cJSON *m, node_cluster_cb cb, void *ud)
     c->cb = cb;
     c->ud = ud;
     HASH_ADD(hh, cl->calls, id, sizeof c->id, c);
+    DL_APPEND(cl->call_order, c);
     cJSON_AddStringToObject(m, "t", "call");
     cJSON_AddNumberToObject(m, "id", (double)c->id);
     link_send_json(cl->up, m);

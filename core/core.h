@@ -155,6 +155,9 @@ long long core_parse_size(const char *s);
 /* Copies src into dst (cap bytes with the NUL); -1, dst untouched, when it
  * does not fit. */
 int core_copy_str(char *dst, size_t cap, const char *src);
+/* Copies what fits of src (NULL: "") into dst, always NUL-terminated when
+ * cap > 0: snprintf's "%s" without the format engine, for the hot path. */
+void core_copy_trunc(char *dst, size_t cap, const char *src);
 
 /* The binaries' flag loop: getopt_long over long options only. apply sets
  * one option (0 / -1 for a bad value); help is the code of --help. Errors

@@ -165,6 +165,15 @@ int core_copy_str(char *dst, size_t cap, const char *src)
     return 0;
 }
 
+void core_copy_trunc(char *dst, size_t cap, const char *src)
+{
+    if (cap == 0)
+        return;
+    size_t n = strnlen(src ? src : "", cap - 1);
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+
 static const char *flag_name(const struct option *opts, int opt)
 {
     for (; opts->name; opts++)

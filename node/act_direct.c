@@ -41,7 +41,7 @@ static int chat_store(store_t *st, chat_job_t *j)
         char first[STORE_MSGID_MAX];
         rc = store_cid_get(st, j->from, j->cid, j->ts - CID_WINDOW_MS, first);
         if (rc == STORE_OK) {
-            snprintf(j->msgid, sizeof j->msgid, "%s", first);
+            core_copy_trunc(j->msgid, sizeof j->msgid, first);
             j->duplicate = 1;
             return STORE_OK;
         }
@@ -55,10 +55,10 @@ static int chat_store(store_t *st, chat_job_t *j)
     j->event = node_json_take(
         proto_ev_chat(j->msgid, j->from, j->to, j->ts, j->message, j->format));
     store_msg_t m = {.kind = 'c', .ts = j->ts, .message = j->message};
-    snprintf(m.msgid, sizeof m.msgid, "%s", j->msgid);
-    snprintf(m.from, sizeof m.from, "%s", j->from);
-    snprintf(m.to, sizeof m.to, "%s", j->to);
-    snprintf(m.format, sizeof m.format, "%s", j->format);
+    core_copy_trunc(m.msgid, sizeof m.msgid, j->msgid);
+    core_copy_trunc(m.from, sizeof m.from, j->from);
+    core_copy_trunc(m.to, sizeof m.to, j->to);
+    core_copy_trunc(m.format, sizeof m.format, j->format);
     if ((rc = store_msg_put(st, &m, conv)) != STORE_OK)
         return rc;
     if ((rc = store_pending_add(st, j->to, j->msgid, "chat", j->event, j->ts)) != STORE_OK)
@@ -176,10 +176,10 @@ static chat_job_t *chat_job_new(node_t *n, const cJSON *data, const char *from, 
     }
     chat_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.node = n;
-    snprintf(j->from, sizeof j->from, "%s", from);
-    snprintf(j->to, sizeof j->to, "%s", to);
-    snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
-    snprintf(j->format, sizeof j->format, "%s", format);
+    core_copy_trunc(j->from, sizeof j->from, from);
+    core_copy_trunc(j->to, sizeof j->to, to);
+    core_copy_trunc(j->cid, sizeof j->cid, cid ? cid : "");
+    core_copy_trunc(j->format, sizeof j->format, format);
     j->message = message;
     return j;
 }
@@ -215,7 +215,7 @@ static int serve_chat(node_t *n, const char *origin, uint64_t id, const cJSON *m
     chat_job_t *j = chat_job_new(n, m, from, core_xstrdup(message), &e);
     if (!j)
         return -1;
-    snprintf(j->origin, sizeof j->origin, "%s", origin);
+    core_copy_trunc(j->origin, sizeof j->origin, origin);
     j->call_id = id;
     j->ts = (uint64_t)ts->valuedouble;
     chat_submit(n, j);
@@ -273,7 +273,7 @@ static ack_job_t *ack_job_new(node_t *n, const char *user, const cJSON *arr)
 {
     ack_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.node = n;
-    snprintf(j->user, sizeof j->user, "%s", user);
+    core_copy_trunc(j->user, sizeof j->user, user);
     j->count = (size_t)cJSON_GetArraySize(arr);
     j->msgids = core_xcalloc(j->count + 1, sizeof *j->msgids);
     size_t i = 0;
@@ -291,7 +291,7 @@ static int serve_ack(node_t *n, const char *origin, uint64_t id, const cJSON *m)
     if (proto_get_name(m, "user", 1, &user, &e) || proto_get_msgids(m, "msgids", ACK_MAX, &arr, &e))
         return -1;
     ack_job_t *j = ack_job_new(n, user, arr);
-    snprintf(j->origin, sizeof j->origin, "%s", origin);
+    core_copy_trunc(j->origin, sizeof j->origin, origin);
     j->call_id = id;
     node_job_submit_lazy(n, &j->job, ack_work, ack_done);
     return 0;
@@ -445,10 +445,10 @@ void node_act_history(node_req_t *r, const cJSON *data)
     }
     history_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
-    snprintf(j->with, sizeof j->with, "%s", with ? with : "");
-    snprintf(j->group, sizeof j->group, "%s", group ? group : "");
-    snprintf(j->before, sizeof j->before, "%s", before ? before : "");
+    core_copy_trunc(j->user, sizeof j->user, r->sess->user);
+    core_copy_trunc(j->with, sizeof j->with, with ? with : "");
+    core_copy_trunc(j->group, sizeof j->group, group ? group : "");
+    core_copy_trunc(j->before, sizeof j->before, before ? before : "");
     j->limit = (int)limit;
     node_job_submit_read(r->sess->node, &j->job, history_work, history_done);
 }

@@ -63,7 +63,7 @@ node_sess_t *node_sess_find(node_t *n, const char *user)
 
 void node_sess_bind(node_sess_t *s, const char *user)
 {
-    snprintf(s->user, sizeof s->user, "%s", user);
+    core_copy_trunc(s->user, sizeof s->user, user);
     s->logged_in = 1;
     node_route_sess_add(s->node, s);
 }
@@ -129,7 +129,7 @@ node_req_t *node_req_new(node_sess_t *s, const proto_req_t *pr)
     r->sess = node_sess_ref(s);
     r->slot = sl;
     r->id = pr->id ? cJSON_Duplicate(pr->id, 1) : NULL;
-    snprintf(r->action, sizeof r->action, "%s", pr->action ? pr->action : "error");
+    core_copy_trunc(r->action, sizeof r->action, pr->action ? pr->action : "error");
     return r;
 }
 

@@ -81,15 +81,7 @@ static _Thread_local store_t *tls_batch_store;
 
 void store__copy(char *dst, size_t cap, const char *src)
 {
-    size_t n;
-
-    if (cap == 0)
-        return;
-    if (!src)
-        src = "";
-    n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
+    core_copy_trunc(dst, cap, src);
 }
 
 void *store__list_push(void **items, size_t *count, size_t *cap, size_t elem)

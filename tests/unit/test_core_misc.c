@@ -282,6 +282,24 @@ static void test_copy_str(void **state)
     assert_string_equal(buf, "abc"); /* untouched */
 }
 
+/* What fits is copied, always terminated; NULL copies as "". */
+static void test_copy_trunc(void **state)
+{
+    (void)state;
+    char buf[4] = "xyz";
+    core_copy_trunc(buf, sizeof buf, "ab");
+    assert_string_equal(buf, "ab");
+    core_copy_trunc(buf, sizeof buf, "abcdef");
+    assert_string_equal(buf, "abc");
+    core_copy_trunc(buf, sizeof buf, NULL);
+    assert_string_equal(buf, "");
+    buf[0] = 'q';
+    core_copy_trunc(buf, 0, "abc"); /* no room: nothing written */
+    assert_int_equal(buf[0], 'q');
+    core_copy_trunc(buf, 1, "abc");
+    assert_string_equal(buf, "");
+}
+
 enum { FL_NAME = 300, FL_HELP };
 static const struct option flag_opts[] = {
     {"name", required_argument, NULL, FL_NAME},
@@ -349,6 +367,7 @@ int main(void)
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_parse_url),
         cmocka_unit_test(test_copy_str),
+        cmocka_unit_test(test_copy_trunc),
         cmocka_unit_test(test_parse_flags),
         cmocka_unit_test(test_strhash_is_fnv1a64),
     };

@@ -28,7 +28,7 @@
 #define DEFAULT_MAX_IN (1024 * 1024)
 #define DEFAULT_MAX_OUT (4 * 1024 * 1024)
 #define CLOSE_TIMEOUT_S 2.0
-#define IDLE_BUF_KEEP 4096 /* larger empty buffers are released */
+#define IDLE_BUF_KEEP 4096 /* larger empty buffers are released, unless the kind keeps more */
 #define TLS_RECORD_MAX 16384 /* a whole record's plaintext per SSL_read */
 
 typedef enum {
@@ -203,9 +203,9 @@ static int io_writing(const core_conn_t *c)
     return c->io_events & EV_WRITE;
 }
 
-static void buf_trim_idle(core_buf_t *b)
+static void buf_trim_idle(const core_conn_t *c, core_buf_t *b)
 {
-    if (b->len == 0 && b->cap > IDLE_BUF_KEEP)
+    if (b->len == 0 && b->cap > c->kind->limits.keep_buf)
         core_buf_free(b);
 }
 
@@ -337,7 +337,7 @@ static void conn_flush(core_conn_t *c)
     io_write(c, 0);
     core_buf_reset(&c->out);
     c->out_pos = 0;
-    buf_trim_idle(&c->out);
+    buf_trim_idle(c, &c->out);
     if (c->state == CONN_FLUSHING)
         conn_start_linger(c);
 }
@@ -405,7 +405,7 @@ static void conn_deliver_from(core_conn_t *c, const char *data, size_t len)
         return;
     if (data == c->in.data) {
         core_buf_consume(&c->in, (size_t)used);
-        buf_trim_idle(&c->in);
+        buf_trim_idle(c, &c->in);
     } else if ((size_t)used < len && c->state == CONN_OPEN) {
         core_buf_append(&c->in, data + used, len - (size_t)used);
     }
@@ -725,6 +725,7 @@ static const conn_kind_t *conn_kind_get(const core_conn_limits_t *limits,
     want.limits.max_in = limits && limits->max_in ? limits->max_in : DEFAULT_MAX_IN;
     want.limits.max_out = limits && limits->max_out ? limits->max_out : DEFAULT_MAX_OUT;
     want.limits.read_slices = limits && limits->read_slices ? limits->read_slices : 1;
+    want.limits.keep_buf = limits && limits->keep_buf ? limits->keep_buf : IDLE_BUF_KEEP;
     want.cbs = *cbs;
     pthread_mutex_lock(&registry_lock);
     for (k = kinds; k; k = k->next)

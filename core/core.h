@@ -190,6 +190,8 @@ typedef struct core_conn_limits {
     size_t max_out; /* queued output cap; over it the conn is closed */
     unsigned read_slices; /* 64 KiB reads per readable event (0 = 1): a link that
                              carries many clients' traffic gets their share */
+    size_t keep_buf;      /* an emptied buffer up to this size is kept for the next
+                             loop turn (0 = 4 KiB): a busy link keeps its room */
 } core_conn_limits_t;
 
 /* Non-blocking connect to host:port (numeric IP or "localhost"). */

@@ -26,6 +26,7 @@
  * per turn where a client connection reads 64 KiB (fair per client). */
 #define LINK_READ_SLICES 16
 #define LINK_MAX_OUT (64u << 20)
+#define LINK_KEEP_BUF (256u << 10) /* a loop turn's frames to one peer: no regrowth each turn */
 #define PING_MS 1000
 #define LINK_DEAD_MS 5000
 #define HANDSHAKE_MS 3000
@@ -392,7 +393,7 @@ static node_link_t *link_new(int outbound, link_state_t state, const node_link_a
 node_link_t *node_link_connect(struct ev_loop *loop, const char *host, int port,
                                const node_link_auth_t *auth, const node_link_cbs_t *cbs, void *ud)
 {
-    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES};
+    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES, LINK_KEEP_BUF};
     node_link_t *l = link_new(1, LINK_OUT_HELLO, auth, cbs, ud);
     snprintf(l->addr, sizeof l->addr, "%s:%d", host, port);
     l->conn = core_conn_connect(loop, host, port, &lim, &link_cbs, l);
@@ -406,7 +407,7 @@ node_link_t *node_link_connect(struct ev_loop *loop, const char *host, int port,
 node_link_t *node_link_accept(struct ev_loop *loop, int fd, const char *peer,
                               const node_link_auth_t *auth, const node_link_cbs_t *cbs, void *ud)
 {
-    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES};
+    core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES, LINK_KEEP_BUF};
     node_link_t *l = link_new(0, LINK_IN_HELLO, auth, cbs, ud);
     snprintf(l->addr, sizeof l->addr, "%s", peer);
     l->conn = core_conn_adopt(loop, fd, peer, &lim, &link_cbs, l);

@@ -415,6 +415,35 @@ static void test_coalesced_writes(void **state)
     env_free(e);
 }
 
+/* 20 KB written and sent: the emptied output buffer is released by
+ * default (over 4 KiB) and kept by a kind whose keep_buf holds it. */
+static size_t buffer_after_flush(size_t keep_buf)
+{
+    env_t *e = env_new(0, 0);
+    e->server_limits.keep_buf = keep_buf;
+    int fd = raw_connect(e, 0);
+    static char chunk[20000];
+    memset(chunk, 'k', sizeof chunk);
+    assert_int_equal(core_conn_write(e->server[0].conn, chunk, sizeof chunk), 0);
+    uint64_t end = core_mono_ms() + TU_DEADLINE_MS;
+    while (core_conn_out_pending(e->server[0].conn) > 0 && core_mono_ms() < end)
+        ev_run(e->loop, EVRUN_NOWAIT);
+    assert_int_equal(core_conn_out_pending(e->server[0].conn), 0);
+    size_t bytes = core_conn_buffer_bytes(e->server[0].conn);
+    core_conn_close(e->server[0].conn);
+    close(fd);
+    run_until(e, &e->server[0].closes, 1);
+    env_free(e);
+    return bytes;
+}
+
+static void test_keep_buf(void **state)
+{
+    (void)state;
+    assert_true(buffer_after_flush(0) <= 4096);
+    assert_true(buffer_after_flush(64 << 10) >= 20000);
+}
+
 /* close() flushes a large queue through many partial writes. */
 static void test_close_flushes_large_output(void **state)
 {
@@ -733,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_close_inside_on_read),
         cmocka_unit_test(test_abort_other_from_on_read),
         cmocka_unit_test(test_coalesced_writes),
+        cmocka_unit_test(test_keep_buf),
         cmocka_unit_test(test_close_flushes_large_output),
         cmocka_unit_test(test_two_loops_at_once),
         cmocka_unit_test(test_close_times_out_on_stuck_peer),

@@ -13,7 +13,6 @@
 #include "core_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -176,6 +175,8 @@ static void dirty_remove(core_conn_t *c)
 }
 
 /* Sets what the watcher waits for; it runs only while that is not nothing. */
+/* ev_io_modify, not ev_io_set: the fd is the same, and ev_io_set would make
+ * libev re-add it to epoll (EEXIST, then a MOD) on every change. */
 static void io_watch(core_conn_t *c, int events)
 {
     if (events == c->io_events)
@@ -183,7 +184,7 @@ static void io_watch(core_conn_t *c, int events)
     ev_io_stop(c->cl->loop, &c->io);
     c->io_events = (unsigned char)events;
     if (events) {
-        ev_io_set(&c->io, c->fd, events);
+        ev_io_modify(&c->io, events);
         ev_io_start(c->cl->loop, &c->io);
     }
 }
@@ -746,7 +747,6 @@ static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
                              const core_conn_limits_t *limits, const core_conn_cbs_t *cbs, void *ud)
 {
     core_conn_t *c = core_xcalloc(1, sizeof(*c));
-    int one = 1;
 
     c->cl = conn_loop_get(loop);
     c->fd = fd;
@@ -757,7 +757,6 @@ static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
     core_buf_init(&c->out);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);
     c->io.data = c;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return c;
 }
 
@@ -766,11 +765,8 @@ core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
                              void *ud)
 {
     core_conn_t *c;
-    int fl = fcntl(fd, F_GETFL);
 
-    if (fl < 0 || !cbs || !cbs->on_read)
-        return NULL;
-    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    if (fd < 0 || !cbs || !cbs->on_read)
         return NULL;
     c = conn_new(loop, fd, peer, limits, cbs, ud);
     c->state = CONN_OPEN;
@@ -806,7 +802,7 @@ core_conn_t *core_conn_connect_from(struct ev_loop *loop, const char *src, const
     socklen_t sslen;
     core_conn_t *c;
     char peer[64];
-    int fd;
+    int fd, one = 1;
 
     if (!cbs || !cbs->on_read || !host || core__sockaddr(host, port, 0, &ss, &sslen) < 0)
         return NULL;
@@ -817,6 +813,7 @@ core_conn_t *core_conn_connect_from(struct ev_loop *loop, const char *src, const
         close(fd);
         return NULL;
     }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     core__format_peer((struct sockaddr *)&ss, peer, sizeof(peer));
     c = conn_new(loop, fd, peer, limits, cbs, ud);
     c->state = CONN_CONNECTING;

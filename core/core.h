@@ -237,7 +237,8 @@ core_listener_t *core_listener_new_shared(struct ev_loop *loop, const char *host
 int core_listener_port(const core_listener_t *l);
 void core_listener_free(core_listener_t *l);
 
-/* Wraps an accepted fd. */
+/* Wraps an fd accepted by a core_listener: non-blocking, TCP_NODELAY
+ * inherited from the listener (no system call here for either). */
 core_conn_t *core_conn_adopt(struct ev_loop *loop, int fd, const char *peer,
                              const core_conn_limits_t *limits, const core_conn_cbs_t *cbs,
                              void *ud);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -104,6 +105,12 @@ static void on_accept(struct ev_loop *loop, int fd, const char *peer, void *ud)
     assert_non_null(peer);
     assert_true(strncmp(peer, "127.0.0.1:", 10) == 0 || strncmp(peer, "[::1]:", 6) == 0);
     assert_true(e->accepted < 2);
+    /* what core_conn_adopt takes as given, from the listener: */
+    assert_true(fcntl(fd, F_GETFL) & O_NONBLOCK);
+    int nodelay = 0;
+    socklen_t optlen = sizeof nodelay;
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &optlen), 0);
+    assert_true(nodelay);
     s = &e->server[e->accepted++];
     s->conn = core_conn_adopt(loop, fd, peer, &e->server_limits, &cbs, s);
     assert_non_null(s->conn);

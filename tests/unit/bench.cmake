@@ -1,2 +1,2 @@
 # bench/ unit tests: histogram, result merge, target guard (no network).
-chat_unit_test(test_bench_stats bench)
+chat_unit_test(test_bench_stats bench testutil)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "bench/bench.h"
+#include "test_util.h"
 
 #define NVALUES 20000
 
@@ -19,10 +20,7 @@ static uint64_t rng_state = 88172645463325252ull;
 
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return tu_xorshift(&rng_state);
 }
 
 static int cmp_u64(const void *a, const void *b)

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "proto/proto.h"
+#include "test_util.h"
 
 #define RANDOM_TREES 20000
 
@@ -120,10 +121,7 @@ static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static uint64_t rnd(void)
 {
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
+    return tu_xorshift(&rng_state);
 }
 
 static double random_number(void)

@@ -294,6 +294,14 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
+uint64_t tu_xorshift(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
 void tu_rm_tree(const char *dir)
 {
     nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);

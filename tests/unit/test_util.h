@@ -4,6 +4,7 @@
 #define CHAT_TEST_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <ev.h>
@@ -73,5 +74,9 @@ void tu_redis_kill(pid_t *pid);
 
 /* Removes dir and everything below it. */
 void tu_rm_tree(const char *dir);
+
+/* The next of a repeatable pseudo-random sequence (xorshift64; *state
+ * nonzero): randomized tests that fail the same way on every run. */
+uint64_t tu_xorshift(uint64_t *state);
 
 #endif

@@ -11,7 +11,7 @@ cd "$REPO"
 SECONDS_EACH=${1:-30}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_http fuzz_ws fuzz_envelope fuzz_cluster)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_http fuzz_ws fuzz_envelope fuzz_cluster fuzz_json)
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 
 CC=clang cmake -S . -B "$BUILD" -DCHAT_FUZZ=ON -DCHAT_WERROR=ON -DCHAT_MONGO=OFF \

@@ -174,8 +174,8 @@ static void dirty_remove(core_conn_t *c)
     c->dirty_prev = c->dirty_next = NULL;
 }
 
-/* Sets what the watcher waits for; it runs only while that is not nothing. */
-/* ev_io_modify, not ev_io_set: the fd is the same, and ev_io_set would make
+/* Sets what the watcher waits for; it runs only while that is not nothing.
+ * ev_io_modify, not ev_io_set: the fd is the same, and ev_io_set would make
  * libev re-add it to epoll (EEXIST, then a MOD) on every change. */
 static void io_watch(core_conn_t *c, int events)
 {

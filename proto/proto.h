@@ -92,7 +92,8 @@ char *proto_event(const char *name, cJSON *data, size_t *len);
 
 /* The compact text of item, exactly what cJSON_PrintUnformatted writes but
  * without its sprintf/sscanf per number; malloc'd, *len (may be NULL) its
- * length. NULL for an item cJSON cannot print (a raw without text). */
+ * length. NULL for an item cJSON cannot print (a raw without text); out of
+ * memory aborts, as the builders above do. */
 char *proto_json_print(const cJSON *item, size_t *len);
 
 /* ------------------------------------------------------------------ fields */

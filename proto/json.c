@@ -5,6 +5,7 @@
  * value below 10^15 is written with a digit loop, and anything else goes
  * through cJSON's own steps. */
 #include "proto/proto.h"
+#include "core/core.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,64 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSON_FIRST_CAP 256
 /* below this an integral double prints as its digits with %1.15g */
 #define JSON_PLAIN_LIMIT 1e15
-
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-} jbuf_t;
-
-static void *oom_check(void *p)
-{
-    if (!p) {
-        fputs("proto: out of memory\n", stderr);
-        abort();
-    }
-    return p;
-}
-
-/* Room for n more bytes and the final NUL. */
-static char *reserve(jbuf_t *b, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : JSON_FIRST_CAP;
-        while (b->len + n + 1 > cap)
-            cap *= 2;
-        b->p = oom_check(realloc(b->p, cap));
-        b->cap = cap;
-    }
-    return b->p + b->len;
-}
-
-static void put(jbuf_t *b, const char *s, size_t n)
-{
-    memcpy(reserve(b, n), s, n);
-    b->len += n;
-}
-
-static void put_char(jbuf_t *b, char c)
-{
-    *reserve(b, 1) = c;
-    b->len++;
-}
-
-/* cJSON's escapes: the two-character ones, \u00xx for other control bytes;
- * bytes from 0x7f up are copied as they are. */
-static size_t escape_len(const unsigned char *s, size_t *n)
-{
-    size_t extra = 0, i = 0;
-    for (; s[i]; i++) {
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t')
-            extra++;
-        else if (c < 32)
-            extra += 5;
-    }
-    *n = i;
-    return extra;
-}
 
 static char escape_letter(unsigned char c)
 {
@@ -86,40 +31,34 @@ static char escape_letter(unsigned char c)
     }
 }
 
-static void put_string(jbuf_t *b, const char *str)
+/* cJSON's escapes: the two-character ones, \u00xx for other control bytes;
+ * bytes from 0x7f up are copied as they are. Runs between escapes go in
+ * with one append each. */
+static void put_string(core_buf_t *b, const char *str)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *s = (const unsigned char *)(str ? str : "");
-    size_t n = 0;
-    size_t extra = escape_len(s, &n);
-    char *o = reserve(b, n + extra + 2);
-    *o++ = '"';
-    if (!extra) {
-        memcpy(o, s, n);
-        o += n;
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            unsigned char c = s[i];
-            char letter = escape_letter(c);
-            if (c > 31 && c != '"' && c != '\\') {
-                *o++ = (char)c;
-            } else if (letter) {
-                *o++ = '\\';
-                *o++ = letter;
-            } else {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[c >> 4];
-                o[5] = hex[c & 15];
-                o += 6;
-            }
+    const unsigned char *s = (const unsigned char *)(str ? str : ""), *run = s;
+    core_buf_append(b, "\"", 1);
+    for (; *s; s++) {
+        if (*s > 31 && *s != '"' && *s != '\\')
+            continue;
+        core_buf_append(b, run, (size_t)(s - run));
+        char letter = escape_letter(*s);
+        if (letter) {
+            char esc[2] = {'\\', letter};
+            core_buf_append(b, esc, sizeof esc);
+        } else {
+            char esc[6] = {'\\', 'u', '0', '0', hex[*s >> 4], hex[*s & 15]};
+            core_buf_append(b, esc, sizeof esc);
         }
+        run = s + 1;
     }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
+    core_buf_append(b, run, (size_t)(s - run));
+    core_buf_append(b, "\"", 1);
 }
 
 /* Digits of an integral |d| < 10^15, as %1.15g (and %d) writes them. */
-static void put_integral(jbuf_t *b, double d)
+static void put_integral(core_buf_t *b, double d)
 {
     char tmp[24];
     char *end = tmp + sizeof tmp, *o = end;
@@ -131,7 +70,7 @@ static void put_integral(jbuf_t *b, double d)
     } while (v);
     if (neg)
         *--o = '-';
-    put(b, o, (size_t)(end - o));
+    core_buf_append(b, o, (size_t)(end - o));
 }
 
 /* cJSON's test of a read-back value: equal within one DBL_EPSILON step. */
@@ -143,7 +82,7 @@ static int close_enough(double a, double b)
 
 /* cJSON's own way: 15 digits if they read back close enough, else 17; the
  * locale's decimal point becomes '.'. */
-static void put_general(jbuf_t *b, double d)
+static void put_general(core_buf_t *b, double d)
 {
     char num[32];
     double back = 0;
@@ -153,46 +92,46 @@ static void put_general(jbuf_t *b, double d)
     for (int i = 0; i < n; i++)
         if (num[i] == ',')
             num[i] = '.';
-    put(b, num, (size_t)n);
+    core_buf_append(b, num, (size_t)n);
 }
 
-static void put_number(jbuf_t *b, const cJSON *item)
+static void put_number(core_buf_t *b, const cJSON *item)
 {
     double d = item->valuedouble;
     if (isnan(d) || isinf(d))
-        put(b, "null", 4);
+        core_buf_append_str(b, "null");
     else if (fabs(d) < JSON_PLAIN_LIMIT && d == trunc(d) && !(d == 0 && signbit(d)))
         put_integral(b, d);
     else /* fractions, large values, -0 */
         put_general(b, d);
 }
 
-static int put_value(jbuf_t *b, const cJSON *item);
+static int put_value(core_buf_t *b, const cJSON *item);
 
 /* Children of an array or object, with keys for an object. */
-static int put_children(jbuf_t *b, const cJSON *item, int keyed, char open, char close)
+static int put_children(core_buf_t *b, const cJSON *item, int keyed, char open, char close)
 {
-    put_char(b, open);
+    core_buf_append(b, &open, 1);
     for (const cJSON *c = item->child; c; c = c->next) {
         if (keyed) {
             put_string(b, c->string);
-            put_char(b, ':');
+            core_buf_append(b, ":", 1);
         }
         if (put_value(b, c) != 0)
             return -1;
         if (c->next)
-            put_char(b, ',');
+            core_buf_append(b, ",", 1);
     }
-    put_char(b, close);
+    core_buf_append(b, &close, 1);
     return 0;
 }
 
-static int put_value(jbuf_t *b, const cJSON *item)
+static int put_value(core_buf_t *b, const cJSON *item)
 {
     switch (item->type & 0xFF) {
-    case cJSON_NULL: put(b, "null", 4); return 0;
-    case cJSON_False: put(b, "false", 5); return 0;
-    case cJSON_True: put(b, "true", 4); return 0;
+    case cJSON_NULL: core_buf_append_str(b, "null"); return 0;
+    case cJSON_False: core_buf_append_str(b, "false"); return 0;
+    case cJSON_True: core_buf_append_str(b, "true"); return 0;
     case cJSON_Number: put_number(b, item); return 0;
     case cJSON_String: put_string(b, item->valuestring); return 0;
     case cJSON_Array: return put_children(b, item, 0, '[', ']');
@@ -200,7 +139,7 @@ static int put_value(jbuf_t *b, const cJSON *item)
     case cJSON_Raw:
         if (!item->valuestring)
             return -1;
-        put(b, item->valuestring, strlen(item->valuestring));
+        core_buf_append_str(b, item->valuestring);
         return 0;
     default: return -1;
     }
@@ -210,14 +149,13 @@ char *proto_json_print(const cJSON *item, size_t *len)
 {
     if (!item)
         return NULL;
-    jbuf_t b = {0};
-    reserve(&b, 0);
+    core_buf_t b;
+    core_buf_init(&b);
     if (put_value(&b, item) != 0) {
-        free(b.p);
+        core_buf_free(&b);
         return NULL;
     }
-    b.p[b.len] = '\0';
     if (len)
         *len = b.len;
-    return b.p;
+    return b.data; /* core_buf keeps it NUL-terminated */
 }

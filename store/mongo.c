@@ -354,9 +354,9 @@ static int mg_user_get(void *be, const char *user, store_user_t *out)
     bson_destroy(filter);
     if (ret != STORE_OK)
         return ret;
-    store__copy(out->user, sizeof(out->user), doc_str(&doc, "_id"));
-    store__copy(out->nickname, sizeof(out->nickname), doc_str(&doc, "nickname"));
-    store__copy(out->pwhash, sizeof(out->pwhash), doc_str(&doc, "pwhash"));
+    core_copy_trunc(out->user, sizeof(out->user), doc_str(&doc, "_id"));
+    core_copy_trunc(out->nickname, sizeof(out->nickname), doc_str(&doc, "nickname"));
+    core_copy_trunc(out->pwhash, sizeof(out->pwhash), doc_str(&doc, "pwhash"));
     bson_destroy(&doc);
     return STORE_OK;
 }
@@ -468,10 +468,10 @@ static int add_name(const bson_t *doc, void *ud)
     store_user_t u;
     int ret;
 
-    store__copy(n->user, sizeof(n->user), doc_str(doc, c->key));
+    core_copy_trunc(n->user, sizeof(n->user), doc_str(doc, c->key));
     ret = mg_user_get(c->be, n->user, &u);
     if (ret == STORE_OK)
-        store__copy(n->nickname, sizeof(n->nickname), u.nickname);
+        core_copy_trunc(n->nickname, sizeof(n->nickname), u.nickname);
     return ret == STORE_ERR ? STORE_ERR : STORE_OK;
 }
 
@@ -522,9 +522,9 @@ static int fill_group(mongo_be_t *be, const bson_t *doc, store_group_t *out)
     int64_t n;
     int ret;
 
-    store__copy(out->gid, sizeof(out->gid), doc_str(doc, "_id"));
-    store__copy(out->name, sizeof(out->name), doc_str(doc, "name"));
-    store__copy(out->owner, sizeof(out->owner), doc_str(doc, "owner"));
+    core_copy_trunc(out->gid, sizeof(out->gid), doc_str(doc, "_id"));
+    core_copy_trunc(out->name, sizeof(out->name), doc_str(doc, "name"));
+    core_copy_trunc(out->owner, sizeof(out->owner), doc_str(doc, "owner"));
     filter = BCON_NEW("gid", BCON_UTF8(out->gid));
     ret = count_docs(be, C_MEMBERS, filter, &n);
     bson_destroy(filter);
@@ -658,9 +658,9 @@ static int mg_room_create(void *be, const char *room, const char *title, const c
 
 static void fill_room(const bson_t *doc, store_room_t *r)
 {
-    store__copy(r->room, sizeof(r->room), doc_str(doc, "_id"));
-    store__copy(r->title, sizeof(r->title), doc_str(doc, "title"));
-    store__copy(r->creator, sizeof(r->creator), doc_str(doc, "creator"));
+    core_copy_trunc(r->room, sizeof(r->room), doc_str(doc, "_id"));
+    core_copy_trunc(r->title, sizeof(r->title), doc_str(doc, "title"));
+    core_copy_trunc(r->creator, sizeof(r->creator), doc_str(doc, "creator"));
 }
 
 static int mg_room_get(void *be, const char *room, store_room_t *out)
@@ -726,12 +726,12 @@ static int mg_msg_put(void *be, const store_msg_t *m, const char *conv)
 
 static void fill_msg(const bson_t *doc, store_msg_t *m)
 {
-    store__copy(m->msgid, sizeof(m->msgid), doc_str(doc, "_id"));
+    core_copy_trunc(m->msgid, sizeof(m->msgid), doc_str(doc, "_id"));
     m->kind = doc_str(doc, "kind")[0];
-    store__copy(m->from, sizeof(m->from), doc_str(doc, "sender"));
-    store__copy(m->to, sizeof(m->to), doc_str(doc, "target"));
+    core_copy_trunc(m->from, sizeof(m->from), doc_str(doc, "sender"));
+    core_copy_trunc(m->to, sizeof(m->to), doc_str(doc, "target"));
     m->ts = (uint64_t)doc_i64(doc, "ts");
-    store__copy(m->format, sizeof(m->format), doc_str(doc, "format"));
+    core_copy_trunc(m->format, sizeof(m->format), doc_str(doc, "format"));
     m->message = core_xstrdup(doc_str(doc, "message"));
 }
 
@@ -809,7 +809,7 @@ static int mg_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
     bson_destroy(opts);
     if (ret != STORE_NOTFOUND - 100)
         return ret == STORE_OK ? STORE_NOTFOUND : ret;
-    store__copy(out, STORE_MSGID_MAX, doc_str(&doc, "_id"));
+    core_copy_trunc(out, STORE_MSGID_MAX, doc_str(&doc, "_id"));
     bson_destroy(&doc);
     return STORE_OK;
 }
@@ -879,8 +879,8 @@ static int add_pending(const bson_t *doc, void *ud)
                                           sizeof(*p));
 
     p->seq = doc_i64(doc, "seq");
-    store__copy(p->msgid, sizeof(p->msgid), doc_str(doc, "msgid"));
-    store__copy(p->event, sizeof(p->event), doc_str(doc, "event"));
+    core_copy_trunc(p->msgid, sizeof(p->msgid), doc_str(doc, "msgid"));
+    core_copy_trunc(p->event, sizeof(p->event), doc_str(doc, "event"));
     p->data = core_xstrdup(doc_str(doc, "data"));
     return STORE_OK;
 }
@@ -933,8 +933,8 @@ static int ack_one(mongo_be_t *be, const char *user, const char *msgid, store_ac
     ret = mg_msg_get(be, msgid, &m);
     if (ret == STORE_OK && m.kind == 'c') {
         store_acked_t *a = store__list_push((void **)&out->items, &out->count, cap, sizeof(*a));
-        store__copy(a->msgid, sizeof(a->msgid), m.msgid);
-        store__copy(a->from, sizeof(a->from), m.from);
+        core_copy_trunc(a->msgid, sizeof(a->msgid), m.msgid);
+        core_copy_trunc(a->from, sizeof(a->from), m.from);
     }
     free(m.message);
     return ret == STORE_ERR ? STORE_ERR : STORE_OK;
@@ -983,7 +983,7 @@ static int mg_cid_get(void *be, const char *user, const char *cid, uint64_t sinc
     bson_destroy(filter);
     if (ret != STORE_OK)
         return ret;
-    store__copy(msgid, STORE_MSGID_MAX, doc_str(&doc, "msgid"));
+    core_copy_trunc(msgid, STORE_MSGID_MAX, doc_str(&doc, "msgid"));
     bson_destroy(&doc);
     return STORE_OK;
 }

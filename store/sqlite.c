@@ -297,17 +297,17 @@ static void fill_name(sqlite3_stmt *s, void *slot)
 {
     store_name_t *n = slot;
 
-    store__copy(n->user, sizeof(n->user), col_text(s, 0));
-    store__copy(n->nickname, sizeof(n->nickname), col_text(s, 1));
+    core_copy_trunc(n->user, sizeof(n->user), col_text(s, 0));
+    core_copy_trunc(n->nickname, sizeof(n->nickname), col_text(s, 1));
 }
 
 static void fill_group(sqlite3_stmt *s, void *slot)
 {
     store_group_t *g = slot;
 
-    store__copy(g->gid, sizeof(g->gid), col_text(s, 0));
-    store__copy(g->name, sizeof(g->name), col_text(s, 1));
-    store__copy(g->owner, sizeof(g->owner), col_text(s, 2));
+    core_copy_trunc(g->gid, sizeof(g->gid), col_text(s, 0));
+    core_copy_trunc(g->name, sizeof(g->name), col_text(s, 1));
+    core_copy_trunc(g->owner, sizeof(g->owner), col_text(s, 2));
     g->members = (long)sqlite3_column_int64(s, 3);
 }
 
@@ -315,21 +315,21 @@ static void fill_room(sqlite3_stmt *s, void *slot)
 {
     store_room_t *r = slot;
 
-    store__copy(r->room, sizeof(r->room), col_text(s, 0));
-    store__copy(r->title, sizeof(r->title), col_text(s, 1));
-    store__copy(r->creator, sizeof(r->creator), col_text(s, 2));
+    core_copy_trunc(r->room, sizeof(r->room), col_text(s, 0));
+    core_copy_trunc(r->title, sizeof(r->title), col_text(s, 1));
+    core_copy_trunc(r->creator, sizeof(r->creator), col_text(s, 2));
 }
 
 static void fill_msg(sqlite3_stmt *s, void *slot)
 {
     store_msg_t *m = slot;
 
-    store__copy(m->msgid, sizeof(m->msgid), col_text(s, 0));
+    core_copy_trunc(m->msgid, sizeof(m->msgid), col_text(s, 0));
     m->kind = col_text(s, 1)[0];
-    store__copy(m->from, sizeof(m->from), col_text(s, 2));
-    store__copy(m->to, sizeof(m->to), col_text(s, 3));
+    core_copy_trunc(m->from, sizeof(m->from), col_text(s, 2));
+    core_copy_trunc(m->to, sizeof(m->to), col_text(s, 3));
     m->ts = (uint64_t)sqlite3_column_int64(s, 4);
-    store__copy(m->format, sizeof(m->format), col_text(s, 5));
+    core_copy_trunc(m->format, sizeof(m->format), col_text(s, 5));
     m->message = core_xstrdup(col_text(s, 6));
 }
 
@@ -338,8 +338,8 @@ static void fill_pending(sqlite3_stmt *s, void *slot)
     store_pending_t *p = slot;
 
     p->seq = sqlite3_column_int64(s, 0);
-    store__copy(p->msgid, sizeof(p->msgid), col_text(s, 1));
-    store__copy(p->event, sizeof(p->event), col_text(s, 2));
+    core_copy_trunc(p->msgid, sizeof(p->msgid), col_text(s, 1));
+    core_copy_trunc(p->event, sizeof(p->event), col_text(s, 2));
     p->data = core_xstrdup(col_text(s, 3));
 }
 
@@ -422,9 +422,9 @@ static int sq_user_get(void *be, const char *user, store_user_t *out)
     ret = run_first(be, s);
     if (ret != STORE_OK)
         return ret;
-    store__copy(out->user, sizeof(out->user), col_text(s, 0));
-    store__copy(out->nickname, sizeof(out->nickname), col_text(s, 1));
-    store__copy(out->pwhash, sizeof(out->pwhash), col_text(s, 2));
+    core_copy_trunc(out->user, sizeof(out->user), col_text(s, 0));
+    core_copy_trunc(out->nickname, sizeof(out->nickname), col_text(s, 1));
+    core_copy_trunc(out->pwhash, sizeof(out->pwhash), col_text(s, 2));
     stmt_done(s);
     return STORE_OK;
 }
@@ -853,8 +853,8 @@ static int direct_sender(sqlite_be_t *be, const char *msgid, store_acked_t *out)
     ret = run_first(be, s);
     if (ret != STORE_OK)
         return ret;
-    store__copy(out->msgid, sizeof(out->msgid), msgid);
-    store__copy(out->from, sizeof(out->from), col_text(s, 0));
+    core_copy_trunc(out->msgid, sizeof(out->msgid), msgid);
+    core_copy_trunc(out->from, sizeof(out->from), col_text(s, 0));
     stmt_done(s);
     return STORE_OK;
 }
@@ -925,7 +925,7 @@ static int sq_cid_get(void *be, const char *user, const char *cid, uint64_t sinc
     ret = run_first(be, s);
     if (ret != STORE_OK)
         return ret;
-    store__copy(msgid, STORE_MSGID_MAX, col_text(s, 0));
+    core_copy_trunc(msgid, STORE_MSGID_MAX, col_text(s, 0));
     stmt_done(s);
     return STORE_OK;
 }

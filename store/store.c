@@ -79,11 +79,6 @@ static _Thread_local store_t *tls_batch_store;
 
 /* ------------------------------------------------------------------ helpers */
 
-void store__copy(char *dst, size_t cap, const char *src)
-{
-    core_copy_trunc(dst, cap, src);
-}
-
 void *store__list_push(void **items, size_t *count, size_t *cap, size_t elem)
 {
     char *slot;

@@ -88,8 +88,6 @@ extern const store_ops_t store__mongo_ops;
 
 /* Shared helpers for backends. */
 #define STORE_HISTORY_MAX 1000 /* cap on one history page */
-/* Bounded copy that always NUL-terminates (NULL src copies ""). */
-void store__copy(char *dst, size_t cap, const char *src);
 /* Grows a list array by one element (amortised doubling); returns the new slot, zeroed. */
 void *store__list_push(void **items, size_t *count, size_t *cap, size_t elem);
 

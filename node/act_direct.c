@@ -127,8 +127,7 @@ static void chat_done(void *arg)
     }
     n->metrics.messages_total++;
     size_t len = 0;
-    char *frame = node_event_frame(
-        "chat", proto_ev_chat(j->msgid, j->from, j->to, j->ts, j->message, j->format), &len);
+    char *frame = proto_event_text("chat", j->event, &len); /* printed on the store thread */
     node_route_user(n, j->to, frame, len, chat_delivered, j);
     free(frame);
 }

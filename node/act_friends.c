@@ -29,7 +29,7 @@ static int fevent_store(store_t *st, node_t *n, const char *user, const char *na
 static void fevent_route(node_t *n, const char *user, const char *name, fevent_t *ev)
 {
     size_t len = 0;
-    char *frame = node_event_frame(name, cJSON_Parse(ev->data), &len);
+    char *frame = proto_event_text(name, ev->data, &len);
     node_route_user(n, user, frame, len, NULL, NULL);
     free(frame);
 }

@@ -328,8 +328,7 @@ static void gchat_done(void *arg)
     if (!j->duplicate) {
         n->metrics.messages_total++;
         size_t len = 0;
-        char *frame = node_event_frame("group_chat",
-            proto_ev_group_chat(j->msgid, j->g.gid, j->g.user, j->ts, j->message, j->format), &len);
+        char *frame = proto_event_text("group_chat", j->event, &len); /* printed on the store thread */
         const char **users = core_xcalloc(j->g.members.count + 1, sizeof *users);
         for (size_t i = 0; i < j->g.members.count; i++)
             users[i] = j->g.members.items[i].user;

@@ -31,7 +31,7 @@ static void push_done(void *arg)
     push_job_t *j = arg;
     if (j->job.rc == STORE_OK) {
         size_t len = 0;
-        char *frame = node_event_frame("system", cJSON_Parse(j->data), &len);
+        char *frame = proto_event_text("system", j->data, &len);
         node_route_user(j->job.node, j->user, frame, len, NULL, NULL);
         free(frame);
     } else if (j->job.rc != STORE_NOTFOUND) {

@@ -159,3 +159,17 @@ char *proto_json_print(const cJSON *item, size_t *len)
         *len = b.len;
     return b.data; /* core_buf keeps it NUL-terminated */
 }
+
+char *proto_event_text(const char *name, const char *data_json, size_t *len)
+{
+    core_buf_t b;
+    core_buf_init(&b);
+    core_buf_append_str(&b, "{\"event\":");
+    put_string(&b, name);
+    core_buf_append_str(&b, ",\"data\":");
+    core_buf_append_str(&b, data_json && *data_json ? data_json : "{}");
+    core_buf_append(&b, "}", 1);
+    if (len)
+        *len = b.len;
+    return b.data;
+}

@@ -89,6 +89,9 @@ char *proto_error_data(const cJSON *id, const char *action, int code, const char
                        size_t *len);
 /* {"event":name,"data":data}; data consumed. */
 char *proto_event(const char *name, cJSON *data, size_t *len);
+/* The same around data that is JSON text already (an object this process
+ * printed, e.g. a stored pending item): no parse and reprint. */
+char *proto_event_text(const char *name, const char *data_json, size_t *len);
 
 /* The compact text of item, exactly what cJSON_PrintUnformatted writes but
  * without its sprintf/sscanf per number; malloc'd, *len (may be NULL) its

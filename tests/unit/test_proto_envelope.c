@@ -402,6 +402,38 @@ static void test_event_encoding(void **state)
     free(out);
 }
 
+/* An event around stored JSON text is byte for byte the one built from the
+ * tree; the name is escaped as proto_event escapes it. */
+static void test_event_text_matches_tree(void **state)
+{
+    (void)state;
+    const char *names[] = {"chat", "system", "odd \"name\"\n"};
+    cJSON *datas[] = {
+        proto_ev_chat("m1", "ann", "bob", 1764000000123ull, "q\"uote\\ \x01 \xc3\xa9", "text"),
+        proto_ev_system("m2", "maintenance at 5", 1764000000999ull),
+        proto_ev_kicked("login elsewhere"),
+        cJSON_CreateObject(),
+    };
+    for (size_t i = 0; i < sizeof datas / sizeof datas[0]; i++) {
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+            char *text = proto_json_print(datas[i], NULL);
+            size_t tree_len = 0, text_len = 0;
+            char *from_tree = proto_event(names[k], cJSON_Duplicate(datas[i], 1), &tree_len);
+            char *from_text = proto_event_text(names[k], text, &text_len);
+            assert_string_equal(from_text, from_tree);
+            assert_int_equal(text_len, tree_len);
+            assert_int_equal(text_len, strlen(from_text));
+            free(text);
+            free(from_tree);
+            free(from_text);
+        }
+        cJSON_Delete(datas[i]);
+    }
+    char *empty = proto_event_text("system", NULL, NULL); /* as proto_event(name, NULL) */
+    assert_string_equal(empty, "{\"event\":\"system\",\"data\":{}}");
+    free(empty);
+}
+
 /* Every successful parse's id survives proto_ok -> proto_req_parse. */
 static void test_id_round_trip(void **state)
 {
@@ -438,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_ok_encoding),
         cmocka_unit_test(test_error_encoding),
         cmocka_unit_test(test_event_encoding),
+        cmocka_unit_test(test_event_text_matches_tree),
         cmocka_unit_test(test_id_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

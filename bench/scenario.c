@@ -130,7 +130,7 @@ static void user_password(const worker_t *w, uint32_t gidx, char *out, size_t le
 {
     const char *f = w->o->password_format, *d = strstr(f, "%d");
     if (!d) {
-        snprintf(out, len, "%s", f);
+        core_copy_trunc(out, len, f);
         return;
     }
     snprintf(out, len, "%.*s%ld%s", (int)(d - f), f, (long)gidx + w->o->user_offset, d + 2);
@@ -404,7 +404,7 @@ static void on_group_created(client_t *c, int code, const cJSON *data)
         client_fail(c);
         return;
     }
-    snprintf(g->id, sizeof g->id, "%s", id->valuestring);
+    core_copy_trunc(g->id, sizeof g->id, id->valuestring);
     g->created = 1;
     g->joined++;
     client_ready(c);

@@ -70,7 +70,7 @@ int bench_resolve_loopback(const char *host, char *ip, size_t iplen, char *err, 
         }
         /* connect over IPv4 only: source binding uses 127.0.0.x */
         if (ai->ai_family == AF_INET && !ok) {
-            snprintf(ip, iplen, "%s", text);
+            core_copy_trunc(ip, iplen, text);
             ok = 1;
         }
         count++;
@@ -127,7 +127,7 @@ int bench_target_parse(const char *url, const char *scheme, bench_target_t *t, c
         snprintf(err, errlen, "bad host:port in '%s'", url);
         return -1;
     }
-    snprintf(t->path, sizeof t->path, "%s", slash ? slash : "/");
+    core_copy_trunc(t->path, sizeof t->path, slash ? slash : "/");
     return bench_resolve_loopback(t->host, t->ip, sizeof t->ip, err, errlen);
 }
 
@@ -173,7 +173,7 @@ static ssize_t gw_io(int fd, SSL *ssl, int writing, char *buf, size_t len, short
         *events = writing ? POLLOUT : POLLIN;
         if (errno == EAGAIN || errno == EINTR)
             return -2;
-        snprintf(why, whylen, "%s", strerror(errno));
+        core_copy_trunc(why, whylen, strerror(errno));
         return -1;
     }
     int n = writing ? SSL_write(ssl, buf, (int)len) : SSL_read(ssl, buf, (int)len);

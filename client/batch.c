@@ -113,7 +113,7 @@ static seen_event_t *seen_slot(batch_t *b, const char *name, int create)
         if (strcmp(b->seen[i].name, name) == 0)
             return &b->seen[i];
         if (create && b->seen[i].name[0] == '\0') {
-            snprintf(b->seen[i].name, sizeof b->seen[i].name, "%s", name);
+            core_copy_trunc(b->seen[i].name, sizeof b->seen[i].name, name);
             return &b->seen[i];
         }
     }
@@ -164,10 +164,10 @@ static void track_room(batch_t *b, const char *action, const cJSON *frame)
     const cJSON *sent = cJSON_GetObjectItemCaseSensitive(b->data, "room");
 
     if (strcmp(action, "room_join") == 0 && cJSON_IsString(room))
-        snprintf(b->room, sizeof b->room, "%s", room->valuestring);
+        core_copy_trunc(b->room, sizeof b->room, room->valuestring);
     if (strcmp(action, "room_leave") == 0 && cJSON_IsString(sent) &&
         strcmp(sent->valuestring, b->room) == 0)
-        snprintf(b->room, sizeof b->room, "%s", CLIENT_ROOM_DEFAULT);
+        core_copy_trunc(b->room, sizeof b->room, CLIENT_ROOM_DEFAULT);
 }
 
 static void on_response(batch_t *b, const cJSON *frame)
@@ -321,7 +321,7 @@ static int run_command(batch_t *b, client_cmd_t *cmd)
         start_step(b, cmd->seconds);
         return 1;
     case CLIENT_CMD_EXPECT:
-        snprintf(b->expect, sizeof b->expect, "%s", cmd->event);
+        core_copy_trunc(b->expect, sizeof b->expect, cmd->event);
         if (seen_take(b, b->expect)) {
             expect_done(b);
             return 0;
@@ -329,7 +329,7 @@ static int run_command(batch_t *b, client_cmd_t *cmd)
         start_step(b, cmd->seconds);
         return 1;
     case CLIENT_CMD_SEND:
-        snprintf(b->action, sizeof b->action, "%s", cmd->action);
+        core_copy_trunc(b->action, sizeof b->action, cmd->action);
         b->data = cmd->data;
         cmd->data = NULL;
         send_pending(b);
@@ -434,7 +434,7 @@ static void batch_init(batch_t *b, struct ev_loop *loop, int fd, double wait_s)
     b->fd = fd;
     b->wait_s = wait_s;
     core_buf_init(&b->in);
-    snprintf(b->room, sizeof b->room, "%s", CLIENT_ROOM_DEFAULT);
+    core_copy_trunc(b->room, sizeof b->room, CLIENT_ROOM_DEFAULT);
     ev_io_init(&b->in_w, on_input, fd, EV_READ);
     ev_timer_init(&b->ready_timer, on_ready_timeout, READY_TIMEOUT, 0);
     ev_timer_init(&b->step_timer, on_step_timeout, 1, 0);

@@ -173,7 +173,7 @@ static int parse_seconds(parse_ctx_t *p, const char *s, double *out)
 static cJSON *send_cmd(parse_ctx_t *p, const char *action)
 {
     p->out->kind = CLIENT_CMD_SEND;
-    snprintf(p->out->action, sizeof p->out->action, "%s", action);
+    core_copy_trunc(p->out->action, sizeof p->out->action, action);
     p->out->data = cJSON_CreateObject();
     return p->out->data;
 }
@@ -449,7 +449,7 @@ static int room_or_current(parse_ctx_t *p, const char *action)
     if (rc < 0)
         return fail(p, "room is too long");
     if (rc == 0)
-        snprintf(room, sizeof room, "%s", cur_room(p));
+        core_copy_trunc(room, sizeof room, cur_room(p));
     if (!proto_valid_name(room, strlen(room)))
         return fail(p, "bad room '%s' (want [A-Za-z0-9_.-]{1,32})", room);
     if (no_more(p) < 0)
@@ -555,7 +555,7 @@ static int cmd_raw(parse_ctx_t *p)
         goto out;
     }
     p->out->kind = CLIENT_CMD_SEND;
-    snprintf(p->out->action, sizeof p->out->action, "%s", action->valuestring);
+    core_copy_trunc(p->out->action, sizeof p->out->action, action->valuestring);
     p->out->data = data ? data : cJSON_CreateObject();
 out:
     cJSON_Delete(root);

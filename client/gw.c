@@ -44,7 +44,7 @@ int client_gw_pick(const char *body, size_t len, char *url, size_t urllen)
 
     if (cJSON_IsArray(servers) && cJSON_IsString(u) && (strncmp(u->valuestring, "ws://", 5) == 0 || strncmp(u->valuestring, "wss://", 6) == 0) &&
         strlen(u->valuestring) < urllen) {
-        snprintf(url, urllen, "%s", u->valuestring);
+        core_copy_trunc(url, urllen, u->valuestring);
         rc = 0;
     }
     cJSON_Delete(root);

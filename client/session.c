@@ -61,7 +61,7 @@ static void status(client_sess_t *s, client_status_t st, const char *detail)
 static void sess_final(client_sess_t *s, const char *why)
 {
     if (!s->final)
-        snprintf(s->final_why, sizeof s->final_why, "%s", why);
+        core_copy_trunc(s->final_why, sizeof s->final_why, why);
     s->final = 1;
 }
 

@@ -107,9 +107,9 @@ static void track_room(tty_t *t, const cJSON *frame)
     if (!cJSON_IsNumber(code) || code->valueint != 0 || n <= 0)
         return;
     if (n == t->join_id && cJSON_IsString(room))
-        snprintf(t->room, sizeof t->room, "%s", room->valuestring);
+        core_copy_trunc(t->room, sizeof t->room, room->valuestring);
     if (n == t->leave_id && strcmp(t->leaving, t->room) == 0)
-        snprintf(t->room, sizeof t->room, "%s", CLIENT_ROOM_DEFAULT);
+        core_copy_trunc(t->room, sizeof t->room, CLIENT_ROOM_DEFAULT);
 }
 
 static void on_frame(const cJSON *frame, void *ud)
@@ -168,7 +168,7 @@ static void send_cmd(tty_t *t, client_cmd_t *cmd)
         t->join_id = id;
     if (strcmp(cmd->action, "room_leave") == 0 && cJSON_IsString(room)) {
         t->leave_id = id;
-        snprintf(t->leaving, sizeof t->leaving, "%s", room->valuestring);
+        core_copy_trunc(t->leaving, sizeof t->leaving, room->valuestring);
     }
 }
 
@@ -238,7 +238,7 @@ static void tty_init(tty_t *t, struct ev_loop *loop, const char *history_path)
     memset(t, 0, sizeof *t);
     t->loop = loop;
     t->history_path = history_path;
-    snprintf(t->room, sizeof t->room, "%s", CLIENT_ROOM_DEFAULT);
+    core_copy_trunc(t->room, sizeof t->room, CLIENT_ROOM_DEFAULT);
     snprintf(t->prompt, sizeof t->prompt, "> ");
     ev_io_init(&t->in_w, on_input, 0, EV_READ);
     ev_timer_init(&t->stop_timer, on_stop_timeout, STOP_GRACE, 0);

@@ -752,7 +752,7 @@ static core_conn_t *conn_new(struct ev_loop *loop, int fd, const char *peer,
     c->fd = fd;
     c->kind = conn_kind_get(limits, cbs);
     c->ud = ud;
-    snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "?");
+    core_copy_trunc(c->peer, sizeof(c->peer), peer ? peer : "?");
     core_buf_init(&c->in);
     core_buf_init(&c->out);
     ev_io_init(&c->io, conn_on_io, fd, EV_READ);

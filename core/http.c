@@ -73,7 +73,7 @@ static core_http_req_t *req_new(core__http_conn_t *hc)
     core_buf_init(&r->url);
     core_buf_init(&r->hdrs);
     core_buf_init(&r->body);
-    snprintf(r->peer, sizeof(r->peer), "%s", core_conn_peer(hc->conn));
+    core_copy_trunc(r->peer, sizeof(r->peer), core_conn_peer(hc->conn));
     return r;
 }
 
@@ -663,7 +663,7 @@ static int addr_acquire(core_http_server_t *s, const char *peer, core__addr_t **
     }
     if (!a) {
         a = core_xcalloc(1, sizeof(*a));
-        snprintf(a->ip, sizeof(a->ip), "%s", ip);
+        core_copy_trunc(a->ip, sizeof(a->ip), ip);
         HASH_ADD_STR(s->addrs, ip, a);
     }
     a->conns++;

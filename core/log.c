@@ -27,7 +27,7 @@ void core_log_set_level(core_log_level_t level)
 void core_log_set_tag(const char *tag)
 {
     pthread_mutex_lock(&log_tag_lock);
-    snprintf(log_tag, sizeof(log_tag), "%s", tag ? tag : "");
+    core_copy_trunc(log_tag, sizeof(log_tag), tag ? tag : "");
     pthread_mutex_unlock(&log_tag_lock);
 }
 

@@ -28,7 +28,7 @@ static void tls_queue_reason(char *out, size_t cap, const char *fallback)
     unsigned long e = ERR_peek_error();
     const char *reason = e ? ERR_reason_error_string(e) : NULL;
 
-    snprintf(out, cap, "%s", reason ? reason : fallback);
+    core_copy_trunc(out, cap, reason ? reason : fallback);
     ERR_clear_error();
 }
 

@@ -49,7 +49,7 @@ static void wsc_set_why(core_wsc_t *c, int code, const char *why)
     if (c->why[0])
         return; /* the first reason is the real one */
     c->close_code = code;
-    snprintf(c->why, sizeof(c->why), "%s", why);
+    core_copy_trunc(c->why, sizeof(c->why), why);
 }
 
 /* Ends the session: on_close follows from the conn's on_close. */

@@ -120,7 +120,7 @@ static int add_file(web_load_t *ld, const char *fs_path, const char *url_path)
                  fs_path, GATEWAY_WEB_BYTES);
         return -1;
     }
-    snprintf(f->path, sizeof f->path, "%s", url_path);
+    core_copy_trunc(f->path, sizeof f->path, url_path);
     f->ctype = gateway__web_ctype(url_path);
     etag_of(f);
     ld->bytes += f->len;

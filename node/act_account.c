@@ -55,7 +55,7 @@ static void register_hashed(int ok, const char *hash, void *ud)
         register_job_free(j);
         return;
     }
-    snprintf(j->hash, sizeof j->hash, "%s", hash);
+    core_copy_trunc(j->hash, sizeof j->hash, hash);
     node_job_submit(j->job.req->sess->node, &j->job, register_work, register_done);
 }
 
@@ -95,9 +95,9 @@ void node_act_register(node_req_t *r, const cJSON *data)
     }
     register_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", user);
-    snprintf(j->nickname, sizeof j->nickname, "%s", nickname ? nickname : user);
-    snprintf(j->password, sizeof j->password, "%s", password);
+    core_copy_trunc(j->user, sizeof j->user, user);
+    core_copy_trunc(j->nickname, sizeof j->nickname, nickname ? nickname : user);
+    core_copy_trunc(j->password, sizeof j->password, password);
     node_job_submit_read(r->sess->node, &j->job, taken_work, taken_done);
 }
 
@@ -454,7 +454,7 @@ void node_act_login(node_req_t *r, const cJSON *data)
     }
     login_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", user);
+    core_copy_trunc(j->user, sizeof j->user, user);
     j->pending_max = r->sess->node->cfg.pending_max;
     if (token) {
         j->by_token = 1;
@@ -465,7 +465,7 @@ void node_act_login(node_req_t *r, const cJSON *data)
         node_job_submit_read(r->sess->node, &j->job, lookup_work, lookup_done);
         return;
     }
-    snprintf(j->password, sizeof j->password, "%s", password);
+    core_copy_trunc(j->password, sizeof j->password, password);
     /* before any hashing: a guesser costs a Redis read, not an argon2id run */
     node_guard_login_check(r->sess->node, r->sess, user, login_checked, j);
 }
@@ -510,10 +510,10 @@ int node_account_serve(node_t *n, const char *origin, uint64_t id, const cJSON *
         return 0;
     }
     token_job_t *j = core_xcalloc(1, sizeof *j);
-    snprintf(j->user, sizeof j->user, "%s", user);
-    snprintf(j->digest, sizeof j->digest, "%s", digest);
+    core_copy_trunc(j->user, sizeof j->user, user);
+    core_copy_trunc(j->digest, sizeof j->digest, digest);
     j->expires = (uint64_t)expires->valuedouble;
-    snprintf(j->origin, sizeof j->origin, "%s", origin);
+    core_copy_trunc(j->origin, sizeof j->origin, origin);
     j->call_id = id;
     node_job_submit(n, &j->job, token_work, token_done);
     return 0;
@@ -558,7 +558,7 @@ void node_account_redeliver_pending(node_sess_t *s)
     redeliver_job_t *j = core_xcalloc(1, sizeof *j);
     j->sess = node_sess_ref(s);
     j->conn_id = s->conn_id;
-    snprintf(j->user, sizeof j->user, "%s", s->user);
+    core_copy_trunc(j->user, sizeof j->user, s->user);
     j->max = s->node->cfg.pending_max;
     node_job_submit(s->node, &j->job, redeliver_work, redeliver_done);
 }
@@ -636,7 +636,7 @@ void node_act_user_info(node_req_t *r, const cJSON *data)
     }
     info_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", user);
+    core_copy_trunc(j->user, sizeof j->user, user);
     node_job_submit_read(r->sess->node, &j->job, info_work, info_done);
 }
 

@@ -96,9 +96,9 @@ void node_act_friend_request(node_req_t *r, const cJSON *data)
     }
     freq_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->from, sizeof j->from, "%s", r->sess->user);
-    snprintf(j->to, sizeof j->to, "%s", user);
-    snprintf(j->note, sizeof j->note, "%s", note);
+    core_copy_trunc(j->from, sizeof j->from, r->sess->user);
+    core_copy_trunc(j->to, sizeof j->to, user);
+    core_copy_trunc(j->note, sizeof j->note, note);
     j->ts = core_now_ms();
     node_job_submit(r->sess->node, &j->job, freq_work, freq_done);
 }
@@ -152,8 +152,8 @@ void node_act_friend_reply(node_req_t *r, const cJSON *data)
     }
     frep_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->me, sizeof j->me, "%s", r->sess->user);
-    snprintf(j->requester, sizeof j->requester, "%s", user);
+    core_copy_trunc(j->me, sizeof j->me, r->sess->user);
+    core_copy_trunc(j->requester, sizeof j->requester, user);
     j->accept = accept;
     node_job_submit(r->sess->node, &j->job, frep_work, frep_done);
 }
@@ -221,6 +221,6 @@ void node_act_friends(node_req_t *r, const cJSON *data)
     (void)data;
     flist_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
+    core_copy_trunc(j->user, sizeof j->user, r->sess->user);
     node_job_submit_read(r->sess->node, &j->job, flist_work, flist_done);
 }

@@ -21,8 +21,8 @@ static group_job_t *group_job_new(node_req_t *r, const char *gid)
 {
     group_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
-    snprintf(j->gid, sizeof j->gid, "%s", gid ? gid : "");
+    core_copy_trunc(j->user, sizeof j->user, r->sess->user);
+    core_copy_trunc(j->gid, sizeof j->gid, gid ? gid : "");
     return j;
 }
 
@@ -101,7 +101,7 @@ void node_act_group_create(node_req_t *r, const cJSON *data)
     randombytes_buf(raw, sizeof raw);
     j->gid[0] = 'g';
     sodium_bin2hex(j->gid + 1, sizeof j->gid - 1, raw, sizeof raw);
-    snprintf(j->name, sizeof j->name, "%s", name);
+    core_copy_trunc(j->name, sizeof j->name, name);
     node_job_submit(r->sess->node, &j->job, create_work, create_done);
 }
 
@@ -260,7 +260,7 @@ static int gchat_store(store_t *st, gchat_job_t *j)
         char first[STORE_MSGID_MAX];
         rc = store_cid_get(st, j->g.user, j->cid, j->ts - CID_WINDOW_MS, first);
         if (rc == STORE_OK) {
-            snprintf(j->msgid, sizeof j->msgid, "%s", first);
+            core_copy_trunc(j->msgid, sizeof j->msgid, first);
             j->duplicate = 1;
             return STORE_OK;
         }
@@ -276,10 +276,10 @@ static int gchat_store(store_t *st, gchat_job_t *j)
     j->event = node_json_take(
         proto_ev_group_chat(j->msgid, j->g.gid, j->g.user, j->ts, j->message, j->format));
     store_msg_t m = {.kind = 'g', .ts = j->ts, .message = j->message};
-    snprintf(m.msgid, sizeof m.msgid, "%s", j->msgid);
-    snprintf(m.from, sizeof m.from, "%s", j->g.user);
-    snprintf(m.to, sizeof m.to, "%s", j->g.gid);
-    snprintf(m.format, sizeof m.format, "%s", j->format);
+    core_copy_trunc(m.msgid, sizeof m.msgid, j->msgid);
+    core_copy_trunc(m.from, sizeof m.from, j->g.user);
+    core_copy_trunc(m.to, sizeof m.to, j->g.gid);
+    core_copy_trunc(m.format, sizeof m.format, j->format);
     if ((rc = store_msg_put(st, &m, conv)) != STORE_OK)
         return rc;
     /* every member but the sender keeps it pending until acked */
@@ -352,10 +352,10 @@ void node_act_group_chat(node_req_t *r, const cJSON *data)
     node_t *n = r->sess->node;
     gchat_job_t *j = core_xcalloc(1, sizeof *j);
     j->g.job.req = r;
-    snprintf(j->g.user, sizeof j->g.user, "%s", r->sess->user);
-    snprintf(j->g.gid, sizeof j->g.gid, "%s", gid);
-    snprintf(j->cid, sizeof j->cid, "%s", cid ? cid : "");
-    snprintf(j->format, sizeof j->format, "%s", format);
+    core_copy_trunc(j->g.user, sizeof j->g.user, r->sess->user);
+    core_copy_trunc(j->g.gid, sizeof j->g.gid, gid);
+    core_copy_trunc(j->cid, sizeof j->cid, cid ? cid : "");
+    core_copy_trunc(j->format, sizeof j->format, format);
     j->ts = core_now_ms();
     j->message = node_filter_mask(n->filter, message);
     node_job_submit(n, &j->g.job, gchat_work, gchat_done);

@@ -66,7 +66,7 @@ static void with_room(node_req_t *r, const cJSON *data, room_cont_fn cont)
     }
     room_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->room, sizeof j->room, "%s", room);
+    core_copy_trunc(j->room, sizeof j->room, room);
     j->cont = cont;
     j->data = cJSON_Duplicate(data, 1);
     node_job_submit_read(n, &j->job, exists_work, exists_done);
@@ -109,9 +109,9 @@ void node_act_room_create(node_req_t *r, const cJSON *data)
     }
     room_job_t *j = core_xcalloc(1, sizeof *j);
     j->job.req = r;
-    snprintf(j->room, sizeof j->room, "%s", room);
-    snprintf(j->title, sizeof j->title, "%s", title ? title : room);
-    snprintf(j->user, sizeof j->user, "%s", r->sess->user);
+    core_copy_trunc(j->room, sizeof j->room, room);
+    core_copy_trunc(j->title, sizeof j->title, title ? title : room);
+    core_copy_trunc(j->user, sizeof j->user, r->sess->user);
     node_job_submit(r->sess->node, &j->job, create_work, create_done);
 }
 
@@ -154,7 +154,7 @@ static void join_cont(node_req_t *r, const char *room, const cJSON *data)
     }
     join_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->req = r;
-    snprintf(c->room, sizeof c->room, "%s", room);
+    core_copy_trunc(c->room, sizeof c->room, room);
     node_cluster_room_join(n, room, r->sess->user, joined, c);
 }
 
@@ -366,9 +366,9 @@ static void chat_cont(node_req_t *r, const char *room, const cJSON *data)
     }
     room_send_t *rs = core_xcalloc(1, sizeof *rs);
     rs->req = r;
-    snprintf(rs->room, sizeof rs->room, "%s", room);
-    snprintf(rs->from, sizeof rs->from, "%s", s->user);
-    snprintf(rs->format, sizeof rs->format, "%s", format);
+    core_copy_trunc(rs->room, sizeof rs->room, room);
+    core_copy_trunc(rs->from, sizeof rs->from, s->user);
+    core_copy_trunc(rs->format, sizeof rs->format, format);
     rs->ts = core_now_ms();
     proto_msgid_next(&n->msgids, rs->ts, rs->msgid);
     rs->text = node_filter_mask(n->filter, message);
@@ -426,7 +426,7 @@ static void room_history_cont(node_req_t *r, const char *room, const cJSON *data
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(data, "limit");
     rhist_t *h = core_xcalloc(1, sizeof *h);
     h->req = r;
-    snprintf(h->before, sizeof h->before, "%s", cJSON_IsString(b) ? b->valuestring : "");
+    core_copy_trunc(h->before, sizeof h->before, cJSON_IsString(b) ? b->valuestring : "");
     h->limit = cJSON_IsNumber(l) ? l->valueint : 20;
     if (core_redis_cmd(r->sess->node->redis, on_room_history, h, "LRANGE chat:room:%s:hist 0 %d",
                        room, ROOM_HISTORY - 1) != 0)

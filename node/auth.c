@@ -66,9 +66,9 @@ static void auth_submit(node_auth_t *a, int verify, const char *password, const 
     auth_task_t *t = core_xcalloc(1, sizeof *t);
     t->auth = a;
     t->verify = verify;
-    snprintf(t->password, sizeof t->password, "%s", password);
+    core_copy_trunc(t->password, sizeof t->password, password);
     if (hash)
-        snprintf(t->hash, sizeof t->hash, "%s", hash);
+        core_copy_trunc(t->hash, sizeof t->hash, hash);
     t->cb = cb;
     t->ud = ud;
     core_pool_submit(a->pool, auth_work, auth_done, t);

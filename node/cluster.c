@@ -501,7 +501,7 @@ static void outbox_put(node_cluster_t *cl, const char *id, const char *frame, si
     HASH_FIND_STR(cl->outboxes, id, o);
     if (!o) {
         o = core_xcalloc(1, sizeof *o);
-        snprintf(o->id, sizeof o->id, "%s", id);
+        core_copy_trunc(o->id, sizeof o->id, id);
         core_buf_init(&o->frames);
         o->since_ms = now_ms();
         HASH_ADD_STR(cl->outboxes, id, o);
@@ -569,7 +569,7 @@ static void room_fan_node(const char *node, void *ud)
         return;
     leader_send_to(rf->cl, node, rf->msg);
     member_t *m = core_xcalloc(1, sizeof *m);
-    snprintf(m->id, sizeof m->id, "%s", node);
+    core_copy_trunc(m->id, sizeof m->id, node);
     HASH_ADD_STR(rf->sent, id, m);
 }
 
@@ -716,7 +716,7 @@ static void share_reset(node_cluster_t *cl, const char *origin, const cJSON *m)
     share_t *sh = share_of(cl, origin);
     if (!sh) {
         sh = core_xcalloc(1, sizeof *sh);
-        snprintf(sh->id, sizeof sh->id, "%s", origin);
+        core_copy_trunc(sh->id, sizeof sh->id, origin);
         HASH_ADD_STR(cl->shares, id, sh);
     }
     snprintf(sh->boot, sizeof sh->boot, "%s", jstr(m, "boot") ? jstr(m, "boot") : "");
@@ -1028,7 +1028,7 @@ static void close_pending_in(node_cluster_t *cl, const char *why)
 static void out_up(link_t *l)
 {
     node_cluster_t *cl = l->cl;
-    snprintf(l->peer, sizeof l->peer, "%s", node_link_peer(l->t));
+    core_copy_trunc(l->peer, sizeof l->peer, node_link_peer(l->t));
     cl->backoff_ms = 0;
     CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)cl->epoch);
     /* the leader may hold this node's share already (a re-link): it answers
@@ -1046,7 +1046,7 @@ static void out_up(link_t *l)
 static void in_up(link_t *l)
 {
     node_cluster_t *cl = l->cl;
-    snprintf(l->peer, sizeof l->peer, "%s", node_link_peer(l->t));
+    core_copy_trunc(l->peer, sizeof l->peer, node_link_peer(l->t));
     link_t *old = NULL;
     HASH_FIND_STR(cl->links, l->peer, old);
     if (old)
@@ -1227,8 +1227,8 @@ static void on_leader(void *ud, const char *id, const char *cluster, int64_t epo
     if (cl->is_leader && (!is_self || changed))
         stop_leading(cl);
     cl->leader_known = 1;
-    snprintf(cl->leader_id, sizeof cl->leader_id, "%s", id);
-    snprintf(cl->leader_addr, sizeof cl->leader_addr, "%s", cluster);
+    core_copy_trunc(cl->leader_id, sizeof cl->leader_id, id);
+    core_copy_trunc(cl->leader_addr, sizeof cl->leader_addr, cluster);
     cl->epoch = epoch;
     if (cl->up)
         link_close(cl->up, "the leader changed");
@@ -1278,7 +1278,7 @@ static void member_rebooted(node_cluster_t *cl, member_t *m, const char *boot)
         CORE_INFO("cluster: node %s restarted", m->id);
         node_presence_clean_node(cl->node, m->id, m->boot[0] ? m->boot : NULL);
     }
-    snprintf(m->boot, sizeof m->boot, "%s", boot);
+    core_copy_trunc(m->boot, sizeof m->boot, boot);
 }
 
 static void on_members(void *ud, const node_zk_member_t *members, size_t count)
@@ -1294,8 +1294,8 @@ static void on_members(void *ud, const node_zk_member_t *members, size_t count)
                 member_rebooted(cl, m, members[i].boot);
         } else {
             m = core_xcalloc(1, sizeof *m);
-            snprintf(m->id, sizeof m->id, "%s", members[i].id);
-            snprintf(m->boot, sizeof m->boot, "%s", members[i].boot);
+            core_copy_trunc(m->id, sizeof m->id, members[i].id);
+            core_copy_trunc(m->boot, sizeof m->boot, members[i].boot);
         }
         HASH_ADD_STR(cl->members, id, m);
     }
@@ -1349,10 +1349,10 @@ static int start_zk(node_cluster_t *cl, char *err, size_t errlen)
         return -1;
     node_zk_member_t self;
     memset(&self, 0, sizeof self);
-    snprintf(self.id, sizeof self.id, "%s", n->cfg.id);
-    snprintf(self.url, sizeof self.url, "%s", n->cfg.public_url);
-    snprintf(self.cluster, sizeof self.cluster, "%s", n->cfg.cluster_listen);
-    snprintf(self.boot, sizeof self.boot, "%s", n->boot);
+    core_copy_trunc(self.id, sizeof self.id, n->cfg.id);
+    core_copy_trunc(self.url, sizeof self.url, n->cfg.public_url);
+    core_copy_trunc(self.cluster, sizeof self.cluster, n->cfg.cluster_listen);
+    core_copy_trunc(self.boot, sizeof self.boot, n->boot);
     static const node_zk_cbs_t cbs = {on_leader, on_no_leader, on_members};
     cl->zk = node_zk_start(n->loop, n->cfg.zk, n->cfg.zk_root, n->cfg.zk_timeout_ms, &self, &cbs,
                            cl);
@@ -1378,7 +1378,7 @@ int node_cluster_start(node_t *n, char *err, size_t errlen)
     if (!n->cfg.zk[0]) {
         /* standalone: a cluster of one that leads itself */
         cl->leader_known = cl->is_leader = 1;
-        snprintf(cl->leader_id, sizeof cl->leader_id, "%s", n->cfg.id);
+        core_copy_trunc(cl->leader_id, sizeof cl->leader_id, n->cfg.id);
         return 0;
     }
     return start_zk(cl, err, errlen);

@@ -74,7 +74,7 @@ static croom_node_t *node_ref(croom_room_t *r, const char *node)
     HASH_FIND_STR(r->nodes, node, nd);
     if (!nd) {
         nd = core_xcalloc(1, sizeof *nd);
-        snprintf(nd->node, sizeof nd->node, "%s", node);
+        core_copy_trunc(nd->node, sizeof nd->node, node);
         HASH_ADD_STR(r->nodes, node, nd);
     }
     nd->members++;
@@ -94,7 +94,7 @@ int node_croom_join(node_croom_t *t, const char *room, const char *user, const c
     croom_room_t *r = room_find(t, room);
     if (!r) {
         r = core_xcalloc(1, sizeof *r);
-        snprintf(r->room, sizeof r->room, "%s", room);
+        core_copy_trunc(r->room, sizeof r->room, room);
         core_strtab_init(&r->users, offsetof(croom_user_t, user));
         HASH_ADD_STR(t->rooms, room, r);
     }

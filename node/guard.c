@@ -76,7 +76,7 @@ int node_guard_open(node_t *n, node_sess_t *s, const char *peer)
     HASH_FIND_STR(g->addrs, ip, a);
     if (!a) {
         a = core_xcalloc(1, sizeof *a);
-        snprintf(a->ip, sizeof a->ip, "%s", ip);
+        core_copy_trunc(a->ip, sizeof a->ip, ip);
         a->exempt = core_addrset_has(&g->exempt, ip);
         HASH_ADD_STR(g->addrs, ip, a);
     }

@@ -228,7 +228,7 @@ static int out_welcome(node_link_t *l, const proto_cf_frame_t *f)
         CORE_WARN("cluster: leader %s failed its proof or names another epoch", l->auth->leader);
         return -1;
     }
-    snprintf(l->peer, sizeof l->peer, "%s", l->auth->leader);
+    core_copy_trunc(l->peer, sizeof l->peer, l->auth->leader);
     become_up(l, 1);
     return 0;
 }
@@ -241,7 +241,7 @@ static int in_hello(node_link_t *l, const proto_cf_frame_t *f)
     int ok = id && id[0] && strlen(id) < sizeof l->peer &&
              hex_decode(jstr(m, "nonce"), l->peer_nonce, sizeof l->peer_nonce) == 0;
     if (ok)
-        snprintf(l->peer, sizeof l->peer, "%s", id);
+        core_copy_trunc(l->peer, sizeof l->peer, id);
     cJSON_Delete(m);
     if (!ok)
         return -1;
@@ -409,7 +409,7 @@ node_link_t *node_link_accept(struct ev_loop *loop, int fd, const char *peer,
 {
     core_conn_limits_t lim = {LINK_MAX_IN, LINK_MAX_OUT, LINK_READ_SLICES, LINK_KEEP_BUF};
     node_link_t *l = link_new(0, LINK_IN_HELLO, auth, cbs, ud);
-    snprintf(l->addr, sizeof l->addr, "%s", peer);
+    core_copy_trunc(l->addr, sizeof l->addr, peer);
     l->conn = core_conn_adopt(loop, fd, peer, &lim, &link_cbs, l);
     if (!l->conn) {
         close(fd);

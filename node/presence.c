@@ -120,7 +120,7 @@ void node_presence_login(node_t *n, node_sess_t *s, node_login_cb cb, void *ud)
     sess_value(s, val, sizeof val);
     login_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->node = n;
-    snprintf(c->user, sizeof c->user, "%s", s->user);
+    core_copy_trunc(c->user, sizeof c->user, s->user);
     c->cb = cb;
     c->ud = ud;
     if (core_redis_cmd(n->redis, on_sess_set, c, "EVAL %s 2 %s %s %s %s %u", SESS_SET, key, idx,
@@ -152,7 +152,7 @@ void node_presence_logout(node_t *n, node_sess_t *s)
     snprintf(prefix, sizeof prefix, "%s ", n->cfg.id);
     logout_ctx_t *c = core_xcalloc(1, sizeof *c);
     c->node = n;
-    snprintf(c->user, sizeof c->user, "%s", s->user);
+    core_copy_trunc(c->user, sizeof c->user, s->user);
     if (core_redis_cmd(n->redis, on_sess_deleted, c, "EVAL %s 2 %s %s %s %s %s", DEL_IF_MINE, key,
                        idx, s->user, prefix, val) != 0)
         on_sess_deleted(NULL, NULL, c);
@@ -215,7 +215,7 @@ static node_loc_entry_t *cache_entry(node_t *n, const char *user)
     if (n->loc_cache_count >= LOC_CACHE_MAX)
         node_presence_cache_free(n);
     e = core_xcalloc(1, sizeof *e);
-    snprintf(e->user, sizeof e->user, "%s", user);
+    core_copy_trunc(e->user, sizeof e->user, user);
     HASH_ADD_STR(n->loc_cache, user, e);
     n->loc_cache_count++;
     return e;
@@ -254,7 +254,7 @@ void node_presence_cache_put(node_t *n, const char *user, const char *node_id)
     if (!n->cfg.loc_cache_ms)
         return;
     node_loc_entry_t *e = cache_entry(n, user);
-    snprintf(e->node, sizeof e->node, "%s", node_id);
+    core_copy_trunc(e->node, sizeof e->node, node_id);
     e->expires_ms = core_mono_ms() + n->cfg.loc_cache_ms;
 }
 
@@ -462,7 +462,7 @@ static void friends_done(void *arg)
 void node_presence_notify_friends(node_t *n, const char *user, int online)
 {
     friends_job_t *j = core_xcalloc(1, sizeof *j);
-    snprintf(j->user, sizeof j->user, "%s", user);
+    core_copy_trunc(j->user, sizeof j->user, user);
     j->online = online;
     node_job_submit_read(n, &j->job, friends_work, friends_done);
 }

@@ -50,8 +50,8 @@ static void push_to_user(node_t *n, const char *user, const char *msgid, cJSON *
 {
     push_job_t *j = core_xcalloc(1, sizeof *j);
     j->entry = core_xstrndup(entry, entry_len);
-    snprintf(j->user, sizeof j->user, "%s", user);
-    snprintf(j->msgid, sizeof j->msgid, "%s", msgid);
+    core_copy_trunc(j->user, sizeof j->user, user);
+    core_copy_trunc(j->msgid, sizeof j->msgid, msgid);
     j->data = node_json_take(ev);
     node_job_submit(n, &j->job, push_work, push_done);
 }

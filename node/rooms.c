@@ -29,7 +29,7 @@ static node_room_entry_t *room_get(node_t *n, const char *room)
     node_room_entry_t *e = room_find(n, room);
     if (!e) {
         e = core_xcalloc(1, sizeof *e);
-        snprintf(e->room, sizeof e->room, "%s", room);
+        core_copy_trunc(e->room, sizeof e->room, room);
         HASH_ADD_STR(n->rooms, room, e);
     }
     return e;
@@ -170,7 +170,7 @@ void node_rooms_remember(node_t *n, const char *room)
     if (node_rooms_known(n, room))
         return;
     node_room_name_t *r = core_xcalloc(1, sizeof *r);
-    snprintf(r->room, sizeof r->room, "%s", room);
+    core_copy_trunc(r->room, sizeof r->room, room);
     HASH_ADD_STR(n->room_names, room, r);
 }
 

@@ -42,7 +42,7 @@ static void settle_read_once(node_t *n, const char *user, const char *frame, siz
         p[sizeof key - 1 + PROTO_MSGID_LEN] != '"')
         return;
     settle_job_t *j = core_xcalloc(1, sizeof *j);
-    snprintf(j->user, sizeof j->user, "%s", user);
+    core_copy_trunc(j->user, sizeof j->user, user);
     memcpy(j->msgid, p + sizeof key - 1, PROTO_MSGID_LEN);
     node_job_submit(n, &j->job, settle_work, settle_done);
 }
@@ -115,7 +115,7 @@ static void route_user(node_t *n, const char *user, const char *frame, size_t le
     user_route_t *u = core_xmalloc(sizeof *u + len + 1);
     u->cb = cb;
     u->ud = ud;
-    snprintf(u->user, sizeof u->user, "%s", user);
+    core_copy_trunc(u->user, sizeof u->user, user);
     u->len = len;
     memcpy(u->frame, frame, len);
     u->frame[len] = '\0';
@@ -388,7 +388,7 @@ static node_bcast_t *bcast_target(node_t *n, const char *room)
     if (b)
         core_strtab_remove(index, b);
     b = core_xcalloc(1, sizeof *b);
-    snprintf(b->room, sizeof b->room, "%s", room);
+    core_copy_trunc(b->room, sizeof b->room, room);
     core_strtab_add(index, b);
     core_buf_init(&b->frames);
     if (n->bcast_tail)
@@ -421,7 +421,7 @@ static void bcast_queue(node_t *n, const char *room, const char *except, const c
     bcast_part_t *p = &b->parts[b->nparts++];
     p->off = b->frames.len;
     p->len = len;
-    snprintf(p->except, sizeof p->except, "%s", except ? except : "");
+    core_copy_trunc(p->except, sizeof p->except, except ? except : "");
     core_buf_append(&b->frames, frame, len);
     n->bcast_bytes += len;
     if (!ev_is_active(&n->bcast_check)) {

@@ -174,7 +174,7 @@ static zk_req_t *req_new(node_zk_t *z, zk_op_t op, unsigned round, const char *p
     r->gen = z->gen;
     r->op = op;
     r->round = round;
-    snprintf(r->path, sizeof r->path, "%s", path);
+    core_copy_trunc(r->path, sizeof r->path, path);
     r->next = z->reqs;
     if (z->reqs)
         z->reqs->prev = r;
@@ -333,8 +333,8 @@ static void leader_report(node_zk_t *z, const char *id, const char *cluster, int
     if (l->reported && l->epoch == epoch && l->is_self == is_self && !strcmp(l->id, id) &&
         !strcmp(l->cluster, cluster))
         return;
-    snprintf(l->id, sizeof l->id, "%s", id);
-    snprintf(l->cluster, sizeof l->cluster, "%s", cluster);
+    core_copy_trunc(l->id, sizeof l->id, id);
+    core_copy_trunc(l->cluster, sizeof l->cluster, cluster);
     l->epoch = epoch;
     l->is_self = is_self;
     l->reported = 1;
@@ -363,7 +363,7 @@ static int mkdir_path(const node_zk_t *z, size_t step, char *out, size_t len)
     step -= depth;
     if (step > 1)
         return -1;
-    snprintf(out, len, "%s", step == 0 ? z->nodes_path : z->election_path);
+    core_copy_trunc(out, len, step == 0 ? z->nodes_path : z->election_path);
     return 0;
 }
 
@@ -498,7 +498,7 @@ static int64_t name_seq(const char *name)
 
 static void joined(node_zk_t *z, const char *name)
 {
-    snprintf(z->my_name, sizeof z->my_name, "%s", name);
+    core_copy_trunc(z->my_name, sizeof z->my_name, name);
     z->my_seq = name_seq(name);
     CORE_INFO("zk: joined the election as %s", z->my_name);
     election_refresh(z);
@@ -604,11 +604,11 @@ static void member_parse(node_zk_member_t *m, const char *json)
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(o, "cluster");
     const cJSON *boot = cJSON_GetObjectItemCaseSensitive(o, "boot");
     if (cJSON_IsString(boot))
-        snprintf(m->boot, sizeof m->boot, "%s", boot->valuestring);
+        core_copy_trunc(m->boot, sizeof m->boot, boot->valuestring);
     if (cJSON_IsString(url))
-        snprintf(m->url, sizeof m->url, "%s", url->valuestring);
+        core_copy_trunc(m->url, sizeof m->url, url->valuestring);
     if (cJSON_IsString(cl))
-        snprintf(m->cluster, sizeof m->cluster, "%s", cl->valuestring);
+        core_copy_trunc(m->cluster, sizeof m->cluster, cl->valuestring);
     cJSON_Delete(o);
 }
 
@@ -647,7 +647,7 @@ static void on_member_list(node_zk_t *z, const zk_ev_t *e)
     z->members_failed = 0;
     for (size_t i = 0; i < e->count; i++) {
         char path[ZK_PATH_MAX];
-        snprintf(z->slots[i].m.id, sizeof z->slots[i].m.id, "%s", e->names[i]);
+        core_copy_trunc(z->slots[i].m.id, sizeof z->slots[i].m.id, e->names[i]);
         snprintf(path, sizeof path, "%s/%s", z->nodes_path, e->names[i]);
         zk_req_t *r = req_new(z, OP_MEMBER, z->members_round, path);
         r->index = i;
@@ -745,13 +745,13 @@ static void election_decide(node_zk_t *z, const zk_ev_t *e)
     if (mine == SIZE_MAX) {
         rejoin_election(z);
     } else if (mine == 0) {
-        snprintf(z->leader.name, sizeof z->leader.name, "%s", z->my_name);
+        core_copy_trunc(z->leader.name, sizeof z->leader.name, z->my_name);
         leader_report(z, z->self.id, z->self.cluster, z->my_seq, 1);
     } else {
         eval_get(z, OP_WATCH_PRED, z->election_path, c[mine - 1].name, 1);
         if (strcmp(z->leader.name, c[0].name) != 0) {
             leader_lost(z); /* the next leader is not known yet */
-            snprintf(z->leader.name, sizeof z->leader.name, "%s", c[0].name);
+            core_copy_trunc(z->leader.name, sizeof z->leader.name, c[0].name);
             z->leader.epoch = c[0].seq;
         }
         /* also when an earlier lookup was cut short by a newer round */
@@ -769,7 +769,7 @@ static void on_leader_info(node_zk_t *z, const zk_ev_t *e)
     member_parse(&m, e->text);
     /* the leader's id is the last path element */
     const char *slash = strrchr(e->req->path, '/');
-    snprintf(id, sizeof id, "%s", slash ? slash + 1 : "");
+    core_copy_trunc(id, sizeof id, slash ? slash + 1 : "");
     leader_report(z, id, m.cluster, z->leader.epoch, 0);
 }
 
@@ -1079,11 +1079,11 @@ static node_zk_t *zk_new(struct ev_loop *loop, const char *hosts, const char *ro
     node_zk_t *z = core_xcalloc(1, sizeof *z);
     z->loop = loop;
     z->hosts = core_xstrdup(hosts);
-    snprintf(z->root, sizeof z->root, "%s", root);
+    core_copy_trunc(z->root, sizeof z->root, root);
     snprintf(z->nodes_path, sizeof z->nodes_path, "%s/nodes", root);
     snprintf(z->election_path, sizeof z->election_path, "%s/election", root);
     z->timeout_ms = session_timeout_ms;
-    snprintf(z->auth, sizeof z->auth, "%s", zk_auth_default);
+    core_copy_trunc(z->auth, sizeof z->auth, zk_auth_default);
     z->acl = z->auth[0] ? &ZOO_CREATOR_ALL_ACL : &ZOO_OPEN_ACL_UNSAFE;
     for (const char *p = root + 1; *p; p++)
         z->root_step += *p == '/';

@@ -786,7 +786,7 @@ static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
     ret = run_first(be, s);
     if (ret != STORE_OK)
         return ret;
-    snprintf(out, STORE_MSGID_MAX, "%s", (const char *)sqlite3_column_text(s, 0));
+    core_copy_trunc(out, STORE_MSGID_MAX, (const char *)sqlite3_column_text(s, 0));
     stmt_done(s);
     return STORE_OK;
 }
@@ -999,7 +999,7 @@ static int journal_mode(sqlite3 *db, const char *sql, char *mode, size_t len)
 
     mode[0] = '\0';
     if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        snprintf(mode, len, "%s", (const char *)sqlite3_column_text(s, 0));
+        core_copy_trunc(mode, len, (const char *)sqlite3_column_text(s, 0));
         rc = SQLITE_OK;
     }
     sqlite3_finalize(s);

@@ -145,12 +145,21 @@ static link_t *up_ready(const node_cluster_t *cl)
     return cl->up && node_link_is_up(cl->up->t) ? cl->up : NULL;
 }
 
-/* Sends a JSON message (consumed) on l. */
+/* The wire form of a cluster message (m consumed): proto_cm_print. */
+static char *msg_take(cJSON *m, size_t *len)
+{
+    char *wire = proto_cm_print(m, len);
+    cJSON_Delete(m);
+    return wire;
+}
+
+/* Sends a cluster message (consumed) on l. */
 static int link_send_json(link_t *l, cJSON *m)
 {
-    char *json = node_json_take(m);
-    int rc = l->t ? node_link_send(l->t, json, strlen(json)) : -1;
-    free(json);
+    size_t len = 0;
+    char *wire = msg_take(m, &len);
+    int rc = l->t && wire ? node_link_send(l->t, wire, len) : -1;
+    free(wire);
     return rc;
 }
 
@@ -263,7 +272,9 @@ static void resend_trim(node_cluster_t *cl, uint64_t now)
 static void resend_remember(node_cluster_t *cl, const cJSON *m)
 {
     size_t len = 0;
-    char *json = proto_json_print(m, &len);
+    char *json = proto_cm_print(m, &len);
+    if (!json)
+        return;
     uint64_t now = now_ms();
     resend_trim(cl, now);
     if (cl->resend.len + 8 + PROTO_CF_HEADER + len <= RESEND_MAX_BYTES) {
@@ -346,9 +357,11 @@ static void to_leader(node_cluster_t *cl, cJSON *m)
         link_send_json(cl->up, m);
         return;
     }
-    char *json = node_json_take(m);
-    size_t len = strlen(json);
-    if (len > PROTO_CF_BOX_MAX) {
+    size_t len = 0;
+    char *json = msg_take(m, &len);
+    if (!json) {
+        return;
+    } else if (len > PROTO_CF_BOX_MAX) {
         CORE_WARN("cluster: a %zu-byte message is over the frame limit; dropped", len);
     } else if (cl->queue.len + PROTO_CF_HEADER + len > QUEUE_MAX_BYTES) {
         CORE_WARN("cluster: no leader and the queue is full; a message is dropped");
@@ -542,8 +555,10 @@ static void leader_send_to(node_cluster_t *cl, const char *id, cJSON *m)
     cJSON_DeleteItemFromObjectCaseSensitive(m, "e");
     cJSON_AddNumberToObject(m, "e", (double)cl->epoch);
     size_t len = 0;
-    char *json = proto_json_print(m, &len);
-    if (l) {
+    char *json = proto_cm_print(m, &len);
+    if (!json) {
+        return;
+    } else if (l) {
         if (node_link_send(l->t, json, len) != 0)
             CORE_WARN("cluster: could not send a %s to %s", jstr(m, "t"), id);
     } else if (len <= PROTO_CF_BOX_MAX) {
@@ -940,7 +955,7 @@ static void become_leader(node_cluster_t *cl)
         long used = proto_cf_decode(q.data + off, q.len - off, &f);
         if (used <= 0)
             break;
-        cJSON *qm = cJSON_ParseWithLength(f.payload, f.len);
+        cJSON *qm = proto_cm_parse(f.payload, f.len);
         if (qm)
             leader_msg(cl, cl->node->cfg.id, qm);
         cJSON_Delete(qm);
@@ -1071,7 +1086,7 @@ static void on_link_up(node_link_t *t, void *ud)
 static int out_msg(link_t *l, const char *json, size_t len)
 {
     node_cluster_t *cl = l->cl;
-    cJSON *m = cJSON_ParseWithLength(json, len);
+    cJSON *m = proto_cm_parse(json, len);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(m, "e");
     if (!m || !cJSON_IsNumber(e) || (int64_t)e->valuedouble != cl->epoch) {
         cJSON_Delete(m);
@@ -1093,7 +1108,7 @@ static int in_msg(link_t *l, const char *json, size_t len)
     node_cluster_t *cl = l->cl;
     if (!cl->is_leader)
         return -1;
-    cJSON *m = cJSON_ParseWithLength(json, len);
+    cJSON *m = proto_cm_parse(json, len);
     if (!m)
         return -1;
     leader_msg(cl, l->peer, m);

@@ -4,6 +4,7 @@
  * The header is validated as soon as its bytes arrive, so a peer cannot
  * make us wait for (and buffer) a payload we would refuse anyway. */
 #include "proto/proto.h"
+#include "core/core.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,4 +259,30 @@ const char *proto_cf_open_reason(proto_cf_open_rc_t rc)
         return "a sealed frame of an unknown inner type";
     }
     return "?";
+}
+
+/* ------------------------------------------------------------------ cluster messages */
+
+cJSON *proto_cm_parse(const char *payload, size_t len)
+{
+    const char *nul = memchr(payload, '\0', len);
+    size_t json_len = nul ? (size_t)(nul - payload) : len;
+    cJSON *m = cJSON_ParseWithLength(payload, json_len);
+    if (!cJSON_IsObject(m)) {
+        cJSON_Delete(m);
+        return NULL;
+    }
+    if (!nul)
+        return m;
+    char *f = core_xstrndup(nul + 1, len - json_len - 1); /* a NUL inside ends it */
+    while (cJSON_GetObjectItemCaseSensitive(m, "f"))
+        cJSON_DeleteItemFromObjectCaseSensitive(m, "f");
+    cJSON *item = cJSON_CreateString(f);
+    free(f);
+    if (!item || !cJSON_AddItemToObject(m, "f", item)) {
+        cJSON_Delete(item);
+        cJSON_Delete(m);
+        return NULL;
+    }
+    return m;
 }

@@ -173,3 +173,33 @@ char *proto_event_text(const char *name, const char *data_json, size_t *len)
         *len = b.len;
     return b.data;
 }
+
+char *proto_cm_print(const cJSON *m, size_t *len)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "f");
+    if (!cJSON_IsObject(m) || !cJSON_IsString(f) || !f->valuestring)
+        return proto_json_print(m, len);
+    core_buf_t b;
+    core_buf_init(&b);
+    const char *sep = "{";
+    for (const cJSON *c = m->child; c; c = c->next) {
+        if (c->string && strcmp(c->string, "f") == 0) /* f goes as the tail */
+            continue;
+        core_buf_append_str(&b, sep);
+        put_string(&b, c->string);
+        core_buf_append(&b, ":", 1);
+        if (put_value(&b, c) != 0) {
+            core_buf_free(&b);
+            return NULL;
+        }
+        sep = ",";
+    }
+    if (*sep == '{')
+        core_buf_append(&b, "{", 1);
+    core_buf_append(&b, "}", 1);
+    core_buf_append(&b, "", 1); /* the NUL between the JSON and the frame */
+    core_buf_append_str(&b, f->valuestring);
+    if (len)
+        *len = b.len;
+    return b.data;
+}

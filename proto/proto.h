@@ -178,7 +178,7 @@ typedef enum proto_cf_type {
     PROTO_CF_WELCOME = 4,   /* leader -> follower: JSON {leader, epoch} */
     PROTO_CF_PING = 5,
     PROTO_CF_PONG = 6,
-    PROTO_CF_MSG = 16,      /* JSON: a routed cluster message (docs/CLUSTER.md) */
+    PROTO_CF_MSG = 16,      /* a routed cluster message (proto_cm_*, docs/CLUSTER.md) */
     PROTO_CF_BOX = 17,      /* after the handshake, every frame: a sealed PING, PONG or MSG */
 } proto_cf_type_t;
 
@@ -195,6 +195,16 @@ long proto_cf_decode(const char *buf, size_t len, proto_cf_frame_t *f);
 /* Writes header + payload into out (at least PROTO_CF_HEADER + len bytes).
  * Returns the total, or 0 when len is too large. */
 size_t proto_cf_encode(uint8_t type, const void *payload, size_t len, char *out, size_t outlen);
+/* A cluster message, the payload of a MSG frame: a JSON object and, when it
+ * carries a client frame (its "f" string), a NUL and that frame's bytes as
+ * they are, so a frame is neither escaped on the way out nor unescaped on
+ * the way in. proto_cm_print writes m so (malloc'd; *len its length, the
+ * tail included; with a string "f", no other "f" key is written);
+ * proto_cm_parse reads it back into an object with "f" (a tail replaces
+ * every "f" in the JSON), or NULL when the JSON part is not an object. */
+char *proto_cm_print(const cJSON *m, size_t *len);
+cJSON *proto_cm_parse(const char *payload, size_t len);
+
 /* HMAC-SHA256(secret, nonce || node) into mac. */
 void proto_cf_mac(const char *secret, const unsigned char nonce[PROTO_CF_NONCE], const char *node,
                   unsigned char mac[PROTO_CF_MAC]);

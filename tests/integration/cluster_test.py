@@ -453,7 +453,7 @@ async def scenario_link_auth(cl):
         assert f, f"the leader closed the link after store calls (answers so far: {got})"
         t, body = box.open(f)
         pong = pong or t == 6
-        m = json.loads(body) if t == 16 else {}
+        m = cluster_msg(body) if t == 16 else {}
         if m.get("t") == "ret":
             got[m["id"]] = m["code"]
     assert got == {1000 + k: c for k, (_, c) in enumerate(calls)}, got
@@ -500,6 +500,16 @@ async def scenario_link_auth(cl):
           "short and unsealed frames close the link with the reason logged")
 
 
+def cluster_msg(body):
+    """A MSG payload: JSON, then (when it carries a client frame) NUL and the
+    frame's bytes, which are the message's "f"."""
+    head, nul, tail = body.partition(b"\0")
+    m = json.loads(head)
+    if nul:
+        m["f"] = tail.split(b"\0", 1)[0].decode()
+    return m
+
+
 def probe_until_pong(s, box, timeout=5):
     """Pings the leader; returns the messages it sent the probe before the pong."""
     s.sendall(box.seal(5, b""))
@@ -512,7 +522,7 @@ def probe_until_pong(s, box, timeout=5):
         if t == 6:
             return got
         if t == 16:
-            got.append(json.loads(body))
+            got.append(cluster_msg(body))
 
 
 async def scenario_rsync_skip(cl):

@@ -508,6 +508,91 @@ static void test_seal_limits(void **state)
     free(out);
 }
 
+/* ------------------------------------------------------------------ cluster messages */
+
+/* m printed and parsed back is m (f included), and its JSON part has no f. */
+static void cm_round_trip(const char *json, const char *frame)
+{
+    cJSON *m = cJSON_Parse(json);
+    assert_non_null(m);
+    if (frame)
+        cJSON_AddStringToObject(m, "f", frame);
+    size_t len = 0;
+    char *wire = proto_cm_print(m, &len);
+    assert_non_null(wire);
+    size_t json_len = strlen(wire);
+    assert_int_equal(len, frame ? json_len + 1 + strlen(frame) : json_len);
+    if (frame)
+        assert_memory_equal(wire + json_len + 1, frame, strlen(frame));
+    cJSON *json_part = cJSON_Parse(wire);
+    assert_non_null(json_part);
+    assert_null(cJSON_GetObjectItemCaseSensitive(json_part, "f"));
+    cJSON_Delete(json_part);
+    cJSON *back = proto_cm_parse(wire, len);
+    assert_non_null(back);
+    assert_true(cJSON_Compare(m, back, 1));
+    cJSON_Delete(back);
+    cJSON_Delete(m);
+    free(wire);
+}
+
+static void test_cm_round_trip(void **state)
+{
+    (void)state;
+    const char *frame = "{\"event\":\"chat\",\"data\":{\"message\":\"q\\\"uote \\\\ \\u0001 \xc3\xa9\"}}";
+    cm_round_trip("{\"t\":\"dlv\",\"users\":[\"bob\"],\"node\":\"n2\",\"e\":7}", frame);
+    cm_round_trip("{\"t\":\"dlv\"}", "");           /* an empty frame */
+    cm_round_trip("{}", frame);                       /* f alone */
+    cm_round_trip("{\"t\":\"ret\",\"id\":12,\"code\":0}", NULL); /* no frame: plain JSON */
+    /* an f that is not a string stays in the JSON */
+    cJSON *m = cJSON_Parse("{\"t\":\"x\",\"f\":5}");
+    size_t len = 0;
+    char *wire = proto_cm_print(m, &len);
+    assert_string_equal(wire, "{\"t\":\"x\",\"f\":5}");
+    assert_int_equal(len, strlen(wire));
+    free(wire);
+    cJSON_Delete(m);
+}
+
+static void test_cm_parse_edges(void **state)
+{
+    (void)state;
+    /* a tail replaces an f in the JSON */
+    static const char both[] = "{\"t\":\"dlv\",\"f\":\"old\"}\0new";
+    cJSON *m = proto_cm_parse(both, sizeof both - 1);
+    assert_non_null(m);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "f")->valuestring, "new");
+    assert_int_equal(cJSON_GetArraySize(m), 2);
+    cJSON_Delete(m);
+    static const char twice[] = "{\"f\":\"a\",\"t\":\"dlv\",\"f\":\"b\"}\0new";
+    m = proto_cm_parse(twice, sizeof twice - 1);
+    assert_int_equal(cJSON_GetArraySize(m), 2);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "f")->valuestring, "new");
+    cJSON_Delete(m);
+    /* a NUL inside the tail ends the frame */
+    static const char inner[] = "{\"t\":\"dlv\"}\0ab\0cd";
+    m = proto_cm_parse(inner, sizeof inner - 1);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "f")->valuestring, "ab");
+    cJSON_Delete(m);
+    /* the JSON part must be an object, whole */
+    static const char *bad[] = {"", "[1,2]", "\"s\"", "{\"t\":", "{\"t\":1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_null(proto_cm_parse(bad[i], strlen(bad[i])));
+        char with_tail[32];
+        size_t n = strlen(bad[i]);
+        memcpy(with_tail, bad[i], n);
+        memcpy(with_tail + n, "\0{}", 3);
+        assert_null(proto_cm_parse(with_tail, n + 3));
+    }
+    static const char nul_first[] = "\0{\"t\":\"dlv\"}";
+    assert_null(proto_cm_parse(nul_first, sizeof nul_first - 1));
+    /* JSON only, no NUL: a message without a frame */
+    static const char plain[] = "{\"t\":\"all\",\"f\":\"x\"}";
+    m = proto_cm_parse(plain, sizeof plain - 1);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(m, "f")->valuestring, "x");
+    cJSON_Delete(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +609,8 @@ int main(void)
         cmocka_unit_test(test_seal_replay_reorder_cut),
         cmocka_unit_test(test_seal_any_flip),
         cmocka_unit_test(test_seal_limits),
+        cmocka_unit_test(test_cm_round_trip),
+        cmocka_unit_test(test_cm_parse_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,6 +56,10 @@ void node_metrics_render(node_t *n, core_buf_t *out)
             m->store_served_total);
     counter(out, "chat_node_reroutes_total", "Events for a user not here (a cached guess), located again.",
             m->reroutes_total);
+    counter(out, "chat_node_locates_total",
+            "Events for a user not here and not cached, sent after a Redis look-up.", m->locates_total);
+    counter(out, "chat_node_loc_refreshes_total",
+            "Location cache entries renewed from Redis while in use.", m->loc_refreshes_total);
     counter(out, "chat_node_rsync_skipped_total",
             "Leader: follower re-links whose room-table share was already held (not re-sent).",
             m->rsync_skipped_total);

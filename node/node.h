@@ -546,6 +546,8 @@ typedef struct node_metrics {
     uint64_t store_handed_total;   /* chat/ack writes handed to the leader (one writer) */
     uint64_t store_served_total;   /* the same, committed here for a follower */
     uint64_t reroutes_total;       /* cached guesses that missed here, located again */
+    uint64_t locates_total;        /* events for a remote user that waited for a Redis look-up */
+    uint64_t loc_refreshes_total;  /* location cache entries renewed while in use */
     uint64_t rsync_skipped_total;  /* leader: re-links whose room share it already held */
     uint64_t bcast_dropped_total;  /* broadcasts (to all or a big room) dropped: the queue was full */
     uint64_t room_slices_total;    /* room fan-outs walked in slices (a big room) */

@@ -203,8 +203,11 @@ typedef struct node_loc_entry {
     char node[64];              /* "" while not known */
     uint64_t expires_ms;
     unsigned locating;          /* Redis look-ups in flight for this user */
+    uint8_t refreshing;         /* a look-up that only renews the entry is in flight */
     UT_hash_handle hh;
 } node_loc_entry_t;
+
+static void cache_refresh(node_t *n, node_loc_entry_t *e);
 
 static node_loc_entry_t *cache_entry(node_t *n, const char *user)
 {
@@ -227,10 +230,13 @@ const char *node_presence_cached(node_t *n, const char *user)
     HASH_FIND_STR(n->loc_cache, user, e);
     if (!e || e->locating) /* a look-up in flight: later events queue behind it, in order */
         return NULL;
-    if (!e->node[0] || e->expires_ms <= core_mono_ms()) {
+    uint64_t now = core_mono_ms();
+    if (!e->node[0] || e->expires_ms <= now) {
         node_presence_cache_drop(n, user);
         return NULL;
     }
+    if (!e->refreshing && e->expires_ms - now < n->cfg.loc_cache_ms / 2)
+        cache_refresh(n, e);
     return e->node;
 }
 
@@ -277,6 +283,35 @@ void node_presence_cache_free(node_t *n)
         free(e);
     }
     n->loc_cache_count = 0;
+}
+
+/* The answer to a renewal: the entry takes what Redis says now, unless a
+ * look-up that carries events is in flight (its answer decides). */
+static void cache_refreshed(node_t *n, const node_loc_t *locs, size_t count, void *ud)
+{
+    char *user = ud;
+    node_loc_entry_t *e = NULL;
+    HASH_FIND_STR(n->loc_cache, user, e);
+    if (e && locs) { /* no answer (Redis failed): the entry lives out its time */
+        e->refreshing = 0;
+        int elsewhere = count == 1 && locs[0].online && strcmp(locs[0].node, n->cfg.id) != 0;
+        if (!e->locating && elsewhere)
+            node_presence_cache_put(n, user, locs[0].node);
+        else if (!e->locating) /* offline, or here now: no guess to keep */
+            node_presence_cache_drop(n, user);
+    }
+    free(user);
+}
+
+/* A busy user's entry is renewed in its second half-life, while events go
+ * on through it: otherwise every event of the look-up that follows its
+ * expiry would wait for Redis (at saturation, most of a pair's events). */
+static void cache_refresh(node_t *n, node_loc_entry_t *e)
+{
+    e->refreshing = 1;
+    n->metrics.loc_refreshes_total++;
+    const char *user = e->user;
+    node_presence_locate(n, &user, 1, cache_refreshed, core_xstrdup(e->user));
 }
 
 /* ------------------------------------------------------------------ locate */

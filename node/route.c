@@ -119,6 +119,7 @@ static void route_user(node_t *n, const char *user, const char *frame, size_t le
     u->len = len;
     memcpy(u->frame, frame, len);
     u->frame[len] = '\0';
+    n->metrics.locates_total++;
     node_presence_cache_locating(n, user, +1);
     node_presence_locate(n, (const char *const *)&user, 1, user_located, u);
 }

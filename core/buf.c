@@ -28,7 +28,7 @@ void core_buf_reset(core_buf_t *b)
 }
 
 /* Makes room for extra more bytes plus the trailing NUL. */
-static void buf_reserve(core_buf_t *b, size_t extra)
+void core_buf_reserve(core_buf_t *b, size_t extra)
 {
     size_t need, cap;
 
@@ -46,7 +46,7 @@ static void buf_reserve(core_buf_t *b, size_t extra)
 
 void core_buf_append(core_buf_t *b, const void *data, size_t len)
 {
-    buf_reserve(b, len);
+    core_buf_reserve(b, len);
     if (len)
         memcpy(b->data + b->len, data, len);
     b->len += len;
@@ -68,7 +68,7 @@ void core_buf_printf(core_buf_t *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         return;
-    buf_reserve(b, (size_t)n);
+    core_buf_reserve(b, (size_t)n);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);

@@ -94,6 +94,9 @@ typedef struct core_buf {
 void core_buf_init(core_buf_t *b);
 void core_buf_free(core_buf_t *b);
 void core_buf_reset(core_buf_t *b);
+/* Room for extra more bytes (and the NUL) in one allocation: for a caller
+ * that knows about how much it will append. */
+void core_buf_reserve(core_buf_t *b, size_t extra);
 void core_buf_append(core_buf_t *b, const void *data, size_t len);
 void core_buf_append_str(core_buf_t *b, const char *s);
 void core_buf_printf(core_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

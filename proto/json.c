@@ -16,6 +16,9 @@
 
 /* below this an integral double prints as its digits with %1.15g */
 #define JSON_PLAIN_LIMIT 1e15
+/* a first allocation that holds a typical message or event whole (the
+ * buffer would otherwise start at 64 bytes and double) */
+#define JSON_FIRST_ALLOC 384
 
 static char escape_letter(unsigned char c)
 {
@@ -151,6 +154,7 @@ char *proto_json_print(const cJSON *item, size_t *len)
         return NULL;
     core_buf_t b;
     core_buf_init(&b);
+    core_buf_reserve(&b, JSON_FIRST_ALLOC);
     if (put_value(&b, item) != 0) {
         core_buf_free(&b);
         return NULL;
@@ -162,8 +166,10 @@ char *proto_json_print(const cJSON *item, size_t *len)
 
 char *proto_event_text(const char *name, const char *data_json, size_t *len)
 {
+    size_t data_len = data_json && *data_json ? strlen(data_json) : 2;
     core_buf_t b;
     core_buf_init(&b);
+    core_buf_reserve(&b, 32 + (name ? strlen(name) : 0) + data_len);
     core_buf_append_str(&b, "{\"event\":");
     put_string(&b, name);
     core_buf_append_str(&b, ",\"data\":");
@@ -179,8 +185,10 @@ char *proto_cm_print(const cJSON *m, size_t *len)
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(m, "f");
     if (!cJSON_IsObject(m) || !cJSON_IsString(f) || !f->valuestring)
         return proto_json_print(m, len);
+    size_t tail = strlen(f->valuestring);
     core_buf_t b;
     core_buf_init(&b);
+    core_buf_reserve(&b, JSON_FIRST_ALLOC + tail);
     const char *sep = "{";
     for (const cJSON *c = m->child; c; c = c->next) {
         if (c->string && strcmp(c->string, "f") == 0) /* f goes as the tail */
@@ -198,7 +206,7 @@ char *proto_cm_print(const cJSON *m, size_t *len)
         core_buf_append(&b, "{", 1);
     core_buf_append(&b, "}", 1);
     core_buf_append(&b, "", 1); /* the NUL between the JSON and the frame */
-    core_buf_append_str(&b, f->valuestring);
+    core_buf_append(&b, f->valuestring, tail);
     if (len)
         *len = b.len;
     return b.data;

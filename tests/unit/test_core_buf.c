@@ -45,6 +45,26 @@ static void test_buf_grows_large(void **state)
     core_buf_free(&b);
 }
 
+/* What is reserved is one allocation: appends within it never move the data. */
+static void test_buf_reserve(void **state)
+{
+    (void)state;
+    core_buf_t b;
+    core_buf_init(&b);
+    core_buf_reserve(&b, 1000);
+    assert_true(b.cap >= 1001);
+    assert_int_equal(b.len, 0);
+    const char *data = b.data;
+    for (int i = 0; i < 100; i++)
+        core_buf_append(&b, "0123456789", 10);
+    assert_ptr_equal(b.data, data);
+    assert_int_equal(b.len, 1000);
+    assert_int_equal(b.data[1000], '\0');
+    core_buf_reserve(&b, 0); /* room for the NUL only: already there */
+    assert_ptr_equal(b.data, data);
+    core_buf_free(&b);
+}
+
 static void test_buf_printf(void **state)
 {
     core_buf_t b;
@@ -147,6 +167,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_append_and_nul),
         cmocka_unit_test(test_buf_grows_large),
+        cmocka_unit_test(test_buf_reserve),
         cmocka_unit_test(test_buf_printf),
         cmocka_unit_test(test_buf_consume_and_reset),
         cmocka_unit_test(test_bytes_refcount),

@@ -235,6 +235,8 @@ const char *node_presence_cached(node_t *n, const char *user)
         node_presence_cache_drop(n, user);
         return NULL;
     }
+    /* e stays valid: a renewal that cannot be sent answers at once with no
+     * result, which keeps the entry; a real answer comes from the loop */
     if (!e->refreshing && e->expires_ms - now < n->cfg.loc_cache_ms / 2)
         cache_refresh(n, e);
     return e->node;

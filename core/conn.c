@@ -234,8 +234,9 @@ static char *conn_scratch(conn_loop_t *cl)
     return cl->scratch;
 }
 
-/* Room for extra more bytes (and the NUL) without moving len. */
-static void buf_reserve(core_buf_t *b, size_t extra)
+/* Room for extra more bytes (and the NUL), exactly: a connection's buffers
+ * are sized to what they hold (core_buf_reserve doubles, for printing). */
+static void buf_reserve_exact(core_buf_t *b, size_t extra)
 {
     if (b->cap < b->len + extra + 1) {
         b->cap = b->len + extra + 1;
@@ -456,7 +457,7 @@ static int conn_read_slice(core_conn_t *c)
     if (direct) {
         dst = conn_scratch(c->cl);
     } else {
-        buf_reserve(&c->in, READ_PER_EVENT); /* one read takes a full slice */
+        buf_reserve_exact(&c->in, READ_PER_EVENT); /* one read takes a full slice */
         dst = c->in.data + c->in.len;
     }
     do {
@@ -494,7 +495,7 @@ static void tls_pump_out(core_conn_t *c)
 
     if (pending == 0)
         return;
-    buf_reserve(&c->out, pending);
+    buf_reserve_exact(&c->out, pending);
     n = BIO_read(wbio, c->out.data + c->out.len, (int)pending);
     if (n <= 0)
         return;
@@ -587,7 +588,7 @@ static void tls_on_readable(core_conn_t *c)
         if (direct) {
             dst = conn_scratch(c->cl) + got;
         } else {
-            buf_reserve(&c->in, TLS_RECORD_MAX);
+            buf_reserve_exact(&c->in, TLS_RECORD_MAX);
             dst = c->in.data + c->in.len;
         }
         rc = SSL_read(c->tls->ssl, dst, TLS_RECORD_MAX);

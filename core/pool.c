@@ -142,6 +142,7 @@ static void *pool_worker(void *arg)
 {
     core_pool_t *p = arg;
 
+    pthread_setname_np(pthread_self(), "pool");
     for (;;) {
         task_t *t;
 

@@ -1139,6 +1139,7 @@ static void *ckpt_main(void *arg)
 {
     sqlite_ckpt_t *c = arg;
 
+    pthread_setname_np(pthread_self(), "sqlite-ckpt");
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
         if (!c->due) {

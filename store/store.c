@@ -359,6 +359,7 @@ static void *store_thread_main(void *arg)
     store_t *st = arg;
     store_item_t *batch = NULL;
     size_t cap = 0;
+    pthread_setname_np(pthread_self(), "store"); /* for top -H, perf, bench/threads.sh */
 
     pthread_mutex_lock(&st->mu);
     for (;;) {

@@ -87,7 +87,17 @@ run_case() {
 run_case login --scenario login --clients 10
 run_case idle --scenario idle --clients 40 --pid "$NODE_PID"
 run_case direct --scenario direct --clients 10 --pid "$NODE_PID"
+# bench/threads.sh beside a run: the node's loop and store threads, with the
+# messages it stored meanwhile
+"$HERE/../../bench/threads.sh" 3 "$NODE_PID" >"$TMP/threads.out" 2>&1 &
+THREADS=$!
 run_case direct_rate --scenario direct --clients 10 --rate 500
+if ! wait "$THREADS" || ! grep -Eq '^[1-9][0-9]* messages stored' "$TMP/threads.out" ||
+    ! grep -Eq 'us/msg .* chat-node$' "$TMP/threads.out" || ! grep -Eq 'us/msg .* store$' "$TMP/threads.out"; then
+    echo "threads.sh: no per-thread figures"
+    cat "$TMP/threads.out"
+    FAILS=$((FAILS + 1))
+fi
 run_case group --scenario group --clients 12 --group-size 6 --senders 2
 run_case room --scenario room --clients 30 --rate 50
 

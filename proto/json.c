@@ -111,19 +111,25 @@ static void put_number(core_buf_t *b, const cJSON *item)
 
 static int put_value(core_buf_t *b, const cJSON *item);
 
-/* Children of an array or object, with keys for an object. */
-static int put_children(core_buf_t *b, const cJSON *item, int keyed, char open, char close)
+/* Children of an array or object, with keys for an object; children keyed
+ * skip (NULL: none) are left out. */
+static int put_children(core_buf_t *b, const cJSON *item, int keyed, char open, char close,
+                        const char *skip)
 {
+    int first = 1;
     core_buf_append(b, &open, 1);
     for (const cJSON *c = item->child; c; c = c->next) {
+        if (skip && c->string && strcmp(c->string, skip) == 0)
+            continue;
+        if (!first)
+            core_buf_append(b, ",", 1);
+        first = 0;
         if (keyed) {
             put_string(b, c->string);
             core_buf_append(b, ":", 1);
         }
         if (put_value(b, c) != 0)
             return -1;
-        if (c->next)
-            core_buf_append(b, ",", 1);
     }
     core_buf_append(b, &close, 1);
     return 0;
@@ -137,8 +143,8 @@ static int put_value(core_buf_t *b, const cJSON *item)
     case cJSON_True: core_buf_append_str(b, "true"); return 0;
     case cJSON_Number: put_number(b, item); return 0;
     case cJSON_String: put_string(b, item->valuestring); return 0;
-    case cJSON_Array: return put_children(b, item, 0, '[', ']');
-    case cJSON_Object: return put_children(b, item, 1, '{', '}');
+    case cJSON_Array: return put_children(b, item, 0, '[', ']', NULL);
+    case cJSON_Object: return put_children(b, item, 1, '{', '}', NULL);
     case cJSON_Raw:
         if (!item->valuestring)
             return -1;
@@ -166,14 +172,15 @@ char *proto_json_print(const cJSON *item, size_t *len)
 
 char *proto_event_text(const char *name, const char *data_json, size_t *len)
 {
-    size_t data_len = data_json && *data_json ? strlen(data_json) : 2;
+    const char *data = data_json && *data_json ? data_json : "{}";
+    size_t data_len = strlen(data);
     core_buf_t b;
     core_buf_init(&b);
     core_buf_reserve(&b, 32 + (name ? strlen(name) : 0) + data_len);
     core_buf_append_str(&b, "{\"event\":");
     put_string(&b, name);
     core_buf_append_str(&b, ",\"data\":");
-    core_buf_append_str(&b, data_json && *data_json ? data_json : "{}");
+    core_buf_append(&b, data, data_len);
     core_buf_append(&b, "}", 1);
     if (len)
         *len = b.len;
@@ -189,22 +196,10 @@ char *proto_cm_print(const cJSON *m, size_t *len)
     core_buf_t b;
     core_buf_init(&b);
     core_buf_reserve(&b, JSON_FIRST_ALLOC + tail);
-    const char *sep = "{";
-    for (const cJSON *c = m->child; c; c = c->next) {
-        if (c->string && strcmp(c->string, "f") == 0) /* f goes as the tail */
-            continue;
-        core_buf_append_str(&b, sep);
-        put_string(&b, c->string);
-        core_buf_append(&b, ":", 1);
-        if (put_value(&b, c) != 0) {
-            core_buf_free(&b);
-            return NULL;
-        }
-        sep = ",";
+    if (put_children(&b, m, 1, '{', '}', "f") != 0) { /* f goes as the tail */
+        core_buf_free(&b);
+        return NULL;
     }
-    if (*sep == '{')
-        core_buf_append(&b, "{", 1);
-    core_buf_append(&b, "}", 1);
     core_buf_append(&b, "", 1); /* the NUL between the JSON and the frame */
     core_buf_append(&b, f->valuestring, tail);
     if (len)

@@ -5,7 +5,7 @@
  * - a formatter that turns server frames into one human-readable line;
  * - a non-blocking gateway lookup (GET /servers, parsed with http-parser);
  * - a session: WebSocket to a node, register/login, acks, resume token,
- *   reconnect with backoff through the gateway;
+ *   reconnect with backoff: the last node first, then the gateway;
  * - two drivers on one libev loop: batch (commands from a file or pipe,
  *   one JSON line per frame on stdout) and interactive (libedit).
  *

@@ -1,5 +1,8 @@
 /* The session: gateway -> WebSocket -> register/login, acks, resume token,
- * reconnect with exponential backoff and jitter. */
+ * reconnect with exponential backoff and jitter. A reconnect tries the node
+ * the session was last ready on before it asks the gateway: after a node
+ * restart (or a whole cluster's) its clients go back without all asking the
+ * gateway at once, and the gateway's spread of them is kept. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,8 @@
 #define ID_REGISTER "_register"
 #define ID_LOGIN "_login"
 #define ID_ACK "_ack"
+#define URL_MAX 1024
+#define CONNECT_TIMEOUT_S 10.0 /* TCP + WebSocket handshake of one node */
 
 typedef enum sess_state {
     S_IDLE,
@@ -35,7 +40,12 @@ struct client_sess {
     core_wsc_t *wsc;
     client_gw_t *gw;
     ev_timer retry;
+    ev_timer connect_timer;
     int attempt;
+    int sticky;          /* the next attempt tries last_node before the gateway */
+    int sticky_try;      /* this attempt is that try */
+    char url[URL_MAX];   /* the node of this attempt */
+    char last_node[URL_MAX]; /* where the session was last ready */
     int is_open;         /* WebSocket handshake done, not closed */
     int final;           /* do not reconnect (logout, kicked, stop, bad credentials) */
     int registered;      /* --register done (or the user existed) */
@@ -140,6 +150,8 @@ static void note_login(client_sess_t *s, const cJSON *frame)
     snprintf(s->token, sizeof s->token, "%s", frame_str(d, "token"));
     s->state = S_READY;
     s->attempt = 0;
+    core_copy_trunc(s->last_node, sizeof s->last_node, s->url);
+    s->sticky = 1;
     snprintf(detail, sizeof detail, "%s%s", s->user, s->login_by_token ? " (resumed by token)" : "");
     status(s, CLIENT_ST_READY, detail);
 }
@@ -256,6 +268,7 @@ static void wsc_on_open(core_wsc_t *c, void *ud)
     client_sess_t *s = ud;
 
     (void)c;
+    ev_timer_stop(s->loop, &s->connect_timer);
     s->is_open = 1;
     s->state = S_AUTH;
     status(s, CLIENT_ST_CONNECTED, "");
@@ -310,16 +323,35 @@ static void schedule_retry(client_sess_t *s, const char *why)
     ev_timer_start(s->loop, &s->retry);
 }
 
+static void ask_gateway(client_sess_t *s);
+
+/* What a closed connection says about trying its node first next time. */
+static void sticky_after_close(client_sess_t *s, int was_open, int code)
+{
+    if (s->sticky_try && was_open && s->state != S_READY)
+        s->sticky = 0; /* the node answered but the session failed there */
+    if (s->state == S_READY && code == CORE_WS_GOING_AWAY)
+        s->sticky = 0; /* the node is shutting down: ask where to go */
+    s->sticky_try = 0;
+}
+
 static void wsc_on_close(core_wsc_t *c, int code, const char *why, void *ud)
 {
     client_sess_t *s = ud;
+    int was_open = s->is_open, never_opened_sticky = s->sticky_try && !was_open;
     char detail[200];
 
     (void)c;
+    ev_timer_stop(s->loop, &s->connect_timer);
     s->wsc = NULL;
     s->is_open = 0;
     if (s->state == S_STOPPING) {
         maybe_stopped(s);
+        return;
+    }
+    sticky_after_close(s, was_open, code);
+    if (never_opened_sticky && !s->final) {
+        ask_gateway(s); /* the last node is not there (yet): the gateway, now */
         return;
     }
     snprintf(detail, sizeof detail, "connection closed (%d %s)", code, why ? why : "");
@@ -332,18 +364,39 @@ static const core_wsc_cbs_t wsc_cbs = {
     .on_close = wsc_on_close,
 };
 
+/* A node that takes the connection but never completes the handshake
+ * (a host gone without a reset) would hold the attempt for minutes. */
+static void on_connect_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    client_sess_t *s = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (s->wsc && !s->is_open)
+        core_wsc_close(s->wsc, 1006); /* on_close follows */
+}
+
 static void connect_url(client_sess_t *s, const char *url)
 {
     char err[256];
 
     s->state = S_CONNECT;
+    core_copy_trunc(s->url, sizeof s->url, url);
     status(s, CLIENT_ST_CONNECTING, url);
     s->wsc = core_wsc_connect(s->loop, url, s->opts.tls, &wsc_cbs, s, err, sizeof err);
-    if (!s->wsc) {
-        if (!s->opts.gateway)
-            sess_final(s, err); /* a bad --node URL will not get better */
-        schedule_retry(s, err);
+    if (s->wsc) {
+        ev_timer_set(&s->connect_timer, CONNECT_TIMEOUT_S, 0);
+        ev_timer_start(s->loop, &s->connect_timer);
+        return;
     }
+    if (s->sticky_try) {
+        s->sticky_try = 0;
+        ask_gateway(s);
+        return;
+    }
+    if (!s->opts.gateway)
+        sess_final(s, err); /* a bad --node URL will not get better */
+    schedule_retry(s, err);
 }
 
 static void on_gateway(int ok, const char *url, const char *why, void *ud)
@@ -361,17 +414,27 @@ static void on_gateway(int ok, const char *url, const char *why, void *ud)
         schedule_retry(s, why);
 }
 
+static void ask_gateway(client_sess_t *s)
+{
+    s->state = S_RESOLVE;
+    status(s, CLIENT_ST_CONNECTING, s->opts.gateway);
+    s->gw = client_gw_fetch(s->loop, s->opts.gateway, s->opts.tls, 5.0, on_gateway, s);
+    if (!s->gw)
+        schedule_retry(s, "cannot reach the gateway");
+}
+
 static void sess_connect(client_sess_t *s)
 {
     if (!s->opts.gateway) {
         connect_url(s, s->opts.node);
         return;
     }
-    s->state = S_RESOLVE;
-    status(s, CLIENT_ST_CONNECTING, s->opts.gateway);
-    s->gw = client_gw_fetch(s->loop, s->opts.gateway, s->opts.tls, 5.0, on_gateway, s);
-    if (!s->gw)
-        schedule_retry(s, "cannot reach the gateway");
+    if (s->sticky && s->last_node[0]) {
+        s->sticky_try = 1;
+        connect_url(s, s->last_node);
+        return;
+    }
+    ask_gateway(s);
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -402,6 +465,8 @@ client_sess_t *client_sess_new(struct ev_loop *loop, const client_opts_t *opts,
     s->ud = ud;
     ev_timer_init(&s->retry, on_retry, 0, 0);
     s->retry.data = s;
+    ev_timer_init(&s->connect_timer, on_connect_timeout, 0, 0);
+    s->connect_timer.data = s;
     return s;
 }
 
@@ -455,6 +520,7 @@ void client_sess_stop(client_sess_t *s, void (*done)(void *ud), void *ud)
     s->stop_ud = ud;
     sess_final(s, "stopped");
     ev_timer_stop(s->loop, &s->retry);
+    ev_timer_stop(s->loop, &s->connect_timer);
     s->state = S_STOPPING;
     if (s->gw)
         client_gw_cancel(s->gw);
@@ -468,6 +534,7 @@ void client_sess_free(client_sess_t *s)
     if (!s)
         return;
     ev_timer_stop(s->loop, &s->retry);
+    ev_timer_stop(s->loop, &s->connect_timer);
     sodium_memzero(s->token, sizeof s->token);
     free(s);
 }

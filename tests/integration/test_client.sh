@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # chat-seed + chat-client against a real Redis, chat-node and chat-gateway on
 # private ports: batch clients message each other, use a room and history,
-# survive a node restart (resume token); the interactive client runs under
+# survive a node restart (resume token: back to the last node with the gateway
+# down, through the gateway when the node moved); the interactive client runs under
 # tmux and an event arriving mid-typing leaves the typed line intact.
 # Usage: test_client.sh BUILD_DIR. Exit 77 (skip) without tmux.
 set -u
@@ -69,9 +70,14 @@ grep -q "users: created 4, existing 0" "$TMP/seed1.out" || fail "seed 1: $(cat "
 grep -q "users: created 0, existing 4" "$TMP/seed2.out" || fail "seed 2: $(cat "$TMP/seed2.out")"
 grep -q "rooms: created 0, existing 1" "$TMP/seed2.out" || fail "seed 2: $(cat "$TMP/seed2.out")"
 
+start_gateway() {
+    start_bg gateway "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --redis "127.0.0.1:$REDIS_PORT"
+    GW_PID=$!
+    wait_port "$GW_PORT" 10 || exit 1
+}
+
 start_node 1 || exit 1
-start_bg gateway "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --redis "127.0.0.1:$REDIS_PORT"
-wait_port "$GW_PORT" 10 || exit 1
+start_gateway
 GW=http://127.0.0.1:$GW_PORT
 # the node registers itself in Redis; wait until the gateway lists it
 deadline=$((SECONDS + 15))
@@ -141,21 +147,59 @@ printf '/ping\n' | "$CLIENT" --gateway "$GW" --user user1 --password wrong-pw >"
 rc=$?
 [ $rc -eq 2 ] || fail "expected 2 for bad credentials, got $rc: $(cat "$TMP/bad.out")"
 
-echo "== reconnect: the node dies and comes back; carol (user3) resumes by token"
-printf '/expect chat 40\n' >"$TMP/carol.cmd"
+echo "== reconnect: the node dies and comes back while the gateway is down; carol (user3)"
+echo "   goes back to her last node without asking the gateway, and resumes by token"
+printf '/expect chat 60\n/expect chat 60\n' >"$TMP/carol.cmd"
 "$CLIENT" --gateway "$GW" --user user3 --password pass-3 --script "$TMP/carol.cmd" \
     >"$TMP/carol.out" 2>"$TMP/carol.log" &
 CAROL=$!
 wait_for "$TMP/carol.out" '"client":"ready"' 15 || fail "carol never logged in"
+kill "$GW_PID"
 kill -9 "$NODE_PID"
 wait_for "$TMP/carol.out" '"client":"retry"' 15 || fail "carol did not notice the node dying"
 start_node 2 || exit 1
-wait_for "$TMP/carol.out" 'resumed by token' 30 || fail "carol did not resume: $(cat "$TMP/carol.out")"
+wait_for "$TMP/carol.out" 'resumed by token' 30 ||
+    fail "carol did not go back to her node: $(cat "$TMP/carol.out")"
+start_gateway
 printf '/msg user3 after restart\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
     >/dev/null 2>&1 || fail "alice could not send after the restart"
+wait_for "$TMP/carol.out" '"message":"after restart"' 15 || fail "carol missed the message"
+
+echo "== the last node is gone for good: carol asks the gateway, which lists the new one"
+kill -9 "$NODE_PID"
+NODE_PORT=$(free_port)
+start_node 3 || exit 1
+wait_for_count() { # FILE PATTERN N SECONDS
+    local deadline=$((SECONDS + $4))
+    while [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+}
+wait_for_count "$TMP/carol.out" 'resumed by token' 2 40 ||
+    fail "carol did not find the new node: $(cat "$TMP/carol.out")"
+grep -q "\"detail\":\"ws://127.0.0.1:$NODE_PORT" "$TMP/carol.out" ||
+    fail "carol's last connect was not to the new node: $(cat "$TMP/carol.out")"
+printf '/msg user3 after move\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
+    >/dev/null 2>&1 || fail "alice could not send after the move"
 wait_exit $CAROL 45 || fail "carol did not finish"
 [ "$EXIT" -eq 0 ] || fail "carol exited $EXIT: $(cat "$TMP/carol.out")"
-grep -q '"message":"after restart"' "$TMP/carol.out" || fail "carol missed the message"
+grep -q '"message":"after move"' "$TMP/carol.out" || fail "carol missed the message after the move"
+
+echo "== a node that takes the connection but never answers the handshake: the attempt ends after 10 s"
+SILENT_PORT=$(free_port)
+python3 -c 'import socket,sys,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); time.sleep(60)' "$SILENT_PORT" &
+SILENT=$!
+PIDS+=("$SILENT")
+wait_port "$SILENT_PORT" 10 || exit 1
+printf '/expect chat 30\n' | "$CLIENT" --node "ws://127.0.0.1:$SILENT_PORT/" --user user4 --password pass-4 \
+    >"$TMP/silent.out" 2>&1 &
+SILENT_CLIENT=$!
+PIDS+=("$SILENT_CLIENT")
+wait_for "$TMP/silent.out" '"client":"retry"' 15 || fail "the silent node held the attempt: $(cat "$TMP/silent.out")"
+kill "$SILENT_CLIENT" "$SILENT" 2>/dev/null
 
 echo "== interactive under tmux: an event mid-typing leaves the typed line intact"
 SOCK=$TMP/tmux.sock

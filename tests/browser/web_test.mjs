@@ -3,13 +3,17 @@
 //   two pages register, befriend, chat 1:1 and see the receipt; a third user
 //   writes while one page is away and it arrives at its next login; a reload
 //   keeps the session; both join a room and talk; a page survives the
-//   kill -9 of its node; markup from another user shows as text.
+//   restart of its node while the gateway cannot be asked (it goes back to
+//   that node) and the kill -9 of its node (it moves to another through
+//   the gateway); markup from another user shows as text.
 // Also: a declined friend request, a group (create, invite by message,
 // join, chat, members, leave), a masked word, hot words, and a system push
 // shown as a notice.
-// usage: node web_test.mjs --gateway URL --pids FILE --push-token T --dirty-word W [--shots DIR]
+// usage: node web_test.mjs --gateway URL --pids FILE --ctl DIR --push-token T --dirty-word W [--shots DIR]
 //   FILE: {"n0": pid, ...} of the chat nodes (for the kill -9)
-import { readFileSync } from 'node:fs';
+//   DIR: the runner restarts node ID (kill -9, same port) when restart-ID
+//   appears there, and writes the new pid to restarted-ID
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import puppeteer from 'puppeteer-core';
 
 const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
@@ -17,6 +21,7 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) =>
 const GATEWAY = args.gateway;
 const PIDS = JSON.parse(readFileSync(args.pids, 'utf8'));
 const SHOTS = args.shots || '';
+const CTL = args.ctl;
 const STEP_MS = 20000;
 const tag = Math.random().toString(36).slice(2, 7);
 const users = { alice: `alice_${tag}`, bob: `bob_${tag}`, carol: `carol_${tag}` };
@@ -226,6 +231,32 @@ async function run(browser) {
     if (push.status !== 202) throw new Error(`POST /push answered ${push.status}`);
     await b2.waitForFunction((t) => [...document.querySelectorAll('.notice.system')]
         .some((n) => n.textContent.includes(t)), { timeout: STEP_MS }, `maintenance ${tag}`);
+
+    begin('its node restarts while /servers fails: the page goes back to that node');
+    const home = await b2.evaluate(() => document.body.dataset.node);
+    let asked = 0;
+    const noServers = (req) => {
+        if (new URL(req.url()).pathname !== '/servers') return req.continue();
+        asked++;
+        return req.respond({ status: 503, contentType: 'application/json', body: '{}' });
+    };
+    await b2.setRequestInterception(true);
+    b2.on('request', noServers);
+    writeFileSync(`${CTL}/restart-${home}`, '');
+    const restarted = `${CTL}/restarted-${home}`;
+    for (const t0 = Date.now(); !existsSync(restarted); await new Promise((r) => setTimeout(r, 100)))
+        if (Date.now() - t0 > STEP_MS) throw new Error(`node ${home} was not restarted`);
+    PIDS[home] = Number(readFileSync(restarted, 'utf8'));
+    log(`node ${home} restarted (pid ${PIDS[home]})`);
+    await b2.waitForFunction((n) => document.body.dataset.status === 'online' && document.body.dataset.node === n &&
+        document.body.dataset.ready === 'yes', { timeout: 60000 }, home);
+    await a.waitForFunction(() => document.body.dataset.status === 'online' && document.body.dataset.ready === 'yes',
+        { timeout: 60000 });
+    await send(b2, 'back on my node'); // the old socket died with the node: this one is new
+    await seeMessage(a, users.bob, 'back on my node');
+    log(`bob's page is back on node ${home}; /servers refused ${asked} time(s)`);
+    b2.off('request', noServers);
+    await b2.setRequestInterception(false);
 
     begin('kill -9 of the page\'s node: it reconnects and goes on');
     const node = await b2.evaluate(() => document.body.dataset.node);

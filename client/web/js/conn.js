@@ -1,11 +1,14 @@
 // The protocol connection (PROTOCOL.md): asks the gateway (this page's
 // origin) for a node, holds one WebSocket, matches answers to requests by
 // id, hands events to the app, and reconnects with the resume token
-// (exponential backoff 0.5 s .. 15 s with full jitter) when the socket drops.
+// (exponential backoff 0.5 s .. 15 s with full jitter) when the socket drops:
+// to the node of the last session first, the gateway only when that node
+// does not take the socket (client/README.md, "Reconnects").
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const REQUEST_TIMEOUT_MS = 15000;
+const OPEN_TIMEOUT_MS = 10000; // a node that never completes the handshake
 
 export class ChatError extends Error {
     constructor(code, text) {
@@ -30,6 +33,9 @@ export class Connection {
         this.timer = null;
         this.closedByUs = false;
         this.node = '';
+        this.url = '';
+        this.last = null; // {url, node} of the last session: a resume tries it first
+        this.lastTried = false; // this socket is that try
     }
 
     async servers() {
@@ -40,9 +46,21 @@ export class Connection {
         return list;
     }
 
-    // Opens a socket to the first node that accepts it.
+    // Opens a socket: on a resume to the last session's node if it takes
+    // it, else to the first node of the gateway's list that does.
     async open() {
         this.onStatus(this.credentials ? 'reconnecting' : 'connecting');
+        this.lastTried = false;
+        if (this.credentials && this.last) {
+            try {
+                await this.openSocket(this.last.url);
+                this.node = this.last.node;
+                this.lastTried = true;
+                return;
+            } catch {
+                // not there (yet): ask the gateway
+            }
+        }
         const list = await this.servers();
         let last = null;
         for (const s of list) {
@@ -60,14 +78,20 @@ export class Connection {
     openSocket(url) {
         return new Promise((resolve, reject) => {
             const ws = new WebSocket(url);
-            const fail = () => reject(new ChatError(503, `cannot connect to ${url}`));
+            const timer = setTimeout(() => ws.close(), OPEN_TIMEOUT_MS);
+            const fail = () => {
+                clearTimeout(timer);
+                reject(new ChatError(503, `cannot connect to ${url}`));
+            };
             ws.onerror = fail;
             ws.onclose = fail;
             ws.onopen = () => {
+                clearTimeout(timer);
                 ws.onerror = null;
                 ws.onclose = (ev) => this.dropped(ws, ev);
                 ws.onmessage = (ev) => this.received(ev.data);
                 this.ws = ws;
+                this.url = url;
                 resolve();
             };
         });
@@ -134,6 +158,7 @@ export class Connection {
         const data = isToken ? { user, token: secret } : { user, password: secret };
         const s = await this.request('login', data);
         this.credentials = { user: s.user, token: s.token };
+        this.last = { url: this.url, node: this.node };
         this.attempt = 0;
         this.closedByUs = false;
         this.onStatus('online', this.node);
@@ -168,6 +193,7 @@ export class Connection {
         if (ws !== this.ws) return;
         this.ws = null;
         this.failWaiting();
+        if (ev.code === 1001) this.last = null; // the node is going away: ask the gateway
         if (this.closedByUs || !this.credentials || ev.code === 1000) {
             this.onStatus('offline');
             return;
@@ -190,6 +216,7 @@ export class Connection {
             await this.open();
             await this.login(this.credentials.user, this.credentials.token, true);
         } catch (e) {
+            if (this.lastTried) this.last = null; // it takes sockets but cannot serve us
             if (this.ws) {
                 this.ws.onclose = null;
                 this.ws.close();

@@ -67,6 +67,8 @@ typedef struct bench_result {
     uint64_t first_back_unix_us;                    /* its first client logged in again */
     uint64_t asked;       /* --ask-gateway: reconnects that asked the gateway */
     uint64_t ask_misses;  /* of those, no usable answer: a random node instead */
+    uint64_t last_tries;  /* --ask-gateway: attempts that tried the last node first */
+    uint64_t last_misses; /* of those, its handshake failed: the gateway asked then */
     double elapsed_s;     /* measured phase length */
     bench_hist_t lat;
 } bench_result_t;
@@ -196,6 +198,7 @@ typedef struct bench_opts {
                              node after a random 0..reconnect_s; 0 = off */
     const char *gateway;  /* the --gateway URL, or NULL */
     int ask_gateway;      /* --reconnect asks it where to go (as clients do) */
+    int ask_always;       /* ... on every attempt, not the last node first */
     int verbose;
 } bench_opts_t;
 

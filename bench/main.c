@@ -83,9 +83,13 @@ static const char usage[] =
     "                        other node of the list (one that refused is skipped 2 s;\n"
     "                        each refusal doubles the next wait, from 0.2 s up to\n"
     "                        2 s); the latency figures become drop-to-logged-in times\n"
-    "  --ask-gateway         with --reconnect: each attempt asks the gateway (GET\n"
-    "                        /servers on a new connection) and goes to its first\n"
-    "                        node, as clients do (a random one when it cannot)\n"
+    "  --ask-gateway         with --reconnect: as clients do, each attempt tries the\n"
+    "                        node the client was last logged in on, and when its\n"
+    "                        handshake fails asks the gateway (GET /servers on a new\n"
+    "                        connection) and goes to its first node (a random one\n"
+    "                        when it cannot)\n"
+    "  --ask-always          with --ask-gateway: every attempt asks the gateway first\n"
+    "                        (clients before the last node was tried first)\n"
     "  --push-token-file F   push: the gateway's admin token (its --push-token-file)\n"
     "  push scenario: every client logs in and idles; the bench POSTs /push {all}\n"
     "  to the gateway --rate times a second for --duration, and every client times\n"
@@ -97,7 +101,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_ASK_GW, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_ASK_GW, OPT_ASK_ALWAYS, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -112,6 +116,7 @@ static const struct option long_opts[] = {
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
     {"cpu-pid", 1, 0, OPT_CPU_PID}, {"reconnect", 1, 0, OPT_RECONNECT},
     {"ask-gateway", 0, 0, OPT_ASK_GW},
+    {"ask-always", 0, 0, OPT_ASK_ALWAYS},
     {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA},
     {"push-token-file", 1, 0, OPT_PUSH_TOKEN}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
@@ -196,6 +201,7 @@ static int set_option(cli_t *cl, int opt, const char *arg)
     case OPT_SCENARIO: return set_scenario(o, arg);
     case OPT_GATEWAY: cl->gateway = o->gateway = arg; return 0;
     case OPT_ASK_GW: o->ask_gateway = 1; return 0;
+    case OPT_ASK_ALWAYS: o->ask_always = 1; return 0;
     case OPT_NODE:
         if (cl->nurls >= 64)
             return -1;
@@ -280,6 +286,10 @@ static int check_names(cli_t *cl, char *err, size_t errlen)
     }
     if (o->ask_gateway && (o->reconnect_s <= 0 || !cl->gateway)) {
         snprintf(err, errlen, "--ask-gateway needs --reconnect and --gateway");
+        return -1;
+    }
+    if (o->ask_always && !o->ask_gateway) {
+        snprintf(err, errlen, "--ask-always goes with --ask-gateway");
         return -1;
     }
     return check_push(cl, err, errlen);

@@ -20,8 +20,10 @@
 # STORM=all kills every node at once (a full down and up: pm2 brings each
 # back a second later) and every client resumes with its token once a node
 # answers (a random one that has not refused it lately; with ASK_GATEWAY=1
-# each attempt asks the gateway and goes to its first node, as clients
-# do: chat-bench --ask-gateway); it reports the nodes' own count of logins over time
+# as clients do, chat-bench --ask-gateway: each attempt tries the node it
+# was on and, when that node does not take the handshake, asks the gateway
+# and goes to its first node; ASK_ALWAYS=1 adds --ask-always: every attempt
+# asks first, as clients did before); it reports the nodes' own count of logins over time
 # (sampled from /metrics every 0.5 s), chat-bench's drop-to-back times, and
 # the per-node spread SPREAD_AT seconds after the kill (default HOLD - 10).
 # SCENARIO=push: once all are held, chat-bench POSTs /push {all} through the
@@ -256,6 +258,7 @@ BENCH_OUT=$(mktemp)
 BENCH_EXTRA=()
 [ -z "${STORM:-}" ] || BENCH_EXTRA=(--reconnect "${RECONNECT:-1}")
 [ "${ASK_GATEWAY:-0}" != 1 ] || BENCH_EXTRA+=(--ask-gateway)
+[ "${ASK_ALWAYS:-0}" != 1 ] || BENCH_EXTRA+=(--ask-always)
 [ "$SCENARIO" != push ] || BENCH_EXTRA=(--push-token-file "$RUN/push.token" --rate "${PUSH_RATE:-0.2}")
 if [ "$SCENARIO" != idle ]; then # the server CPU of the measured phase: nodes, Redis, gateway
     BENCH_EXTRA+=(--cpu-pid "$REDIS_PID")

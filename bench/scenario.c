@@ -60,6 +60,9 @@ typedef struct client {
     uint8_t relogin;   /* this attempt uses the token (login scenario, --reconnect) */
     uint8_t node;      /* index of its target in o->nodes */
     uint8_t retries;   /* --reconnect: attempts refused since it was last logged in */
+    uint8_t last_node; /* --ask-gateway: where it was last logged in */
+    uint8_t sticky;    /* --ask-gateway: the next attempt tries last_node first */
+    uint8_t sticky_try; /* --ask-gateway: this attempt is that try */
 } client_t;
 
 typedef struct group {
@@ -645,12 +648,17 @@ static void on_dropped(client_t *c)
     if (c->state == C_READY) {
         w->res.dropped++;
         c->lost_us = now_us();
+        c->last_node = c->node;
+        c->sticky = !w->o->ask_always;
         if (!w->res.first_drop_unix_us)
             w->res.first_drop_unix_us = wall_us();
         pick_other_node(c); /* not the node it just lost */
         reconnect_later(c, w->o->reconnect_s);
         return;
     }
+    if (c->sticky_try)
+        c->sticky = 0; /* the last node took the handshake but not the login */
+    c->sticky_try = 0;
     w->node_skip_until[c->node] = now_us() + NODE_SKIP_US;
     pick_other_node(c);
     reconnect_later(c, retry_backoff(c));
@@ -696,7 +704,8 @@ static void on_gateway_answer(int ok, const char *url, const char *why, void *ud
     if (j >= 0) {
         c->node = (uint8_t)j;
     } else {
-        w->res.ask_misses++; /* the random pick of on_dropped stands */
+        w->res.ask_misses++;
+        pick_other_node(c); /* a random one, not the last node */
         if (!w->miss_told++)
             fprintf(stderr, "chat-bench: worker %d: gateway: %s\n", w->index,
                     ok ? "a node outside the list" : why);
@@ -704,23 +713,50 @@ static void on_gateway_answer(int ok, const char *url, const char *why, void *ud
     client_start(c);
 }
 
-/* One reconnect attempt: through the gateway with --ask-gateway. */
+static void ask_gateway(client_t *c)
+{
+    worker_t *w = c->w;
+    w->res.asked++;
+    char src[32];
+    c->gw = client_gw_fetch_from(w->loop, w->o->gateway, bench_tls(),
+                                 client_src(c, src, sizeof src), ASK_TIMEOUT_S,
+                                 on_gateway_answer, c);
+    if (c->gw)
+        return;
+    w->res.ask_misses++;
+    if (!w->miss_told++)
+        fprintf(stderr, "chat-bench: worker %d: gateway: cannot connect\n", w->index);
+    client_start(c);
+}
+
+/* One reconnect attempt; with --ask-gateway as clients make it: the last
+ * node first, the gateway when that node does not take the handshake. */
 static void reconnect_go(client_t *c)
 {
     worker_t *w = c->w;
+    if (w->o->ask_gateway && c->sticky) {
+        w->res.last_tries++;
+        c->sticky_try = 1;
+        c->node = c->last_node;
+        client_start(c);
+        return;
+    }
     if (w->o->ask_gateway) {
-        w->res.asked++;
-        char src[32];
-        c->gw = client_gw_fetch_from(w->loop, w->o->gateway, bench_tls(),
-                                     client_src(c, src, sizeof src), ASK_TIMEOUT_S,
-                                     on_gateway_answer, c);
-        if (c->gw)
-            return;
-        w->res.ask_misses++;
-        if (!w->miss_told++)
-            fprintf(stderr, "chat-bench: worker %d: gateway: cannot connect\n", w->index);
+        ask_gateway(c);
+        return;
     }
     client_start(c);
+}
+
+/* The last node did not take the handshake: the gateway, in this attempt. */
+static int sticky_missed(client_t *c)
+{
+    if (!c->sticky_try || c->state != C_OPENING || c->w->phase != PH_RUN)
+        return 0;
+    c->sticky_try = 0;
+    c->w->res.last_misses++;
+    ask_gateway(c);
+    return 1;
 }
 
 /* Starts the reconnects that are due; keeps the rest in the queue. */
@@ -748,7 +784,7 @@ static void on_close(bench_ws_t *ws, int err, void *ud)
     if (!c->ws)
         return; /* we closed it on purpose */
     c->ws = NULL;
-    if (c->w->phase == PH_DONE)
+    if (c->w->phase == PH_DONE || sticky_missed(c))
         return;
     if (c->w->phase == PH_RUN && c->w->o->reconnect_s > 0 && c->token && c->state != C_FAILED) {
         on_dropped(c);
@@ -776,6 +812,8 @@ static void client_start(client_t *c)
     w->res.connect_errors++;
     if (!w->connect_told++)
         fprintf(stderr, "chat-bench: worker %d: connect: %s\n", w->index, strerror(errno));
+    if (sticky_missed(c))
+        return;
     if (w->phase == PH_RUN && w->o->reconnect_s > 0 && c->token) {
         on_dropped(c); /* --reconnect: like a refusal, tried again later (clients do) */
         return;

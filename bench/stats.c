@@ -106,6 +106,8 @@ void bench_result_merge(bench_result_t *into, const bench_result_t *from)
     into->reconnected += from->reconnected;
     into->asked += from->asked;
     into->ask_misses += from->ask_misses;
+    into->last_tries += from->last_tries;
+    into->last_misses += from->last_misses;
     if (from->first_drop_unix_us &&
         (!into->first_drop_unix_us || from->first_drop_unix_us < into->first_drop_unix_us))
         into->first_drop_unix_us = from->first_drop_unix_us;
@@ -128,7 +130,7 @@ uint64_t bench_result_lost(const bench_result_t *r)
 #define RESULT_FIELDS(X)                                                                           \
     X(clients) X(sent) X(expected) X(delivered) X(dup) X(reordered) X(errors) X(connect_errors)   \
     X(receivers) X(self_rss_kb) X(dropped) X(reconnected) X(first_drop_unix_us)                  \
-    X(last_back_unix_us) X(first_back_unix_us) X(asked) X(ask_misses)
+    X(last_back_unix_us) X(first_back_unix_us) X(asked) X(ask_misses) X(last_tries) X(last_misses)
 
 char *bench_result_encode(const bench_result_t *r)
 {
@@ -279,9 +281,11 @@ cJSON *bench_report_json(const char *scenario, const bench_result_t *r, cJSON *e
             cJSON_AddNumberToObject(o, "first_back_s",
                                     (double)(r->first_back_unix_us - r->first_drop_unix_us) / 1e6);
     }
-    if (r->asked) { /* --ask-gateway */
+    if (r->asked || r->last_tries) { /* --ask-gateway */
         cJSON_AddNumberToObject(o, "asked_gateway", (double)r->asked);
         cJSON_AddNumberToObject(o, "gateway_misses", (double)r->ask_misses);
+        cJSON_AddNumberToObject(o, "last_node_tries", (double)r->last_tries);
+        cJSON_AddNumberToObject(o, "last_node_misses", (double)r->last_misses);
     }
     cJSON_AddNumberToObject(o, "elapsed_s", (double)(uint64_t)(r->elapsed_s * 1000) / 1000);
     if (extra) {

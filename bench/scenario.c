@@ -97,7 +97,8 @@ struct worker {
     double last_tick;
     uint64_t phase_deadline_us, run_start_us, run_end_us, last_delivery_us;
     uint64_t node_skip_until[64]; /* --reconnect: refused lately */
-    int *requeue;      /* --reconnect: clients waiting to connect again */
+    int *requeue;      /* --reconnect: clients waiting to connect again, a
+                        * min-heap by retry_at_us (a storm queues them all) */
     int *due;          /* scratch for reconnect_due */
     int nrequeue;
     unsigned seed;
@@ -619,12 +620,54 @@ static void pick_other_node(client_t *c)
         c->node = (uint8_t)ok[rand_r(&w->seed) % nok];
 }
 
+/* The reconnect queue is a binary min-heap of client indexes by
+ * retry_at_us: a tick takes the due ones without scanning the rest (every
+ * 5 ms, a storm's 16k-client queue scanned whole cost most of a core). */
+static int requeue_earlier(const worker_t *w, int a, int b)
+{
+    return w->c[w->requeue[a]].retry_at_us < w->c[w->requeue[b]].retry_at_us;
+}
+
+static void requeue_swap(worker_t *w, int a, int b)
+{
+    int t = w->requeue[a];
+    w->requeue[a] = w->requeue[b];
+    w->requeue[b] = t;
+}
+
+static void requeue_push(worker_t *w, int k)
+{
+    int i = w->nrequeue++;
+    w->requeue[i] = k;
+    while (i > 0 && requeue_earlier(w, i, (i - 1) / 2)) {
+        requeue_swap(w, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static int requeue_pop(worker_t *w)
+{
+    int top = w->requeue[0], i = 0;
+    w->requeue[0] = w->requeue[--w->nrequeue];
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < w->nrequeue && requeue_earlier(w, l, m))
+            m = l;
+        if (r < w->nrequeue && requeue_earlier(w, r, m))
+            m = r;
+        if (m == i)
+            return top;
+        requeue_swap(w, i, m);
+        i = m;
+    }
+}
+
 static void reconnect_later(client_t *c, double max_s)
 {
     worker_t *w = c->w;
     c->state = C_NEW;
     c->retry_at_us = now_us() + (uint64_t)(max_s * 1e6 * ((double)rand_r(&w->seed) / RAND_MAX));
-    w->requeue[w->nrequeue++] = (int)(c - w->c);
+    requeue_push(w, (int)(c - w->c));
 }
 
 /* Refused again: the next try waits up to twice as long (RETRY_S doubling
@@ -763,15 +806,10 @@ static int sticky_missed(client_t *c)
 static void reconnect_due(worker_t *w)
 {
     uint64_t now = now_us();
-    int kept = 0, ndue = 0;
-    for (int i = 0; i < w->nrequeue; i++) {
-        int k = w->requeue[i];
-        if (w->c[k].retry_at_us <= now)
-            w->due[ndue++] = k;
-        else
-            w->requeue[kept++] = k;
-    }
-    w->nrequeue = kept; /* a start that fails at once may queue again */
+    int ndue = 0;
+    while (w->nrequeue && w->c[w->requeue[0]].retry_at_us <= now)
+        w->due[ndue++] = requeue_pop(w);
+    /* started after the heap is settled: a start that fails at once queues again */
     for (int i = 0; i < ndue; i++)
         reconnect_go(&w->c[w->due[i]]);
 }

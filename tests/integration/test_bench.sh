@@ -151,8 +151,9 @@ judge reconnect "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back"
 grep -q '"first_back_s":[0-9]' "$out" || { echo "reconnect: no first_back_s"; FAILS=$((FAILS + 1)); }
 
 # --ask-gateway: the same with a third node, each attempt trying the dead node
-# and then asking the gateway where to go (it lists the dead node until its entry ages out: those
-# attempts are refused and asked again); no answer may miss the bench's list
+# and then asking the gateway where to go (it lists the dead node until its
+# entry ages out: those attempts are refused and asked again); no answer may
+# miss the bench's list
 NODE3_PORT=$(free_port)
 start_node node3 "$NODE3_PORT"
 NODE3_PID=${PIDS[-1]}
@@ -161,23 +162,36 @@ for _ in $(seq 100); do # node3 listed, node2's entry aged out
     [ "$n" = 2 ] && curl -sf "http://127.0.0.1:$GW_PORT/servers" | grep -q ":$NODE3_PORT/" && break
     sleep 0.1
 done
-out="$TMP/bench-askgw.out"
-timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration 12 \
-    --grace 3 --setup-timeout 30 --user-prefix btidle --scenario idle --clients 20 \
-    --reconnect 0.3 --ask-gateway >"$out" 2>"$TMP/bench-askgw.log" &
-RB=$!
-sleep 4
-kill -9 "$NODE3_PID"
-rc=0
-wait "$RB" || rc=$?
+# ask_run NAME RECONNECT DURATION [restart]: an idle run through the gateway
+# with --ask-gateway; node3 is killed 4 s in (and restarted on its port at
+# once with "restart"); the report's last-node counts land in tries/misses.
+ask_run() {
+    local out="$TMP/bench-$1.out" rb
+    timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration "$3" \
+        --grace 3 --setup-timeout 30 --user-prefix btidle --scenario idle --clients 20 \
+        --reconnect "$2" --ask-gateway >"$out" 2>"$TMP/bench-$1.log" &
+    rb=$!
+    sleep 4
+    kill -9 "$NODE3_PID"
+    if [ "${4:-}" = restart ]; then
+        wait "$NODE3_PID" 2>/dev/null
+        start_node node3 "$NODE3_PORT"
+        NODE3_PID=${PIDS[-1]}
+    fi
+    rc=0
+    wait "$rb" || rc=$?
+    tries=$(grep -o '"last_node_tries":[0-9]*' "$out" | cut -d: -f2)
+    misses=$(grep -o '"last_node_misses":[0-9]*' "$out" | cut -d: -f2)
+    tries=${tries:-0} misses=${misses:-0}
+}
+
+ask_run askgw 0.3 12
 judge askgw "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back through the gateway"
-grep -q '"asked_gateway":[1-9][0-9]*,"gateway_misses":0' "$out" ||
+grep -q '"asked_gateway":[1-9][0-9]*,"gateway_misses":0' "$TMP/bench-askgw.out" ||
     { echo "askgw: no asks, or answers outside the list"; FAILS=$((FAILS + 1)); }
 # each attempt tried the dead node first and then asked the gateway
-tries=$(grep -o '"last_node_tries":[0-9]*' "$out" | cut -d: -f2)
-misses=$(grep -o '"last_node_misses":[0-9]*' "$out" | cut -d: -f2)
-if [ "${tries:-0}" -lt 10 ] || [ "$tries" != "$misses" ]; then
-    echo "askgw: want >= 10 tries of the last node, all missed: ${tries:-none} / ${misses:-none}"
+if [ "$tries" -lt 10 ] || [ "$tries" != "$misses" ]; then
+    echo "askgw: want >= 10 tries of the last node, all missed: $tries / $misses"
     FAILS=$((FAILS + 1))
 fi
 
@@ -189,22 +203,10 @@ for _ in $(seq 100); do # node3 listed again
     curl -sf "http://127.0.0.1:$GW_PORT/servers" | grep -q ":$NODE3_PORT/" && break
     sleep 0.1
 done
-out="$TMP/bench-sticky.out"
-timeout 120 "$BENCH" --gateway "http://127.0.0.1:$GW_PORT" --procs 2 --duration 14 \
-    --grace 3 --setup-timeout 30 --user-prefix btidle --scenario idle --clients 20 \
-    --reconnect 3 --ask-gateway >"$out" 2>"$TMP/bench-sticky.log" &
-RB=$!
-sleep 4
-kill -9 "$NODE3_PID"
-wait "$NODE3_PID" 2>/dev/null
-start_node node3 "$NODE3_PORT"
-rc=0
-wait "$RB" || rc=$?
+ask_run sticky 3 14 restart
 judge sticky "$rc" '"dropped":10,"reconnected":10,' "10 dropped and 10 back"
-tries=$(grep -o '"last_node_tries":[0-9]*' "$out" | cut -d: -f2)
-misses=$(grep -o '"last_node_misses":[0-9]*' "$out" | cut -d: -f2)
-if [ "${tries:-0}" -lt 10 ] || [ "$misses" -ge "$tries" ]; then
-    echo "sticky: want >= 10 tries of the last node, some back on it: ${tries:-none} / ${misses:-none}"
+if [ "$tries" -lt 10 ] || [ "$misses" -ge "$tries" ]; then
+    echo "sticky: want >= 10 tries of the last node, some back on it: $tries / $misses"
     FAILS=$((FAILS + 1))
 else
     echo "sticky: $((tries - misses)) of $tries tries back on the restarted node"

@@ -19,6 +19,7 @@
 #define ID_ACK "_ack"
 #define URL_MAX 1024
 #define CONNECT_TIMEOUT_S 10.0 /* TCP + WebSocket handshake of one node */
+#define STICKY_TIMEOUT_S 3.0   /* ... of the last node: failing it only means asking */
 
 typedef enum sess_state {
     S_IDLE,
@@ -385,7 +386,7 @@ static void connect_url(client_sess_t *s, const char *url)
     status(s, CLIENT_ST_CONNECTING, url);
     s->wsc = core_wsc_connect(s->loop, url, s->opts.tls, &wsc_cbs, s, err, sizeof err);
     if (s->wsc) {
-        ev_timer_set(&s->connect_timer, CONNECT_TIMEOUT_S, 0);
+        ev_timer_set(&s->connect_timer, s->sticky_try ? STICKY_TIMEOUT_S : CONNECT_TIMEOUT_S, 0);
         ev_timer_start(s->loop, &s->connect_timer);
         return;
     }

@@ -70,6 +70,16 @@ grep -q "users: created 4, existing 0" "$TMP/seed1.out" || fail "seed 1: $(cat "
 grep -q "users: created 0, existing 4" "$TMP/seed2.out" || fail "seed 2: $(cat "$TMP/seed2.out")"
 grep -q "rooms: created 0, existing 1" "$TMP/seed2.out" || fail "seed 2: $(cat "$TMP/seed2.out")"
 
+# silent_listener PORT: takes connections, never answers (60 s); pid in $SILENT.
+silent_listener() {
+    python3 -c 'import socket,sys,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); time.sleep(60)' "$1" &
+    SILENT=$!
+    PIDS+=("$SILENT")
+    wait_port "$1" 10 || exit 1
+}
+
 start_gateway() {
     start_bg gateway "$GATEWAY" --listen "127.0.0.1:$GW_PORT" --redis "127.0.0.1:$REDIS_PORT"
     GW_PID=$!
@@ -149,7 +159,7 @@ rc=$?
 
 echo "== reconnect: the node dies and comes back while the gateway is down; carol (user3)"
 echo "   goes back to her last node without asking the gateway, and resumes by token"
-printf '/expect chat 60\n/expect chat 60\n' >"$TMP/carol.cmd"
+printf '/expect chat 60\n/expect chat 60\n/expect chat 60\n' >"$TMP/carol.cmd"
 "$CLIENT" --gateway "$GW" --user user3 --password pass-3 --script "$TMP/carol.cmd" \
     >"$TMP/carol.out" 2>"$TMP/carol.log" &
 CAROL=$!
@@ -182,24 +192,41 @@ grep -q "\"detail\":\"ws://127.0.0.1:$NODE_PORT" "$TMP/carol.out" ||
     fail "carol's last connect was not to the new node: $(cat "$TMP/carol.out")"
 printf '/msg user3 after move\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
     >/dev/null 2>&1 || fail "alice could not send after the move"
+wait_for "$TMP/carol.out" '"message":"after move"' 15 || fail "carol missed the message after the move"
+
+echo "== the last node takes connections but never answers (a host cut off): carol asks the gateway"
+kill -9 "$NODE_PID"
+SILENT_PORT=$NODE_PORT
+silent_listener "$SILENT_PORT"
+NODE_PORT=$(free_port)
+start_node 4 || exit 1
+wait_for_count "$TMP/carol.out" 'resumed by token' 3 60 ||
+    fail "carol stayed with the silent node: $(cat "$TMP/carol.out")"
+# an attempt that tried the silent node went on to the gateway itself (the
+# gateway may still list it for a few seconds: those attempts wait 10 s)
+python3 - "$TMP/carol.out" "ws://127.0.0.1:$SILENT_PORT" "$GW" <<'PY' || fail "no fallback to the gateway after the silent node: $(cat "$TMP/carol.out")"
+import json, sys
+st = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"client"')]
+ask = {"client": "connecting", "detail": sys.argv[3]}
+sys.exit(0 if any(a.get("detail", "").startswith(sys.argv[2]) and b == ask
+                  for a, b in zip(st, st[1:])) else 1)
+PY
+printf '/msg user3 after silence\n' | "$CLIENT" --gateway "$GW" --user user1 --password pass-1 \
+    >/dev/null 2>&1 || fail "alice could not send after the silent node"
 wait_exit $CAROL 45 || fail "carol did not finish"
 [ "$EXIT" -eq 0 ] || fail "carol exited $EXIT: $(cat "$TMP/carol.out")"
-grep -q '"message":"after move"' "$TMP/carol.out" || fail "carol missed the message after the move"
+grep -q '"message":"after silence"' "$TMP/carol.out" || fail "carol missed the message after the silent node"
 
 echo "== a node that takes the connection but never answers the handshake: the attempt ends after 10 s"
 SILENT_PORT=$(free_port)
-python3 -c 'import socket,sys,time
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); time.sleep(60)' "$SILENT_PORT" &
-SILENT=$!
-PIDS+=("$SILENT")
-wait_port "$SILENT_PORT" 10 || exit 1
+silent_listener "$SILENT_PORT"
 printf '/expect chat 30\n' | "$CLIENT" --node "ws://127.0.0.1:$SILENT_PORT/" --user user4 --password pass-4 \
     >"$TMP/silent.out" 2>&1 &
 SILENT_CLIENT=$!
 PIDS+=("$SILENT_CLIENT")
 wait_for "$TMP/silent.out" '"client":"retry"' 15 || fail "the silent node held the attempt: $(cat "$TMP/silent.out")"
 kill "$SILENT_CLIENT" "$SILENT" 2>/dev/null
+wait "$SILENT" 2>/dev/null
 
 echo "== interactive under tmux: an event mid-typing leaves the typed line intact"
 SOCK=$TMP/tmux.sock

@@ -9,6 +9,7 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const REQUEST_TIMEOUT_MS = 15000;
 const OPEN_TIMEOUT_MS = 10000; // a node that never completes the handshake
+const LAST_OPEN_TIMEOUT_MS = 3000; // the last node: failing it only means asking
 
 export class ChatError extends Error {
     constructor(code, text) {
@@ -53,7 +54,7 @@ export class Connection {
         this.lastTried = false;
         if (this.credentials && this.last) {
             try {
-                await this.openSocket(this.last.url);
+                await this.openSocket(this.last.url, LAST_OPEN_TIMEOUT_MS);
                 this.node = this.last.node;
                 this.lastTried = true;
                 return;
@@ -75,10 +76,10 @@ export class Connection {
         throw last || new ChatError(503, 'no chat server answers');
     }
 
-    openSocket(url) {
+    openSocket(url, timeoutMs = OPEN_TIMEOUT_MS) {
         return new Promise((resolve, reject) => {
             const ws = new WebSocket(url);
-            const timer = setTimeout(() => ws.close(), OPEN_TIMEOUT_MS);
+            const timer = setTimeout(() => ws.close(), timeoutMs);
             const fail = () => {
                 clearTimeout(timer);
                 reject(new ChatError(503, `cannot connect to ${url}`));

@@ -693,6 +693,7 @@ static void on_dropped(client_t *c)
         c->lost_us = now_us();
         c->last_node = c->node;
         c->sticky = !w->o->ask_always;
+        c->sticky_try = 0; /* the try that got it here, if any, is over */
         if (!w->res.first_drop_unix_us)
             w->res.first_drop_unix_us = wall_us();
         pick_other_node(c); /* not the node it just lost */

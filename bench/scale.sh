@@ -15,10 +15,10 @@
 # default 1: each after a random 0..1 s). It reports when the other nodes
 # logged the node gone, when the last client was back, the drop-to-back
 # times, and the gateway's and Redis's latency meanwhile (bench/probe.py).
-# pm2 restarts the killed node a second later; the clients stay where they
+# pm2 restarts the killed node 0.1 s later; the clients stay where they
 # went. The other nodes must have room for the victim's clients (fd limit).
 # STORM=all kills every node at once (a full down and up: pm2 brings each
-# back a second later) and every client resumes with its token once a node
+# back 0.1 s later) and every client resumes with its token once a node
 # answers (a random one that has not refused it lately; with ASK_GATEWAY=1
 # as clients do, chat-bench --ask-gateway: each attempt tries the node it
 # was on and, when that node does not take the handshake, asks the gateway

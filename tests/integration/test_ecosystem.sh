@@ -298,6 +298,9 @@ OLD=$(app chat-node-2 pid)
 kill -9 "$OLD"
 wait_for 30 "pm2 to restart chat-node-2" restarted chat-node-2 "$OLD"
 [ "$(app chat-node-2 restarts)" -ge 1 ] || fail "pm2 counts no restart of chat-node-2"
+# restarted with pm2's growing pause (0.1 s first), not a fixed 1 s: pm2 says so
+grep -Eq 'App \[chat-node-2:[0-9]+\] will restart in [0-9]+ms' "$PM2_HOME/pm2.log" ||
+    fail "pm2 did not restart chat-node-2 with exp_backoff_restart_delay"
 wait_for 60 "chat-node-2 to rejoin and /servers to list 3" rejoined
 servers_are 3 || fail "/servers does not list 3 nodes after the restart"
 echo "chat-node-2: pid $OLD killed, restarted as $(app chat-node-2 pid), rejoined"

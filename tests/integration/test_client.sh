@@ -37,6 +37,15 @@ wait_for() {
     return 1
 }
 
+# wait_for_count FILE PATTERN N SECONDS: until PATTERN is on N lines of FILE.
+wait_for_count() { # FILE PATTERN N SECONDS
+    local deadline=$((SECONDS + $4))
+    while [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
+        [ $SECONDS -lt $deadline ] || return 1
+        sleep 0.1
+    done
+}
+
 # wait_exit PID SECONDS: until the process is gone; its status in $EXIT.
 wait_exit() {
     local deadline=$((SECONDS + $2))
@@ -179,13 +188,6 @@ echo "== the last node is gone for good: carol asks the gateway, which lists the
 kill -9 "$NODE_PID"
 NODE_PORT=$(free_port)
 start_node 3 || exit 1
-wait_for_count() { # FILE PATTERN N SECONDS
-    local deadline=$((SECONDS + $4))
-    while [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -lt "$3" ]; do
-        [ $SECONDS -lt $deadline ] || return 1
-        sleep 0.1
-    done
-}
 wait_for_count "$TMP/carol.out" 'resumed by token' 2 40 ||
     fail "carol did not find the new node: $(cat "$TMP/carol.out")"
 grep -q "\"detail\":\"ws://127.0.0.1:$NODE_PORT" "$TMP/carol.out" ||

@@ -183,6 +183,7 @@ typedef struct bench_opts {
     double connect_rate;  /* connects/s in total */
     double rate;          /* messages/s in total; 0 = closed loop */
     int window;           /* in-flight requests per sender in closed loop */
+    int pace_tick;        /* --rate: each 5 ms tick's share at once, not Poisson */
     int group_size;
     int senders;          /* senders per group */
     int msg_size;         /* bytes of message text (at least the header) */

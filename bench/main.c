@@ -66,6 +66,9 @@ static const char usage[] =
     "  --rate N              messages/s in total; 0 = closed loop (default 0; room 20;\n"
     "                        push: POST /push calls per second, default 1)\n"
     "  --window N            unanswered messages per sender (default 4)\n"
+    "  --pace poisson|tick   with --rate: sends at random times, as many independent\n"
+    "                        users would (gaps drawn from an exponential; default),\n"
+    "                        or every 5 ms tick's share at once (before 2026-12-07)\n"
     "  --group-size N        members per group (default 50)\n"
     "  --senders N           senders per group (default 1)\n"
     "  --msg-size N          message text bytes (default 64)\n"
@@ -101,7 +104,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_ASK_GW, OPT_ASK_ALWAYS, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_ASK_GW, OPT_ASK_ALWAYS, OPT_PACE, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -116,7 +119,7 @@ static const struct option long_opts[] = {
     {"password-format", 1, 0, OPT_PWFMT}, {"room", 1, 0, OPT_ROOM}, {"pid", 1, 0, OPT_PID},
     {"cpu-pid", 1, 0, OPT_CPU_PID}, {"reconnect", 1, 0, OPT_RECONNECT},
     {"ask-gateway", 0, 0, OPT_ASK_GW},
-    {"ask-always", 0, 0, OPT_ASK_ALWAYS},
+    {"ask-always", 0, 0, OPT_ASK_ALWAYS}, {"pace", 1, 0, OPT_PACE},
     {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA},
     {"push-token-file", 1, 0, OPT_PUSH_TOKEN}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
@@ -202,6 +205,11 @@ static int set_option(cli_t *cl, int opt, const char *arg)
     case OPT_GATEWAY: cl->gateway = o->gateway = arg; return 0;
     case OPT_ASK_GW: o->ask_gateway = 1; return 0;
     case OPT_ASK_ALWAYS: o->ask_always = 1; return 0;
+    case OPT_PACE:
+        if (strcmp(arg, "poisson") != 0 && strcmp(arg, "tick") != 0)
+            return -1;
+        o->pace_tick = strcmp(arg, "tick") == 0;
+        return 0;
     case OPT_NODE:
         if (cl->nurls >= 64)
             return -1;

@@ -7,6 +7,7 @@
 #include "bench/bench.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "proto/proto.h"
 
 #define TICK_S 0.005
+#define PACE_MIN_S 0.0002 /* --pace poisson: the shortest wait between wakes */
 #define SETUP_INFLIGHT_MAX 512 /* connects + logins in progress per worker */
 #define GO_TIMEOUT_S 120.0      /* past the setup deadline: the parent is gone */
 #define QUIET_US 500000        /* drain ends this long after the last delivery */
@@ -87,6 +89,8 @@ struct worker {
     int ctl;
     ev_io ctl_io;
     ev_timer tick;
+    ev_timer pace;     /* --pace poisson: the next send */
+    double next_send;  /* --pace poisson: when it is due (ev time) */
     int phase;
     int next_connect;
     int setup_busy;
@@ -221,12 +225,17 @@ static void fill_window(client_t *c)
             return;
 }
 
-/* Rate mode: spend the credit round-robin over senders with room. */
-static void send_paced(worker_t *w, double dt)
+static double worker_rate(const worker_t *w)
 {
     /* the room's one sender lives in worker 0 and gets the whole rate */
-    double per_worker = w->o->scenario == BENCH_ROOM ? w->o->rate : w->o->rate / w->o->procs;
-    w->send_credit += per_worker * dt;
+    return w->o->scenario == BENCH_ROOM ? w->o->rate : w->o->rate / w->o->procs;
+}
+
+/* Rate mode: spend `due` more sends round-robin over senders with room. */
+static void send_paced(worker_t *w, double due)
+{
+    double per_worker = worker_rate(w);
+    w->send_credit += due;
     if (w->send_credit > per_worker * 0.1 + 1)
         w->send_credit = per_worker * 0.1 + 1; /* no catch-up bursts after a stall */
     for (int tries = 0; w->send_credit >= 1 && tries < w->count; tries++) {
@@ -239,6 +248,47 @@ static void send_paced(worker_t *w, double dt)
             tries = -1;
         }
     }
+}
+
+static int paced(const worker_t *w)
+{
+    return w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT && w->o->scenario != BENCH_PUSH;
+}
+
+/* The gap to the next of a Poisson stream of sends at the worker's rate. */
+static double pace_gap(worker_t *w)
+{
+    double u = ((double)rand_r(&w->seed) + 1.0) / ((double)RAND_MAX + 2.0); /* (0, 1) */
+    return -log(u) / worker_rate(w);
+}
+
+/* --pace poisson: the sends that fell due since the last wake go now, and
+ * the timer waits for the next one (at least PACE_MIN_S: at high rates a
+ * wake sends a few). A tick's burst of 5 ms worth of messages at once made
+ * each wait behind the others: the latency measured the burst. */
+static void on_pace(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    worker_t *w = t->data;
+    if (w->phase != PH_RUN)
+        return;
+    double now = ev_now(loop), due = 0;
+    if (w->next_send < now - 0.1)
+        w->next_send = now - 0.1; /* after a stall: send_paced caps the credit too */
+    for (; w->next_send <= now; w->next_send += pace_gap(w))
+        due += 1;
+    if (due > 0)
+        send_paced(w, due);
+    double wait = w->next_send - now;
+    ev_timer_set(t, wait < PACE_MIN_S ? PACE_MIN_S : wait, 0.);
+    ev_timer_start(loop, t);
+}
+
+static void pace_start(worker_t *w)
+{
+    w->next_send = ev_now(w->loop) + pace_gap(w);
+    ev_timer_set(&w->pace, w->next_send - ev_now(w->loop), 0.);
+    ev_timer_start(w->loop, &w->pace);
 }
 
 /* ------------------------------------------------------------------ setup steps */
@@ -948,6 +998,8 @@ static void run_start(worker_t *w)
     w->phase = PH_RUN;
     w->run_start_us = now_us();
     w->phase_deadline_us = w->run_start_us + (uint64_t)(w->o->duration_s * 1e6);
+    if (paced(w) && !w->o->pace_tick)
+        pace_start(w);
     if (w->o->scenario == BENCH_PUSH) /* the parent's 'e' ends it; this is a backstop */
         w->phase_deadline_us += (uint64_t)(PUSH_SLACK_S * 1e6);
     for (int i = 0; i < w->count; i++) {
@@ -1031,9 +1083,9 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     case PH_RUN:
         if (now_us() >= w->phase_deadline_us)
             drain_start(w);
-        else if (w->o->rate > 0 && w->o->scenario >= BENCH_DIRECT && w->o->scenario != BENCH_PUSH)
-            send_paced(w, dt);
-        else if (w->nrequeue)
+        else if (paced(w) && w->o->pace_tick)
+            send_paced(w, worker_rate(w) * dt);
+        else if (!paced(w) && w->nrequeue)
             reconnect_due(w);
         break;
     case PH_DRAIN:
@@ -1137,13 +1189,15 @@ static void worker_init(worker_t *w, const bench_opts_t *o, int index, int ctl)
             w->c[i].seen = core_xcalloc((size_t)w->nslots, sizeof(seen_t));
     }
     worker_init_groups(w);
+    w->seed = o->run_id ^ (unsigned)index;
     if (o->reconnect_s > 0) {
         w->requeue = core_xcalloc((size_t)(w->count ? w->count : 1), sizeof *w->requeue);
         w->due = core_xcalloc((size_t)(w->count ? w->count : 1), sizeof *w->due);
-        w->seed = o->run_id ^ (unsigned)index;
     }
     ev_timer_init(&w->tick, on_tick, TICK_S, TICK_S);
     w->tick.data = w;
+    ev_timer_init(&w->pace, on_pace, TICK_S, 0.);
+    w->pace.data = w;
     ev_io_init(&w->ctl_io, on_ctl, ctl, EV_READ);
     w->ctl_io.data = w;
     w->phase_deadline_us = now_us() + (uint64_t)(o->setup_timeout_s * 1e6);
@@ -1171,6 +1225,7 @@ static void worker_deinit(worker_t *w)
 {
     w->phase = PH_DONE;
     ev_timer_stop(w->loop, &w->tick);
+    ev_timer_stop(w->loop, &w->pace);
     ev_io_stop(w->loop, &w->ctl_io);
     for (int i = 0; i < w->count; i++) {
         client_t *c = &w->c[i];

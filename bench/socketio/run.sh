@@ -8,7 +8,8 @@
 # then for each scenario (default: idle direct@4000 direct room@20) runs
 # chat-bench --socketio against bench/socketio/peer.mjs as 1 process, and
 # as 2 processes joined by the Redis adapter, and bench/run.sh against the
-# chat cluster (NODES, default 3; NODE_ARGS pass through), RUNS times each
+# chat cluster (NODES, default 3; NODE_ARGS pass through; BENCH_ARGS reach
+# chat-bench in both, e.g. "--pace tick"), RUNS times each
 # (default 3), and prints one markdown table of the medians. CPU is that of
 # every server process (peers or nodes, Redis, gateway) per delivery.
 # Sizes: DIRECT_CLIENTS (200), SAT_CLIENTS (2000, closed loop, window 8),
@@ -87,9 +88,9 @@ sio_run() {
         wait_port "$port" || return 1
         urls+=(--node "ws://127.0.0.1:$port/socket.io/?EIO=4&transport=websocket")
     done
-    # shellcheck disable=SC2046
-    "$BENCH" --socketio "${urls[@]}" $(scenario_args "$scen") --procs 2 --duration "$DURATION" \
-        --register --user-prefix sio "${pids[@]}" "${cpu[@]}" | grep '^{' | tail -1
+    # shellcheck disable=SC2046,SC2086
+    "$BENCH" --socketio "${urls[@]}" $(scenario_args "$scen") ${BENCH_ARGS:-} --procs 2 \
+        --duration "$DURATION" --register --user-prefix sio "${pids[@]}" "${cpu[@]}" | grep '^{' | tail -1
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     wait 2>/dev/null
     PIDS=()

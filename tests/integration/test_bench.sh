@@ -98,6 +98,15 @@ if ! wait "$THREADS" || ! grep -Eq '^[1-9][0-9]* messages stored' "$TMP/threads.
     cat "$TMP/threads.out"
     FAILS=$((FAILS + 1))
 fi
+# both pacings send what --rate asks: 500/s for 2 s (Poisson: sd ~32)
+run_case direct_tick --scenario direct --clients 10 --rate 500 --pace tick
+for name in direct_rate direct_tick; do
+    if ! grep '^{' "$TMP/bench-$name.out" | tail -n 1 |
+        python3 -c 'import json, sys; s = json.load(sys.stdin)["sent"]; sys.exit(not 800 <= s <= 1200)'; then
+        echo "$name: want 800..1200 sent (--rate 500 for 2 s)"
+        FAILS=$((FAILS + 1))
+    fi
+done
 run_case group --scenario group --clients 12 --group-size 6 --senders 2
 run_case room --scenario room --clients 30 --rate 50
 

@@ -22,6 +22,9 @@ static void store_metrics(node_t *n, core_buf_t *out)
     counter(out, "chat_node_store_commits_total", "Store batch transactions committed.", s.commits);
     counter(out, "chat_node_store_commit_failures_total", "Store batches that failed to commit.",
             s.commit_failures);
+    counter(out, "chat_node_store_checkpoints_total",
+            "SQLite WAL checkpoints run (by its checkpoint thread, or by the writer when far behind).",
+            s.checkpoints);
 }
 
 void node_metrics_render(node_t *n, core_buf_t *out)

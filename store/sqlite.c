@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 
 #define SQLITE_SCHEMA_VERSION 1
 #define CKPT_DUE_PAGES 1000     /* the checkpointer's mark (SQLite's autocheckpoint) */
+#define CKPT_GAP_MS 100         /* the checkpointer rests this long after each run */
 #define CKPT_INLINE_PAGES 16000 /* the checkpointer is behind: the writer does it */
 #define SQLITE_BUSY_MS 5000
 
@@ -145,6 +147,8 @@ typedef struct sqlite_ckpt {
     pthread_cond_t wake;
     int due;
     int stopping;
+    int idle;     /* waiting for a due checkpoint (not resting) */
+    atomic_uint_fast64_t runs; /* checkpoints run, here or inline */
 } sqlite_ckpt_t;
 
 typedef struct sqlite_be {
@@ -1135,6 +1139,24 @@ static sqlite3 *open_retrying(const char *path, char *err, size_t errlen)
 
 /* ------------------------------------------------------------------ checkpoints */
 
+/* With c->mu held: CKPT_GAP_MS, or until the store closes. Past the mark
+ * every commit makes a checkpoint due (until the WAL starts over: a
+ * complete checkpoint, then a write), and running one per small commit
+ * copied the same hot pages back hundreds of times a second, two fsyncs
+ * each (docs/BENCHMARKS.md section 30). What falls due meanwhile runs
+ * after the rest, so the WAL is still copied back soon after the last write. */
+static void ckpt_rest(sqlite_ckpt_t *c)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += CKPT_GAP_MS * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->mu, &until) == 0)
+        ;
+}
+
 static void *ckpt_main(void *arg)
 {
     sqlite_ckpt_t *c = arg;
@@ -1143,16 +1165,20 @@ static void *ckpt_main(void *arg)
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
         if (!c->due) {
+            c->idle = 1;
             pthread_cond_wait(&c->wake, &c->mu);
+            c->idle = 0;
             continue;
         }
         c->due = 0;
         pthread_mutex_unlock(&c->mu);
         /* PASSIVE: copies what no reader still needs, never blocks a writer */
         int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add(&c->runs, 1);
         if (rc != SQLITE_OK && !busy_code(rc))
             CORE_WARN("store/sqlite: checkpoint: %s", sqlite3_errmsg(c->db));
         pthread_mutex_lock(&c->mu);
+        ckpt_rest(c);
     }
     pthread_mutex_unlock(&c->mu);
     return NULL;
@@ -1165,10 +1191,12 @@ static int ckpt_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 
     if (pages >= CKPT_INLINE_PAGES) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_fetch_add(&c->runs, 1);
     } else if (pages >= CKPT_DUE_PAGES) {
         pthread_mutex_lock(&c->mu);
         c->due = 1;
-        pthread_cond_signal(&c->wake);
+        if (c->idle) /* resting: it looks again when the rest is over */
+            pthread_cond_signal(&c->wake);
         pthread_mutex_unlock(&c->mu);
     }
     return SQLITE_OK;
@@ -1189,8 +1217,12 @@ static void ckpt_start(sqlite_be_t *be, const char *path)
         sqlite3_close(db);
         return;
     }
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* ckpt_rest: wall clock jumps do not count */
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->wake, NULL);
+    pthread_cond_init(&c->wake, &attr);
+    pthread_condattr_destroy(&attr);
     c->db = db;
     if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
         CORE_WARN("store/sqlite: no checkpoint thread: the writer checkpoints");
@@ -1262,9 +1294,16 @@ static int sq_set_durability(void *be, store_durability_t level)
     return STORE_OK;
 }
 
+static uint64_t sq_checkpoints(void *be)
+{
+    sqlite_be_t *b = be;
+    return atomic_load(&b->ckpt.runs);
+}
+
 const store_ops_t store__sqlite_ops = {
     .name = "sqlite",
     .set_durability = sq_set_durability,
+    .checkpoints = sq_checkpoints,
     .close = sq_close,
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,

@@ -481,6 +481,7 @@ void store_get_stats(store_t *st, store_stats_t *out)
     out->commit_failures = atomic_load(&st->n_commit_failures);
     out->lingers = atomic_load(&st->n_lingers);
     out->lingers_expired = atomic_load(&st->n_lingers_expired);
+    out->checkpoints = st->ops->checkpoints ? st->ops->checkpoints(st->be) : 0;
 }
 
 /* Loop thread: waits for the thread to finish everything queued and runs

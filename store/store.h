@@ -95,6 +95,7 @@ typedef struct store_stats {
     uint64_t commit_failures;
     uint64_t lingers;        /* times the thread waited for company */
     uint64_t lingers_expired; /* ... and waited the whole linger */
+    uint64_t checkpoints;    /* SQLite: WAL checkpoints run (0 on MongoDB) */
 } store_stats_t;
 void store_get_stats(store_t *st, store_stats_t *out);
 

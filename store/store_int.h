@@ -17,6 +17,8 @@ typedef struct store_ops {
     void (*close)(void *be);
     /* NULL when the backend takes durability from elsewhere (its URI). */
     int (*set_durability)(void *be, store_durability_t level);
+    /* NULL when the backend has no checkpoints of its own to count. */
+    uint64_t (*checkpoints)(void *be);
 
     /* readonly: every item of the batch only reads (the backend may refuse
      * writes until the batch ends). */

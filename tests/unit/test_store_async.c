@@ -2,7 +2,8 @@
  * after their batch committed, items queued together share one commit,
  * a linger under load gathers lazy items that arrive a little apart (an
  * item someone waits on never waits, and ends a linger), and read
- * items run beside another process's write lock, in submission order. */
+ * items run beside another process's write lock, in submission order;
+ * the WAL checkpointer wakes per 1,000 pages of growth, not per commit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -318,6 +319,49 @@ static void test_reads_and_writes_in_order(void **state)
     assert_int_equal(after.rc, STORE_OK);
 }
 
+static double mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* A reader keeps the WAL from starting over (as the other nodes' reads do
+ * under steady load), so every commit past the mark makes a checkpoint
+ * due: the checkpointer must rest 100 ms after each run, not run one per
+ * small commit (hundreds a second, docs/BENCHMARKS.md section 30). */
+static void test_checkpoints_paced(void **state)
+{
+    fixture_t *f = *state;
+    char path[160];
+    sqlite3 *reader = NULL;
+    enum { COMMITS = 1500 }; /* two pages or more each: past the mark */
+
+    snprintf(path, sizeof(path), "%s/chat.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &reader), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM users;", NULL, NULL, NULL),
+                     SQLITE_OK);
+    item_t *items = calloc(COMMITS, sizeof *items);
+    double t0 = mono_ms();
+    for (int i = 0; i < COMMITS; i++) { /* one at a time: a commit each */
+        submit(f, &items[i], "k", i);
+        run_until_done(f, i + 1);
+    }
+    store_stats_t s;
+    store_get_stats(f->st, &s);
+    for (int i = 0; i < 200 && s.checkpoints == 0; i++) { /* its thread runs on its own */
+        usleep(10000);
+        store_get_stats(f->st, &s);
+    }
+    double runs_max = (mono_ms() - t0) / 100.0 + 2; /* one per rest, and the first */
+    if (s.checkpoints < 1 || s.commits < COMMITS || (double)s.checkpoints > runs_max)
+        fail_msg("%llu commits, %llu checkpoints (at most %.0f)", (unsigned long long)s.commits,
+                 (unsigned long long)s.checkpoints, runs_max);
+    sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
+    sqlite3_close(reader);
+    free(items);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,6 +372,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_beside_write_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_in_read_item_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_and_writes_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_paced, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

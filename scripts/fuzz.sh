@@ -13,6 +13,7 @@ shift || true
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_http fuzz_ws fuzz_envelope fuzz_cluster fuzz_json)
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac # the targets run from their work dirs
 
 CC=clang cmake -S . -B "$BUILD" -DCHAT_FUZZ=ON -DCHAT_WERROR=ON -DCHAT_MONGO=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCHAT_SANITIZE=address,undefined \
@@ -26,7 +27,7 @@ for t in "${TARGETS[@]}"; do
     work="$BUILD/fuzz-work/$t"
     mkdir -p "$work/corpus"
     echo "=== $t for ${SECONDS_EACH}s"
-    if ! (cd "$work" && "$REPO/$BUILD/tests/$t" -max_total_time="$SECONDS_EACH" -max_len=8192 \
+    if ! (cd "$work" && "$BUILD/tests/$t" -max_total_time="$SECONDS_EACH" -max_len=8192 \
             -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
             corpus "$REPO/tests/fuzz/corpus/$t" 2>&1 | tail -n 25); then
         rc=1

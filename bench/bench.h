@@ -178,6 +178,7 @@ typedef struct bench_opts {
     int clients;          /* total over all workers */
     int procs;
     double duration_s;
+    double warmup_s;      /* direct, group, room: send this long before latencies count */
     double grace_s;
     double setup_timeout_s;
     double connect_rate;  /* connects/s in total */

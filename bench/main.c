@@ -60,6 +60,9 @@ static const char usage[] =
     "  --procs N             worker processes; worker i connects from 127.0.K.(2+i),\n"
     "                        K = 0..7 in turn (default 1)\n"
     "  --duration SEC        measured phase (default 10)\n"
+    "  --warmup SEC          direct, group, room: send for SEC before the measured\n"
+    "                        phase; those messages count as sent and delivered, their\n"
+    "                        latencies do not (caches, JITs, windows settle; default 0)\n"
     "  --grace SEC           wait for late deliveries after it (default 3)\n"
     "  --setup-timeout SEC   connect + login phase bound (default 120)\n"
     "  --connect-rate N      new connections per second in total (default 500)\n"
@@ -104,7 +107,7 @@ static const char usage[] =
 enum {
     OPT_SCENARIO = 256, OPT_GATEWAY, OPT_NODE, OPT_CLIENTS, OPT_PROCS, OPT_DURATION, OPT_GRACE,
     OPT_SETUP, OPT_CRATE, OPT_RATE, OPT_WINDOW, OPT_GSIZE, OPT_SENDERS, OPT_MSIZE, OPT_MAXMSG,
-    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_ASK_GW, OPT_ASK_ALWAYS, OPT_PACE, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_HELP,
+    OPT_REGISTER, OPT_PREFIX, OPT_UOFFSET, OPT_PWFMT, OPT_ROOM, OPT_PID, OPT_CPU_PID, OPT_NOBIND, OPT_RECONNECT, OPT_ASK_GW, OPT_ASK_ALWAYS, OPT_PACE, OPT_SOCKETIO, OPT_CA, OPT_PUSH_TOKEN, OPT_WARMUP, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -121,7 +124,8 @@ static const struct option long_opts[] = {
     {"ask-gateway", 0, 0, OPT_ASK_GW},
     {"ask-always", 0, 0, OPT_ASK_ALWAYS}, {"pace", 1, 0, OPT_PACE},
     {"no-src-bind", 0, 0, OPT_NOBIND}, {"socketio", 0, 0, OPT_SOCKETIO}, {"ca-file", 1, 0, OPT_CA},
-    {"push-token-file", 1, 0, OPT_PUSH_TOKEN}, {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
+    {"push-token-file", 1, 0, OPT_PUSH_TOKEN}, {"warmup", 1, 0, OPT_WARMUP},
+    {"help", 0, 0, OPT_HELP}, {0, 0, 0, 0},
 };
 
 static const char *const scenario_names[] = {"login", "idle", "direct", "group", "room", "push"};
@@ -159,7 +163,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         {OPT_GRACE, 0, 600}, {OPT_SETUP, 1, 3600}, {OPT_CRATE, 1, 1e6}, {OPT_RATE, 0, 1e7},
         {OPT_WINDOW, 1, 1000}, {OPT_GSIZE, 2, 100000}, {OPT_SENDERS, 1, 1000},
         {OPT_MSIZE, 1, PROTO_TEXT_MAX}, {OPT_MAXMSG, 1, 1e9}, {OPT_PID, 1, 4194304}, {OPT_CPU_PID, 1, 4194304},
-        {OPT_UOFFSET, 0, 1e9}, {OPT_RECONNECT, 0.001, 600},
+        {OPT_UOFFSET, 0, 1e9}, {OPT_RECONNECT, 0.001, 600}, {OPT_WARMUP, 0, 3600},
     };
     for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
         if (ranges[i].opt != opt)
@@ -181,6 +185,7 @@ static int set_numeric(cli_t *cl, int opt, const char *arg)
         case OPT_MAXMSG: o->max_msgs = (long)v; break;
         case OPT_UOFFSET: o->user_offset = (long)v; break;
         case OPT_RECONNECT: o->reconnect_s = v; break;
+        case OPT_WARMUP: o->warmup_s = v; break;
         case OPT_PID:
             if (cl->npids >= MAX_PIDS)
                 return -1;
@@ -286,6 +291,11 @@ static int check_names(cli_t *cl, char *err, size_t errlen)
         o->room = cl->room_buf;
     } else if (!proto_valid_name(o->room, strlen(o->room))) {
         snprintf(err, errlen, "--room must be [A-Za-z0-9_.-]{1,32}");
+        return -1;
+    }
+    if (o->warmup_s > 0 && o->scenario != BENCH_DIRECT && o->scenario != BENCH_GROUP &&
+        o->scenario != BENCH_ROOM) {
+        snprintf(err, errlen, "--warmup goes with --scenario direct, group or room");
         return -1;
     }
     if (o->reconnect_s > 0 && o->scenario != BENCH_IDLE) {
@@ -615,6 +625,7 @@ static void print_report(const cli_t *cl, bench_result_t *total, const samples_t
     cJSON_AddNumberToObject(extra, "procs", o->procs);
     cJSON_AddNumberToObject(extra, "nodes", o->nnodes);
     cJSON_AddNumberToObject(extra, "duration_s", o->duration_s);
+    cJSON_AddNumberToObject(extra, "warmup_s", o->warmup_s);
     cJSON_AddNumberToObject(extra, "target_rate", o->rate);
     if (cl->npids) {
         cJSON_AddNumberToObject(extra, "rss_before_kb", (double)rss0);
@@ -690,7 +701,7 @@ static int run(cli_t *cl)
     tell_workers(wp, n, 'g');
     if (o->scenario == BENCH_PUSH)
         push_run(cl, wp, n);
-    if (wait_workers(wp, n, 1, o->duration_s + o->grace_s + PARENT_SLACK_S) != 0) {
+    if (wait_workers(wp, n, 1, o->warmup_s + o->duration_s + o->grace_s + PARENT_SLACK_S) != 0) {
         fprintf(stderr, "chat-bench: workers did not report\n");
         say_missing(wp, n);
         goto out_kill;

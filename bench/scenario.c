@@ -1,7 +1,7 @@
 /* The worker: each client's state machine and the scenarios.
  *
  * Phases: SETUP (rate-limited connects, register/login, group/room setup)
- * -> "ready" to the parent -> wait for "go" -> RUN for --duration -> DRAIN
+ * -> "ready" to the parent -> wait for "go" -> RUN for --warmup + --duration -> DRAIN
  * (no new sends; wait for answers and deliveries up to --grace) -> result
  * line to the parent. Every phase has a deadline. */
 #include "bench/bench.h"
@@ -100,6 +100,7 @@ struct worker {
     double connect_credit, send_credit;
     double last_tick;
     uint64_t phase_deadline_us, run_start_us, run_end_us, last_delivery_us;
+    uint64_t measure_from_us; /* run_start_us + --warmup: later sends count in lat */
     uint64_t node_skip_until[64]; /* --reconnect: refused lately */
     int *requeue;      /* --reconnect: clients waiting to connect again, a
                         * min-heap by retry_at_us (a storm queues them all) */
@@ -608,7 +609,7 @@ static void on_delivery(client_t *c, const char *event, const cJSON *data)
     uint64_t now = now_us();
     uint64_t before = w->res.delivered;
     record_seen(w, &c->seen[slot], seq);
-    if (w->res.delivered != before)
+    if (w->res.delivered != before && sent >= w->measure_from_us)
         bench_hist_record(&w->res.lat, now > sent ? now - sent : 0);
     w->last_delivery_us = now;
 }
@@ -997,7 +998,8 @@ static void run_start(worker_t *w)
 {
     w->phase = PH_RUN;
     w->run_start_us = now_us();
-    w->phase_deadline_us = w->run_start_us + (uint64_t)(w->o->duration_s * 1e6);
+    w->measure_from_us = w->run_start_us + (uint64_t)(w->o->warmup_s * 1e6);
+    w->phase_deadline_us = w->measure_from_us + (uint64_t)(w->o->duration_s * 1e6);
     if (paced(w) && !w->o->pace_tick)
         pace_start(w);
     if (w->o->scenario == BENCH_PUSH) /* the parent's 'e' ends it; this is a backstop */

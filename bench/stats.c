@@ -261,6 +261,7 @@ cJSON *bench_report_json(const char *scenario, const bench_result_t *r, cJSON *e
     cJSON_AddNumberToObject(o, "errors", (double)r->errors);
     double rate = r->elapsed_s > 0 ? (double)r->delivered / r->elapsed_s : 0;
     cJSON_AddNumberToObject(o, "rate", (double)(uint64_t)(rate * 10 + 0.5) / 10);
+    cJSON_AddNumberToObject(o, "measured", (double)r->lat.count); /* latencies behind p50..max */
     cJSON_AddNumberToObject(o, "p50_ms", ms(bench_hist_percentile(&r->lat, 50)));
     cJSON_AddNumberToObject(o, "p99_ms", ms(bench_hist_percentile(&r->lat, 99)));
     cJSON_AddNumberToObject(o, "max_ms", ms(r->lat.max));

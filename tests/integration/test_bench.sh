@@ -107,6 +107,18 @@ for name in direct_rate direct_tick; do
         FAILS=$((FAILS + 1))
     fi
 done
+# --warmup: its sends count as sent, their latencies do not (1,000 a phase)
+run_case direct_warm --scenario direct --clients 10 --rate 500 --warmup 2
+if ! grep '^{' "$TMP/bench-direct_warm.out" | tail -n 1 | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+sys.exit(not (1600 <= r["sent"] <= 2400 and 800 <= r["measured"] <= 1200 and r["warmup_s"] == 2))'; then
+    echo "direct_warm: want 1600..2400 sent, 800..1200 measured (--rate 500, --warmup 2, 2 s)"
+    FAILS=$((FAILS + 1))
+fi
+if "$BENCH" --node "$URL" --scenario idle --warmup 1 >/dev/null 2>&1; then
+    echo "--warmup with --scenario idle: want a usage error"
+    FAILS=$((FAILS + 1))
+fi
 run_case group --scenario group --clients 12 --group-size 6 --senders 2
 run_case room --scenario room --clients 30 --rate 50
 

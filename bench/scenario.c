@@ -1087,7 +1087,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
             drain_start(w);
         else if (paced(w) && w->o->pace_tick)
             send_paced(w, worker_rate(w) * dt);
-        else if (!paced(w) && w->nrequeue)
+        else if (w->nrequeue) /* --reconnect: idle only, never paced */
             reconnect_due(w);
         break;
     case PH_DRAIN:

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <ev.h>
 
 /* ------------------------------------------------------------------ log */
@@ -77,6 +78,9 @@ void core_strtab_fit(core_strtab_t *t);
 
 uint64_t core_now_ms(void);      /* wall clock, ms since the epoch */
 uint64_t core_mono_ms(void);     /* monotonic, ms */
+/* CLOCK_MONOTONIC now + usec, for a timed wait on a condition variable
+ * made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
+struct timespec core_mono_after(uint64_t usec);
 /* 1 when bytes already wait to be read on fd (poll, no wait). A timeout
  * that fires while they do is our loop running late, not the peer. */
 int core_fd_has_input(int fd);

@@ -26,6 +26,20 @@ uint64_t core_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+struct timespec core_mono_after(uint64_t usec)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(usec / 1000000u);
+    ts.tv_nsec += (long)(usec % 1000000u) * 1000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 int core_fd_has_input(int fd)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};

@@ -1108,28 +1108,21 @@ static int open_once(const char *path, sqlite3 **out, char *err, size_t errlen)
     return OPEN_OK;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Another process creating the file, switching it to WAL or recovering its
  * WAL holds locks that a busy handler is not always asked about: start over
  * after 10, 20, 40 .. 320 ms (+ jitter) until SQLITE_OPEN_WAIT_MS. Start-up
  * only (before the store thread runs). */
 static sqlite3 *open_retrying(const char *path, char *err, size_t errlen)
 {
-    uint64_t deadline = mono_ms() + SQLITE_OPEN_WAIT_MS;
-    unsigned seed = (unsigned)getpid() ^ (unsigned)mono_ms();
+    uint64_t deadline = core_mono_ms() + SQLITE_OPEN_WAIT_MS;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)core_mono_ms();
 
     for (int attempt = 0;; attempt++) {
         sqlite3 *db = NULL;
         int rc = open_once(path, &db, err, errlen);
         if (rc == OPEN_OK)
             return db;
-        if (rc == OPEN_FAIL || mono_ms() >= deadline)
+        if (rc == OPEN_FAIL || core_mono_ms() >= deadline)
             return NULL;
         long ms = 10L << (attempt < 5 ? attempt : 5);
         struct timespec ts = {0, (ms + (long)(rand_r(&seed) % 10)) * 1000000L};
@@ -1147,12 +1140,8 @@ static sqlite3 *open_retrying(const char *path, char *err, size_t errlen)
  * after the rest, so the WAL is still copied back soon after the last write. */
 static void ckpt_rest(sqlite_ckpt_t *c)
 {
-    struct timespec until;
+    struct timespec until = core_mono_after(CKPT_GAP_MS * 1000u);
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += CKPT_GAP_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
     while (!c->stopping && pthread_cond_timedwait(&c->wake, &c->mu, &until) == 0)
         ;
 }

@@ -336,14 +336,8 @@ static int should_linger(const store_t *st)
  * someone waits for arrives. Called with mu held. */
 static void linger(store_t *st)
 {
-    struct timespec until;
+    struct timespec until = core_mono_after(st->linger_us);
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += (long)st->linger_us * 1000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     st->lingering = 1;
     atomic_fetch_add(&st->n_lingers, 1);
     while (st->eager == 0 && st->queue.count < st->batch_max && !st->stopping)

@@ -1,4 +1,4 @@
-/* Tests for core_utf8_valid, clocks, core_install_signals, log lines and the
+/* Tests for core_utf8_valid, clocks and deadlines, core_install_signals, log lines and the
  * number and URL parsers. */
 #include <math.h>
 #include <regex.h>
@@ -114,6 +114,11 @@ static void test_clocks(void **state)
     assert_true(now > 1600000000000ull); /* after 2020 */
     m2 = core_mono_ms();
     assert_true(m2 >= m1);
+    /* a deadline 1.9995 s ahead: carried into tv_sec, tv_nsec normalised */
+    struct timespec at = core_mono_after(1999500u);
+    uint64_t at_ms = (uint64_t)at.tv_sec * 1000u + (uint64_t)at.tv_nsec / 1000000u;
+    assert_true(at.tv_nsec >= 0 && at.tv_nsec < 1000000000L);
+    assert_true(at_ms >= m2 + 1999 && at_ms <= core_mono_ms() + 2000);
 }
 
 static void raise_term(struct ev_loop *loop, ev_timer *w, int revents)

@@ -3,7 +3,7 @@
  * a linger under load gathers lazy items that arrive a little apart (an
  * item someone waits on never waits, and ends a linger), and read
  * items run beside another process's write lock, in submission order;
- * the WAL checkpointer wakes per 1,000 pages of growth, not per commit. */
+ * the WAL checkpointer rests between runs, not one per commit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -342,6 +342,7 @@ static void test_checkpoints_paced(void **state)
     assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM users;", NULL, NULL, NULL),
                      SQLITE_OK);
     item_t *items = calloc(COMMITS, sizeof *items);
+    assert_non_null(items);
     uint64_t t0 = core_mono_ms();
     for (int i = 0; i < COMMITS; i++) { /* one at a time: a commit each */
         items[i].f = f;

@@ -17,6 +17,7 @@
  * 127.0.K.(2+i). Output: one JSON line. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -43,7 +44,7 @@ enum { UPGRADE_REQ = 230, UPGRADE_RESP = 130, LOGIN_REQ = 120, LOGIN_RESP = 300,
 typedef struct floor_opts {
     const char *mode;
     int clients, procs, servers, window, ring;
-    double duration, timeout;
+    double duration, timeout, rate;
 } floor_opts_t;
 
 /* Shared with the parent: what each client process got to, and when. */
@@ -54,6 +55,8 @@ typedef struct floor_slot {
     double held_at;     /* when the last of this process's connections was held */
     double pushed_at;   /* when its last push frame arrived */
     int failed;
+    double p50_ms, p99_ms, max_ms; /* ring --rate: latency once round */
+    long measured;                 /* ring --rate: latencies taken */
 } floor_slot_t;
 
 static volatile sig_atomic_t floor_go_push;
@@ -267,17 +270,82 @@ static void floor_client(const floor_opts_t *o, const int *ports, int proc, int 
 
 /* ------------------------------------------------------------------ ring */
 
+/* Ring member 0 in --rate mode: sends a message (its send time in the
+ * first bytes) at Poisson times, takes back what went round and keeps
+ * the latencies of those sent in the measured part of the run. */
+typedef struct floor_pacer {
+    double next_at, from, to;   /* next send; the measured window */
+    unsigned next_out;
+    unsigned char (*stage)[FLOOR_MSG]; /* per inbound fd: a message being reassembled */
+    int *have;
+    double *lat;
+    long nlat, cap;
+} floor_pacer_t;
+
+static int floor_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void floor_pacer_send(floor_pacer_t *p, const floor_opts_t *o, const int *out, double now)
+{
+    unsigned char msg[FLOOR_MSG] = {0};
+    while (p->next_at <= now) {
+        memcpy(msg, &p->next_at, sizeof p->next_at);
+        if (send(out[p->next_out++ % (unsigned)o->clients], msg, sizeof msg, MSG_NOSIGNAL) < 0)
+            return;
+        p->next_at += -log(1.0 - drand48()) / o->rate;
+    }
+}
+
+/* Reassembles what came back on fd; returns the messages completed. */
+static long floor_pacer_take(floor_pacer_t *p, int fd, const char *buf, size_t len, double now)
+{
+    long done = 0;
+    while (len > 0) {
+        size_t k = FLOOR_MSG - (size_t)p->have[fd];
+        k = k < len ? k : len;
+        memcpy(p->stage[fd] + p->have[fd], buf, k);
+        p->have[fd] += (int)k;
+        buf += k;
+        len -= k;
+        if (p->have[fd] < FLOOR_MSG)
+            break;
+        p->have[fd] = 0;
+        done++;
+        double sent;
+        memcpy(&sent, p->stage[fd], sizeof sent);
+        if (sent >= p->from && sent < p->to && p->nlat < p->cap)
+            p->lat[p->nlat++] = now - sent;
+    }
+    return done;
+}
+
+static void floor_pacer_report(floor_pacer_t *p, floor_slot_t *slot)
+{
+    if (p->nlat == 0)
+        return;
+    qsort(p->lat, (size_t)p->nlat, sizeof *p->lat, floor_cmp_double);
+    slot->p50_ms = p->lat[p->nlat / 2] * 1e3;
+    slot->p99_ms = p->lat[(long)((double)p->nlat * 0.99)] * 1e3;
+    slot->max_ms = p->lat[p->nlat - 1] * 1e3;
+    slot->measured = p->nlat;
+}
+
 /* Passes on whatever arrives on inbound connection j to outbound j;
- * process 0 starts WINDOW messages on each and counts what comes back. */
+ * process 0 starts WINDOW messages on each and counts what comes back
+ * (or, with --rate, sends new ones at that rate and ends those back). */
 static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_port,
                               floor_slot_t *slot)
 {
-    int out[FLOOR_FDS_PER_PROC / 2], nin = 0;
+    int out[FLOOR_FDS_PER_PROC / 2], nin = 0, paced = idx == 0 && o->rate > 0;
     int *peer = calloc(FLOOR_FDS_PER_PROC + 64, sizeof *peer);
     int ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event evs[FLOOR_EVENTS];
     char buf[65536];
     long rest = 0;
+    floor_pacer_t pacer = {0};
     if (!peer)
         floor_die("calloc");
     for (int j = 0; j < o->clients; j++) {
@@ -298,18 +366,39 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
         floor_watch(ep, EPOLL_CTL_ADD, c, EPOLLIN);
     }
     usleep(200000); /* every member has accepted before messages flow */
-    if (idx == 0)
+    double start = floor_now(), until = start + o->duration;
+    if (paced) {
+        pacer = (floor_pacer_t){.next_at = start, .from = start + 1.0, .to = until - 0.5,
+                                .cap = (long)(o->rate * o->duration) + 1000};
+        pacer.stage = calloc(FLOOR_FDS_PER_PROC + 64, sizeof *pacer.stage);
+        pacer.have = calloc(FLOOR_FDS_PER_PROC + 64, sizeof *pacer.have);
+        pacer.lat = calloc((size_t)pacer.cap, sizeof *pacer.lat);
+        if (!pacer.stage || !pacer.have || !pacer.lat)
+            floor_die("calloc");
+        srand48((long)getpid());
+    } else if (idx == 0) {
         for (int j = 0; j < o->clients; j++)
             for (int w = 0; w < o->window; w++)
                 floor_send(out[j], FLOOR_MSG);
-    double until = floor_now() + o->duration;
-    while (floor_now() < until) {
-        int n = epoll_wait(ep, evs, FLOOR_EVENTS, 100);
+    }
+    for (double now = start; now < until; now = floor_now()) {
+        struct timespec wait = {0, 100000000};
+        if (paced) {
+            floor_pacer_send(&pacer, o, out, now);
+            double d = pacer.next_at - floor_now();
+            d = d > 0 ? d : 0;
+            wait = (struct timespec){(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        }
+        int n = epoll_pwait2(ep, evs, FLOOR_EVENTS, &wait, NULL);
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             ssize_t r = read(fd, buf, sizeof buf);
             if (r <= 0)
                 continue;
+            if (paced) { /* back from the round: ends here */
+                slot->laps += floor_pacer_take(&pacer, fd, buf, (size_t)r, floor_now());
+                continue;
+            }
             if (send(peer[fd], buf, (size_t)r, MSG_NOSIGNAL) != r)
                 slot->failed = 1;
             if (idx == 0) {
@@ -319,6 +408,11 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
             }
         }
     }
+    if (paced)
+        floor_pacer_report(&pacer, slot);
+    free(pacer.stage);
+    free(pacer.have);
+    free(pacer.lat);
     free(peer);
 }
 
@@ -458,15 +552,21 @@ static int floor_run_ring(const floor_opts_t *o, floor_slot_t *slots)
     long laps0 = slots[0].laps;
     usleep((useconds_t)((o->duration - 1.5) * 1e6));
     double secs = floor_now() - t0, cpu = floor_cpu(members, o->ring) - cpu0;
-    double hops = (double)(slots[0].laps - laps0) * o->ring;
+    long laps = slots[0].laps - laps0; /* in the same window as the CPU */
+    double hops = (double)laps * o->ring;
     int failed = 0, status;
     for (int i = 0; i < o->ring; i++)
         if (waitpid(members[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
             failed = 1;
-    printf("{\"mode\":\"ring\",\"ring\":%d,\"connections\":%d,\"window\":%d,\"measured_s\":%.2f,"
-           "\"laps\":%ld,\"hops_per_s\":%.0f,\"cpu_s\":%.2f,\"cpu_us_per_hop\":%.2f,\"ok\":%s}\n",
-           o->ring, o->clients, o->window, secs, slots[0].laps, hops / secs, cpu,
-           hops > 0 ? cpu * 1e6 / hops : 0.0, failed ? "false" : "true");
+    printf("{\"mode\":\"ring\",\"ring\":%d,\"connections\":%d,\"window\":%d,\"rate\":%.0f,"
+           "\"measured_s\":%.2f,\"laps\":%ld,\"laps_per_s\":%.0f,\"hops_per_s\":%.0f,\"cpu_s\":%.2f,"
+           "\"cpu_us_per_hop\":%.2f,\"cpu_us_per_lap\":%.2f",
+           o->ring, o->clients, o->window, o->rate, secs, laps, (double)laps / secs, hops / secs, cpu,
+           hops > 0 ? cpu * 1e6 / hops : 0.0, laps > 0 ? cpu * 1e6 / (double)laps : 0.0);
+    if (o->rate > 0)
+        printf(",\"measured\":%ld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f", slots[0].measured,
+               slots[0].p50_ms, slots[0].p99_ms, slots[0].max_ms);
+    printf(",\"ok\":%s}\n", failed || (o->rate > 0 && slots[0].measured == 0) ? "false" : "true");
     return failed;
 }
 
@@ -481,6 +581,8 @@ static const char floor_usage[] =
     "                 ring: messages in flight per connection (default 100 / 1)\n"
     "  --ring N       ring: processes in the ring (default 8)\n"
     "  --duration S   ring: seconds, the first and the last half not measured (default 5)\n"
+    "  --rate R       ring: process 0 sends R new messages/s at Poisson times (not a\n"
+    "                 closed loop) and reports their latency round the ring\n"
     "  --timeout S    storm/push: give up after S seconds per phase (default 120)\n";
 
 static int floor_parse(int argc, char **argv, floor_opts_t *o)
@@ -488,7 +590,8 @@ static int floor_parse(int argc, char **argv, floor_opts_t *o)
     static const struct option longs[] = {
         {"mode", 1, NULL, 'm'},   {"clients", 1, NULL, 'c'}, {"procs", 1, NULL, 'p'},
         {"servers", 1, NULL, 's'}, {"window", 1, NULL, 'w'}, {"ring", 1, NULL, 'r'},
-        {"duration", 1, NULL, 'd'}, {"timeout", 1, NULL, 't'}, {"help", 0, NULL, 'h'},
+        {"duration", 1, NULL, 'd'}, {"timeout", 1, NULL, 't'}, {"rate", 1, NULL, 'R'},
+        {"help", 0, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int ch, window = -1;
     *o = (floor_opts_t){.mode = "", .clients = 1000, .procs = 2, .servers = 2, .ring = 8,
@@ -503,6 +606,7 @@ static int floor_parse(int argc, char **argv, floor_opts_t *o)
         case 'r': o->ring = atoi(optarg); break;
         case 'd': o->duration = atof(optarg); break;
         case 't': o->timeout = atof(optarg); break;
+        case 'R': o->rate = atof(optarg); break;
         default: return -1;
         }
     }
@@ -510,7 +614,8 @@ static int floor_parse(int argc, char **argv, floor_opts_t *o)
     o->window = window >= 0 ? window : ring ? 1 : 100;
     if (optind != argc || (!ring && strcmp(o->mode, "storm") && strcmp(o->mode, "push")))
         return -1;
-    if (o->clients < 1 || o->window < 1 || o->duration < 2 || o->timeout <= 0)
+    if (o->clients < 1 || o->window < 1 || o->duration < 2 || o->timeout <= 0 || o->rate < 0 ||
+        o->rate > 1e6 || (o->rate > 0 && !ring))
         return -1;
     if (ring)
         return o->ring >= 2 && o->ring <= FLOOR_MAX_PROCS && o->clients <= FLOOR_FDS_PER_PROC / 2

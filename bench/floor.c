@@ -290,15 +290,20 @@ static int floor_cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void floor_pacer_send(floor_pacer_t *p, const floor_opts_t *o, const int *out, double now)
+/* The messages due by now; -1 if one could not go out whole (the run
+ * then says so: a part of one would shift every later message). */
+static int floor_pacer_send(floor_pacer_t *p, const floor_opts_t *o, const int *out, double now)
 {
     unsigned char msg[FLOOR_MSG] = {0};
+    int rc = 0;
     while (p->next_at <= now) {
         memcpy(msg, &p->next_at, sizeof p->next_at);
-        if (send(out[p->next_out++ % (unsigned)o->clients], msg, sizeof msg, MSG_NOSIGNAL) < 0)
-            return;
+        if (send(out[p->next_out++ % (unsigned)o->clients], msg, sizeof msg, MSG_NOSIGNAL) !=
+            (ssize_t)sizeof msg)
+            rc = -1;
         p->next_at += -log(1.0 - drand48()) / o->rate;
     }
+    return rc;
 }
 
 /* Reassembles what came back on fd; returns the messages completed. */
@@ -335,28 +340,19 @@ static void floor_pacer_report(floor_pacer_t *p, floor_slot_t *slot)
     slot->measured = p->nlat;
 }
 
-/* Passes on whatever arrives on inbound connection j to outbound j;
- * process 0 starts WINDOW messages on each and counts what comes back
- * (or, with --rate, sends new ones at that rate and ends those back). */
-static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_port,
-                              floor_slot_t *slot)
+/* Connects to the next member and accepts the previous one's: inbound
+ * connection j passes on to outbound j (peer[inbound fd]). */
+static void floor_ring_link(const floor_opts_t *o, int idx, int lfd, int next_port, int *out,
+                            int *peer, int ep)
 {
-    int out[FLOOR_FDS_PER_PROC / 2], nin = 0, paced = idx == 0 && o->rate > 0;
-    int *peer = calloc(FLOOR_FDS_PER_PROC + 64, sizeof *peer);
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event evs[FLOOR_EVENTS];
-    char buf[65536];
-    long rest = 0;
-    floor_pacer_t pacer = {0};
-    if (!peer)
-        floor_die("calloc");
+    int nin = 0;
     for (int j = 0; j < o->clients; j++) {
         out[j] = floor_dial(next_port, idx, (unsigned)j);
         if (out[j] < 0)
             floor_die("connect");
     }
     double give_up = floor_now() + 10; /* a member that died never connects */
-    while (nin < o->clients) { /* the previous member's connections */
+    while (nin < o->clients) {
         int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c < 0 && errno == EAGAIN && floor_now() < give_up) {
             usleep(1000);
@@ -368,6 +364,24 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
         peer[c] = out[nin++];
         floor_watch(ep, EPOLL_CTL_ADD, c, EPOLLIN);
     }
+}
+
+/* Passes on whatever arrives on inbound connection j to outbound j;
+ * process 0 starts WINDOW messages on each and counts what comes back
+ * (or, with --rate, sends new ones at that rate and ends those back). */
+static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_port,
+                              floor_slot_t *slot)
+{
+    int out[FLOOR_FDS_PER_PROC / 2], paced = idx == 0 && o->rate > 0;
+    int *peer = calloc(FLOOR_FDS_PER_PROC + 64, sizeof *peer);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event evs[FLOOR_EVENTS];
+    char buf[65536];
+    long rest = 0;
+    floor_pacer_t pacer = {0};
+    if (!peer)
+        floor_die("calloc");
+    floor_ring_link(o, idx, lfd, next_port, out, peer, ep);
     usleep(200000); /* every member has accepted before messages flow */
     double start = floor_now(), until = start + o->duration;
     if (paced) {
@@ -387,7 +401,8 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
     for (double now = start; now < until; now = floor_now()) {
         struct timespec wait = {0, 100000000};
         if (paced) {
-            floor_pacer_send(&pacer, o, out, now);
+            if (floor_pacer_send(&pacer, o, out, now) != 0)
+                slot->failed = 1;
             double d = pacer.next_at - floor_now();
             d = d > 0 ? d : 0;
             wait = (struct timespec){(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
@@ -396,7 +411,13 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
         for (int i = 0; i < n; i++) {
             int fd = evs[i].data.fd;
             ssize_t r = read(fd, buf, sizeof buf);
-            if (r <= 0)
+            if (r == 0 || (r < 0 && errno != EAGAIN)) {
+                /* a neighbour went away: at the end, as members stop a moment
+                 * apart, or early, which the counts then show */
+                floor_watch(ep, EPOLL_CTL_DEL, fd, 0);
+                continue;
+            }
+            if (r < 0)
                 continue;
             if (paced) { /* back from the round: ends here */
                 slot->laps += floor_pacer_take(&pacer, fd, buf, (size_t)r, floor_now());
@@ -481,6 +502,29 @@ static int floor_wait_clients(const floor_opts_t *o, floor_slot_t *slots, const 
     }
 }
 
+/* The storm's (and push's) JSON line. */
+static void floor_print_storm(const floor_opts_t *o, const floor_slot_t *slots, double secs,
+                              double cpu_storm, double push_secs, double cpu_push, int ok)
+{
+    long held = 0, pushed = 0;
+    for (int i = 0; i < o->procs; i++) {
+        held += slots[i].held;
+        pushed += slots[i].pushed;
+    }
+    printf("{\"mode\":\"%s\",\"clients\":%d,\"procs\":%d,\"servers\":%d,\"window\":%d,"
+           "\"held\":%ld,\"storm_s\":%.3f,\"conns_per_s\":%.0f,\"storm_cpu_s\":%.2f,"
+           "\"cpu_us_per_conn\":%.1f",
+           o->mode, o->clients, o->procs, o->servers, o->window, held, secs,
+           secs > 0 ? (double)held / secs : 0.0, cpu_storm,
+           held > 0 ? cpu_storm * 1e6 / (double)held : 0.0);
+    if (strcmp(o->mode, "push") == 0)
+        printf(",\"pushed\":%ld,\"push_last_s\":%.3f,\"push_per_s\":%.0f,\"push_cpu_s\":%.2f,"
+               "\"cpu_us_per_push\":%.2f",
+               pushed, push_secs, push_secs > 0 ? (double)pushed / push_secs : 0.0, cpu_push,
+               pushed > 0 ? cpu_push * 1e6 / (double)pushed : 0.0);
+    printf(",\"ok\":%s}\n", ok ? "true" : "false");
+}
+
 static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
 {
     pid_t servers[FLOOR_MAX_PROCS], clients[FLOOR_MAX_PROCS];
@@ -515,24 +559,8 @@ static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
     }
     floor_reap(servers, o->servers);
     floor_reap(clients, o->procs);
-    long held = 0, pushed = 0;
-    for (int i = 0; i < o->procs; i++) {
-        held += slots[i].held;
-        pushed += slots[i].pushed;
-    }
-    double secs = held_at - t0;
-    printf("{\"mode\":\"%s\",\"clients\":%d,\"procs\":%d,\"servers\":%d,\"window\":%d,"
-           "\"held\":%ld,\"storm_s\":%.3f,\"conns_per_s\":%.0f,\"storm_cpu_s\":%.2f,"
-           "\"cpu_us_per_conn\":%.1f",
-           o->mode, o->clients, o->procs, o->servers, o->window, held, secs,
-           secs > 0 ? (double)held / secs : 0.0, cpu_storm,
-           held > 0 ? cpu_storm * 1e6 / (double)held : 0.0);
-    if (push)
-        printf(",\"pushed\":%ld,\"push_last_s\":%.3f,\"push_per_s\":%.0f,\"push_cpu_s\":%.2f,"
-               "\"cpu_us_per_push\":%.2f",
-               pushed, last - push_at, last > push_at ? (double)pushed / (last - push_at) : 0.0,
-               cpu_push, pushed > 0 ? cpu_push * 1e6 / (double)pushed : 0.0);
-    printf(",\"ok\":%s}\n", rc == 0 ? "true" : "false");
+    floor_print_storm(o, slots, held_at - t0, cpu_storm, last > push_at ? last - push_at : 0, cpu_push,
+                      rc == 0);
     return rc == 0 ? 0 : 1;
 }
 

@@ -89,6 +89,9 @@ uint64_t bench_result_lost(const bench_result_t *r);
 /* utime + stime (clock ticks) from the text of /proc/PID/stat; the command
  * name may hold spaces and parentheses. 0, or -1 when malformed. */
 int bench_proc_stat_cpu_ticks(const char *stat, uint64_t *ticks);
+/* utime + stime of these running processes in seconds (/proc/PID/stat);
+ * -1 when one cannot be read. */
+double bench_pids_cpu_s(const int *pids, int n);
 /* CPU seconds per million deliveries; -1 when nothing was delivered. */
 double bench_cpu_per_million(double cpu_s, uint64_t delivered);
 

@@ -17,6 +17,8 @@
  * 127.0.K.(2+i). A storm's request or answer is one send() and is taken
  * as arrived on the first read (loopback does not split a few hundred
  * bytes); the ring reassembles what it times. Output: one JSON line. */
+#include "bench/bench.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -442,29 +444,13 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
 
 /* ------------------------------------------------------------------ parent */
 
-/* utime + stime of the running processes, in seconds (fields 14 and 15
- * of /proc/PID/stat, after the command name's closing parenthesis). */
-static double floor_cpu(const pid_t *pids, int n)
+/* CPU seconds of both ends of a storm so far. */
+static double floor_both_cpu(const int *servers, int nservers, const int *clients, int nclients)
 {
-    double ticks = 0, hz = (double)sysconf(_SC_CLK_TCK);
-    for (int i = 0; i < n; i++) {
-        char path[64], line[1024];
-        unsigned long ut = 0, st = 0;
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pids[i]);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        size_t len = fread(line, 1, sizeof line - 1, f);
-        fclose(f);
-        line[len] = '\0';
-        const char *p = strrchr(line, ')');
-        if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
-            ticks += (double)(ut + st);
-    }
-    return ticks / hz;
+    return bench_pids_cpu_s(servers, nservers) + bench_pids_cpu_s(clients, nclients);
 }
 
-static pid_t floor_spawn(void)
+static int floor_spawn(void)
 {
     pid_t p = fork();
     if (p < 0)
@@ -472,7 +458,7 @@ static pid_t floor_spawn(void)
     return p;
 }
 
-static void floor_reap(const pid_t *pids, int n)
+static void floor_reap(const int *pids, int n)
 {
     for (int i = 0; i < n; i++)
         kill(pids[i], SIGKILL);
@@ -527,7 +513,7 @@ static void floor_print_storm(const floor_opts_t *o, const floor_slot_t *slots, 
 
 static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
 {
-    pid_t servers[FLOOR_MAX_PROCS], clients[FLOOR_MAX_PROCS];
+    int servers[FLOOR_MAX_PROCS], clients[FLOOR_MAX_PROCS];
     int ports[FLOOR_MAX_PROCS], lfds[FLOOR_MAX_PROCS], want[FLOOR_MAX_PROCS];
     int push = strcmp(o->mode, "push") == 0, rc;
     for (int i = 0; i < o->servers; i++)
@@ -544,7 +530,7 @@ static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
             floor_client(o, ports, i, want[i], &slots[i]);
     }
     rc = floor_wait_clients(o, slots, want, 0);
-    double cpu_storm = floor_cpu(servers, o->servers) + floor_cpu(clients, o->procs), cpu_push = 0;
+    double cpu_storm = floor_both_cpu(servers, o->servers, clients, o->procs), cpu_push = 0;
     double held_at = t0, push_at = 0, last = 0;
     for (int i = 0; i < o->procs; i++)
         held_at = slots[i].held_at > held_at ? slots[i].held_at : held_at;
@@ -555,18 +541,18 @@ static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
         rc = floor_wait_clients(o, slots, want, 1);
         for (int i = 0; i < o->procs; i++)
             last = slots[i].pushed_at > last ? slots[i].pushed_at : last;
-        cpu_push = floor_cpu(servers, o->servers) + floor_cpu(clients, o->procs) - cpu_storm;
+        cpu_push = floor_both_cpu(servers, o->servers, clients, o->procs) - cpu_storm;
     }
     floor_reap(servers, o->servers);
     floor_reap(clients, o->procs);
-    floor_print_storm(o, slots, held_at - t0, cpu_storm, last > push_at ? last - push_at : 0, cpu_push,
-                      rc == 0);
+    double push_secs = last > push_at ? last - push_at : 0;
+    floor_print_storm(o, slots, held_at - t0, cpu_storm, push_secs, cpu_push, rc == 0);
     return rc == 0 ? 0 : 1;
 }
 
 static int floor_run_ring(const floor_opts_t *o, floor_slot_t *slots)
 {
-    pid_t members[FLOOR_MAX_PROCS];
+    int members[FLOOR_MAX_PROCS];
     int ports[FLOOR_MAX_PROCS], lfds[FLOOR_MAX_PROCS];
     for (int i = 0; i < o->ring; i++)
         lfds[i] = floor_listen(&ports[i]);
@@ -579,10 +565,10 @@ static int floor_run_ring(const floor_opts_t *o, floor_slot_t *slots)
         close(lfds[i]);
     /* measured from 1 s in (set-up done) to 0.5 s before the members stop */
     usleep(1000000);
-    double t0 = floor_now(), cpu0 = floor_cpu(members, o->ring);
+    double t0 = floor_now(), cpu0 = bench_pids_cpu_s(members, o->ring);
     long laps0 = slots[0].laps;
     usleep((useconds_t)((o->duration - 1.5) * 1e6));
-    double secs = floor_now() - t0, cpu = floor_cpu(members, o->ring) - cpu0;
+    double secs = floor_now() - t0, cpu = bench_pids_cpu_s(members, o->ring) - cpu0;
     long laps = slots[0].laps - laps0; /* in the same window as the CPU */
     double hops = (double)laps * o->ring;
     int failed = 0, status;
@@ -590,13 +576,13 @@ static int floor_run_ring(const floor_opts_t *o, floor_slot_t *slots)
         if (waitpid(members[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
             failed = 1;
     printf("{\"mode\":\"ring\",\"ring\":%d,\"connections\":%d,\"window\":%d,\"rate\":%.0f,"
-           "\"measured_s\":%.2f,\"laps\":%ld,\"laps_per_s\":%.0f,\"hops_per_s\":%.0f,\"cpu_s\":%.2f,"
-           "\"cpu_us_per_hop\":%.2f,\"cpu_us_per_lap\":%.2f",
-           o->ring, o->clients, o->window, o->rate, secs, laps, (double)laps / secs, hops / secs, cpu,
-           hops > 0 ? cpu * 1e6 / hops : 0.0, laps > 0 ? cpu * 1e6 / (double)laps : 0.0);
+           "\"measured_s\":%.2f,\"laps\":%ld,\"laps_per_s\":%.0f,\"hops_per_s\":%.0f,"
+           "\"cpu_s\":%.2f,\"cpu_us_per_hop\":%.2f,\"cpu_us_per_lap\":%.2f",
+           o->ring, o->clients, o->window, o->rate, secs, laps, (double)laps / secs, hops / secs,
+           cpu, hops > 0 ? cpu * 1e6 / hops : 0.0, laps > 0 ? cpu * 1e6 / (double)laps : 0.0);
     if (o->rate > 0)
-        printf(",\"measured\":%ld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f", slots[0].measured,
-               slots[0].p50_ms, slots[0].p99_ms, slots[0].max_ms);
+        printf(",\"measured\":%ld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f",
+               slots[0].measured, slots[0].p50_ms, slots[0].p99_ms, slots[0].max_ms);
     printf(",\"ok\":%s}\n", failed || (o->rate > 0 && slots[0].measured == 0) ? "false" : "true");
     return failed;
 }

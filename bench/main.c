@@ -576,24 +576,9 @@ static long rss_total(const cli_t *cl)
 /* utime+stime of every --pid and --cpu-pid in seconds; -1 when one cannot be read. */
 static double cpu_total(const cli_t *cl)
 {
-    long hz = sysconf(_SC_CLK_TCK);
-    uint64_t sum = 0;
-    for (int i = 0; i < cl->npids + cl->ncpu_pids; i++) {
-        int pid = i < cl->npids ? cl->pids[i] : cl->cpu_pids[i - cl->npids];
-        char path[64], text[1024];
-        snprintf(path, sizeof path, "/proc/%d/stat", pid);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            return -1;
-        size_t n = fread(text, 1, sizeof text - 1, f);
-        fclose(f);
-        text[n] = '\0';
-        uint64_t ticks;
-        if (bench_proc_stat_cpu_ticks(text, &ticks) != 0)
-            return -1;
-        sum += ticks;
-    }
-    return hz > 0 ? (double)sum / (double)hz : -1;
+    double a = bench_pids_cpu_s(cl->pids, cl->npids);
+    double b = bench_pids_cpu_s(cl->cpu_pids, cl->ncpu_pids);
+    return a < 0 || b < 0 ? -1 : a + b;
 }
 
 /* ------------------------------------------------------------------ report */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -237,6 +238,27 @@ int bench_proc_stat_cpu_ticks(const char *stat, uint64_t *ticks)
     }
     *ticks = sum;
     return 0;
+}
+
+double bench_pids_cpu_s(const int *pids, int n)
+{
+    long hz = sysconf(_SC_CLK_TCK);
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        char path[64], text[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return -1;
+        size_t len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[len] = '\0';
+        uint64_t ticks;
+        if (bench_proc_stat_cpu_ticks(text, &ticks) != 0)
+            return -1;
+        sum += ticks;
+    }
+    return hz > 0 ? (double)sum / (double)hz : -1;
 }
 
 double bench_cpu_per_million(double cpu_s, uint64_t delivered)

@@ -1,5 +1,5 @@
-/* Tests for core_utf8_valid, clocks and deadlines, core_install_signals, log lines and the
- * number and URL parsers. */
+/* Tests for core_utf8_valid, clocks and deadlines, core_install_signals,
+ * log lines and the number and URL parsers. */
 #include <math.h>
 #include <regex.h>
 #include <getopt.h>

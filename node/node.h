@@ -224,7 +224,8 @@ void node_account_redeliver_pending(node_sess_t *s);
 typedef struct node_job {
     node_t *node;
     node_req_t *req;            /* may be NULL */
-    int rc;                     /* set by work */
+    int rc;                     /* set by work; STORE_ERR if the item was rolled back */
+    core_task_fn done;          /* the submitter's, run once the item's fate is known */
 } node_job_t;
 
 void node_job_submit(node_t *n, node_job_t *job, store_work_fn work, core_task_fn done);

@@ -217,8 +217,10 @@ static void finish_txn(store_t *st, store_item_t *items, size_t seg, size_t end)
     fail_items(items, seg, end);
 }
 
-/* Runs items as one transaction; each item in its own savepoint. Without
- * a transaction (begin failed) each savepoint commits on its own. */
+/* Runs items as one transaction; a failed item is undone alone (its own
+ * savepoint) or with its whole transaction (the backend drops it, and
+ * batch_alive says so). Without a transaction (begin failed) each item
+ * commits on its own. */
 static void run_batch(store_t *st, store_item_t *items, size_t n)
 {
     const store_ops_t *ops = st->ops;

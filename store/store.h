@@ -82,7 +82,8 @@ void store_set_batch_max(store_t *st, size_t n);
 void store_set_linger(store_t *st, unsigned usec);
 /* Only inside a done callback (loop thread): STORE_OK when that item's work
  * is committed; STORE_ERR when it was rolled back, because a store_* call
- * inside it returned STORE_ERR or because the batch failed to commit (the
+ * inside it (on SQLite: inside any item of its transaction) returned
+ * STORE_ERR or because the batch failed to commit (the
  * work's own result fields are set either way: trust them only on OK).
  * On MongoDB a failed item is NOT undone (no transactions). */
 int store_done_status(const store_t *st);

@@ -29,7 +29,9 @@ typedef struct store_ops {
      * backend may lose it on a hard error: then the batch so far is gone). */
     int (*batch_alive)(void *be);
     int (*item_begin)(void *be);
-    /* failed != 0 undoes the item's writes. */
+    /* failed != 0 undoes the item's writes: alone, or by rolling back the
+     * whole transaction (batch_alive then returns 0, and every item in it
+     * fails). */
     int (*item_end)(void *be, int failed);
 
     int (*user_create)(void *be, const char *user, const char *nickname, const char *pwhash,

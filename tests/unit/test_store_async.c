@@ -3,7 +3,8 @@
  * a linger under load gathers lazy items that arrive a little apart (an
  * item someone waits on never waits, and ends a linger), and read
  * items run beside another process's write lock, in submission order;
- * the WAL checkpointer rests between runs, not one per commit. */
+ * an item that fails leaves nothing, and nothing reported stored is
+ * missing; the WAL checkpointer rests between runs, not one per commit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -320,6 +321,80 @@ static void test_reads_and_writes_in_order(void **state)
     assert_int_equal(after.rc, STORE_OK);
 }
 
+/* Two writes, the second refused by a trigger for the user "bad-N": a
+ * store error, not a taken key. */
+static void pair_work(store_t *st, void *arg)
+{
+    item_t *it = arg;
+    char second[24];
+    snprintf(second, sizeof second, "bad-%s", it->user);
+    it->rc = store_user_create(st, it->user, "N", "h", 1);
+    if (it->rc == STORE_OK)
+        it->rc = store_user_create(st, second, "N", "h", 1);
+}
+
+static void status_done(void *arg)
+{
+    item_t *it = arg;
+    it->f->done++;
+    it->rc = store_done_status(it->f->st) == STORE_OK ? it->rc : STORE_ERR;
+}
+
+static int stored(sqlite3 *db, const char *user)
+{
+    sqlite3_stmt *s = NULL;
+    int found;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT 1 FROM users WHERE user = ?1", -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, user, -1, SQLITE_STATIC);
+    found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return found;
+}
+
+/* Items queued behind another process's write lock run as one batch; one
+ * of them fails half-way. Whatever the batch does with its neighbours,
+ * its first write is undone, no item reported stored is missing, none
+ * reported failed left anything, and the next item is stored. */
+static void test_failed_item_leaves_nothing(void **state)
+{
+    fixture_t *f = *state;
+    item_t items[ITEMS], after;
+    sqlite3 *other = NULL;
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s/chat.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other,
+                                  "CREATE TRIGGER refuse_bad BEFORE INSERT ON users"
+                                  " WHEN NEW.user LIKE 'bad-%' BEGIN SELECT RAISE(ABORT, 'refused');"
+                                  " END; BEGIN IMMEDIATE",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (int i = 0; i < ITEMS; i++) {
+        items[i].f = f;
+        snprintf(items[i].user, sizeof(items[i].user), "p%d", i);
+        if (i == ITEMS / 2)
+            store_submit(f->st, pair_work, status_done, &items[i]);
+        else
+            store_submit(f->st, create_work, status_done, &items[i]);
+    }
+    run_for_ms(f, 50);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    run_until_done(f, ITEMS);
+
+    assert_int_equal(items[ITEMS / 2].rc, STORE_ERR);
+    assert_false(stored(other, items[ITEMS / 2].user));
+    for (int i = 0; i < ITEMS; i++)
+        if (stored(other, items[i].user) != (items[i].rc == STORE_OK))
+            fail_msg("%s: reported %d, stored %d", items[i].user, items[i].rc,
+                     stored(other, items[i].user));
+    submit(f, &after, "after", 0);
+    run_until_done(f, ITEMS + 1);
+    assert_true(stored(other, "after0"));
+    sqlite3_close(other);
+}
+
 static void counted(void *arg)
 {
     item_t *it = arg;
@@ -375,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_beside_write_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_in_read_item_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_and_writes_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_item_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_paced, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

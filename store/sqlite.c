@@ -388,10 +388,11 @@ static int sq_batch_alive(void *be)
 }
 
 /* A savepoint per item copies every page the item touches first into a
- * sub-journal (a fifth of a chat's store time at saturation): in a write
- * batch, items run bare and a failed one rolls the transaction back
- * (batch_alive then reports it gone and the store fails every item in it,
- * to be retried). Outside one (autocommit, read batch) each keeps its own. */
+ * sub-journal (a third of a chat's statement time at saturation,
+ * docs/BENCHMARKS.md section 33): in a write batch, items run bare and a
+ * failed one rolls the transaction back (batch_alive then reports it gone
+ * and the store fails every item in it, to be retried). Outside one
+ * (autocommit, read batch) each keeps its own. */
 static int sq_item_begin(void *be)
 {
     return ((sqlite_be_t *)be)->write_batch ? STORE_OK : run_simple(be, S_ITEM_SP);

@@ -444,10 +444,11 @@ static void floor_ring_member(const floor_opts_t *o, int idx, int lfd, int next_
 
 /* ------------------------------------------------------------------ parent */
 
-/* CPU seconds of both ends of a storm so far. */
+/* CPU seconds of both ends of a storm so far; -1 when one cannot be read. */
 static double floor_both_cpu(const int *servers, int nservers, const int *clients, int nclients)
 {
-    return bench_pids_cpu_s(servers, nservers) + bench_pids_cpu_s(clients, nclients);
+    double a = bench_pids_cpu_s(servers, nservers), b = bench_pids_cpu_s(clients, nclients);
+    return a < 0 || b < 0 ? -1 : a + b;
 }
 
 static int floor_spawn(void)
@@ -531,6 +532,8 @@ static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
     }
     rc = floor_wait_clients(o, slots, want, 0);
     double cpu_storm = floor_both_cpu(servers, o->servers, clients, o->procs), cpu_push = 0;
+    if (cpu_storm < 0) /* a figure we cannot read fails the run, not skews it */
+        rc = -1;
     double held_at = t0, push_at = 0, last = 0;
     for (int i = 0; i < o->procs; i++)
         held_at = slots[i].held_at > held_at ? slots[i].held_at : held_at;
@@ -541,7 +544,10 @@ static int floor_run_storm(const floor_opts_t *o, floor_slot_t *slots)
         rc = floor_wait_clients(o, slots, want, 1);
         for (int i = 0; i < o->procs; i++)
             last = slots[i].pushed_at > last ? slots[i].pushed_at : last;
-        cpu_push = floor_both_cpu(servers, o->servers, clients, o->procs) - cpu_storm;
+        double cpu_now = floor_both_cpu(servers, o->servers, clients, o->procs);
+        if (cpu_now < 0)
+            rc = -1;
+        cpu_push = cpu_now - cpu_storm;
     }
     floor_reap(servers, o->servers);
     floor_reap(clients, o->procs);
@@ -568,10 +574,10 @@ static int floor_run_ring(const floor_opts_t *o, floor_slot_t *slots)
     double t0 = floor_now(), cpu0 = bench_pids_cpu_s(members, o->ring);
     long laps0 = slots[0].laps;
     usleep((useconds_t)((o->duration - 1.5) * 1e6));
-    double secs = floor_now() - t0, cpu = bench_pids_cpu_s(members, o->ring) - cpu0;
+    double secs = floor_now() - t0, cpu1 = bench_pids_cpu_s(members, o->ring), cpu = cpu1 - cpu0;
     long laps = slots[0].laps - laps0; /* in the same window as the CPU */
     double hops = (double)laps * o->ring;
-    int failed = 0, status;
+    int failed = cpu0 < 0 || cpu1 < 0, status; /* an unreadable figure fails the run */
     for (int i = 0; i < o->ring; i++)
         if (waitpid(members[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
             failed = 1;

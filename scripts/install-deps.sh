@@ -13,7 +13,7 @@ PACKAGES=(
     build-essential cmake pkg-config git
     libev-dev libhiredis-dev libcjson-dev libwslay-dev libhttp-parser-dev
     libsqlite3-dev libssl-dev libsodium-dev libedit-dev libcmocka-dev
-    libmongoc-dev libbson-dev libzookeeper-mt-dev uthash-dev
+    libmongoc-dev libbson-dev libzookeeper-mt-dev uthash-dev libgoogle-perftools-dev
     redis-server zookeeper default-jre-headless
     python3 tmux clang curl iproute2 chromium openssl
 )

@@ -875,7 +875,27 @@ async def scenario_room_slices(cl):
           f"{int(sliced)} sliced fan-outs")
 
 
-SCENARIOS = {"link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
+ALLOCATOR = {"expected": None}
+
+
+async def scenario_allocator(cl):
+    """Every node runs on the malloc its build names (CMake's CHAT_MALLOC: tcmalloc,
+    or glibc's under a sanitizer), and a tcmalloc node's allocations go through
+    tcmalloc: its own count of live bytes holds the node's tables (~0 if glibc's
+    malloc had stayed in charge)."""
+    for i in range(cl.count):
+        m = metrics(f"{cl.node_url(i)}/metrics")
+        names = [k[len('chat_node_allocator_info{name="'):-2] for k in m
+                 if k.startswith("chat_node_allocator_info{")]
+        assert len(names) == 1 and names[0] in ("tcmalloc", "glibc"), f"node {i}: allocator {names}"
+        want = ALLOCATOR["expected"]
+        assert want is None or names[0] == want, f"node {i} runs on {names[0]}, the build says {want}"
+        live = m["chat_node_heap_live_bytes"]
+        assert names[0] != "tcmalloc" or live > 256 << 10, f"node {i}: tcmalloc holds {live:.0f} B"
+        print(f"node {i}: {names[0]}, {live / 1e6:.1f} MB live")
+
+
+SCENARIOS = {"allocator": scenario_allocator, "link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,
@@ -898,7 +918,10 @@ def main():
     ap.add_argument("--no-conformance", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--store", choices=["sqlite", "mongo"], default="sqlite")
+    ap.add_argument("--allocator", choices=["tcmalloc", "glibc"],
+                    help="the malloc the build links (default: either)")
     args = ap.parse_args()
+    ALLOCATOR["expected"] = args.allocator
     build = os.path.abspath(args.build)
     if not os.access(f"{build}/gateway/chat-gateway", os.X_OK):
         print("chat-gateway is not built: skipping")

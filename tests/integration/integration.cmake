@@ -1,4 +1,9 @@
 # Integration tests over real processes: Redis, chat-node, chat-gateway.
+if(CHAT_MALLOC STREQUAL "tcmalloc")
+  set(CHAT_MALLOC_NAME tcmalloc)
+else()
+  set(CHAT_MALLOC_NAME glibc)
+endif()
 add_test(NAME conformance_single_node
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/conformance.sh ${PROJECT_BINARY_DIR})
 set_tests_properties(conformance_single_node PROPERTIES TIMEOUT 300 LABELS "integration;conformance"
@@ -8,7 +13,8 @@ set_tests_properties(conformance_single_node PROPERTIES TIMEOUT 300 LABELS "inte
 # suite through the gateway, then kill -9 failover of a follower, the
 # leader, and a Redis restart.
 add_test(NAME cluster_failover
-  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_test.py ${PROJECT_BINARY_DIR})
+  COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_test.py ${PROJECT_BINARY_DIR}
+          --allocator ${CHAT_MALLOC_NAME})
 set_tests_properties(cluster_failover PROPERTIES TIMEOUT 600 LABELS "integration;cluster"
   RUN_SERIAL TRUE)
 
@@ -17,7 +23,7 @@ set_tests_properties(cluster_failover PROPERTIES TIMEOUT 600 LABELS "integration
 if(CHAT_MONGO)
   add_test(NAME cluster_failover_mongo
     COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/integration/cluster_test.py ${PROJECT_BINARY_DIR}
-            --store mongo)
+            --store mongo --allocator ${CHAT_MALLOC_NAME})
   set_tests_properties(cluster_failover_mongo PROPERTIES TIMEOUT 600
     LABELS "integration;cluster;mongo" RUN_SERIAL TRUE)
 endif()

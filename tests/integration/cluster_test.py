@@ -895,7 +895,8 @@ async def scenario_allocator(cl):
         print(f"node {i}: {names[0]}, {live / 1e6:.1f} MB live")
 
 
-SCENARIOS = {"allocator": scenario_allocator, "link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
+SCENARIOS = {"allocator": scenario_allocator,
+             "link_auth": scenario_link_auth, "restart_fast": scenario_restart_fast,
              "rsync_skip": scenario_rsync_skip, "push_parked": scenario_push_parked,
              "one_writer": scenario_one_writer, "cache_dead": scenario_cache_dead,
              "follower": scenario_follower, "leader": scenario_leader, "redis": scenario_redis,

@@ -1,6 +1,8 @@
 /* The Prometheus page of a node. */
 #include "node/node.h"
 
+#include <string.h>
+
 #ifdef CHAT_TCMALLOC
 #include <gperftools/malloc_extension_c.h>
 #else
@@ -34,22 +36,23 @@ static void store_metrics(node_t *n, core_buf_t *out)
 }
 
 /* The allocator's own count of live bytes: a leak shows here before RSS moves,
- * and a build whose allocator did not take over malloc shows ~0. */
+ * and a build whose allocator did not take over malloc shows ~0. A
+ * sanitizer's allocator has no such count here: none is given. */
 static void heap_metrics(core_buf_t *out)
 {
+    core_buf_printf(out, "# HELP chat_node_allocator_info The malloc this node runs on.\n"
+                         "# TYPE chat_node_allocator_info gauge\n"
+                         "chat_node_allocator_info{name=\"%s\"} 1\n", CHAT_MALLOC_NAME);
+    if (strcmp(CHAT_MALLOC_NAME, "sanitizer") == 0)
+        return;
 #ifdef CHAT_TCMALLOC
-    const char *name = "tcmalloc";
     size_t live = 0;
     if (!MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &live))
         live = 0;
 #else
-    const char *name = "glibc";
     struct mallinfo2 mi = mallinfo2();
     size_t live = mi.uordblks + mi.hblkhd;
 #endif
-    core_buf_printf(out, "# HELP chat_node_allocator_info The malloc this node runs on.\n"
-                         "# TYPE chat_node_allocator_info gauge\n"
-                         "chat_node_allocator_info{name=\"%s\"} 1\n", name);
     gauge(out, "chat_node_heap_live_bytes", "Bytes the allocator has handed out and not got back.",
           (double)live);
 }

@@ -875,24 +875,26 @@ async def scenario_room_slices(cl):
           f"{int(sliced)} sliced fan-outs")
 
 
+ALLOCATORS = ("tcmalloc", "glibc", "sanitizer")
 ALLOCATOR = {"expected": None}
 
 
 async def scenario_allocator(cl):
     """Every node runs on the malloc its build names (CMake's CHAT_MALLOC: tcmalloc,
-    or glibc's under a sanitizer), and a tcmalloc node's allocations go through
+    glibc's, or a sanitizer's), and a tcmalloc node's allocations go through
     tcmalloc: its own count of live bytes holds the node's tables (~0 if glibc's
     malloc had stayed in charge)."""
     for i in range(cl.count):
         m = metrics(f"{cl.node_url(i)}/metrics")
         names = [k[len('chat_node_allocator_info{name="'):-2] for k in m
                  if k.startswith("chat_node_allocator_info{")]
-        assert len(names) == 1 and names[0] in ("tcmalloc", "glibc"), f"node {i}: allocator {names}"
+        assert len(names) == 1 and names[0] in ALLOCATORS, f"node {i}: allocator {names}"
         want = ALLOCATOR["expected"]
         assert want is None or names[0] == want, f"node {i} runs on {names[0]}, the build says {want}"
-        live = m["chat_node_heap_live_bytes"]
+        live = m.get("chat_node_heap_live_bytes")
+        assert (live is None) == (names[0] == "sanitizer"), f"node {i}: live bytes {live}"
         assert names[0] != "tcmalloc" or live > 256 << 10, f"node {i}: tcmalloc holds {live:.0f} B"
-        print(f"node {i}: {names[0]}, {live / 1e6:.1f} MB live")
+        print(f"node {i}: {names[0]}, {(live or 0) / 1e6:.1f} MB live")
 
 
 SCENARIOS = {"allocator": scenario_allocator,
@@ -919,7 +921,7 @@ def main():
     ap.add_argument("--no-conformance", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--store", choices=["sqlite", "mongo"], default="sqlite")
-    ap.add_argument("--allocator", choices=["tcmalloc", "glibc"],
+    ap.add_argument("--allocator", choices=ALLOCATORS,
                     help="the malloc the build links (default: either)")
     args = ap.parse_args()
     ALLOCATOR["expected"] = args.allocator

@@ -1,9 +1,4 @@
 # Integration tests over real processes: Redis, chat-node, chat-gateway.
-if(CHAT_MALLOC STREQUAL "tcmalloc")
-  set(CHAT_MALLOC_NAME tcmalloc)
-else()
-  set(CHAT_MALLOC_NAME glibc)
-endif()
 add_test(NAME conformance_single_node
   COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/integration/conformance.sh ${PROJECT_BINARY_DIR})
 set_tests_properties(conformance_single_node PROPERTIES TIMEOUT 300 LABELS "integration;conformance"

@@ -152,10 +152,10 @@ static void lookup_work(store_t *st, void *arg)
         j->friends_read = store_friends_list(st, j->user, &j->friends) == STORE_OK;
 }
 
-/* Items that need no ack (no msgid, or friend events) are dropped once read. */
+/* Items that need no ack (friend events) are dropped once read. */
 static int pending_once(const store_pending_t *p)
 {
-    return !p->msgid[0] || strncmp(p->event, "friend_", 7) == 0;
+    return strncmp(p->event, "friend_", 7) == 0;
 }
 
 /* An item already gone (taken by another login in between) is no error. */
@@ -164,7 +164,7 @@ static int pending_drop_once(store_t *st, const char *user, const store_pendings
     int rc = STORE_OK;
     for (size_t i = 0; rc == STORE_OK && i < l->count; i++)
         if (pending_once(&l->items[i]) &&
-            (rc = store_pending_drop(st, user, l->items[i].seq)) == STORE_NOTFOUND)
+            (rc = store_pending_drop(st, user, l->items[i].msgid)) == STORE_NOTFOUND)
             rc = STORE_OK;
     return rc;
 }

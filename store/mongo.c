@@ -878,7 +878,6 @@ static int add_pending(const bson_t *doc, void *ud)
     store_pending_t *p = store__list_push((void **)&c->out->items, &c->out->count, &c->cap,
                                           sizeof(*p));
 
-    p->seq = doc_i64(doc, "seq");
     core_copy_trunc(p->msgid, sizeof(p->msgid), doc_str(doc, "msgid"));
     core_copy_trunc(p->event, sizeof(p->event), doc_str(doc, "event"));
     p->data = core_xstrdup(doc_str(doc, "data"));
@@ -954,15 +953,11 @@ static int mg_pending_ack(void *be, const char *user, const char *const *msgids,
     return ret;
 }
 
-static int mg_pending_drop(void *be, const char *user, int64_t seq)
+static int mg_pending_drop(void *be, const char *user, const char *msgid)
 {
-    char key[PAIR_MAX], num[24];
-    bson_t *filter;
-    int ret;
-
-    snprintf(num, sizeof num, "%" PRId64, seq);
-    filter = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, num)));
-    ret = do_delete(be, C_PENDING, filter, 0);
+    bson_t *filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)), "msgid",
+                              BCON_UTF8(str_or_empty(msgid)));
+    int ret = do_delete(be, C_PENDING, filter, 0);
 
     bson_destroy(filter);
     return ret;

@@ -24,15 +24,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SQLITE_SCHEMA_VERSION 1
+#define SQLITE_SCHEMA_VERSION 2
 #define CKPT_DUE_PAGES 1000     /* the checkpointer's mark (SQLite's autocheckpoint) */
 #define CKPT_GAP_MS 100         /* the checkpointer rests this long after each run */
 #define CKPT_INLINE_PAGES 16000 /* the checkpointer is behind: the writer does it */
 #define SQLITE_BUSY_MS 5000
 
+/* Version 2: one b-tree, a user's items in msgid (send) order; version 1
+ * kept a rowid table, two indexes and an AUTOINCREMENT counter, four
+ * b-trees written per item added and three per item taken. */
+#define PENDING_V2_SQL(name)                                                                   \
+    "CREATE TABLE IF NOT EXISTS " name "(user TEXT NOT NULL, msgid TEXT NOT NULL,"             \
+    " event TEXT NOT NULL, data TEXT NOT NULL, ts INTEGER NOT NULL,"                           \
+    " PRIMARY KEY(user, msgid)) WITHOUT ROWID;"
+
+/* A version 1 file: its pending items move over in one transaction. Builds
+ * before c200491 stored friend events without a msgid: they get "!" and
+ * their seq, which sorts before every real msgid (they are older). Nodes of
+ * the old build must be stopped first (docs/DEPLOY.md). */
+static const char migrate_v1_sql[] =
+    PENDING_V2_SQL("pending_v2")
+    "INSERT INTO pending_v2(user, msgid, event, data, ts)"
+    " SELECT user, CASE msgid WHEN '' THEN printf('!%019d', seq) ELSE msgid END,"
+    " event, data, ts FROM pending ORDER BY seq;"
+    "DROP TABLE pending;"
+    "ALTER TABLE pending_v2 RENAME TO pending;"
+    "UPDATE schema_version SET version = 2;";
+
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);"
-    "INSERT INTO schema_version(version) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
+    "INSERT INTO schema_version(version) SELECT 2 WHERE NOT EXISTS (SELECT 1 FROM schema_version);"
     "CREATE TABLE IF NOT EXISTS users(user TEXT PRIMARY KEY, nickname TEXT NOT NULL,"
     " pwhash TEXT NOT NULL, created INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tokens(hash TEXT PRIMARY KEY, user TEXT NOT NULL,"
@@ -54,11 +75,7 @@ static const char schema_sql[] =
     " sender TEXT NOT NULL, target TEXT NOT NULL, conv TEXT NOT NULL, ts INTEGER NOT NULL,"
     " format TEXT NOT NULL, message TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS messages_conv ON messages(conv, msgid);"
-    "CREATE TABLE IF NOT EXISTS pending(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " user TEXT NOT NULL, msgid TEXT NOT NULL, event TEXT NOT NULL, data TEXT NOT NULL,"
-    " ts INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS pending_user_seq ON pending(user, seq);"
-    "CREATE INDEX IF NOT EXISTS pending_user_msgid ON pending(user, msgid);"
+    PENDING_V2_SQL("pending")
     "CREATE TABLE IF NOT EXISTS cids(user TEXT NOT NULL, cid TEXT NOT NULL,"
     " msgid TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY(user, cid));"
     "CREATE INDEX IF NOT EXISTS cids_ts ON cids(ts);";
@@ -76,7 +93,7 @@ enum stmt_id {
     S_MEMBERS, S_GROUPS_OF, S_GROUPS_ALL,
     S_ROOM_INS, S_ROOM_GET, S_ROOMS,
     S_MSG_INS, S_HIST, S_HIST_BEFORE, S_MSG_GET, S_CONV_LAST,
-    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_MSG_SENDER_C, S_PEND_DROP,
+    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_MSG_SENDER_C,
     S_CID_GET, S_CID_PUT, S_EXPIRE_CIDS, S_EXPIRE_TOKENS,
     S_COUNT
 };
@@ -127,12 +144,11 @@ static const char *const stmt_sql[S_COUNT] = {
     /* one step down the (conv, msgid) index */
     [S_CONV_LAST] = "SELECT msgid FROM messages WHERE conv = ?1 ORDER BY msgid DESC LIMIT 1",
     [S_PEND_INS] = "INSERT INTO pending(user, msgid, event, data, ts) VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_PEND_LIST] = "SELECT seq, msgid, event, data FROM pending WHERE user = ?1"
-                    " ORDER BY seq LIMIT ?2",
+    [S_PEND_LIST] = "SELECT msgid, event, data FROM pending WHERE user = ?1"
+                    " ORDER BY msgid LIMIT ?2",
     [S_PEND_COUNT] = "SELECT count(*) FROM pending WHERE user = ?1",
     [S_PEND_DEL_MSGID] = "DELETE FROM pending WHERE user = ?1 AND msgid = ?2",
     [S_MSG_SENDER_C] = "SELECT sender FROM messages WHERE msgid = ?1 AND kind = 'c'",
-    [S_PEND_DROP] = "DELETE FROM pending WHERE user = ?1 AND seq = ?2",
     [S_CID_GET] = "SELECT msgid FROM cids WHERE user = ?1 AND cid = ?2 AND ts > ?3",
     [S_CID_PUT] = "INSERT OR REPLACE INTO cids(user, cid, msgid, ts) VALUES(?1, ?2, ?3, ?4)",
     [S_EXPIRE_CIDS] = "DELETE FROM cids WHERE ts < ?1",
@@ -345,10 +361,9 @@ static void fill_pending(sqlite3_stmt *s, void *slot)
 {
     store_pending_t *p = slot;
 
-    p->seq = sqlite3_column_int64(s, 0);
-    core_copy_trunc(p->msgid, sizeof(p->msgid), col_text(s, 1));
-    core_copy_trunc(p->event, sizeof(p->event), col_text(s, 2));
-    p->data = core_xstrdup(col_text(s, 3));
+    core_copy_trunc(p->msgid, sizeof(p->msgid), col_text(s, 0));
+    core_copy_trunc(p->event, sizeof(p->event), col_text(s, 1));
+    p->data = core_xstrdup(col_text(s, 2));
 }
 
 /* ------------------------------------------------------------------ batches */
@@ -917,15 +932,9 @@ static int sq_pending_ack(void *be, const char *user, const char *const *msgids,
     return ret;
 }
 
-static int sq_pending_drop(void *be, const char *user, int64_t seq)
+static int sq_pending_drop(void *be, const char *user, const char *msgid)
 {
-    sqlite3_stmt *s = stmt_get(be, S_PEND_DROP);
-
-    if (!s)
-        return STORE_ERR;
-    bind_text(s, 1, user);
-    sqlite3_bind_int64(s, 2, seq);
-    return run_delete(be, s);
+    return pair_stmt(be, S_PEND_DEL_MSGID, user, msgid, run_delete);
 }
 
 /* ------------------------------------------------------------------ cids */
@@ -1044,6 +1053,8 @@ static int ensure_wal(sqlite3 *db, char *err, size_t errlen)
                                                                                   : OPEN_FAIL;
 }
 
+/* The file's schema version, brought up to this build's (inside the
+ * caller's transaction); a newer or unknown one is refused. */
 static int check_version(sqlite3 *db, char *err, size_t errlen)
 {
     sqlite3_stmt *s = NULL;
@@ -1054,11 +1065,13 @@ static int check_version(sqlite3 *db, char *err, size_t errlen)
         sqlite3_step(s) == SQLITE_ROW)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
-    if (version >= 1 && version <= SQLITE_SCHEMA_VERSION)
-        return 0;
+    if (version == 1)
+        return exec_sql(db, migrate_v1_sql, err, errlen);
+    if (version == SQLITE_SCHEMA_VERSION)
+        return OPEN_OK;
     snprintf(err, errlen, "store/sqlite: unsupported schema version %d (this build knows %d)",
              version, SQLITE_SCHEMA_VERSION);
-    return -1;
+    return OPEN_FAIL;
 }
 
 /* Several nodes may share one file: SQLite's default busy handler backs off

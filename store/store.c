@@ -684,6 +684,8 @@ int store_conv_last(store_t *st, const char *conv, char out[STORE_MSGID_MAX])
 int store_pending_add(store_t *st, const char *user, const char *msgid, const char *event,
                       const char *data_json, uint64_t ts)
 {
+    if (!msgid || !msgid[0])
+        return STORE_ERR; /* the item's key: an item without one could never be taken */
     STORE_CALL(st, pending_add, user, msgid, event, data_json, ts);
 }
 
@@ -703,9 +705,9 @@ int store_pending_ack(store_t *st, const char *user, const char *const *msgids, 
     STORE_CALL(st, pending_ack, user, msgids, n, out);
 }
 
-int store_pending_drop(store_t *st, const char *user, int64_t seq)
+int store_pending_drop(store_t *st, const char *user, const char *msgid)
 {
-    STORE_CALL(st, pending_drop, user, seq);
+    STORE_CALL(st, pending_drop, user, msgid);
 }
 
 int store_cid_get(store_t *st, const char *user, const char *cid, uint64_t since_ms,

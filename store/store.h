@@ -178,8 +178,7 @@ void store_conv_group(const char *gid, char out[STORE_CONV_MAX]);
 
 /* A pending delivery: an event to push at the user's next login. */
 typedef struct store_pending {
-    int64_t seq;                 /* insertion order */
-    char msgid[STORE_MSGID_MAX]; /* "" when the item has none */
+    char msgid[STORE_MSGID_MAX]; /* the item's key within the user's */
     char event[24];              /* "chat", "group_chat", "system", "friend_request", ... */
     char *data;                  /* heap: the event's data object as JSON text */
 } store_pending_t;
@@ -256,17 +255,19 @@ int store_conv_last(store_t *st, const char *conv, char out[STORE_MSGID_MAX]);
 
 /* ------------------------------------------------------------------ pending */
 
+/* msgid (unique, non-empty) keys the item within the user's. */
 int store_pending_add(store_t *st, const char *user, const char *msgid, const char *event,
                       const char *data_json, uint64_t ts);
-/* Oldest first, at most limit. */
+/* Oldest first, at most limit (SQLite: in msgid order, which is send order;
+ * MongoDB: in the order added). */
 int store_pending_list(store_t *st, const char *user, size_t limit, store_pendings_t *out);
 int store_pending_count(store_t *st, const char *user, long *count);
 /* Deletes the user's pending items with these msgids; fills out with the
  * sender of each deleted direct ('c') message. */
 int store_pending_ack(store_t *st, const char *user, const char *const *msgids, size_t n,
                       store_ackeds_t *out);
-/* Deletes one item by seq (items without msgid, once delivered). */
-int store_pending_drop(store_t *st, const char *user, int64_t seq);
+/* Deletes one item without a receipt (read-once items, once delivered). */
+int store_pending_drop(store_t *st, const char *user, const char *msgid);
 
 /* ------------------------------------------------------------------ cid dedupe */
 

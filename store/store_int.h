@@ -74,7 +74,7 @@ typedef struct store_ops {
     int (*pending_count)(void *be, const char *user, long *count);
     int (*pending_ack)(void *be, const char *user, const char *const *msgids, size_t n,
                        store_ackeds_t *out);
-    int (*pending_drop)(void *be, const char *user, int64_t seq);
+    int (*pending_drop)(void *be, const char *user, const char *msgid);
 
     int (*cid_get)(void *be, const char *user, const char *cid, uint64_t since_ms,
                    char msgid[STORE_MSGID_MAX]);

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store/store.h"
 
 typedef struct fixture {
@@ -381,8 +383,11 @@ static void test_pending(void **state)
     put_msg(f->st, "p01", 'c', "bob", "carol", "hello");
     put_msg(f->st, "p50", 'g', "alice", "g1", "hi all");
     assert_int_equal(store_pending_add(f->st, "carol", "p01", "chat", "{\"a\":1}", 1), STORE_OK);
-    assert_int_equal(store_pending_add(f->st, "carol", "", "system", "{\"b\":2}", 2), STORE_OK);
+    assert_int_equal(store_pending_add(f->st, "carol", "p30", "system", "{\"b\":2}", 2), STORE_OK);
     assert_int_equal(store_pending_add(f->st, "carol", "p50", "group_chat", "{}", 3), STORE_OK);
+    /* the msgid keys an item: an item without one is refused */
+    assert_int_equal(store_pending_add(f->st, "carol", "", "system", "{}", 4), STORE_ERR);
+    assert_int_equal(store_pending_add(f->st, "carol", NULL, "system", "{}", 4), STORE_ERR);
     assert_int_equal(store_pending_add(f->st, "dave", "p01", "chat", "{}", 4), STORE_OK);
     assert_int_equal(store_pending_count(f->st, "carol", &n), STORE_OK);
     assert_int_equal(n, 3);
@@ -392,9 +397,8 @@ static void test_pending(void **state)
     assert_string_equal(pl.items[0].msgid, "p01");
     assert_string_equal(pl.items[0].event, "chat");
     assert_string_equal(pl.items[0].data, "{\"a\":1}");
-    assert_string_equal(pl.items[1].msgid, "");
-    assert_true(pl.items[0].seq < pl.items[1].seq);
-    int64_t sys_seq = pl.items[1].seq;
+    assert_string_equal(pl.items[1].msgid, "p30");
+    assert_string_equal(pl.items[1].event, "system");
     store_pendings_free(&pl);
 
     /* Ack: the group message is removed without a receipt; m01 once. */
@@ -408,12 +412,121 @@ static void test_pending(void **state)
     assert_int_equal(store_pending_count(f->st, "dave", &n), STORE_OK);
     assert_int_equal(n, 1);
 
-    assert_int_equal(store_pending_drop(f->st, "dave", sys_seq), STORE_NOTFOUND);
-    assert_int_equal(store_pending_drop(f->st, "carol", sys_seq), STORE_OK);
-    assert_int_equal(store_pending_drop(f->st, "carol", sys_seq), STORE_NOTFOUND);
+    assert_int_equal(store_pending_drop(f->st, "dave", "p30"), STORE_NOTFOUND);
+    assert_int_equal(store_pending_drop(f->st, "carol", "p30"), STORE_OK);
+    assert_int_equal(store_pending_drop(f->st, "carol", "p30"), STORE_NOTFOUND);
     assert_int_equal(store_pending_list(f->st, "carol", 10, &pl), STORE_OK);
     assert_int_equal(pl.count, 0);
     store_pendings_free(&pl);
+}
+
+/* A file of schema version 1 (pending: a rowid table, seq AUTOINCREMENT,
+ * two indexes) with the rows older builds wrote. */
+static void write_v1_file(const char *path, const char *rows_sql)
+{
+    static const char v1_sql[] =
+        "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+        "INSERT INTO schema_version(version) VALUES(1);"
+        "CREATE TABLE pending(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " user TEXT NOT NULL, msgid TEXT NOT NULL, event TEXT NOT NULL, data TEXT NOT NULL,"
+        " ts INTEGER NOT NULL);"
+        "CREATE INDEX pending_user_seq ON pending(user, seq);"
+        "CREATE INDEX pending_user_msgid ON pending(user, msgid);";
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v1_sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, rows_sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static int file_version(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int version = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &s, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return version;
+}
+
+/* Opening a version 1 file moves its pending items to version 2 in order;
+ * friend events stored without a msgid (before c200491) keep theirs apart
+ * and come first. A file of its own: the group's store goes on as it was. */
+static void test_migrate_v1(void **state)
+{
+    fixture_t m = {0};
+    store_pendings_t pl;
+    store_ackeds_t al;
+    const char *ack[] = {"m2"};
+    char err[256] = "";
+    long n = -1;
+
+    (void)state;
+    if (on_mongo())
+        return; /* a SQLite file's schema */
+    assert_int_equal(fresh_uri(&m), 0);
+    const char *path = m.uri + strlen("sqlite:");
+    write_v1_file(path, "INSERT INTO pending(user, msgid, event, data, ts) VALUES"
+                        "('carol', '', 'friend_request', '{\"from\":\"bob\"}', 1),"
+                        "('carol', 'm2', 'chat', '{\"m\":2}', 2),"
+                        "('carol', '', 'friend_reply', '{}', 3),"
+                        "('dave', 'm1', 'chat', '{}', 4);");
+    m.st = store_open(m.uri, err, sizeof(err));
+    assert_non_null(m.st);
+    assert_int_equal(file_version(path), 2);
+
+    assert_int_equal(store_pending_list(m.st, "carol", 10, &pl), STORE_OK);
+    assert_int_equal(pl.count, 3);
+    assert_string_equal(pl.items[0].msgid, "!0000000000000000001");
+    assert_string_equal(pl.items[0].event, "friend_request");
+    assert_string_equal(pl.items[0].data, "{\"from\":\"bob\"}");
+    assert_string_equal(pl.items[1].msgid, "!0000000000000000003");
+    assert_string_equal(pl.items[2].msgid, "m2");
+    assert_int_equal(store_pending_drop(m.st, "carol", pl.items[0].msgid), STORE_OK);
+    store_pendings_free(&pl);
+    assert_int_equal(store_pending_ack(m.st, "carol", ack, 1, &al), STORE_OK);
+    store_ackeds_free(&al);
+    assert_int_equal(store_pending_count(m.st, "carol", &n), STORE_OK);
+    assert_int_equal(n, 1);
+    /* new items go to the version 2 table beside the moved ones */
+    assert_int_equal(store_pending_add(m.st, "dave", "m3", "chat", "{}", 5), STORE_OK);
+    reopen(&m);
+    assert_int_equal(store_pending_count(m.st, "dave", &n), STORE_OK);
+    assert_int_equal(n, 2);
+    store_close(m.st);
+    remove_db(&m);
+}
+
+/* A migration that cannot finish leaves the file as it was, and a version
+ * this build does not know is refused. */
+static void test_migrate_refused(void **state)
+{
+    fixture_t m = {0};
+    char err[256] = "";
+
+    (void)state;
+    if (on_mongo())
+        return;
+    assert_int_equal(fresh_uri(&m), 0);
+    const char *path = m.uri + strlen("sqlite:");
+    write_v1_file(path, "INSERT INTO pending(user, msgid, event, data, ts) VALUES"
+                        "('carol', 'm2', 'chat', '{}', 1), ('carol', 'm2', 'chat', '{}', 2);");
+    assert_null(store_open(m.uri, err, sizeof(err)));
+    assert_non_null(strstr(err, "UNIQUE"));
+    assert_int_equal(file_version(path), 1);
+    remove_db(&m);
+
+    assert_int_equal(fresh_uri(&m), 0);
+    write_v1_file(path, "UPDATE schema_version SET version = 3;");
+    err[0] = '\0';
+    assert_null(store_open(m.uri, err, sizeof(err)));
+    assert_non_null(strstr(err, "unsupported schema version 3"));
+    remove_db(&m);
 }
 
 static void test_cids(void **state)
@@ -697,6 +810,8 @@ int main(void)
         cmocka_unit_test(test_rooms),
         cmocka_unit_test(test_messages_history),
         cmocka_unit_test(test_pending),
+        cmocka_unit_test(test_migrate_v1),
+        cmocka_unit_test(test_migrate_refused),
         cmocka_unit_test(test_cids),
         cmocka_unit_test(test_survives_reopen),
         cmocka_unit_test(test_concurrent_open),

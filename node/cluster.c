@@ -1045,7 +1045,8 @@ static void out_up(link_t *l)
     node_cluster_t *cl = l->cl;
     core_copy_trunc(l->peer, sizeof l->peer, node_link_peer(l->t));
     cl->backoff_ms = 0;
-    CORE_INFO("cluster: linked to leader %s (epoch %lld)", l->peer, (long long)cl->epoch);
+    CORE_INFO("cluster: linked to leader %s (epoch %lld, %s)", l->peer, (long long)cl->epoch,
+              proto_cf_aead_name(node_link_aead(l->t)));
     /* the leader may hold this node's share already (a re-link): it answers
      * rwant when it does not, and the share follows */
     cJSON *m = cJSON_CreateObject();
@@ -1068,14 +1069,18 @@ static void in_up(link_t *l)
         link_close(old, "replaced by a new link");
     pending_in_remove(cl, l);
     HASH_ADD_STR(cl->links, peer, l);
-    CORE_INFO("cluster: follower %s linked", l->peer);
+    CORE_INFO("cluster: follower %s linked (%s)", l->peer, proto_cf_aead_name(node_link_aead(l->t)));
     outbox_flush(cl, l);
 }
 
 static void on_link_up(node_link_t *t, void *ud)
 {
-    (void)t;
     link_t *l = ud;
+    node_metrics_t *m = &l->cl->node->metrics;
+    if (node_link_aead(t) == PROTO_CF_AES)
+        m->link_ups_aes_total++;
+    else
+        m->link_ups_chacha_total++;
     if (l->outbound)
         out_up(l);
     else

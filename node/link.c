@@ -1,13 +1,18 @@
 /* The cluster link's transport (node_int.h; docs/CLUSTER.md).
  *
  * Handshake, all frames in the clear:
- *   follower HELLO {node, nonce F}  ->  leader CHALLENGE nonce L
+ *   follower HELLO {node, nonce F, aead?}  ->  leader CHALLENGE nonce L
  *   follower AUTH HMAC(secret, L || "auth:" follower)
- *   leader WELCOME {leader, epoch, mac = HMAC(secret, F || "welcome:" leader ":" epoch)}
- * so each side proves the secret without sending it. Then both derive the
- * link's two keys from the secret, F, L and both ids (proto_cf_keys_derive)
- * and every later frame is a BOX: sealed, numbered per direction. A frame
- * that does not open closes the link with the reason. */
+ *   leader WELCOME {leader, epoch, aead?,
+ *                   mac = HMAC(secret, F || "welcome:" leader ":" epoch [":" aead])}
+ * so each side proves the secret without sending it. A follower whose CPU
+ * runs AES-256-GCM offers aead "aes256gcm"; a leader that runs it too
+ * takes it and says so in WELCOME, under its proof; otherwise neither
+ * names one and the link seals with ChaCha20-Poly1305 (builds before the
+ * offer do just that). Then both derive the link's two keys from the
+ * secret, F, L and both ids (proto_cf_keys_derive) and every later frame is
+ * a BOX: sealed, numbered per direction. A frame that does not open closes
+ * the link with the reason. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +57,7 @@ struct node_link {
     char addr[64];
     unsigned char nonce[PROTO_CF_NONCE];      /* the nonce this side sent */
     unsigned char peer_nonce[PROTO_CF_NONCE]; /* the nonce the other side sent */
+    proto_cf_aead_t aead;                     /* agreed in the handshake */
     proto_cf_keys_t keys;
     char *rx, *tx; /* opened and sealed frames (a reply may be sealed while a frame is read) */
     size_t rx_cap, tx_cap;
@@ -168,17 +174,37 @@ static void send_hello(node_link_t *l)
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "node", l->auth->self);
     cJSON_AddStringToObject(m, "nonce", nonce_hex);
+    if (proto_cf_aes_available())
+        cJSON_AddStringToObject(m, "aead", proto_cf_aead_name(PROTO_CF_AES));
     send_plain_json(l, PROTO_CF_HELLO, m);
     l->state = LINK_OUT_HELLO;
 }
 
-/* The proof a leader gives: HMAC over the follower's nonce and "id:epoch". */
+/* The proof a leader gives: HMAC over the follower's nonce and "id:epoch",
+ * and ":aes256gcm" when it took that AEAD (so nobody else can pick it). */
 static void leader_proof(const char *secret, const unsigned char nonce[PROTO_CF_NONCE],
-                         const char *leader, int64_t epoch, unsigned char mac[PROTO_CF_MAC])
+                         const char *leader, int64_t epoch, proto_cf_aead_t aead,
+                         unsigned char mac[PROTO_CF_MAC])
 {
     char who[128];
-    snprintf(who, sizeof who, "welcome:%s:%lld", leader, (long long)epoch);
+    snprintf(who, sizeof who, "welcome:%s:%lld%s%s", leader, (long long)epoch,
+             aead == PROTO_CF_AES ? ":" : "", aead == PROTO_CF_AES ? proto_cf_aead_name(aead) : "");
     proto_cf_mac(secret, nonce, who, mac);
+}
+
+/* The AEAD a handshake frame names: none is ChaCha20-Poly1305; -1 for a
+ * name this side does not offer. */
+static int named_aead(const cJSON *m, proto_cf_aead_t *out)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "aead");
+    *out = PROTO_CF_CHACHA;
+    if (!a)
+        return 0;
+    if (!cJSON_IsString(a) || strcmp(a->valuestring, proto_cf_aead_name(PROTO_CF_AES)) != 0 ||
+        !proto_cf_aes_available())
+        return -1;
+    *out = PROTO_CF_AES;
+    return 0;
 }
 
 static void become_up(node_link_t *l, int follower)
@@ -186,7 +212,7 @@ static void become_up(node_link_t *l, int follower)
     const char *fid = follower ? l->auth->self : l->peer;
     const char *lid = follower ? l->peer : l->auth->self;
     proto_cf_keys_derive(&l->keys, l->auth->secret, follower ? l->nonce : l->peer_nonce,
-                         follower ? l->peer_nonce : l->nonce, fid, lid, follower);
+                         follower ? l->peer_nonce : l->nonce, fid, lid, follower, l->aead);
     l->state = LINK_UP;
     l->cbs->up(l, l->ud);
 }
@@ -218,9 +244,10 @@ static int out_welcome(node_link_t *l, const proto_cf_frame_t *f)
     unsigned char mac[PROTO_CF_MAC], want[PROTO_CF_MAC];
     int64_t epoch = *l->auth->epoch;
     int ok = leader && cJSON_IsNumber(e) && hex_decode(jstr(m, "mac"), mac, sizeof mac) == 0 &&
-             strcmp(leader, l->auth->leader) == 0 && (int64_t)e->valuedouble == epoch;
+             strcmp(leader, l->auth->leader) == 0 && (int64_t)e->valuedouble == epoch &&
+             named_aead(m, &l->aead) == 0;
     if (ok) {
-        leader_proof(l->auth->secret, l->nonce, leader, epoch, want);
+        leader_proof(l->auth->secret, l->nonce, leader, epoch, l->aead, want);
         ok = sodium_memcmp(mac, want, sizeof mac) == 0;
     }
     cJSON_Delete(m);
@@ -242,6 +269,8 @@ static int in_hello(node_link_t *l, const proto_cf_frame_t *f)
              hex_decode(jstr(m, "nonce"), l->peer_nonce, sizeof l->peer_nonce) == 0;
     if (ok)
         core_copy_trunc(l->peer, sizeof l->peer, id);
+    if (ok && named_aead(m, &l->aead) != 0)
+        l->aead = PROTO_CF_CHACHA; /* an offer this side cannot take: the default */
     cJSON_Delete(m);
     if (!ok)
         return -1;
@@ -264,11 +293,13 @@ static int in_auth(node_link_t *l, const proto_cf_frame_t *f)
     int64_t epoch = *l->auth->epoch;
     unsigned char mac[PROTO_CF_MAC];
     char mac_hex[PROTO_CF_MAC * 2 + 1];
-    leader_proof(l->auth->secret, l->peer_nonce, l->auth->self, epoch, mac);
+    leader_proof(l->auth->secret, l->peer_nonce, l->auth->self, epoch, l->aead, mac);
     sodium_bin2hex(mac_hex, sizeof mac_hex, mac, sizeof mac);
     cJSON *w = cJSON_CreateObject();
     cJSON_AddStringToObject(w, "leader", l->auth->self);
     cJSON_AddNumberToObject(w, "epoch", (double)epoch);
+    if (l->aead == PROTO_CF_AES)
+        cJSON_AddStringToObject(w, "aead", proto_cf_aead_name(l->aead));
     cJSON_AddStringToObject(w, "mac", mac_hex);
     send_plain_json(l, PROTO_CF_WELCOME, w);
     become_up(l, 0);
@@ -441,6 +472,11 @@ void node_link_check(node_link_t *l, uint64_t now)
 int node_link_is_up(const node_link_t *l)
 {
     return l && l->conn && l->state == LINK_UP;
+}
+
+proto_cf_aead_t node_link_aead(const node_link_t *l)
+{
+    return l->keys.aead;
 }
 
 const char *node_link_peer(const node_link_t *l)

@@ -12,6 +12,8 @@
 
 #include <ev.h>
 
+#include "proto/proto.h"
+
 typedef struct node_link node_link_t;
 
 /* What the handshake checks, owned by the caller and read when needed: a
@@ -55,6 +57,8 @@ int node_link_is_up(const node_link_t *l);
 /* The other node's id: from HELLO (leader side) or the leader's (follower
  * side, once up); "" before. */
 const char *node_link_peer(const node_link_t *l);
+/* The AEAD the link's handshake agreed on (once it is up). */
+proto_cf_aead_t node_link_aead(const node_link_t *l);
 const char *node_link_addr(const node_link_t *l); /* "ip:port" */
 
 #endif

@@ -151,10 +151,27 @@ static void link_master(unsigned char master[crypto_kdf_KEYBYTES], const char *s
     sodium_memzero(&st, sizeof st);
 }
 
+_Static_assert(crypto_aead_aes256gcm_NPUBBYTES == crypto_aead_chacha20poly1305_IETF_NPUBBYTES,
+               "one nonce layout for both AEADs");
+_Static_assert(crypto_aead_aes256gcm_ABYTES == PROTO_CF_TAG &&
+                   crypto_aead_chacha20poly1305_IETF_ABYTES == PROTO_CF_TAG,
+               "one tag size for both AEADs");
+
+int proto_cf_aes_available(void)
+{
+    sodium_ready();
+    return crypto_aead_aes256gcm_is_available();
+}
+
+const char *proto_cf_aead_name(proto_cf_aead_t aead)
+{
+    return aead == PROTO_CF_AES ? "aes256gcm" : "chacha20poly1305";
+}
+
 void proto_cf_keys_derive(proto_cf_keys_t *k, const char *secret,
                           const unsigned char follower_nonce[PROTO_CF_NONCE],
                           const unsigned char leader_nonce[PROTO_CF_NONCE], const char *follower_id,
-                          const char *leader_id, int follower)
+                          const char *leader_id, int follower, proto_cf_aead_t aead)
 {
     sodium_ready();
     unsigned char master[crypto_kdf_KEYBYTES];
@@ -166,6 +183,12 @@ void proto_cf_keys_derive(proto_cf_keys_t *k, const char *secret,
                                KDF_CONTEXT, master);
     k->tx_seq = k->rx_seq = 0;
     sodium_memzero(master, sizeof master);
+    k->aead = aead == PROTO_CF_AES && crypto_aead_aes256gcm_is_available() ? PROTO_CF_AES
+                                                                            : PROTO_CF_CHACHA;
+    if (k->aead == PROTO_CF_AES) { /* the key schedule once per link, not per frame */
+        crypto_aead_aes256gcm_beforenm(&k->tx_aes, k->tx);
+        crypto_aead_aes256gcm_beforenm(&k->rx_aes, k->rx);
+    }
 }
 
 void proto_cf_keys_clear(proto_cf_keys_t *k)
@@ -198,8 +221,14 @@ size_t proto_cf_seal(proto_cf_keys_t *k, uint8_t type, const void *payload, size
     unsigned char nonce[crypto_aead_chacha20poly1305_IETF_NPUBBYTES];
     seq_nonce(nonce, k->tx_seq);
     unsigned long long clen = 0;
-    crypto_aead_chacha20poly1305_ietf_encrypt(body, &clen, body, 1 + len, u,
-                                              PROTO_CF_HEADER + PROTO_CF_SEQ, NULL, nonce, k->tx);
+    if (k->aead == PROTO_CF_AES)
+        crypto_aead_aes256gcm_encrypt_afternm(body, &clen, body, 1 + len, u,
+                                              PROTO_CF_HEADER + PROTO_CF_SEQ, NULL, nonce,
+                                              &k->tx_aes);
+    else
+        crypto_aead_chacha20poly1305_ietf_encrypt(body, &clen, body, 1 + len, u,
+                                                  PROTO_CF_HEADER + PROTO_CF_SEQ, NULL, nonce,
+                                                  k->tx);
     k->tx_seq++;
     return total;
 }
@@ -227,9 +256,14 @@ proto_cf_open_rc_t proto_cf_open(proto_cf_keys_t *k, const proto_cf_frame_t *f, 
     seq_nonce(nonce, seq);
     unsigned long long mlen = 0;
     unsigned char *m = (unsigned char *)out;
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(m, &mlen, NULL, p + PROTO_CF_SEQ,
-                                                  f->len - PROTO_CF_SEQ, ad, sizeof ad, nonce,
-                                                  k->rx) != 0)
+    const unsigned char *c = p + PROTO_CF_SEQ;
+    size_t clen = f->len - PROTO_CF_SEQ;
+    int bad = k->aead == PROTO_CF_AES
+                  ? crypto_aead_aes256gcm_decrypt_afternm(m, &mlen, NULL, c, clen, ad, sizeof ad,
+                                                          nonce, &k->rx_aes)
+                  : crypto_aead_chacha20poly1305_ietf_decrypt(m, &mlen, NULL, c, clen, ad,
+                                                              sizeof ad, nonce, k->rx);
+    if (bad != 0)
         return PROTO_CF_OPEN_FORGED;
     if (m[0] != PROTO_CF_PING && m[0] != PROTO_CF_PONG && m[0] != PROTO_CF_MSG)
         return PROTO_CF_OPEN_INNER;

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
 /* ------------------------------------------------------------------ codes */
 
@@ -213,11 +214,13 @@ int proto_cf_mac_ok(const char *secret, const unsigned char nonce[PROTO_CF_NONCE
                     const char *node, const unsigned char *mac, size_t maclen);
 
 /* Sealed frames (after WELCOME every frame is a BOX): payload = 8-byte
- * big-endian sequence number || ChaCha20-Poly1305 of (inner type || inner
- * payload) with the frame header and the sequence number as additional
- * data. Each direction has its own key, derived from the secret and both
- * handshake nonces, and its own sequence from 0: a replayed, reordered,
- * dropped, cut or altered frame fails to open. */
+ * big-endian sequence number || the AEAD of (inner type || inner payload)
+ * with the frame header and the sequence number as additional data. The
+ * AEAD is AES-256-GCM when both ends run it in hardware (the handshake
+ * agrees on it), else ChaCha20-Poly1305; both take a 12-byte nonce and
+ * leave a 16-byte tag. Each direction has its own key, derived from the
+ * secret and both handshake nonces, and its own sequence from 0: a
+ * replayed, reordered, dropped, cut or altered frame fails to open. */
 #define PROTO_CF_KEY 32
 #define PROTO_CF_SEQ 8
 #define PROTO_CF_TAG 16
@@ -225,10 +228,22 @@ int proto_cf_mac_ok(const char *secret, const unsigned char nonce[PROTO_CF_NONCE
 /* the largest inner payload a BOX can carry */
 #define PROTO_CF_BOX_MAX (PROTO_CF_MAX - 1 - PROTO_CF_BOX_OVERHEAD)
 
+typedef enum proto_cf_aead {
+    PROTO_CF_CHACHA = 0, /* ChaCha20-Poly1305 (IETF): every CPU */
+    PROTO_CF_AES = 1,    /* AES-256-GCM: where libsodium has AES-NI and PCLMUL */
+} proto_cf_aead_t;
+
 typedef struct proto_cf_keys {
     unsigned char tx[PROTO_CF_KEY], rx[PROTO_CF_KEY];
     uint64_t tx_seq, rx_seq; /* the next to send, the next expected */
+    proto_cf_aead_t aead;
+    crypto_aead_aes256gcm_state tx_aes, rx_aes; /* the expanded keys (PROTO_CF_AES) */
 } proto_cf_keys_t;
+
+/* 1 when this CPU can seal with AES-256-GCM (libsodium's needs AES-NI). */
+int proto_cf_aes_available(void);
+/* "aes256gcm" / "chacha20poly1305": the handshake's and the metrics' name. */
+const char *proto_cf_aead_name(proto_cf_aead_t aead);
 
 typedef enum proto_cf_open_rc {
     PROTO_CF_OPEN_OK = 0,
@@ -240,11 +255,12 @@ typedef enum proto_cf_open_rc {
     PROTO_CF_OPEN_INNER,     /* verified, but the inner type is not PING, PONG or MSG */
 } proto_cf_open_rc_t;
 
-/* Both sides' keys for one link; follower says which side this is. */
+/* Both sides' keys for one link; follower says which side this is. The
+ * AEAD falls back to ChaCha20-Poly1305 where AES is not available. */
 void proto_cf_keys_derive(proto_cf_keys_t *k, const char *secret,
                           const unsigned char follower_nonce[PROTO_CF_NONCE],
                           const unsigned char leader_nonce[PROTO_CF_NONCE], const char *follower_id,
-                          const char *leader_id, int follower);
+                          const char *leader_id, int follower, proto_cf_aead_t aead);
 /* Wipes k. */
 void proto_cf_keys_clear(proto_cf_keys_t *k);
 /* Writes one BOX frame carrying (type, payload) into out (at least

@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void fuzz_keys(proto_cf_keys_t *follower, proto_cf_keys_t *leader)
 {
     static const unsigned char fn[PROTO_CF_NONCE] = {7}, ln[PROTO_CF_NONCE] = {9};
-    proto_cf_keys_derive(follower, "fuzz-secret-0123", fn, ln, "n1", "n0", 1);
-    proto_cf_keys_derive(leader, "fuzz-secret-0123", fn, ln, "n1", "n0", 0);
+    proto_cf_keys_derive(follower, "fuzz-secret-0123", fn, ln, "n1", "n0", 1, PROTO_CF_CHACHA);
+    proto_cf_keys_derive(leader, "fuzz-secret-0123", fn, ln, "n1", "n0", 0, PROTO_CF_CHACHA);
 }
 
 static void check_sealed(const proto_cf_frame_t *f)

@@ -334,13 +334,22 @@ def closed_by_peer(sock, timeout=5):
         return False
 
 
+SODIUM = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+SODIUM.sodium_init()
+# libsodium's AES-256-GCM runs only on CPUs with AES-NI and PCLMUL
+AES_HERE = SODIUM.crypto_aead_aes256gcm_is_available() == 1
+
+
 class Sealed:
     """The follower's side of a link after WELCOME, written from the spec in
     proto/proto.h (keyed BLAKE2b, libsodium's KDF construction, ChaCha20-
-    Poly1305 through libsodium): a second implementation to check ours."""
-    SODIUM = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+    Poly1305 or AES-256-GCM through libsodium): a second implementation to
+    check ours."""
 
-    def __init__(self, secret, fnonce, lnonce, follower, leader):
+    def __init__(self, secret, fnonce, lnonce, follower, leader, aead=None):
+        name = "aes256gcm" if aead == "aes256gcm" else "chacha20poly1305_ietf"
+        self.encrypt = getattr(SODIUM, f"crypto_aead_{name}_encrypt")
+        self.decrypt = getattr(SODIUM, f"crypto_aead_{name}_decrypt")
         skey = hashlib.blake2b(secret, digest_size=32, key=b"chat-link-v1").digest()
         master = hashlib.blake2b(fnonce + lnonce + follower.encode() + b"\0" + leader.encode() + b"\0",
                                  digest_size=32, key=skey).digest()
@@ -363,8 +372,7 @@ class Sealed:
         seq = self.tx_seq if seq is None else seq
         self.tx_seq = max(self.tx_seq, seq + 1)
         head = struct.pack(">IB", 4 + 8 + 1 + len(payload) + 16 + 1 - 4, 17) + struct.pack(">Q", seq)
-        c = self._aead(self.SODIUM.crypto_aead_chacha20poly1305_ietf_encrypt, self.tx, seq,
-                       bytes([inner_type]) + payload, head, False)
+        c = self._aead(self.encrypt, self.tx, seq, bytes([inner_type]) + payload, head, False)
         return head + c
 
     def open(self, f):
@@ -372,27 +380,32 @@ class Sealed:
         seq = struct.unpack(">Q", f[1][:8])[0]
         assert seq == self.rx_seq, (seq, self.rx_seq)
         head = struct.pack(">IB", len(f[1]) + 1, 17) + f[1][:8]
-        m = self._aead(self.SODIUM.crypto_aead_chacha20poly1305_ietf_decrypt, self.rx, seq,
-                       f[1][8:], head, True)
+        m = self._aead(self.decrypt, self.rx, seq, f[1][8:], head, True)
         assert m is not None, "a frame from the leader did not open"
         self.rx_seq += 1
         return m[0], m[1:]
 
 
-def link_probe(cl, port, secret, name):
-    """A follower's handshake by hand; returns the socket and its sealed side."""
+def link_probe(cl, port, secret, name, offer=None):
+    """A follower's handshake by hand, offering the AEAD offer (None: none,
+    as builds before the offer); returns the socket and its sealed side."""
     nonce = os.urandom(32)
     s = socket.create_connection(("127.0.0.1", port), 2)
-    s.sendall(frame(1, json.dumps({"node": name, "nonce": nonce.hex()}).encode()))
+    hello = {"node": name, "nonce": nonce.hex()}
+    if offer:
+        hello["aead"] = offer
+    s.sendall(frame(1, json.dumps(hello).encode()))
     t, challenge = read_frame(s)
     s.sendall(frame(3, hmac.new(secret, challenge + f"auth:{name}".encode(), hashlib.sha256).digest()))
     t, body = read_frame(s)
     w = json.loads(body)
     assert t == 4, t
-    want = hmac.new(secret, nonce + f"welcome:{w['leader']}:{w['epoch']}".encode(),
-                    hashlib.sha256).hexdigest()
+    aead = w.get("aead")
+    assert aead == ("aes256gcm" if offer == "aes256gcm" and AES_HERE else None), (offer, w)
+    proof = f"welcome:{w['leader']}:{w['epoch']}" + (f":{aead}" if aead else "")
+    want = hmac.new(secret, nonce + proof.encode(), hashlib.sha256).hexdigest()
     assert w["mac"] == want, "leader proof does not verify"
-    return s, Sealed(secret, nonce, challenge, name, w["leader"])
+    return s, Sealed(secret, nonce, challenge, name, w["leader"], aead)
 
 
 def leader_log_says(cl, leader, *texts, timeout=5):
@@ -482,6 +495,22 @@ async def scenario_link_auth(cl):
         s.close()
         assert leader_log_says(cl, leader, f"link from {name}: ", reasons[case]), f"no reason logged ({case})"
     assert cl.leader() == leader, "the leader changed after refused frames"
+    # the AEAD: a follower that offers AES-256-GCM gets it where this CPU
+    # runs it (the leader's proof covers the choice); an offer the leader
+    # does not know, or none, seals with ChaCha20-Poly1305; the real
+    # followers linked with AES here
+    ups0 = metrics(f"{cl.node_url(leader)}/metrics")
+    for offer in ("aes256gcm", "rot13", None):
+        s, box = link_probe(cl, port, secret, f"probe-{offer}", offer)
+        assert probe_until_pong(s, box) == [], f"unexpected messages on a probe ({offer})"
+        s.close()
+    ups = metrics(f"{cl.node_url(leader)}/metrics")
+    aes_key, chacha_key = ('chat_node_link_ups_total{aead="aes256gcm"}',
+                           'chat_node_link_ups_total{aead="chacha20poly1305"}')
+    assert ups[aes_key] - ups0[aes_key] == (1 if AES_HERE else 0), (ups0, ups)
+    assert ups[chacha_key] - ups0[chacha_key] == (2 if AES_HERE else 3), (ups0, ups)
+    if AES_HERE:
+        assert ups0[aes_key] >= cl.count - 1, f"the followers did not link with AES: {ups0}"
     # a follower refuses links: only the leader accepts
     other = next(i for i in range(cl.count) if i != leader)
     s = socket.create_connection(("127.0.0.1", cl.cluster_ports[other]), 2)
@@ -497,7 +526,9 @@ async def scenario_link_auth(cl):
         s.close()
     print("link auth: HTTP, wrong secret, follower links and oversized frames refused; the leader's "
           "proof verifies; sealed calls answered (malformed 400); replayed, altered, reordered, cut, "
-          "short and unsealed frames close the link with the reason logged")
+          "short and unsealed frames close the link with the reason logged; links seal with "
+          f"{'AES-256-GCM when offered' if AES_HERE else 'ChaCha20-Poly1305 (no AES here)'}, "
+          "else ChaCha20-Poly1305")
 
 
 def cluster_msg(body):

@@ -329,13 +329,33 @@ typedef struct pair {
     proto_cf_keys_t follower, leader;
 } pair_t;
 
+/* The AEAD the sealed-frame cases run with (each runs once per AEAD). */
+static proto_cf_aead_t test_aead = PROTO_CF_CHACHA;
+
+static int with_chacha(void **state)
+{
+    (void)state;
+    test_aead = PROTO_CF_CHACHA;
+    return 0;
+}
+
+static int with_aes(void **state)
+{
+    (void)state;
+    test_aead = PROTO_CF_AES;
+    return 0;
+}
+
 static void pair_init(pair_t *p, const char *secret)
 {
     unsigned char fn[PROTO_CF_NONCE], ln[PROTO_CF_NONCE];
     for (int i = 0; i < PROTO_CF_NONCE; i++)
         fn[i] = (unsigned char)i, ln[i] = (unsigned char)(200 - i);
-    proto_cf_keys_derive(&p->follower, secret, fn, ln, "n1", "n0", 1);
-    proto_cf_keys_derive(&p->leader, secret, fn, ln, "n1", "n0", 0);
+    proto_cf_keys_derive(&p->follower, secret, fn, ln, "n1", "n0", 1, test_aead);
+    proto_cf_keys_derive(&p->leader, secret, fn, ln, "n1", "n0", 0, test_aead);
+    if (test_aead == PROTO_CF_AES && !proto_cf_aes_available())
+        skip(); /* no AES-NI here: the ChaCha20-Poly1305 runs cover the path */
+    assert_int_equal(p->follower.aead, test_aead);
 }
 
 /* Seals (type, text) with from and opens the result with to. */
@@ -390,7 +410,7 @@ static void test_seal_other_keys(void **state)
     proto_cf_keys_t f, l;
     char got[256];
     size_t len;
-    proto_cf_keys_derive(&f, "secret", fn, ln, "n1", "n0", 1);
+    proto_cf_keys_derive(&f, "secret", fn, ln, "n1", "n0", 1, test_aead);
     const struct { const char *secret, *fid, *lid; int fn_flip, ln_flip; } other[] = {
         {"secreT", "n1", "n0", 0, 0}, {"secret", "n2", "n0", 0, 0}, {"secret", "n1", "n3", 0, 0},
         {"secret", "n", "1n0", 0, 0}, {"secret", "n1", "n0", 1, 0}, {"secret", "n1", "n0", 0, 1},
@@ -399,7 +419,8 @@ static void test_seal_other_keys(void **state)
         unsigned char fn2[PROTO_CF_NONCE], ln2[PROTO_CF_NONCE];
         memcpy(fn2, fn, sizeof fn2), memcpy(ln2, ln, sizeof ln2);
         fn2[5] ^= (unsigned char)other[i].fn_flip, ln2[9] ^= (unsigned char)other[i].ln_flip;
-        proto_cf_keys_derive(&l, other[i].secret, fn2, ln2, other[i].fid, other[i].lid, 0);
+        proto_cf_keys_derive(&l, other[i].secret, fn2, ln2, other[i].fid, other[i].lid, 0,
+                             test_aead);
         f.tx_seq = 0;
         if (pass(&f, &l, PROTO_CF_MSG, "hello", got, &len) != PROTO_CF_OPEN_FORGED)
             fail_msg("case %zu opened with another link's key", i);
@@ -407,6 +428,28 @@ static void test_seal_other_keys(void **state)
     proto_cf_keys_clear(&f);
     static const unsigned char zero[sizeof f] = {0};
     assert_memory_equal(&f, zero, sizeof f);
+}
+
+/* The same keys under the other AEAD open nothing: the two ends must agree
+ * (the handshake does), and AES is not ChaCha20-Poly1305 in disguise. */
+static void test_seal_aead_mismatch(void **state)
+{
+    (void)state;
+    unsigned char fn[PROTO_CF_NONCE] = {1}, ln[PROTO_CF_NONCE] = {2};
+    proto_cf_keys_t f, l;
+    char got[256];
+    size_t len;
+    if (!proto_cf_aes_available())
+        skip();
+    proto_cf_keys_derive(&f, "secret", fn, ln, "n1", "n0", 1, PROTO_CF_AES);
+    proto_cf_keys_derive(&l, "secret", fn, ln, "n1", "n0", 0, PROTO_CF_CHACHA);
+    assert_int_equal(pass(&f, &l, PROTO_CF_MSG, "hello", got, &len), PROTO_CF_OPEN_FORGED);
+    proto_cf_keys_derive(&f, "secret", fn, ln, "n1", "n0", 1, PROTO_CF_CHACHA);
+    proto_cf_keys_derive(&l, "secret", fn, ln, "n1", "n0", 0, PROTO_CF_AES);
+    assert_int_equal(pass(&f, &l, PROTO_CF_MSG, "hello", got, &len), PROTO_CF_OPEN_FORGED);
+    proto_cf_keys_derive(&l, "secret", fn, ln, "n1", "n0", 0, PROTO_CF_CHACHA);
+    f.tx_seq = 0;
+    assert_int_equal(pass(&f, &l, PROTO_CF_MSG, "hello", got, &len), PROTO_CF_OPEN_OK);
 }
 
 static void test_seal_replay_reorder_cut(void **state)
@@ -604,11 +647,17 @@ int main(void)
         cmocka_unit_test(test_mac_rfc4231),
         cmocka_unit_test(test_mac_matches_openssl),
         cmocka_unit_test(test_mac_rejects),
-        cmocka_unit_test(test_seal_round_trip),
-        cmocka_unit_test(test_seal_other_keys),
-        cmocka_unit_test(test_seal_replay_reorder_cut),
-        cmocka_unit_test(test_seal_any_flip),
-        cmocka_unit_test(test_seal_limits),
+        cmocka_unit_test_setup(test_seal_round_trip, with_chacha),
+        cmocka_unit_test_setup(test_seal_other_keys, with_chacha),
+        cmocka_unit_test_setup(test_seal_replay_reorder_cut, with_chacha),
+        cmocka_unit_test_setup(test_seal_any_flip, with_chacha),
+        cmocka_unit_test_setup(test_seal_limits, with_chacha),
+        cmocka_unit_test_setup(test_seal_round_trip, with_aes),
+        cmocka_unit_test_setup(test_seal_other_keys, with_aes),
+        cmocka_unit_test_setup(test_seal_replay_reorder_cut, with_aes),
+        cmocka_unit_test_setup(test_seal_any_flip, with_aes),
+        cmocka_unit_test_setup(test_seal_limits, with_aes),
+        cmocka_unit_test(test_seal_aead_mismatch),
         cmocka_unit_test(test_cm_round_trip),
         cmocka_unit_test(test_cm_parse_edges),
     };

@@ -192,8 +192,8 @@ static void leader_proof(const char *secret, const unsigned char nonce[PROTO_CF_
     proto_cf_mac(secret, nonce, who, mac);
 }
 
-/* The AEAD a handshake frame names: none is ChaCha20-Poly1305; -1 for a
- * name this side does not offer. */
+/* The AEAD a handshake frame names: none is ChaCha20-Poly1305; -1 (and
+ * ChaCha20-Poly1305 in out) for a name this side cannot take. */
 static int named_aead(const cJSON *m, proto_cf_aead_t *out)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "aead");
@@ -269,8 +269,8 @@ static int in_hello(node_link_t *l, const proto_cf_frame_t *f)
              hex_decode(jstr(m, "nonce"), l->peer_nonce, sizeof l->peer_nonce) == 0;
     if (ok)
         core_copy_trunc(l->peer, sizeof l->peer, id);
-    if (ok && named_aead(m, &l->aead) != 0)
-        l->aead = PROTO_CF_CHACHA; /* an offer this side cannot take: the default */
+    if (ok)
+        named_aead(m, &l->aead); /* an offer this side cannot take leaves ChaCha20-Poly1305 */
     cJSON_Delete(m);
     if (!ok)
         return -1;

@@ -82,13 +82,13 @@ void node_metrics_render(node_t *n, core_buf_t *out)
     counter(out, "chat_node_messages_total", "chat, group_chat and room_chat accepted.", m->messages_total);
     counter(out, "chat_node_deliveries_total", "Event frames queued to local sessions.", m->deliveries_total);
     counter(out, "chat_node_logins_total", "Successful logins.", m->logins_total);
+    counter(out, "chat_node_login_failures_total", "Refused logins.", m->login_failures_total);
     core_buf_printf(out, "# HELP chat_node_link_ups_total Cluster links that came up, by the AEAD"
                          " that seals them.\n# TYPE chat_node_link_ups_total counter\n"
                          "chat_node_link_ups_total{aead=\"aes256gcm\"} %llu\n"
                          "chat_node_link_ups_total{aead=\"chacha20poly1305\"} %llu\n",
             (unsigned long long)m->link_ups_aes_total,
             (unsigned long long)m->link_ups_chacha_total);
-    counter(out, "chat_node_login_failures_total", "Refused logins.", m->login_failures_total);
     counter(out, "chat_node_store_handed_total", "chat and ack writes handed to the leader.",
             m->store_handed_total);
     counter(out, "chat_node_store_served_total", "chat and ack writes committed for a follower.",

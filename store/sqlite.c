@@ -1053,6 +1053,19 @@ static int ensure_wal(sqlite3 *db, char *err, size_t errlen)
                                                                                   : OPEN_FAIL;
 }
 
+/* Moves a version 1 file's pending rows; a failure says what was being
+ * done, since the caller's rollback leaves the file at version 1. */
+static int migrate_v1(sqlite3 *db, char *err, size_t errlen)
+{
+    int rc = exec_sql(db, migrate_v1_sql, err, errlen);
+    if (rc != OPEN_OK) {
+        char why[256];
+        core_copy_trunc(why, sizeof why, err);
+        snprintf(err, errlen, "%s (moving pending rows to schema 2; the file stays at 1)", why);
+    }
+    return rc;
+}
+
 /* The file's schema version, brought up to this build's (inside the
  * caller's transaction); a newer or unknown one is refused. */
 static int check_version(sqlite3 *db, char *err, size_t errlen)
@@ -1066,7 +1079,7 @@ static int check_version(sqlite3 *db, char *err, size_t errlen)
         version = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     if (version == 1)
-        return exec_sql(db, migrate_v1_sql, err, errlen);
+        return migrate_v1(db, err, errlen);
     if (version == SQLITE_SCHEMA_VERSION)
         return OPEN_OK;
     snprintf(err, errlen, "store/sqlite: unsupported schema version %d (this build knows %d)",

@@ -518,6 +518,7 @@ static void test_migrate_refused(void **state)
                         "('carol', 'm2', 'chat', '{}', 1), ('carol', 'm2', 'chat', '{}', 2);");
     assert_null(store_open(m.uri, err, sizeof(err)));
     assert_non_null(strstr(err, "UNIQUE"));
+    assert_non_null(strstr(err, "the file stays at 1"));
     assert_int_equal(file_version(path), 1);
     remove_db(&m);
 

@@ -68,6 +68,7 @@ typedef struct core_strtab {
 } core_strtab_t;
 void core_strtab_init(core_strtab_t *t, size_t key_off);
 void core_strtab_free(core_strtab_t *t); /* the slots, not the items */
+void core_strtab_free_all(core_strtab_t *t); /* the slots and the items (malloc'd) */
 void *core_strtab_find(const core_strtab_t *t, const char *key);
 void core_strtab_add(core_strtab_t *t, void *item);          /* its key is not in t */
 void core_strtab_remove(core_strtab_t *t, const void *item); /* it is in t */

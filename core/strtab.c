@@ -50,6 +50,13 @@ void core_strtab_free(core_strtab_t *t)
     core_strtab_init(t, t->key_off);
 }
 
+void core_strtab_free_all(core_strtab_t *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->slots[i]);
+    core_strtab_free(t);
+}
+
 void *core_strtab_find(const core_strtab_t *t, const char *key)
 {
     return t->cap ? t->slots[slot_of(t, key)] : NULL;

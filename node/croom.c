@@ -47,9 +47,7 @@ static croom_room_t *room_find(const node_croom_t *t, const char *room)
 static void room_free(node_croom_t *t, croom_room_t *r)
 {
     croom_node_t *nd, *nt;
-    for (size_t i = 0; i < r->users.cap; i++)
-        free(r->users.slots[i]);
-    core_strtab_free(&r->users);
+    core_strtab_free_all(&r->users);
     HASH_ITER(hh, r->nodes, nd, nt) {
         HASH_DEL(r->nodes, nd);
         free(nd);

@@ -33,8 +33,7 @@ static void chat_job_free(chat_job_t *j)
 
 static int chat_store(store_t *st, chat_job_t *j)
 {
-    store_user_t to;
-    int rc = store_user_get(st, j->to, &to);
+    int rc = store_user_exists(st, j->to);
     if (rc != STORE_OK)
         return rc;
     if (j->cid[0]) {
@@ -376,8 +375,7 @@ static void history_work(store_t *st, void *arg)
     history_job_t *j = arg;
     char conv[STORE_CONV_MAX];
     if (j->with[0]) {
-        store_user_t u;
-        if ((j->job.rc = store_user_get(st, j->with, &u)) != STORE_OK)
+        if ((j->job.rc = store_user_exists(st, j->with)) != STORE_OK)
             return;
         store_conv_direct(j->user, j->with, conv);
     } else {

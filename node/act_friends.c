@@ -48,8 +48,7 @@ typedef struct freq_job {
 static void freq_work(store_t *st, void *arg)
 {
     freq_job_t *j = arg;
-    store_user_t u;
-    if ((j->job.rc = store_user_get(st, j->to, &u)) != STORE_OK)
+    if ((j->job.rc = store_user_exists(st, j->to)) != STORE_OK)
         return;
     j->job.rc = store_friends_check(st, j->from, j->to);
     if (j->job.rc == STORE_OK) {

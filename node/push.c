@@ -21,8 +21,7 @@ typedef struct push_job {
 static void push_work(store_t *st, void *arg)
 {
     push_job_t *j = arg;
-    store_user_t u;
-    if ((j->job.rc = store_user_get(st, j->user, &u)) == STORE_OK)
+    if ((j->job.rc = store_user_exists(st, j->user)) == STORE_OK)
         j->job.rc = store_pending_add(st, j->user, j->msgid, "system", j->data, core_now_ms());
 }
 

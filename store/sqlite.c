@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 #define CKPT_GAP_MS 100         /* the checkpointer rests this long after each run */
 #define CKPT_INLINE_PAGES 16000 /* the checkpointer is behind: the writer does it */
 #define SQLITE_BUSY_MS 5000
+#define CONVS_MAX 16384         /* convs whose newest msgid the writer remembers */
 
 /* Version 2: one b-tree, a user's items in msgid (send) order; version 1
  * kept a rowid table, two indexes and an AUTOINCREMENT counter, four
@@ -93,7 +95,7 @@ enum stmt_id {
     S_MEMBERS, S_GROUPS_OF, S_GROUPS_ALL,
     S_ROOM_INS, S_ROOM_GET, S_ROOMS,
     S_MSG_INS, S_HIST, S_HIST_BEFORE, S_MSG_GET, S_CONV_LAST,
-    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_MSG_SENDER_C,
+    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_PEND_ACK, S_DATA_VERSION,
     S_CID_GET, S_CID_PUT, S_EXPIRE_CIDS, S_EXPIRE_TOKENS,
     S_COUNT
 };
@@ -148,7 +150,11 @@ static const char *const stmt_sql[S_COUNT] = {
                     " ORDER BY msgid LIMIT ?2",
     [S_PEND_COUNT] = "SELECT count(*) FROM pending WHERE user = ?1",
     [S_PEND_DEL_MSGID] = "DELETE FROM pending WHERE user = ?1 AND msgid = ?2",
-    [S_MSG_SENDER_C] = "SELECT sender FROM messages WHERE msgid = ?1 AND kind = 'c'",
+    /* a direct message's item holds its sender: no look-up in messages */
+    [S_PEND_ACK] = "DELETE FROM pending WHERE user = ?1 AND msgid = ?2"
+                   " RETURNING CASE WHEN event = 'chat' AND json_valid(data)"
+                   " THEN json_extract(data, '$.from') END",
+    [S_DATA_VERSION] = "PRAGMA data_version",
     [S_CID_GET] = "SELECT msgid FROM cids WHERE user = ?1 AND cid = ?2 AND ts > ?3",
     [S_CID_PUT] = "INSERT OR REPLACE INTO cids(user, cid, msgid, ts) VALUES(?1, ?2, ?3, ?4)",
     [S_EXPIRE_CIDS] = "DELETE FROM cids WHERE ts < ?1",
@@ -173,7 +179,18 @@ typedef struct sqlite_be {
     int read_batch; /* in a read batch: no write lock held, writes refused */
     int write_batch; /* in a write batch: its items share one fate, no savepoints */
     sqlite_ckpt_t ckpt;
+    /* conv -> its newest msgid, as this writer read or wrote it: true while
+     * it holds the write lock and no other connection has committed since
+     * (data_version). One rolled back is only too new: the next msgid is
+     * still above every stored one, which is all conv_last is for. */
+    core_strtab_t convs;
+    int64_t data_version;
 } sqlite_be_t;
+
+typedef struct conv_last {
+    char msgid[STORE_MSGID_MAX]; /* "": the conv has no message */
+    char conv[STORE_CONV_MAX];
+} conv_last_t;
 
 /* ------------------------------------------------------------------ statement helpers */
 
@@ -368,6 +385,34 @@ static void fill_pending(sqlite3_stmt *s, void *slot)
 
 /* ------------------------------------------------------------------ batches */
 
+/* Forgets the convs if another connection committed since the last look
+ * (or the look fails). Our own commits do not move data_version. */
+static void convs_check(sqlite_be_t *be)
+{
+    sqlite3_stmt *s = stmt_get(be, S_DATA_VERSION);
+    int64_t v = -1;
+
+    if (s && run_first(be, s) == STORE_OK) {
+        v = sqlite3_column_int64(s, 0);
+        stmt_done(s);
+    }
+    if (v < 0 || v != be->data_version)
+        core_strtab_free_all(&be->convs);
+    be->data_version = v;
+}
+
+static void convs_remember(sqlite_be_t *be, const char *conv, const char *msgid)
+{
+    conv_last_t *c;
+
+    if (strlen(conv) >= sizeof(c->conv))
+        return;
+    c = core_xcalloc(1, sizeof(*c));
+    core_copy_trunc(c->conv, sizeof(c->conv), conv);
+    core_copy_trunc(c->msgid, sizeof(c->msgid), msgid);
+    store__memo_add(&be->convs, c, CONVS_MAX);
+}
+
 /* A write batch takes the write lock up front (IMMEDIATE: it waits in the
  * busy handler, never fails half-way); a read batch only a snapshot. */
 static int sq_batch_begin(void *be, int readonly)
@@ -377,6 +422,8 @@ static int sq_batch_begin(void *be, int readonly)
 
     b->read_batch = readonly && rc == STORE_OK;
     b->write_batch = !readonly && rc == STORE_OK;
+    if (b->write_batch)
+        convs_check(b);
     return rc;
 }
 
@@ -742,6 +789,7 @@ static int sq_rooms_list(void *be, store_rooms_t *out)
 
 static int sq_msg_put(void *be, const store_msg_t *m, const char *conv)
 {
+    sqlite_be_t *b = be;
     sqlite3_stmt *s = stmt_get(be, S_MSG_INS);
     char kind[2] = {m->kind, '\0'};
 
@@ -755,7 +803,11 @@ static int sq_msg_put(void *be, const store_msg_t *m, const char *conv)
     bind_u64(s, 6, m->ts);
     bind_text(s, 7, m->format);
     bind_text(s, 8, m->message);
-    return run_write(be, s);
+    int ret = run_write(be, s);
+    conv_last_t *c = ret == STORE_OK && b->write_batch ? core_strtab_find(&b->convs, conv) : NULL;
+    if (c && strcmp(m->msgid, c->msgid) > 0)
+        core_copy_trunc(c->msgid, sizeof(c->msgid), m->msgid);
+    return ret;
 }
 
 /* Reverses the newest-first rows into oldest-first. */
@@ -810,7 +862,7 @@ static int sq_msg_get(void *be, const char *msgid, store_msg_t *out)
     return STORE_OK;
 }
 
-static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
+static int conv_last_read(sqlite_be_t *be, const char *conv, char out[STORE_MSGID_MAX])
 {
     sqlite3_stmt *s = stmt_get(be, S_CONV_LAST);
     int ret;
@@ -824,6 +876,23 @@ static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
     core_copy_trunc(out, STORE_MSGID_MAX, (const char *)sqlite3_column_text(s, 0));
     stmt_done(s);
     return STORE_OK;
+}
+
+/* In a write batch the writer's memory serves: one b-tree walk saved per chat. */
+static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
+{
+    sqlite_be_t *b = be;
+    conv_last_t *c = b->write_batch ? core_strtab_find(&b->convs, conv) : NULL;
+    int ret;
+
+    if (c) {
+        core_copy_trunc(out, STORE_MSGID_MAX, c->msgid);
+        return c->msgid[0] ? STORE_OK : STORE_NOTFOUND;
+    }
+    ret = conv_last_read(b, conv, out);
+    if (b->write_batch && (ret == STORE_OK || ret == STORE_NOTFOUND))
+        convs_remember(b, conv, ret == STORE_OK ? out : "");
+    return ret;
 }
 
 /* ------------------------------------------------------------------ pending */
@@ -876,42 +945,31 @@ static int sq_pending_count(void *be, const char *user, long *count)
     return STORE_OK;
 }
 
-/* Looks up the sender of a direct message; NOTFOUND for group messages. */
-static int direct_sender(sqlite_be_t *be, const char *msgid, store_acked_t *out)
-{
-    sqlite3_stmt *s = stmt_get(be, S_MSG_SENDER_C);
-    int ret;
-
-    if (!s)
-        return STORE_ERR;
-    bind_text(s, 1, msgid);
-    ret = run_first(be, s);
-    if (ret != STORE_OK)
-        return ret;
-    core_copy_trunc(out->msgid, sizeof(out->msgid), msgid);
-    core_copy_trunc(out->from, sizeof(out->from), col_text(s, 0));
-    stmt_done(s);
-    return STORE_OK;
-}
-
+/* Takes the user's item; a direct message's sender goes to out. */
 static int ack_one(sqlite_be_t *be, const char *user, const char *msgid, store_ackeds_t *out,
                    size_t *cap)
 {
-    store_acked_t a;
+    sqlite3_stmt *s = stmt_get(be, S_PEND_ACK);
     int ret;
 
     if (!msgid || !msgid[0])
         return STORE_OK;
-    ret = pair_stmt(be, S_PEND_DEL_MSGID, user, msgid, run_delete);
+    if (!s)
+        return STORE_ERR;
+    bind_text(s, 1, user);
+    bind_text(s, 2, msgid);
+    ret = run_first(be, s);
     if (ret == STORE_NOTFOUND)
         return STORE_OK;
     if (ret != STORE_OK)
         return ret;
-    ret = direct_sender(be, msgid, &a);
-    if (ret == STORE_OK)
-        *(store_acked_t *)store__list_push((void **)&out->items, &out->count, cap,
-                                           sizeof(a)) = a;
-    return ret == STORE_ERR ? STORE_ERR : STORE_OK;
+    if (sqlite3_column_type(s, 0) == SQLITE_TEXT) {
+        store_acked_t *a = store__list_push((void **)&out->items, &out->count, cap, sizeof(*a));
+        core_copy_trunc(a->msgid, sizeof(a->msgid), msgid);
+        core_copy_trunc(a->from, sizeof(a->from), col_text(s, 0));
+    }
+    stmt_done(s);
+    return STORE_OK;
 }
 
 static int sq_pending_ack(void *be, const char *user, const char *const *msgids, size_t n,
@@ -1293,6 +1351,8 @@ void *store__sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     be = core_xcalloc(1, sizeof(*be));
     be->db = db;
+    be->data_version = -1;
+    core_strtab_init(&be->convs, offsetof(conv_last_t, conv));
     ckpt_start(be, path);
     return be;
 }
@@ -1306,6 +1366,7 @@ static void sq_close(void *be)
     ckpt_stop(&b->ckpt);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(b->stmts[i]);
+    core_strtab_free_all(&b->convs);
     if (sqlite3_close(b->db) != SQLITE_OK)
         CORE_ERROR("store/sqlite: close: %s", sqlite3_errmsg(b->db));
     free(b);

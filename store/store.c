@@ -11,12 +11,18 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define STORE_BATCH_DEFAULT 256
+#define KNOWN_USERS_MAX 65536 /* names store_user_exists remembers */
+
+typedef struct known_user {
+    char user[STORE_USER_MAX];
+} known_user_t;
 
 typedef struct store_item {
     store_work_fn work;
@@ -45,6 +51,11 @@ struct store {
     /* Serialises backend use; the store thread holds it for a whole batch. */
     pthread_mutex_t call_lock;
     int item_failed; /* a call inside the running item returned STORE_ERR */
+    /* Names seen committed (users are never renamed or deleted), under
+     * call_lock; none are added in a batch that created a user, as what it
+     * reads may yet be rolled back. */
+    core_strtab_t known_users;
+    int batch_created_user;
 
     pthread_mutex_t mu; /* guards everything down to batch_max */
     pthread_cond_t wake; /* work queued or stopping */
@@ -92,6 +103,13 @@ void *store__list_push(void **items, size_t *count, size_t *cap, size_t elem)
     memset(slot, 0, elem);
     (*count)++;
     return slot;
+}
+
+void store__memo_add(core_strtab_t *t, void *item, size_t max)
+{
+    if (t->count >= max)
+        core_strtab_free_all(t);
+    core_strtab_add(t, item);
 }
 
 static void fifo_push(store_fifo_t *f, const store_item_t *it)
@@ -168,6 +186,7 @@ store_t *store_open(const char *uri, char *err, size_t errlen)
     st->be = be;
     st->batch_max = STORE_BATCH_DEFAULT;
     st->done_status = STORE_OK;
+    core_strtab_init(&st->known_users, offsetof(known_user_t, user));
     pthread_mutex_init(&st->call_lock, NULL);
     pthread_mutex_init(&st->mu, NULL);
     pthread_condattr_t ca;
@@ -231,6 +250,7 @@ static void run_batch(store_t *st, store_item_t *items, size_t n)
 
     pthread_mutex_lock(&st->call_lock);
     tls_batch_store = st;
+    st->batch_created_user = 0;
     in_txn = ops->batch_begin(st->be, readonly) == STORE_OK;
     for (size_t i = 0; i < n; i++) {
         run_item(st, &items[i]);
@@ -509,6 +529,7 @@ void store_close(store_t *st)
         core_mailbox_free(st->mailbox);
     }
     st->ops->close(st->be);
+    core_strtab_free_all(&st->known_users);
     pthread_cond_destroy(&st->idle);
     pthread_cond_destroy(&st->wake);
     pthread_mutex_destroy(&st->mu);
@@ -559,7 +580,34 @@ int store_set_durability(store_t *st, store_durability_t level)
 int store_user_create(store_t *st, const char *user, const char *nickname, const char *pwhash,
                       uint64_t ts)
 {
+    if (st && tls_batch_store == st)
+        st->batch_created_user = 1;
     STORE_CALL(st, user_create, user, nickname, pwhash, ts);
+}
+
+static void known_user_add(store_t *st, const char *user)
+{
+    known_user_t *k = core_xcalloc(1, sizeof(*k));
+
+    core_copy_trunc(k->user, sizeof(k->user), user);
+    store__memo_add(&st->known_users, k, KNOWN_USERS_MAX);
+}
+
+int store_user_exists(store_t *st, const char *user)
+{
+    store_user_t u;
+    int locked, rc;
+
+    if (!st)
+        return STORE_ERR;
+    int fits = user && strlen(user) < STORE_USER_MAX;
+    locked = call_enter(st);
+    if (fits && core_strtab_find(&st->known_users, user))
+        return call_leave(st, locked, STORE_OK);
+    rc = st->ops->user_get(st->be, user, &u);
+    if (rc == STORE_OK && fits && !(tls_batch_store == st && st->batch_created_user))
+        known_user_add(st, user);
+    return call_leave(st, locked, rc);
 }
 
 int store_user_get(store_t *st, const char *user, store_user_t *out)

@@ -207,6 +207,8 @@ void store_ackeds_free(store_ackeds_t *l);
 int store_user_create(store_t *st, const char *user, const char *nickname, const char *pwhash,
                       uint64_t ts);                                           /* OK / EXISTS */
 int store_user_get(store_t *st, const char *user, store_user_t *out);       /* OK / NOTFOUND */
+/* OK / NOTFOUND; a name once found is remembered (bounded), no backend call. */
+int store_user_exists(store_t *st, const char *user);
 /* Tokens are stored as a hash (token_hash: hex of a digest of the token). */
 int store_token_put(store_t *st, const char *user, const char *token_hash, uint64_t expires_ms);
 int store_token_check(store_t *st, const char *user, const char *token_hash,
@@ -263,7 +265,8 @@ int store_pending_add(store_t *st, const char *user, const char *msgid, const ch
 int store_pending_list(store_t *st, const char *user, size_t limit, store_pendings_t *out);
 int store_pending_count(store_t *st, const char *user, long *count);
 /* Deletes the user's pending items with these msgids; fills out with the
- * sender of each deleted direct ('c') message. */
+ * sender of each deleted "chat" item (the "from" of its data, a direct
+ * message's event: the receipt goes there). */
 int store_pending_ack(store_t *st, const char *user, const char *const *msgids, size_t n,
                       store_ackeds_t *out);
 /* Deletes one item without a receipt (read-once items, once delivered). */

@@ -146,12 +146,16 @@ static void test_users(void **state)
 
     assert_string_equal(store_backend_name(f->st), on_mongo() ? "mongodb" : "sqlite");
     assert_int_equal(store_user_get(f->st, "alice", &u), STORE_NOTFOUND);
+    assert_int_equal(store_user_exists(f->st, "alice"), STORE_NOTFOUND); /* not remembered */
     assert_int_equal(store_user_create(f->st, "alice", "Alice", "$argon2id$x", 100), STORE_OK);
     assert_int_equal(store_user_create(f->st, "alice", "Other", "h2", 101), STORE_EXISTS);
     assert_int_equal(store_user_get(f->st, "alice", &u), STORE_OK);
     assert_string_equal(u.user, "alice");
     assert_string_equal(u.nickname, "Alice");
     assert_string_equal(u.pwhash, "$argon2id$x");
+    assert_int_equal(store_user_exists(f->st, "alice"), STORE_OK);
+    assert_int_equal(store_user_exists(f->st, "alice"), STORE_OK); /* remembered */
+    assert_int_equal(store_user_exists(f->st, "alicex"), STORE_NOTFOUND);
 }
 
 static void test_tokens(void **state)
@@ -372,17 +376,61 @@ static void test_messages_history(void **state)
     assert_int_equal(store_msg_get(f->st, "zz", &m), STORE_NOTFOUND);
 }
 
+/* In a write batch the SQLite writer remembers each conv's newest msgid
+ * (read or written); what another connection stored since must still count. */
+typedef struct conv_op {
+    const char *put; /* a message to store first, or NULL */
+    char last[STORE_MSGID_MAX];
+    int rc;
+} conv_op_t;
+
+static void conv_work(store_t *st, void *arg)
+{
+    conv_op_t *op = arg;
+    char conv[STORE_CONV_MAX];
+
+    if (op->put)
+        put_msg(st, op->put, 'c', "amy", "ben", "x");
+    store_conv_direct("amy", "ben", conv);
+    op->rc = store_conv_last(st, conv, op->last);
+}
+
+static void test_conv_last_other_writer(void **state)
+{
+    fixture_t *f = *state;
+    conv_op_t none = {NULL, "", -9}, own = {"c05", "", -9}, later = {NULL, "", -9};
+    char err[256] = "";
+    store_t *other;
+
+    store_submit(f->st, conv_work, NULL, &none);
+    assert_int_equal(none.rc, STORE_NOTFOUND);
+    store_submit(f->st, conv_work, NULL, &own);
+    assert_int_equal(own.rc, STORE_OK);
+    assert_string_equal(own.last, "c05");
+    other = store_open(f->uri, err, sizeof(err));
+    assert_non_null(other);
+    put_msg(other, "c09", 'c', "ben", "amy", "from elsewhere");
+    store_close(other);
+    store_submit(f->st, conv_work, NULL, &later);
+    assert_int_equal(later.rc, STORE_OK);
+    assert_string_equal(later.last, "c09");
+}
+
+#define CHAT_P01 "{\"msgid\":\"p01\",\"from\":\"bob\",\"to\":\"carol\",\"message\":\"hello\"}"
+
 static void test_pending(void **state)
 {
     fixture_t *f = *state;
-    const char *acks[] = {"p50", "p01", "p01", "none", ""};
+    const char *acks[] = {"p50", "p01", "p01", "none", "", "p70"};
     store_pendings_t pl;
     store_ackeds_t al;
     long n = -1;
 
     put_msg(f->st, "p01", 'c', "bob", "carol", "hello");
     put_msg(f->st, "p50", 'g', "alice", "g1", "hi all");
-    assert_int_equal(store_pending_add(f->st, "carol", "p01", "chat", "{\"a\":1}", 1), STORE_OK);
+    assert_int_equal(store_pending_add(f->st, "carol", "p01", "chat", CHAT_P01, 1), STORE_OK);
+    /* a direct message's data names its sender; one that does not, none */
+    assert_int_equal(store_pending_add(f->st, "carol", "p70", "chat", "{not json", 1), STORE_OK);
     assert_int_equal(store_pending_add(f->st, "carol", "p30", "system", "{\"b\":2}", 2), STORE_OK);
     assert_int_equal(store_pending_add(f->st, "carol", "p50", "group_chat", "{}", 3), STORE_OK);
     /* the msgid keys an item: an item without one is refused */
@@ -390,19 +438,19 @@ static void test_pending(void **state)
     assert_int_equal(store_pending_add(f->st, "carol", NULL, "system", "{}", 4), STORE_ERR);
     assert_int_equal(store_pending_add(f->st, "dave", "p01", "chat", "{}", 4), STORE_OK);
     assert_int_equal(store_pending_count(f->st, "carol", &n), STORE_OK);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
 
     assert_int_equal(store_pending_list(f->st, "carol", 2, &pl), STORE_OK);
     assert_int_equal(pl.count, 2);
     assert_string_equal(pl.items[0].msgid, "p01");
     assert_string_equal(pl.items[0].event, "chat");
-    assert_string_equal(pl.items[0].data, "{\"a\":1}");
+    assert_string_equal(pl.items[0].data, CHAT_P01);
     assert_string_equal(pl.items[1].msgid, "p30");
     assert_string_equal(pl.items[1].event, "system");
     store_pendings_free(&pl);
 
     /* Ack: the group message is removed without a receipt; m01 once. */
-    assert_int_equal(store_pending_ack(f->st, "carol", acks, 5, &al), STORE_OK);
+    assert_int_equal(store_pending_ack(f->st, "carol", acks, 6, &al), STORE_OK);
     assert_int_equal(al.count, 1);
     assert_string_equal(al.items[0].msgid, "p01");
     assert_string_equal(al.items[0].from, "bob");
@@ -741,7 +789,7 @@ typedef struct inline_op {
     store_t *st;
     const char *user;
     char kind;
-    int rc_user, rc_msg;
+    int rc_user, rc_exists, rc_msg;
     int status;
 } inline_op_t;
 
@@ -752,6 +800,7 @@ static void inline_work(store_t *st, void *arg)
 
     snprintf(m.msgid, sizeof(m.msgid), "i-%s", op->user);
     op->rc_user = store_user_create(st, op->user, "N", "h", 1);
+    op->rc_exists = store_user_exists(st, op->user);
     op->rc_msg = store_msg_put(st, &m, "conv"); /* kind 'x' breaks a CHECK: STORE_ERR */
 }
 
@@ -765,8 +814,8 @@ static void inline_done(void *arg)
 static void test_inline_submit(void **state)
 {
     fixture_t *f = *state;
-    inline_op_t good = {f->st, "ivy", 'c', -9, -9, -9};
-    inline_op_t bad = {f->st, "ghost", 'x', -9, -9, -9};
+    inline_op_t good = {f->st, "ivy", 'c', -9, -9, -9, -9};
+    inline_op_t bad = {f->st, "ghost", 'x', -9, -9, -9, -9};
     store_user_t u;
     store_msg_t m;
     store_stats_t stats;
@@ -777,6 +826,7 @@ static void test_inline_submit(void **state)
     assert_int_equal(good.status, STORE_OK);
     store_submit(f->st, inline_work, inline_done, &bad);
     assert_int_equal(bad.rc_user, STORE_OK);
+    assert_int_equal(bad.rc_exists, STORE_OK); /* seen inside its own transaction */
     assert_int_equal(bad.rc_msg, STORE_ERR);
     assert_int_equal(bad.status, STORE_ERR);
     assert_int_equal(store_backlog(f->st), 0);
@@ -787,6 +837,9 @@ static void test_inline_submit(void **state)
     /* SQLite rolls the failed item back; MongoDB (no transactions) keeps
      * its earlier writes, as store.h says. */
     assert_int_equal(store_user_get(f->st, "ghost", &u), on_mongo() ? STORE_OK : STORE_NOTFOUND);
+    /* not remembered from the batch that created it and was rolled back */
+    assert_int_equal(store_user_exists(f->st, "ghost"), on_mongo() ? STORE_OK : STORE_NOTFOUND);
+    assert_int_equal(store_user_exists(f->st, "ivy"), STORE_OK);
     store_get_stats(f->st, &stats);
     assert_int_equal(stats.items, 2);
     assert_int_equal(stats.items_failed, 1);
@@ -810,6 +863,7 @@ int main(void)
         cmocka_unit_test(test_groups),
         cmocka_unit_test(test_rooms),
         cmocka_unit_test(test_messages_history),
+        cmocka_unit_test(test_conv_last_other_writer),
         cmocka_unit_test(test_pending),
         cmocka_unit_test(test_migrate_v1),
         cmocka_unit_test(test_migrate_refused),

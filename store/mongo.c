@@ -19,9 +19,10 @@
  * No transactions: batch and item hooks are no-ops. Writes use the URI's
  * write concern, w:majority (10 s timeout) when the URI names none, and the
  * driver's retryable writes (on by default). A failed work item is
- * reported failed but its earlier writes are NOT undone. Pending sequence
- * numbers come from a counter document per user ($inc, findAndModify), so
- * a user's items keep insertion order across processes.
+ * reported failed but its earlier writes are NOT undone. A pending item's
+ * _id is "user|msgid" (one insert, no counter): a user's items come in
+ * msgid (send) order, as in SQLite. Items of builds before this one keep
+ * their "user|seq" _id; the same queries find, order and take them.
  */
 #include "store/store_int.h"
 
@@ -34,12 +35,12 @@
 
 enum coll_id {
     C_USERS, C_TOKENS, C_FRIENDS, C_FREQS, C_GROUPS, C_MEMBERS, C_ROOMS,
-    C_MESSAGES, C_PENDING, C_COUNTERS, C_CIDS, C_COUNT
+    C_MESSAGES, C_PENDING, C_CIDS, C_COUNT
 };
 
 static const char *const coll_names[C_COUNT] = {
     "users", "tokens", "friends", "friend_requests", "groups", "group_members", "rooms",
-    "messages", "pending", "counters", "cids",
+    "messages", "pending", "cids",
 };
 
 typedef struct mongo_index {
@@ -56,8 +57,7 @@ static const mongo_index_t indexes[] = {
     {C_MEMBERS, "gid_user", "gid", "user", 0},  /* members, member count */
     {C_MEMBERS, "user_gid", "user", "gid", 0},  /* groups of a user */
     {C_MESSAGES, "conv_id", "conv", "_id", 0},  /* history, conv_last */
-    {C_PENDING, "user_seq", "user", "seq", 0},  /* a user's items in order */
-    {C_PENDING, "user_msgid", "user", "msgid", 0}, /* ack by msgid */
+    {C_PENDING, "user_msgid", "user", "msgid", 0}, /* a user's items in order, ack */
     {C_CIDS, "ts", "ts", NULL, 0},              /* store_expire */
 };
 
@@ -816,55 +816,22 @@ static int mg_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
 
 /* ------------------------------------------------------------------ pending */
 
-/* The user's next pending seq: one counter per user, no global hot spot. */
-static int next_seq(mongo_be_t *be, const char *user, int64_t *seq)
-{
-    mongoc_collection_t *c = coll(be, C_COUNTERS);
-    char key[PAIR_MAX];
-    bson_t *query = BCON_NEW("_id", BCON_UTF8(pair_id(key, "pending", user)));
-    bson_t *update = BCON_NEW("$inc", "{", "seq", BCON_INT64(1), "}");
-    bson_t reply;
-    bson_iter_t it;
-    bson_error_t error;
-    int ret = STORE_ERR;
-
-    if (c && mongoc_collection_find_and_modify(c, query, NULL, update, NULL, false, true, true,
-                                               &reply, &error)) {
-        if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-            bson_iter_recurse(&it, &it) && bson_iter_find(&it, "seq") &&
-            BSON_ITER_HOLDS_NUMBER(&it)) {
-            *seq = bson_iter_as_int64(&it);
-            ret = STORE_OK;
-        }
-    } else if (c) {
-        log_error("findAndModify", &error);
-    }
-    if (c)
-        bson_destroy(&reply);
-    bson_destroy(query);
-    bson_destroy(update);
-    return ret;
-}
-
 static int mg_pending_add(void *be, const char *user, const char *msgid, const char *event,
                           const char *data_json, uint64_t ts)
 {
-    char key[PAIR_MAX], num[24];
-    int64_t seq;
+    char key[PAIR_MAX];
     bson_t *doc;
-    int ret = next_seq(be, user, &seq);
+    int ret;
 
-    if (ret != STORE_OK)
-        return ret;
-    snprintf(num, sizeof num, "%" PRId64, seq);
-    doc = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, num)), "seq", BCON_INT64(seq),
-                   "user", BCON_UTF8(str_or_empty(user)),
-                   "msgid", BCON_UTF8(str_or_empty(msgid)), "event",
-                   BCON_UTF8(str_or_empty(event)), "data",
-                   BCON_UTF8(data_json ? data_json : "{}"), "ts", BCON_INT64(u64_to_i64(ts)));
+    if (!msgid || !msgid[0])
+        return STORE_ERR; /* the msgid keys the item */
+    doc = BCON_NEW("_id", BCON_UTF8(pair_id(key, user, msgid)), "user",
+                   BCON_UTF8(str_or_empty(user)), "msgid", BCON_UTF8(msgid), "event",
+                   BCON_UTF8(str_or_empty(event)), "data", BCON_UTF8(data_json ? data_json : "{}"),
+                   "ts", BCON_INT64(u64_to_i64(ts)));
     ret = do_insert(be, C_PENDING, doc);
     bson_destroy(doc);
-    return ret == STORE_EXISTS ? STORE_ERR : ret;
+    return ret;
 }
 
 typedef struct pend_ctx {
@@ -894,7 +861,7 @@ static int mg_pending_list(void *be, const char *user, size_t limit, store_pendi
     if (limit == 0)
         return ensure_schema(be);
     filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)));
-    opts = BCON_NEW("sort", "{", "seq", BCON_INT32(1), "}", "limit",
+    opts = BCON_NEW("sort", "{", "msgid", BCON_INT32(1), "}", "limit",
                     BCON_INT64(limit > INT64_MAX ? INT64_MAX : (int64_t)limit));
     ret = do_find(be, C_PENDING, filter, opts, add_pending, &ctx);
     bson_destroy(filter);
@@ -915,28 +882,55 @@ static int mg_pending_count(void *be, const char *user, long *count)
     return ret;
 }
 
+/* The "from" of a "chat" item's data (JSON), or NULL. */
+static const char *chat_sender(const bson_t *item, bson_t *data)
+{
+    bson_error_t error;
+    bson_iter_t it;
+
+    if (strcmp(doc_str(item, "event"), "chat") != 0 ||
+        !bson_init_from_json(data, doc_str(item, "data"), -1, &error))
+        return NULL;
+    return bson_iter_init_find(&it, data, "from") && BSON_ITER_HOLDS_UTF8(&it)
+               ? bson_iter_utf8(&it, NULL)
+               : NULL;
+}
+
+/* Takes the item and reads it in one round trip (findAndModify, remove). */
 static int ack_one(mongo_be_t *be, const char *user, const char *msgid, store_ackeds_t *out,
                    size_t *cap)
 {
-    bson_t *filter;
-    store_msg_t m;
-    int ret;
+    mongoc_collection_t *c = coll(be, C_PENDING);
+    bson_t *filter, reply, data = BSON_INITIALIZER;
+    bson_error_t error;
+    bson_iter_t it;
+    int ret = STORE_OK;
 
     if (!msgid || !msgid[0])
         return STORE_OK;
+    if (!c)
+        return STORE_ERR;
     filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)), "msgid", BCON_UTF8(msgid));
-    ret = do_delete(be, C_PENDING, filter, 1);
-    bson_destroy(filter);
-    if (ret != STORE_OK)
-        return ret == STORE_NOTFOUND ? STORE_OK : ret;
-    ret = mg_msg_get(be, msgid, &m);
-    if (ret == STORE_OK && m.kind == 'c') {
-        store_acked_t *a = store__list_push((void **)&out->items, &out->count, cap, sizeof(*a));
-        core_copy_trunc(a->msgid, sizeof(a->msgid), m.msgid);
-        core_copy_trunc(a->from, sizeof(a->from), m.from);
+    if (!mongoc_collection_find_and_modify(c, filter, NULL, NULL, NULL, true, false, false, &reply,
+                                           &error)) {
+        ret = log_error("findAndModify", &error);
+    } else if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        uint32_t len;
+        const uint8_t *raw;
+        bson_t item;
+        bson_iter_document(&it, &len, &raw);
+        const char *from = bson_init_static(&item, raw, len) ? chat_sender(&item, &data) : NULL;
+        if (from) {
+            store_acked_t *a =
+                store__list_push((void **)&out->items, &out->count, cap, sizeof(*a));
+            core_copy_trunc(a->msgid, sizeof(a->msgid), msgid);
+            core_copy_trunc(a->from, sizeof(a->from), from);
+        }
     }
-    free(m.message);
-    return ret == STORE_ERR ? STORE_ERR : STORE_OK;
+    bson_destroy(&reply);
+    bson_destroy(&data);
+    bson_destroy(filter);
+    return ret;
 }
 
 static int mg_pending_ack(void *be, const char *user, const char *const *msgids, size_t n,

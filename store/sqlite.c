@@ -17,7 +17,6 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +29,6 @@
 #define CKPT_GAP_MS 100         /* the checkpointer rests this long after each run */
 #define CKPT_INLINE_PAGES 16000 /* the checkpointer is behind: the writer does it */
 #define SQLITE_BUSY_MS 5000
-#define CONVS_MAX 16384         /* convs whose newest msgid the writer remembers */
 
 /* Version 2: one b-tree, a user's items in msgid (send) order; version 1
  * kept a rowid table, two indexes and an AUTOINCREMENT counter, four
@@ -95,7 +93,7 @@ enum stmt_id {
     S_MEMBERS, S_GROUPS_OF, S_GROUPS_ALL,
     S_ROOM_INS, S_ROOM_GET, S_ROOMS,
     S_MSG_INS, S_HIST, S_HIST_BEFORE, S_MSG_GET, S_CONV_LAST,
-    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_PEND_ACK, S_DATA_VERSION,
+    S_PEND_INS, S_PEND_LIST, S_PEND_COUNT, S_PEND_DEL_MSGID, S_PEND_ACK,
     S_CID_GET, S_CID_PUT, S_EXPIRE_CIDS, S_EXPIRE_TOKENS,
     S_COUNT
 };
@@ -154,7 +152,6 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PEND_ACK] = "DELETE FROM pending WHERE user = ?1 AND msgid = ?2"
                    " RETURNING CASE WHEN event = 'chat' AND json_valid(data)"
                    " THEN json_extract(data, '$.from') END",
-    [S_DATA_VERSION] = "PRAGMA data_version",
     [S_CID_GET] = "SELECT msgid FROM cids WHERE user = ?1 AND cid = ?2 AND ts > ?3",
     [S_CID_PUT] = "INSERT OR REPLACE INTO cids(user, cid, msgid, ts) VALUES(?1, ?2, ?3, ?4)",
     [S_EXPIRE_CIDS] = "DELETE FROM cids WHERE ts < ?1",
@@ -179,18 +176,7 @@ typedef struct sqlite_be {
     int read_batch; /* in a read batch: no write lock held, writes refused */
     int write_batch; /* in a write batch: its items share one fate, no savepoints */
     sqlite_ckpt_t ckpt;
-    /* conv -> its newest msgid, as this writer read or wrote it: true while
-     * it holds the write lock and no other connection has committed since
-     * (data_version). One rolled back is only too new: the next msgid is
-     * still above every stored one, which is all conv_last is for. */
-    core_strtab_t convs;
-    int64_t data_version;
 } sqlite_be_t;
-
-typedef struct conv_last {
-    char msgid[STORE_MSGID_MAX]; /* "": the conv has no message */
-    char conv[STORE_CONV_MAX];
-} conv_last_t;
 
 /* ------------------------------------------------------------------ statement helpers */
 
@@ -385,34 +371,6 @@ static void fill_pending(sqlite3_stmt *s, void *slot)
 
 /* ------------------------------------------------------------------ batches */
 
-/* Forgets the convs if another connection committed since the last look
- * (or the look fails). Our own commits do not move data_version. */
-static void convs_check(sqlite_be_t *be)
-{
-    sqlite3_stmt *s = stmt_get(be, S_DATA_VERSION);
-    int64_t v = -1;
-
-    if (s && run_first(be, s) == STORE_OK) {
-        v = sqlite3_column_int64(s, 0);
-        stmt_done(s);
-    }
-    if (v < 0 || v != be->data_version)
-        core_strtab_free_all(&be->convs);
-    be->data_version = v;
-}
-
-static void convs_remember(sqlite_be_t *be, const char *conv, const char *msgid)
-{
-    conv_last_t *c;
-
-    if (strlen(conv) >= sizeof(c->conv))
-        return;
-    c = core_xcalloc(1, sizeof(*c));
-    core_copy_trunc(c->conv, sizeof(c->conv), conv);
-    core_copy_trunc(c->msgid, sizeof(c->msgid), msgid);
-    store__memo_add(&be->convs, c, CONVS_MAX);
-}
-
 /* A write batch takes the write lock up front (IMMEDIATE: it waits in the
  * busy handler, never fails half-way); a read batch only a snapshot. */
 static int sq_batch_begin(void *be, int readonly)
@@ -422,8 +380,6 @@ static int sq_batch_begin(void *be, int readonly)
 
     b->read_batch = readonly && rc == STORE_OK;
     b->write_batch = !readonly && rc == STORE_OK;
-    if (b->write_batch)
-        convs_check(b);
     return rc;
 }
 
@@ -789,7 +745,6 @@ static int sq_rooms_list(void *be, store_rooms_t *out)
 
 static int sq_msg_put(void *be, const store_msg_t *m, const char *conv)
 {
-    sqlite_be_t *b = be;
     sqlite3_stmt *s = stmt_get(be, S_MSG_INS);
     char kind[2] = {m->kind, '\0'};
 
@@ -803,11 +758,7 @@ static int sq_msg_put(void *be, const store_msg_t *m, const char *conv)
     bind_u64(s, 6, m->ts);
     bind_text(s, 7, m->format);
     bind_text(s, 8, m->message);
-    int ret = run_write(be, s);
-    conv_last_t *c = ret == STORE_OK && b->write_batch ? core_strtab_find(&b->convs, conv) : NULL;
-    if (c && strcmp(m->msgid, c->msgid) > 0)
-        core_copy_trunc(c->msgid, sizeof(c->msgid), m->msgid);
-    return ret;
+    return run_write(be, s);
 }
 
 /* Reverses the newest-first rows into oldest-first. */
@@ -862,7 +813,7 @@ static int sq_msg_get(void *be, const char *msgid, store_msg_t *out)
     return STORE_OK;
 }
 
-static int conv_last_read(sqlite_be_t *be, const char *conv, char out[STORE_MSGID_MAX])
+static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
 {
     sqlite3_stmt *s = stmt_get(be, S_CONV_LAST);
     int ret;
@@ -876,23 +827,6 @@ static int conv_last_read(sqlite_be_t *be, const char *conv, char out[STORE_MSGI
     core_copy_trunc(out, STORE_MSGID_MAX, (const char *)sqlite3_column_text(s, 0));
     stmt_done(s);
     return STORE_OK;
-}
-
-/* In a write batch the writer's memory serves: one b-tree walk saved per chat. */
-static int sq_conv_last(void *be, const char *conv, char out[STORE_MSGID_MAX])
-{
-    sqlite_be_t *b = be;
-    conv_last_t *c = b->write_batch ? core_strtab_find(&b->convs, conv) : NULL;
-    int ret;
-
-    if (c) {
-        core_copy_trunc(out, STORE_MSGID_MAX, c->msgid);
-        return c->msgid[0] ? STORE_OK : STORE_NOTFOUND;
-    }
-    ret = conv_last_read(b, conv, out);
-    if (b->write_batch && (ret == STORE_OK || ret == STORE_NOTFOUND))
-        convs_remember(b, conv, ret == STORE_OK ? out : "");
-    return ret;
 }
 
 /* ------------------------------------------------------------------ pending */
@@ -1351,8 +1285,6 @@ void *store__sqlite_open(const char *path, char *err, size_t errlen)
         return NULL;
     be = core_xcalloc(1, sizeof(*be));
     be->db = db;
-    be->data_version = -1;
-    core_strtab_init(&be->convs, offsetof(conv_last_t, conv));
     ckpt_start(be, path);
     return be;
 }
@@ -1366,7 +1298,6 @@ static void sq_close(void *be)
     ckpt_stop(&b->ckpt);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(b->stmts[i]);
-    core_strtab_free_all(&b->convs);
     if (sqlite3_close(b->db) != SQLITE_OK)
         CORE_ERROR("store/sqlite: close: %s", sqlite3_errmsg(b->db));
     free(b);

@@ -105,13 +105,6 @@ void *store__list_push(void **items, size_t *count, size_t *cap, size_t elem)
     return slot;
 }
 
-void store__memo_add(core_strtab_t *t, void *item, size_t max)
-{
-    if (t->count >= max)
-        core_strtab_free_all(t);
-    core_strtab_add(t, item);
-}
-
 static void fifo_push(store_fifo_t *f, const store_item_t *it)
 {
     if (f->count == f->cap) {
@@ -585,12 +578,15 @@ int store_user_create(store_t *st, const char *user, const char *nickname, const
     STORE_CALL(st, user_create, user, nickname, pwhash, ts);
 }
 
+/* Bounded: past the limit the set starts over (no LRU to keep). */
 static void known_user_add(store_t *st, const char *user)
 {
     known_user_t *k = core_xcalloc(1, sizeof(*k));
 
     core_copy_trunc(k->user, sizeof(k->user), user);
-    store__memo_add(&st->known_users, k, KNOWN_USERS_MAX);
+    if (st->known_users.count >= KNOWN_USERS_MAX)
+        core_strtab_free_all(&st->known_users);
+    core_strtab_add(&st->known_users, k);
 }
 
 int store_user_exists(store_t *st, const char *user)

@@ -94,7 +94,5 @@ extern const store_ops_t store__mongo_ops;
 #define STORE_HISTORY_MAX 1000 /* cap on one history page */
 /* Grows a list array by one element (amortised doubling); returns the new slot, zeroed. */
 void *store__list_push(void **items, size_t *count, size_t *cap, size_t elem);
-/* A bounded memo of malloc'd items: past max it starts over (no LRU to keep). */
-void store__memo_add(core_strtab_t *t, void *item, size_t max);
 
 #endif

@@ -75,6 +75,9 @@ CPU_PIDS=() # Redis and the gateway: their CPU counts in cpu_s too
 
 cleanup() {
     local pid
+    # nodes first: a stopping node still writes what it has queued to the store
+    for pid in "${NODE_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${NODE_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
     [ -f "$TMP/zk/zoo.cfg" ] && "$REPO/scripts/zookeeper.sh" stop "$TMP/zk" >/dev/null 2>&1

@@ -63,6 +63,7 @@ static const mongo_index_t indexes[] = {
 
 /* "a|b": the _id of a record keyed by two values (the first is a name). */
 #define PAIR_MAX (STORE_GID_MAX + 1 + 65)
+#define MONGO_DOWN_MS 1000
 
 static const char *pair_id(char out[PAIR_MAX], const char *a, const char *b)
 {
@@ -76,6 +77,7 @@ typedef struct mongo_be {
     mongoc_database_t *db;
     mongoc_collection_t *coll[C_COUNT];
     int schema_ready;
+    uint64_t down_until_ms; /* no server found lately: calls fail at once until then */
 } mongo_be_t;
 
 static pthread_once_t mongo_once = PTHREAD_ONCE_INIT;
@@ -116,10 +118,21 @@ static const char *str_or_empty(const char *s)
     return s ? s : "";
 }
 
-static int log_error(const char *what, const bson_error_t *error)
+/* After a call found no server (it waited serverSelectionTimeoutMS), the
+ * calls of the next MONGO_DOWN_MS fail at once: an outage costs the store
+ * thread one wait per second, not one per item (a queue of items, or a
+ * stopping node's drain, would take minutes). */
+static int log_error(mongo_be_t *be, const char *what, const bson_error_t *error)
 {
     CORE_ERROR("store/mongodb: %s: %s (%u.%u)", what, error->message, error->domain, error->code);
+    if (error->domain == MONGOC_ERROR_SERVER_SELECTION)
+        be->down_until_ms = core_mono_ms() + MONGO_DOWN_MS;
     return STORE_ERR;
+}
+
+static int server_down(const mongo_be_t *be)
+{
+    return be->down_until_ms && core_mono_ms() < be->down_until_ms;
 }
 
 /* ------------------------------------------------------------------ schema */
@@ -152,13 +165,15 @@ static int ensure_schema(mongo_be_t *be)
 
     if (be->schema_ready)
         return STORE_OK;
+    if (server_down(be))
+        return STORE_ERR;
     for (size_t i = 0; i < sizeof(indexes) / sizeof(indexes[0]); i++) {
         bson_t *cmd = index_command(&indexes[i]);
         bool ok = mongoc_database_write_command_with_opts(be->db, cmd, NULL, NULL, &error);
 
         bson_destroy(cmd);
         if (!ok)
-            return log_error("createIndexes", &error);
+            return log_error(be, "createIndexes", &error);
     }
     be->schema_ready = 1;
     return STORE_OK;
@@ -166,7 +181,7 @@ static int ensure_schema(mongo_be_t *be)
 
 static mongoc_collection_t *coll(mongo_be_t *be, enum coll_id id)
 {
-    return ensure_schema(be) == STORE_OK ? be->coll[id] : NULL;
+    return ensure_schema(be) == STORE_OK && !server_down(be) ? be->coll[id] : NULL;
 }
 
 /* ------------------------------------------------------------------ operations */
@@ -182,7 +197,7 @@ static int do_insert(mongo_be_t *be, enum coll_id id, const bson_t *doc)
         return STORE_OK;
     if (error.code == MONGOC_ERROR_DUPLICATE_KEY)
         return STORE_EXISTS;
-    return log_error("insert", &error);
+    return log_error(be, "insert", &error);
 }
 
 /* update_one with upsert; *inserted (may be NULL) says a new document was made. */
@@ -200,7 +215,7 @@ static int do_upsert(mongo_be_t *be, enum coll_id id, const bson_t *filter, cons
             *inserted = doc_i64(&reply, "upsertedCount") > 0;
         ret = STORE_OK;
     } else if (c) {
-        log_error("update", &error);
+        log_error(be, "update", &error);
     }
     if (c)
         bson_destroy(&reply);
@@ -222,7 +237,7 @@ static int do_delete(mongo_be_t *be, enum coll_id id, const bson_t *filter, int 
     ok = many ? mongoc_collection_delete_many(c, filter, NULL, &reply, &error)
               : mongoc_collection_delete_one(c, filter, NULL, &reply, &error);
     if (!ok)
-        ret = log_error("delete", &error);
+        ret = log_error(be, "delete", &error);
     else
         ret = doc_i64(&reply, "deletedCount") > 0 ? STORE_OK : STORE_NOTFOUND;
     bson_destroy(&reply);
@@ -247,7 +262,7 @@ static int do_find(mongo_be_t *be, enum coll_id id, const bson_t *filter, const 
     while (ret == STORE_OK && mongoc_cursor_next(cur, &doc))
         ret = fn(doc, ud);
     if (ret == STORE_OK && mongoc_cursor_error(cur, &error))
-        ret = log_error("find", &error);
+        ret = log_error(be, "find", &error);
     mongoc_cursor_destroy(cur);
     return ret;
 }
@@ -291,7 +306,7 @@ static int count_docs(mongo_be_t *be, enum coll_id id, const bson_t *filter, int
     *n = mongoc_collection_count_documents(c, filter, NULL, NULL, NULL, &error);
     if (*n < 0) {
         *n = 0;
-        return log_error("count", &error);
+        return log_error(be, "count", &error);
     }
     return STORE_OK;
 }
@@ -913,7 +928,7 @@ static int ack_one(mongo_be_t *be, const char *user, const char *msgid, store_ac
     filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)), "msgid", BCON_UTF8(msgid));
     if (!mongoc_collection_find_and_modify(c, filter, NULL, NULL, NULL, true, false, false, &reply,
                                            &error)) {
-        ret = log_error("findAndModify", &error);
+        ret = log_error(be, "findAndModify", &error);
     } else if (bson_iter_init_find(&it, &reply, "value") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
         uint32_t len;
         const uint8_t *raw;

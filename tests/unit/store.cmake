@@ -4,6 +4,7 @@ chat_unit_test(test_store store)
 set_tests_properties(test_store PROPERTIES ENVIRONMENT "CHAT_TEST_MONGO=")
 chat_unit_test(test_store_async store)
 if(CHAT_MONGO)
+  target_compile_definitions(test_store PRIVATE CHAT_HAVE_MONGO=1) # legacy documents
   add_test(NAME test_store_mongo
     COMMAND ${PROJECT_SOURCE_DIR}/scripts/congodb.sh with $<TARGET_FILE:test_store>)
   set_tests_properties(test_store_mongo PROPERTIES TIMEOUT 300 LABELS "unit;mongo")

@@ -27,7 +27,6 @@
 #include "store/store_int.h"
 
 #include <mongoc/mongoc.h>
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -915,7 +914,7 @@ static const char *chat_sender(const bson_t *item, bson_t *data)
 static int ack_one(mongo_be_t *be, const char *user, const char *msgid, store_ackeds_t *out,
                    size_t *cap)
 {
-    mongoc_collection_t *c = coll(be, C_PENDING);
+    mongoc_collection_t *c;
     bson_t *filter, reply, data = BSON_INITIALIZER;
     bson_error_t error;
     bson_iter_t it;
@@ -923,7 +922,7 @@ static int ack_one(mongo_be_t *be, const char *user, const char *msgid, store_ac
 
     if (!msgid || !msgid[0])
         return STORE_OK;
-    if (!c)
+    if (!(c = coll(be, C_PENDING)))
         return STORE_ERR;
     filter = BCON_NEW("user", BCON_UTF8(str_or_empty(user)), "msgid", BCON_UTF8(msgid));
     if (!mongoc_collection_find_and_modify(c, filter, NULL, NULL, NULL, true, false, false, &reply,

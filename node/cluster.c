@@ -1076,11 +1076,7 @@ static void in_up(link_t *l)
 static void on_link_up(node_link_t *t, void *ud)
 {
     link_t *l = ud;
-    node_metrics_t *m = &l->cl->node->metrics;
-    if (node_link_aead(t) == PROTO_CF_AES)
-        m->link_ups_aes_total++;
-    else
-        m->link_ups_chacha_total++;
+    l->cl->node->metrics.link_ups_total[node_link_aead(t)]++;
     if (l->outbound)
         out_up(l);
     else

@@ -187,8 +187,8 @@ static void leader_proof(const char *secret, const unsigned char nonce[PROTO_CF_
                          unsigned char mac[PROTO_CF_MAC])
 {
     char who[128];
-    snprintf(who, sizeof who, "welcome:%s:%lld%s%s", leader, (long long)epoch,
-             aead == PROTO_CF_AES ? ":" : "", aead == PROTO_CF_AES ? proto_cf_aead_name(aead) : "");
+    snprintf(who, sizeof who, "welcome:%s:%lld%s", leader, (long long)epoch,
+             aead == PROTO_CF_AES ? ":aes256gcm" : "");
     proto_cf_mac(secret, nonce, who, mac);
 }
 
@@ -267,10 +267,10 @@ static int in_hello(node_link_t *l, const proto_cf_frame_t *f)
     const char *id = jstr(m, "node");
     int ok = id && id[0] && strlen(id) < sizeof l->peer &&
              hex_decode(jstr(m, "nonce"), l->peer_nonce, sizeof l->peer_nonce) == 0;
-    if (ok)
+    if (ok) {
         core_copy_trunc(l->peer, sizeof l->peer, id);
-    if (ok)
         named_aead(m, &l->aead); /* an offer this side cannot take leaves ChaCha20-Poly1305 */
+    }
     cJSON_Delete(m);
     if (!ok)
         return -1;

@@ -84,11 +84,11 @@ void node_metrics_render(node_t *n, core_buf_t *out)
     counter(out, "chat_node_logins_total", "Successful logins.", m->logins_total);
     counter(out, "chat_node_login_failures_total", "Refused logins.", m->login_failures_total);
     core_buf_printf(out, "# HELP chat_node_link_ups_total Cluster links that came up, by the AEAD"
-                         " that seals them.\n# TYPE chat_node_link_ups_total counter\n"
-                         "chat_node_link_ups_total{aead=\"aes256gcm\"} %llu\n"
-                         "chat_node_link_ups_total{aead=\"chacha20poly1305\"} %llu\n",
-            (unsigned long long)m->link_ups_aes_total,
-            (unsigned long long)m->link_ups_chacha_total);
+                         " that seals them.\n# TYPE chat_node_link_ups_total counter\n");
+    for (int a = PROTO_CF_AEADS - 1; a >= 0; a--)
+        core_buf_printf(out, "chat_node_link_ups_total{aead=\"%s\"} %llu\n",
+                        proto_cf_aead_name((proto_cf_aead_t)a),
+                        (unsigned long long)m->link_ups_total[a]);
     counter(out, "chat_node_store_handed_total", "chat and ack writes handed to the leader.",
             m->store_handed_total);
     counter(out, "chat_node_store_served_total", "chat and ack writes committed for a follower.",

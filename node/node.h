@@ -555,8 +555,7 @@ typedef struct node_metrics {
     uint64_t conns_refused_total;  /* over the per-address cap */
     uint64_t login_timeouts_total; /* closed for not logging in in time */
     uint64_t login_throttled_total;/* logins answered 429 */
-    uint64_t link_ups_aes_total;   /* cluster links up, sealed with AES-256-GCM */
-    uint64_t link_ups_chacha_total;/* the same with ChaCha20-Poly1305 */
+    uint64_t link_ups_total[PROTO_CF_AEADS]; /* cluster links up, by the AEAD sealing them */
 } node_metrics_t;
 
 void node_metrics_render(node_t *n, core_buf_t *out);

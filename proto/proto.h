@@ -231,6 +231,7 @@ int proto_cf_mac_ok(const char *secret, const unsigned char nonce[PROTO_CF_NONCE
 typedef enum proto_cf_aead {
     PROTO_CF_CHACHA = 0, /* ChaCha20-Poly1305 (IETF): every CPU */
     PROTO_CF_AES = 1,    /* AES-256-GCM: where libsodium has AES-NI and PCLMUL */
+    PROTO_CF_AEADS       /* how many */
 } proto_cf_aead_t;
 
 typedef struct proto_cf_keys {
